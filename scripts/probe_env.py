@@ -1,0 +1,175 @@
+"""Describe the interpreter that runs this file, as one JSON document on stdout.
+
+Runs *inside a target interpreter* (CPython >= 3.8): standard library only, never imports pip or
+torch. stacksync runs it with ``python -I scripts/probe_env.py``.
+
+Keys: python, marker_environment, platform, distributions (name, version, direct_url, installer,
+location, requires), pip_version, cuda (facts readable from files, no import), state (what
+stacksync recorded in this environment, e.g. what each deferred package was built against).
+"""
+
+import glob
+import json
+import os
+import platform
+import re
+import sys
+import sysconfig
+
+try:
+    from importlib import metadata
+except ImportError:  # pragma: no cover - Python < 3.8 is not a supported target
+    sys.stderr.write("stacksync needs a target Python >= 3.8\n")
+    sys.exit(3)
+
+STATE_FILE = "stacksync-state.json"
+
+
+def canonical(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def marker_environment():
+    """The PEP 508 marker environment, computed as packaging.markers.default_environment does."""
+    impl = sys.implementation
+    version = "{0.major}.{0.minor}.{0.micro}".format(impl.version)
+    if impl.version.releaselevel != "final":
+        version += impl.version.releaselevel[0] + str(impl.version.serial)
+    return {
+        "implementation_name": impl.name,
+        "implementation_version": version,
+        "os_name": os.name,
+        "platform_machine": platform.machine(),
+        "platform_release": platform.release(),
+        "platform_system": platform.system(),
+        "platform_version": platform.version(),
+        "python_full_version": platform.python_version(),
+        "platform_python_implementation": platform.python_implementation(),
+        "python_version": ".".join(platform.python_version_tuple()[:2]),
+        "sys_platform": sys.platform,
+    }
+
+
+def glibc_version():
+    try:
+        value = os.confstr("CS_GNU_LIBC_VERSION")  # e.g. "glibc 2.36"
+    except (AttributeError, ValueError, OSError):
+        return None
+    if value and value.startswith("glibc "):
+        return value.split(" ", 1)[1]
+    return None
+
+
+def read_json(dist, filename):
+    try:
+        text = dist.read_text(filename)
+    except Exception:
+        return None
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def distributions():
+    """Installed distributions, first on sys.path wins (as import does)."""
+    seen = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if not name:
+            continue
+        key = canonical(name)
+        if key in seen:
+            continue
+        try:
+            location = str(dist.locate_file(""))
+        except Exception:
+            location = None
+        seen[key] = {
+            "name": key,
+            "display_name": name,
+            "version": dist.version,
+            "direct_url": read_json(dist, "direct_url.json"),
+            "installer": (dist.read_text("INSTALLER") or "").strip() or None,
+            "location": location,
+            "requires": dist.requires or [],
+        }
+    return [seen[k] for k in sorted(seen)]
+
+
+def site_packages():
+    paths = sysconfig.get_paths()
+    return sorted({paths["purelib"], paths["platlib"]})
+
+
+def torch_cuda_from_files(sp_dirs):
+    """torch/version.py holds `cuda = '12.1'` (or None): read the file, do not import torch."""
+    for sp in sp_dirs:
+        path = os.path.join(sp, "torch", "version.py")
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                text = fh.read()
+            match = re.search(r"^cuda\s*(?::\s*\S+)?\s*=\s*['\"]([^'\"]+)['\"]", text, re.M)
+            return match.group(1) if match else None
+    return None
+
+
+def nvidia_libraries(sp_dirs):
+    """Shared libraries shipped by nvidia-*-cuXX wheels: {soname: path}."""
+    found = {}
+    for sp in sp_dirs:
+        for path in sorted(glob.glob(os.path.join(sp, "nvidia", "*", "lib", "lib*.so*"))):
+            found.setdefault(os.path.basename(path), path)
+    return found
+
+
+def cuda_facts(sp_dirs):
+    return {
+        "torch_cuda": torch_cuda_from_files(sp_dirs),
+        "nvidia_libraries": nvidia_libraries(sp_dirs),
+        "cuda_home": os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH"),
+        "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }
+
+
+def stacksync_state():
+    path = os.path.join(sys.prefix, STATE_FILE)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return {}
+
+
+def main():
+    dists = distributions()
+    sp = site_packages()
+    pip = [d["version"] for d in dists if d["name"] == "pip"]
+    info = {
+        "probe": 1,
+        "python": {
+            "executable": sys.executable,
+            "version": platform.python_version(),
+            "implementation": sys.implementation.name,
+            "prefix": sys.prefix,
+            "base_prefix": getattr(sys, "base_prefix", sys.prefix),
+            "is_venv": sys.prefix != getattr(sys, "base_prefix", sys.prefix),
+            "soabi": sysconfig.get_config_var("SOABI"),
+            "platform_tag": sysconfig.get_platform(),
+            "site_packages": sp,
+        },
+        "marker_environment": marker_environment(),
+        "platform": {"system": platform.system(), "machine": platform.machine(), "glibc": glibc_version()},
+        "pip_version": pip[0] if pip else None,
+        "distributions": dists,
+        "cuda": cuda_facts(sp),
+        "state": stacksync_state(),
+    }
+    json.dump(info, sys.stdout, indent=None, sort_keys=True)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""Defaults in one place. Precedence everywhere: command-line argument > environment variable
+(``STACKSYNC_*``) > profile (``stack.toml``) > these defaults."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+LOCKS_DIR = Path(os.environ.get("STACKSYNC_LOCKS_DIR", PROJECT_ROOT / "locks"))
+SCRIPTS_DIR = PROJECT_ROOT / "scripts"
+DEFAULT_PROFILE = os.environ.get("STACKSYNC_PROFILE", "demo")
+DEFAULT_VENV = PROJECT_ROOT / ".venv"
+
+# File names inside a profile folder locks/<name>/.
+REQUIREMENTS_IN = "requirements.in"
+STACK_TOML = "stack.toml"
+LOCK_TXT = "requirements.txt"
+DEFERRED_TXT = "deferred.txt"
+
+# Packages that pip freeze hides and that a twin check shows apart.
+INSTALLER_PACKAGES = frozenset({"pip", "setuptools", "wheel", "distribute"})
+
+# Versions stacksync is known to work with (recorded in lock headers and reports).
+SUPPORTED_PIP = "26.3"
+SUPPORTED_PIP_TOOLS = "7.6.2"

@@ -1,0 +1,92 @@
+"""Typed errors. Library code raises these; only the edges (tasks.py, noxfile.py) turn them into
+one line and an exit code.
+
+Every error formats itself in ``__str__`` so the one line names the file, the line or key, what was
+wanted, what was found, and the fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class StacksyncError(Exception):
+    """Base class. ``exit_code`` is what the edge exits with (2 = bad input, as diff(1) does)."""
+
+    exit_code = 2
+
+
+@dataclass
+class LockError(StacksyncError):
+    """A problem in a requirements / lock file at ``path:line``."""
+
+    path: Path | str
+    line: int
+    message: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        fix = f" (fix: {self.fix})" if self.fix else ""
+        return f"{self.path}:{self.line}: {self.message}{fix}"
+
+
+@dataclass
+class ProfileError(StacksyncError):
+    """A problem in a profile's ``stack.toml`` (or a missing profile)."""
+
+    path: Path | str
+    key: str
+    message: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.path}: {self.key}: " if self.key else f"{self.path}: "
+        fix = f" (fix: {self.fix})" if self.fix else ""
+        return f"{where}{self.message}{fix}"
+
+
+class CommandFailed(StacksyncError):
+    """A spawned program exited non-zero. ``argv`` is already redacted."""
+
+    exit_code = 1
+
+    def __init__(self, argv: list[str], returncode: int, output: str = "", hint: str = "") -> None:
+        super().__init__(argv, returncode)
+        self.argv = argv
+        self.returncode = returncode
+        self.output = output
+        self.hint = hint
+
+    def __str__(self) -> str:
+        import shlex
+
+        tail = _last_meaningful_line(self.output)
+        msg = f"command failed with exit code {self.returncode}: {shlex.join(self.argv)}"
+        if tail:
+            msg += f" -- {tail}"
+        if self.hint:
+            msg += f" ({self.hint})"
+        return msg
+
+
+class TargetError(StacksyncError):
+    """The target interpreter / venv is missing, wrong, or is stacksync's own interpreter."""
+
+
+class ProbeError(StacksyncError):
+    """A probe script in the target printed something that is not the JSON we expect."""
+
+
+class IndexUnavailable(StacksyncError):
+    """The package index is unreachable, refuses credentials, or lacks a file."""
+
+    exit_code = 1
+
+
+def _last_meaningful_line(output: str) -> str:
+    for line in reversed(output.strip().splitlines()):
+        line = line.strip()
+        if line and not line.startswith(("hint:", "note:")):
+            return line[:300]
+    return ""

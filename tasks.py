@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import sys
 
-from invoke import task
 from invoke.context import Context
+from invoke.tasks import task
 
 from stacksync import console
 from stacksync.edge import one_line_errors
@@ -57,4 +57,26 @@ def diff(c: Context, a: str, b: str, json_: bool = False, all: bool = False, ver
         else:
             console.out.print(render(result, a, b))
     if not result.identical:
+        raise SystemExit(1)
+
+
+@task(help={
+    "python": "interpreter to check (default: the project's .venv, else the python running invoke)",
+    "venv": "venv folder to check",
+    "profile": "also check this profile's lock against the host before installing",
+    "json": "print JSON instead of a list",
+    "verbose": "show every command started",
+})
+def doctor(c: Context, python: str = "", venv: str = "", profile: str = "", json_: bool = False,
+           verbose: bool = False) -> None:
+    """Diagnose the CUDA / torch / build side of a target: exit 1 when any finding is an error."""
+    from stacksync.doctor import diagnose, render
+
+    with one_line_errors(verbose):
+        report = diagnose(python=python or None, venv=venv or None, profile=profile or None)
+        if json_:
+            print(json.dumps(report.to_json(), indent=2))
+        else:
+            console.out.print(render(report))
+    if report.errors:
         raise SystemExit(1)

@@ -182,7 +182,7 @@ def _version_from_file_url(url: str) -> str | None:
 
     if not url.startswith("file:"):
         return None
-    filename = url.rstrip("/").rsplit("/", 1)[-1]
+    filename = url.split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1]
     try:
         if filename.endswith(".whl"):
             return str(parse_wheel_filename(filename)[1])
@@ -218,7 +218,8 @@ def load_side(spec: str, locks_dir: Path | None = None) -> Side:
 def diff_sides(spec_a: str, spec_b: str, *, include_installers: bool = False,
                locks_dir: Path | None = None) -> tuple[Side, Side, DiffResult]:
     a, b = load_side(spec_a, locks_dir), load_side(spec_b, locks_dir)
-    env = (a.snapshot or b.snapshot).marker_environment if (a.snapshot or b.snapshot) else None
+    probed = a.snapshot or b.snapshot
+    env = probed.marker_environment if probed is not None else None
     for side in (a, b):
         if side.snapshot is None:
             side.packages = _entries(side.files, env)

@@ -316,7 +316,8 @@ def _requirement(text: str, path: str, number: int, *, lock: bool) -> Pin:
         found = str(req.specifier) or "no version"
         raise LockError(path, number, f"{req.name} is not pinned ({found}) in a lock",
                         f"pin an exact version, e.g. {req.name}==X.Y.Z, or compile the lock again")
-    if lock and req.url and req.url.startswith(("git+", "hg+", "svn+", "bzr+")) and "@" not in req.url.split("://", 1)[-1]:
+    vcs = req.url is not None and req.url.startswith(("git+", "hg+", "svn+", "bzr+"))
+    if lock and vcs and "@" not in (req.url or "").split("://", 1)[-1]:
         raise LockError(path, number, f"{req.name}: VCS reference without a commit in a lock",
                         "append @<full commit sha> to the URL")
     return Pin(name=name, requirement=body, line=number, path=path, version=version,

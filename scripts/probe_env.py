@@ -32,7 +32,7 @@ def canonical(name):
 def marker_environment():
     """The PEP 508 marker environment, computed as packaging.markers.default_environment does."""
     impl = sys.implementation
-    version = "{0.major}.{0.minor}.{0.micro}".format(impl.version)
+    version = f"{impl.version.major}.{impl.version.minor}.{impl.version.micro}"
     if impl.version.releaselevel != "final":
         version += impl.version.releaselevel[0] + str(impl.version.serial)
     return {

@@ -80,3 +80,26 @@ def doctor(c: Context, python: str = "", venv: str = "", profile: str = "", json
             console.out.print(render(report))
     if report.errors:
         raise SystemExit(1)
+
+
+@task(name="compile", iterable=["upgrade_package"], help={
+    "profile": "profile to compile (default: STACKSYNC_PROFILE, else demo)",
+    "all": "compile every profile in locks/",
+    "upgrade": "ignore the committed pins and pick the newest allowed versions",
+    "upgrade-package": "upgrade only this package (repeat the option for more)",
+    "check": "do not write: exit 1 with a diff when a committed lock is stale, 0 when fresh",
+    "backend": "pip-tools (default), uv or auto",
+    "verbose": "show every command started",
+})
+def compile_(c: Context, profile: str = "", all: bool = False, upgrade: bool = False,
+             upgrade_package: list[str] | None = None, check: bool = False, backend: str = "",
+             verbose: bool = False) -> None:
+    """Write locks/<profile>/requirements.txt (+ deferred.txt): every pin hashed from the index."""
+    from stacksync.compile import compile_profiles, report
+
+    with one_line_errors(verbose):
+        results = compile_profiles([profile] if profile else [], all_profiles=all, backend=backend or None,
+                                   upgrade=upgrade, upgrade_packages=upgrade_package or [], check=check)
+        stale = report(results, check=check)
+    if stale:
+        raise SystemExit(1)

@@ -20,9 +20,12 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .errors import StacksyncError
+
+if TYPE_CHECKING:  # compile section
+    from .compile import ResolveRequest
 
 __all__ = ["Backend", "PipTools", "get_backend", "resolve_name"]
 
@@ -37,6 +40,14 @@ class Backend(Protocol):
 
     def versions(self) -> dict[str, str]:
         """Versions of the tools this backend runs (recorded in lock headers and reports)."""
+        ...
+
+    # --- compile: resolve + hash (see PipTools) ---
+    def compile_lock(self, request: ResolveRequest) -> str:
+        """Resolve ``request.inputs`` (files in ``request.workdir``) into a lock body: exact pins sorted
+        as pip-compile sorts them, ``--hash=sha256:`` lines for every file of each pinned version,
+        ``# via`` annotations, no header and no index / find-links lines. Existing pins in
+        ``workdir/output`` are kept unless ``upgrade`` / ``upgrade_packages`` say otherwise."""
         ...
 
     # compile and install / sync methods are declared in their sections below (see PipTools).
@@ -72,6 +83,29 @@ class PipTools:
         return {"pip": version("pip"), "pip-tools": version("pip-tools")}
 
     # --- compile ----------------------------------------------------------------------------------
+
+    def compile_argv(self, request: ResolveRequest) -> list[str]:
+        """pip-compile without ``--generate-hashes`` (that downloads every file of every pin: 24.5 GB for
+        the gpu stack on an index without PEP 658) and with fast-deps (range requests for metadata).
+        Same interpreter as stacksync, so the pinned pip / pip-tools pair is the one that runs."""
+        argv = [sys.executable, "-m", "piptools", "compile", "--quiet", "--allow-unsafe", "--no-strip-extras",
+                "--no-header", "--no-emit-index-url", "--no-emit-trusted-host", "--no-emit-find-links",
+                "--newline", "LF", "--pip-args=--use-feature=fast-deps", *request.index.pip_args(),
+                "--output-file", request.output]
+        if request.upgrade:
+            argv.append("--upgrade")
+        for name in request.upgrade_packages:
+            argv += ["--upgrade-package", name]
+        return [*argv, *request.inputs]
+
+    def compile_lock(self, request: ResolveRequest) -> str:
+        from . import runner
+        from .compile import add_index_hashes
+
+        runner.run(self.compile_argv(request), cwd=request.workdir,
+                   hint="pip-compile could not resolve the inputs; the line above says which requirement")
+        body = (request.workdir / request.output).read_text(encoding="utf-8")
+        return add_index_hashes(body, request.index, python_version=request.python_version)
 
     # --- install / sync ---------------------------------------------------------------------------
 

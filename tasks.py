@@ -103,3 +103,89 @@ def compile_(c: Context, profile: str = "", all: bool = False, upgrade: bool = F
         stale = report(results, check=check)
     if stale:
         raise SystemExit(1)
+
+
+# --- sync: `invoke sync` runs plan, fetch, install-base, sync-rest, install-deferred, verify in order ------
+
+_SYNC_HELP = {
+    "profile": "profile whose lock to sync to (default: STACKSYNC_PROFILE, else demo)",
+    "python": "target interpreter (default: the project's .venv, created when missing)",
+    "venv": "target venv folder (created with the profile's Python when missing)",
+    "dry-run": "print the plan and stop; change nothing",
+    "yes": "go on without asking when the plan removes or downgrades packages",
+    "force": "go on despite doctor's pre-install errors",
+    "wait": "wait for another sync of the same target instead of failing",
+    "report": "write a JSON receipt to this file",
+    "backend": "pip-tools (default), uv or auto",
+    "verbose": "show every command started, and pip's output",
+}
+
+
+def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run: bool, yes: bool, force: bool,
+          wait: bool, report: str, backend: str, verbose: bool) -> None:
+    from stacksync import defaults
+    from stacksync.sync import Options, run
+
+    def ask(question: str) -> bool:
+        return console.err.input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+    with one_line_errors(verbose):
+        run(Options(profile=profile or defaults.DEFAULT_PROFILE, python=python or None, venv=venv or None,
+                    dry_run=dry_run, yes=yes, force=force, wait=wait, report=report or None,
+                    backend=backend or None, verbose=verbose, confirm=ask if sys.stdin.isatty() else None),
+            steps)
+
+
+@task(help=_SYNC_HELP)
+def sync(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False, yes: bool = False,
+         force: bool = False, wait: bool = False, report: str = "", backend: str = "", verbose: bool = False) -> None:
+    """Make the target the exact twin of the profile's lock, in phases; a second run does nothing."""
+    _sync(("plan", "fetch", "base", "rest", "deferred", "verify"), profile, python, venv, dry_run, yes, force,
+          wait, report, backend, verbose)
+
+
+@task(help=_SYNC_HELP)
+def plan(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False, yes: bool = False,
+         force: bool = False, wait: bool = False, report: str = "", backend: str = "", verbose: bool = False) -> None:
+    """Print what a sync would install, upgrade, downgrade, rebuild or remove, per phase."""
+    _sync(("plan",), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose)
+
+
+@task(help=_SYNC_HELP)
+def fetch(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False, yes: bool = False,
+          force: bool = False, wait: bool = False, report: str = "", backend: str = "", verbose: bool = False) -> None:
+    """Download and hash-verify every artifact the plan needs into the cache; change nothing."""
+    _sync(("plan", "fetch"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose)
+
+
+@task(help=_SYNC_HELP)
+def install_base(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False,
+                 yes: bool = False, force: bool = False, wait: bool = False, report: str = "", backend: str = "",
+                 verbose: bool = False) -> None:
+    """Install the base packages with their locked dependencies (binary only, hashed); smoke-import them."""
+    _sync(("plan", "fetch", "base"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose)
+
+
+@task(help=_SYNC_HELP)
+def sync_rest(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False,
+              yes: bool = False, force: bool = False, wait: bool = False, report: str = "", backend: str = "",
+              verbose: bool = False) -> None:
+    """pip-sync the rest of the lock, keeping deferred packages that are already built as locked."""
+    _sync(("plan", "fetch", "rest"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose)
+
+
+@task(help=_SYNC_HELP)
+def install_deferred(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False,
+                     yes: bool = False, force: bool = False, wait: bool = False, report: str = "",
+                     backend: str = "", verbose: bool = False) -> None:
+    """Build the deferred packages (e.g. flash-attn) that are missing or built against other base versions."""
+    _sync(("plan", "fetch", "deferred"), profile, python, venv, dry_run, yes, force, wait, report, backend,
+          verbose)
+
+
+@task(help=_SYNC_HELP)
+def verify(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False,
+           yes: bool = False, force: bool = False, wait: bool = False, report: str = "", backend: str = "",
+           verbose: bool = False) -> None:
+    """Check the target: dependencies, twin of the lock, smoke imports; one summary line; exit 1 if not."""
+    _sync(("plan", "verify"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose)

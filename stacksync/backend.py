@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -26,6 +27,7 @@ from .errors import StacksyncError
 
 if TYPE_CHECKING:  # compile section
     from .compile import ResolveRequest
+    from .runner import Result
 
 __all__ = ["Backend", "PipTools", "get_backend", "resolve_name"]
 
@@ -50,7 +52,28 @@ class Backend(Protocol):
         ``workdir/output`` are kept unless ``upgrade`` / ``upgrade_packages`` say otherwise."""
         ...
 
-    # compile and install / sync methods are declared in their sections below (see PipTools).
+    # --- install / sync: target interpreters (see PipTools) ---
+    def download(self, python: Path, requirements: Path, dest: Path, index_args: Sequence[str]) -> Result:
+        """Download the hashed pins of ``requirements`` (binary only, no dependencies) into ``dest``
+        with the target's own installer, so that wheel tags match the target."""
+        ...
+
+    def install(self, python: Path, requirements: Path, find_links: Path, *, only_binary: bool = True,
+                no_deps: bool = False, force_reinstall: bool = False, build_isolation: bool = True,
+                env: Mapping[str, str] | None = None, stream: bool = False) -> Result:
+        """Install ``requirements`` (hash-checked) into ``python``, offline from ``find_links``."""
+        ...
+
+    def sync(self, python: Path, requirements: Sequence[Path], find_links: Path, *,
+             stream: bool = False) -> Result:
+        """Make ``python`` hold exactly ``requirements`` (uninstalling the rest), offline from
+        ``find_links``, binary only, hash-checked."""
+        ...
+
+    def check(self, python: Path) -> Result:
+        """The installer's dependency check of ``python`` (``pip check``); not raising on failure."""
+        ...
+
 
 
 def uv_executable() -> str | None:
@@ -108,6 +131,43 @@ class PipTools:
         return add_index_hashes(body, request.index, python_version=request.python_version)
 
     # --- install / sync ---------------------------------------------------------------------------
+
+    def download(self, python: Path, requirements: Path, dest: Path, index_args: Sequence[str]) -> Result:
+        from . import runner
+
+        return runner.run([python, "-m", "pip", "download", "--require-hashes", "--only-binary", ":all:",
+                           "--no-deps", "--progress-bar", "off", "-d", dest, "-r", requirements, *index_args])
+
+    def install(self, python: Path, requirements: Path, find_links: Path, *, only_binary: bool = True,
+                no_deps: bool = False, force_reinstall: bool = False, build_isolation: bool = True,
+                env: Mapping[str, str] | None = None, stream: bool = False) -> Result:
+        from . import runner
+
+        argv: list[str | os.PathLike[str]] = [
+            python, "-m", "pip", "install", "--require-hashes", "--no-index", "--find-links", find_links,
+            "--progress-bar", "off", "-r", requirements]
+        argv += ["--only-binary", ":all:"] if only_binary else []
+        argv += ["--no-deps"] if no_deps else []
+        argv += ["--force-reinstall"] if force_reinstall else []
+        # A deferred build must not reuse a wheel pip cached when it was built against another torch.
+        argv += [] if build_isolation else ["--no-build-isolation", "--no-cache-dir"]
+        return runner.run(argv, env=runner.clean_env(env), stream=stream)
+
+    def sync(self, python: Path, requirements: Sequence[Path], find_links: Path, *,
+             stream: bool = False) -> Result:
+        from . import runner
+
+        # pip-sync evaluates markers for the interpreter running it, not the target: callers pass
+        # files that are already marker-evaluated for the target.
+        return runner.run([sys.executable, "-m", "piptools", "sync", "--python-executable", python,
+                           "--no-index", "--find-links", find_links,
+                           "--pip-args", "--only-binary :all: --require-hashes --progress-bar off",
+                           *requirements], stream=stream)
+
+    def check(self, python: Path) -> Result:
+        from . import runner
+
+        return runner.run([python, "-m", "pip", "check"], check=False)
 
 
 def get_backend(name: str) -> Backend:

@@ -11,6 +11,8 @@ LOCKS_DIR = Path(os.environ.get("STACKSYNC_LOCKS_DIR", PROJECT_ROOT / "locks"))
 SCRIPTS_DIR = PROJECT_ROOT / "scripts"
 DEFAULT_PROFILE = os.environ.get("STACKSYNC_PROFILE", "demo")
 DEFAULT_VENV = PROJECT_ROOT / ".venv"
+# Artifacts a sync downloads before touching the target (one folder per profile; gitignored).
+CACHE_DIR = Path(os.environ.get("STACKSYNC_CACHE_DIR", PROJECT_ROOT / ".stacksync-cache"))
 
 # File names inside a profile folder locks/<name>/.
 REQUIREMENTS_IN = "requirements.in"

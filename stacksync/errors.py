@@ -84,6 +84,17 @@ class IndexUnavailable(StacksyncError):
     exit_code = 1
 
 
+class SyncError(StacksyncError):
+    """A sync phase could not finish (a failed smoke import, a missing build requirement, a twin check
+    that does not hold). The message names the package and the fix."""
+
+    exit_code = 1
+
+
+class FetchError(IndexUnavailable):
+    """The fetch phase could not download or hash-verify an artifact; nothing was installed or removed."""
+
+
 def _last_meaningful_line(output: str) -> str:
     for line in reversed(output.strip().splitlines()):
         line = line.strip()

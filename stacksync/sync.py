@@ -1,0 +1,803 @@
+"""``invoke sync``: make a target environment the exact twin of a profile's lock, in phases.
+
+Plain functions chained in order (nox's workflow style), each also usable alone:
+
+1. :func:`prepare`     find or create the target, refuse the wrong one, lock it, probe it, plan
+                        (:mod:`stacksync.plan`, pure). ``--dry-run`` stops after printing the plan.
+2. :func:`preflight`   doctor's pre-install checks and the confirmation of removals / downgrades.
+3. :func:`fetch`       download and hash-verify every artifact the plan needs into the cache *before
+                        anything is uninstalled*; every later install runs offline from it.
+4. :func:`install_base` base packages and their locked dependencies, binary only, hash-checked; smoke.
+5. :func:`sync_rest`   pip-sync of the lock plus the deferred packages already satisfied; smoke.
+6. :func:`install_deferred` build what is not satisfied, without build isolation; record what it was
+                        built against in ``<prefix>/stacksync-state.json``; smoke.
+7. :func:`verify`      dependency check, twin check, smoke imports; one summary line; JSON receipt.
+
+A synced target re-plans to nothing: :func:`run` then prints "already in sync" and starts no pip
+process at all (the probe and the lock decide). The backend (``stacksync.backend``) builds every pip /
+pip-sync command; this module decides what to run and in which order.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from email.parser import Parser
+from pathlib import Path
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import (
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+from . import console, defaults, runner, targetlock
+from . import profile as profile_mod
+from .backend import Backend, get_backend, resolve_name
+from .diff import DiffResult, Entry, compare
+from .environment import Snapshot, find_python, is_own_interpreter, probe
+from .errors import CommandFailed, FetchError, IndexUnavailable, StacksyncError, SyncError, TargetError
+from .lockfile import LockProblems, Pin, RequirementsFile, parse, require_hashes
+from .plan import PHASES, STATE_KEY, Action, Plan, deps_from_requires, make_plan
+from .profile import Profile
+from .redact import redact
+
+__all__ = ["Options", "Outcome", "STEPS", "run", "prepare", "preflight", "fetch", "install_base", "sync_rest",
+           "install_deferred", "verify", "dependency_problems", "write_state", "STATE_FILE"]
+
+STATE_FILE = "stacksync-state.json"
+# Steps in the order `sync` runs them; each task runs a prefix-free subset.
+STEPS = ("plan", "fetch", "base", "rest", "deferred", "verify")
+_INSTALL_KINDS = ("install", "upgrade", "downgrade", "reinstall")
+
+
+@dataclass
+class Options:
+    """What the tasks pass in. ``python`` / ``venv`` pick the target (default: the project's .venv,
+    created with the profile's Python when missing)."""
+
+    profile: str = defaults.DEFAULT_PROFILE
+    python: str | None = None
+    venv: str | None = None
+    dry_run: bool = False
+    yes: bool = False
+    force: bool = False
+    wait: bool = False
+    report: str | None = None
+    backend: str | None = None
+    cache_dir: Path | None = None
+    locks_dir: Path | None = None
+    verbose: bool = False
+    #: asks the user to go on with a destructive plan; ``None``: no prompt (needs ``yes``)
+    confirm: Callable[[str], bool] | None = None
+
+
+@dataclass
+class Outcome:
+    """What a run did: the plan, per-step seconds, the verdict and its one summary line."""
+
+    plan: Plan | None = None
+    verdict: str = "not-run"  # planned | in-sync | synced | fetched | verified | failed
+    summary: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+    twin: DiffResult | None = None
+    receipt: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class State:
+    """What the steps share. ``lock`` / ``deferred`` are the pins whose markers hold for the target."""
+
+    opts: Options
+    profile: Profile
+    backend: Backend
+    python: Path
+    lock_file: RequirementsFile
+    deferred_file: RequirementsFile | None
+    snapshot: Snapshot
+    lock: dict[NormalizedName, Pin]
+    deferred: dict[NormalizedName, Pin]
+    plan: Plan
+    cache: Path
+    workdir: Path
+    steps: tuple[str, ...]
+    outcome: Outcome
+    fetched: bool = False
+    wheel_deps: dict[NormalizedName, set[NormalizedName]] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------- entry point
+
+def run(opts: Options, steps: Sequence[str] = STEPS) -> Outcome:
+    """Run ``steps`` (a subset of :data:`STEPS`, in that order) against the target of ``opts``.
+    ``plan`` is always done; ``--dry-run`` stops after it. Raises :class:`StacksyncError` subclasses."""
+    unknown = set(steps) - set(STEPS)
+    if unknown:
+        raise StacksyncError(f"unknown sync step(s) {', '.join(sorted(unknown))} (fix: use {', '.join(STEPS)})")
+    outcome = Outcome()
+    started = _dt.datetime.now(_dt.timezone.utc)
+    holder: list[State] = []
+    with ExitStack() as stack:
+        try:
+            holder.append(prepare(opts, tuple(s for s in STEPS if s in steps or s == "plan"), outcome, stack))
+            _drive(holder[0])
+        except StacksyncError as exc:
+            outcome.verdict = "failed"
+            outcome.summary = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if opts.report:
+                _write_receipt(opts, outcome, holder[0] if holder else None, started, error=str(exc))
+            raise
+        if opts.report:
+            _write_receipt(opts, outcome, holder[0], started)
+    return outcome
+
+
+def _scope(steps: Sequence[str]) -> list[str]:
+    """The phases whose changes a run acts on (``fetch`` alone prepares all of them)."""
+    acting = [s for s in ("base", "rest", "deferred") if s in steps]
+    return acting or (["base", "rest", "deferred"] if "fetch" in steps else [])
+
+
+def _drive(state: State) -> None:
+    opts, plan, outcome, steps = state.opts, state.plan, state.outcome, state.steps
+    acting = [s for s in ("base", "rest", "deferred") if s in steps]
+    pending = [a for s in _scope(steps) for a in plan.changes(s)]
+    if opts.dry_run or steps == ("plan",):
+        outcome.verdict, outcome.summary = "planned", f"plan: {plan.summary()}"
+        return
+    if not pending:
+        # The no-op path: no pip, no doctor; what the probe and the lock say is enough.
+        if "deferred" in acting:
+            _adopt_unrecorded(state)
+        if _scope(steps):
+            outcome.verdict = "in-sync"
+            outcome.summary = (f"{state.python}: already in sync with {state.lock_file.path} "
+                               f"({len(state.lock) + len(state.deferred)} packages); nothing to do")
+            console.info(outcome.summary)
+        if "verify" in steps:
+            _timed(state, "verify", lambda: verify(state, smoke=True))
+        else:
+            for problem in dependency_problems(state.snapshot):
+                console.warn(f"dependency check: {problem}")
+        return
+    _timed(state, "preflight", lambda: preflight(state))
+    _timed(state, "fetch", lambda: fetch(state))
+    if "base" in steps:
+        _timed(state, "base", lambda: install_base(state))
+    if "rest" in steps:
+        _timed(state, "rest", lambda: sync_rest(state))
+    if "deferred" in steps:
+        _timed(state, "deferred", lambda: install_deferred(state))
+    outcome.verdict = "synced" if acting else "fetched"
+    outcome.summary = f"{state.python}: {outcome.verdict} ({plan.summary()})"
+    if "verify" in steps:
+        _timed(state, "verify", lambda: verify(state, smoke=True))
+    else:
+        console.info(outcome.summary)
+
+
+def _timed(state: State, name: str, step: Callable[[], object]) -> None:
+    start = time.perf_counter()
+    try:
+        step()
+    finally:
+        state.outcome.timings[name] = round(time.perf_counter() - start, 3)
+
+
+# ---------------------------------------------------------------------------------------------- prepare
+
+def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: ExitStack) -> State:
+    """Profile, lock, target (created when it is the default / a missing --venv), checks that must hold
+    *before anything is touched*, the target lock, the probe and the plan (printed)."""
+    start = time.perf_counter()
+    prof = profile_mod.load(opts.profile, opts.locks_dir)
+    lock_file, deferred_file = load_locks(prof)
+    backend = get_backend(resolve_name(opts.backend, prof.backend))
+    python = _target(opts, prof, create=bool(_scope(steps)) and not opts.dry_run)
+    if is_own_interpreter(python):
+        raise TargetError(f"{python}: is the interpreter running stacksync; syncing it would uninstall the tool "
+                          f"from under itself (fix: pass --venv DIR or --python PY for another environment)")
+    prefix = python.parent.parent
+    if not (prefix / "pyvenv.cfg").exists():
+        prefix = probe(python).prefix
+    stack.enter_context(targetlock.hold(prefix, wait=opts.wait))
+    snapshot = probe(python)
+    check_target(prof, snapshot)
+    env = snapshot.marker_environment
+    lock = lock_file.for_environment(env)
+    deferred = deferred_file.for_environment(env) if deferred_file is not None else {}
+    _check_deferred_pins(prof, lock, deferred, lock_file, deferred_file)
+    plan = make_plan(prof, lock, deferred, snapshot)
+    cache = (opts.cache_dir or defaults.CACHE_DIR / prof.name)
+    workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stacksync-sync-")))
+    state = State(opts, prof, backend, python, lock_file, deferred_file, snapshot, lock, deferred, plan,
+                  cache, workdir, steps, outcome)
+    outcome.plan = plan
+    outcome.timings["plan"] = round(time.perf_counter() - start, 3)
+    planning = opts.dry_run or steps == ("plan",)
+    if not planning and not [a for p in _scope(steps) for a in plan.changes(p)]:
+        return state  # the no-op path prints one line, not the plan
+    console.out.print(f"target: {python} (Python {snapshot.version}), profile {prof.name!r}, "
+                      f"lock {lock_file.path}", markup=False)
+    console.out.print(plan.render(), markup=False)
+    return state
+
+
+def load_locks(prof: Profile) -> tuple[RequirementsFile, RequirementsFile | None]:
+    """The profile's hashed lock and its deferred.txt (when present); a missing lock says how to make it."""
+    if not prof.lock_path.is_file():
+        raise StacksyncError(f"{prof.lock_path}: profile {prof.name!r} has no lock yet "
+                             f"(fix: invoke compile --profile {prof.name})")
+    lock_file = parse(prof.lock_path, lock=True)
+    deferred_file = parse(prof.deferred_path, lock=True) if prof.deferred_path.is_file() else None
+    try:
+        require_hashes([*lock_file.pins, *(deferred_file.pins if deferred_file else [])])
+    except LockProblems as exc:
+        raise LockProblems([*exc.problems[:1]]) from None
+    return lock_file, deferred_file
+
+
+def _check_deferred_pins(prof: Profile, lock: Mapping[NormalizedName, Pin], deferred: Mapping[NormalizedName, Pin],
+                         lock_file: RequirementsFile, deferred_file: RequirementsFile | None) -> None:
+    for d in prof.deferred:
+        in_any = d.name in lock or d.name in deferred
+        pinned_somewhere = bool(lock_file.get(d.name)) or bool(deferred_file and deferred_file.get(d.name))
+        if not in_any and not pinned_somewhere:
+            raise StacksyncError(f"{prof.deferred_path}: deferred package {d.name} has no pin "
+                                 f"(fix: invoke compile --profile {prof.name})")
+
+
+def _target(opts: Options, prof: Profile, *, create: bool) -> Path:
+    if opts.python and opts.venv:
+        raise TargetError("give --python or --venv, not both (fix: drop one of them)")
+    if opts.python:
+        return find_python(opts.python)
+    venv = Path(opts.venv) if opts.venv else defaults.DEFAULT_VENV
+    if venv.exists():
+        return find_python(venv)
+    if not create:
+        raise TargetError(f"{venv}: no such venv (fix: invoke sync creates it, or pass --venv/--python)")
+    create_venv(venv, prof.python)
+    return find_python(venv)
+
+
+def create_venv(venv: Path, python_xy: str | None) -> None:
+    """A new venv at ``venv`` with the profile's Python (``python3.X -m venv``, which seeds pip)."""
+    exe: str | None
+    if python_xy is None or f"{sys.version_info[0]}.{sys.version_info[1]}" == python_xy:
+        exe = shutil.which(f"python{python_xy}") if python_xy else None
+        exe = exe or sys.executable
+    else:
+        exe = shutil.which(f"python{python_xy}")
+    if exe is None:
+        raise TargetError(f"{venv}: cannot create it: no python{python_xy} on PATH "
+                          f"(fix: install Python {python_xy}, or pass --venv/--python for an existing one)")
+    console.info(f"creating {venv} with {exe}")
+    runner.run([exe, "-m", "venv", venv], hint=f"could not create the venv {venv}")
+
+
+def check_target(prof: Profile, snapshot: Snapshot) -> None:
+    """The target must run the profile's Python X.Y on one of its platforms: checked before any change."""
+    if prof.python and snapshot.python_xy != prof.python:
+        raise TargetError(f"{snapshot.python}: runs Python {snapshot.version}, but profile {prof.name!r} is locked "
+                          f"for Python {prof.python} ({prof.stack_toml}: python) (fix: create the target with "
+                          f"python{prof.python} -m venv DIR, or compile a profile for Python {snapshot.python_xy})")
+    platform = snapshot.marker_environment.get("sys_platform", "")
+    if prof.platforms and platform not in prof.platforms:
+        raise TargetError(f"{snapshot.python}: platform {platform} is not one of profile {prof.name!r}'s "
+                          f"({', '.join(prof.platforms)}) ({prof.stack_toml}: platforms) "
+                          f"(fix: use a profile compiled for {platform})")
+
+
+# -------------------------------------------------------------------------------------------- preflight
+
+def preflight(state: State) -> None:
+    """doctor's pre-install checks (errors stop the sync unless ``--force``), then the confirmation of
+    a plan that removes or downgrades packages."""
+    from . import doctor
+
+    facts = doctor.probe_facts(state.python)
+    findings = doctor.preinstall_findings(state.profile, state.snapshot, facts, lock=state.lock_file)
+    errors = [f for f in findings if f.level == "error"]
+    for f in findings:
+        if f.level == "warning":
+            console.warn(f"doctor: {f.message}" + (f" (fix: {f.fix})" if f.fix else ""))
+    if errors and not state.opts.force:
+        lines = [f"doctor: {f.message}" + (f" (fix: {f.fix})" if f.fix else "") for f in errors]
+        lines.append("sync stopped before changing anything (fix: resolve the above, or pass --force)")
+        raise SyncError("\n".join(lines))
+    for f in errors:
+        console.warn(f"doctor (ignored with --force): {f.message}")
+    destructive = [a for a in state.plan.destructive if a.phase in _scope(state.steps)]
+    if destructive:
+        what = ", ".join(f"{a.kind} {a.name} {a.have}" + (f" -> {a.want}" if a.want else "") for a in destructive)
+        question = f"{state.python}: the plan will {what}"
+        if state.opts.yes:
+            return
+        if state.opts.confirm is not None:
+            if state.opts.confirm(question + ". Go on?"):
+                return
+            raise SyncError(f"{question}: not confirmed; nothing changed")
+        raise SyncError(f"{question}; not confirmed, nothing changed (fix: check it with --dry-run, then pass --yes)")
+
+
+# ------------------------------------------------------------------------------------------------ fetch
+
+def _pin_line(pin: Pin) -> str:
+    """The pin as an install line without its marker (the file is already evaluated for the target;
+    pip-sync would evaluate markers for the interpreter running it)."""
+    extras = f"[{','.join(sorted(pin.extras))}]" if pin.extras else ""
+    head = f"{pin.name}{extras}{pin.specifier}" if pin.url is None else f"{pin.name}{extras} @ {pin.url}"
+    return " \\\n    ".join([head, *(f"--hash={h}" for h in pin.hashes)])
+
+
+def _write_requirements(path: Path, pins: Iterable[Pin], extra: Iterable[str] = ()) -> Path:
+    lines = [_pin_line(p) for p in sorted(pins, key=lambda p: p.name)] + list(extra)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _needed(state: State, phases: Iterable[str]) -> list[Pin]:
+    return [state.lock[a.name] for p in phases for a in state.plan.changes(p)
+            if a.kind in _INSTALL_KINDS and p != "deferred"]
+
+
+def fetch(state: State) -> None:
+    """Download every wheel the plan's base / rest changes need (target's pip, so tags match; binary
+    only; hash-checked) and the deferred sdists (by URL, sha256 checked) into the cache. Nothing in
+    the target changes here, so any failure leaves it exactly as it was."""
+    if state.fetched:
+        return
+    scope = _scope(state.steps)
+    need = _needed(state, [p for p in scope if p != "deferred"])
+    state.cache.mkdir(parents=True, exist_ok=True)
+    index = state.profile.index.expanded(source=str(state.profile.stack_toml))
+    if need:
+        req = _write_requirements(state.workdir / "fetch.txt", need)
+        console.info(f"fetching {len(need)} wheel(s) into {state.cache}")
+        try:
+            state.backend.download(state.python, req, state.cache, index.pip_args())
+        except CommandFailed as exc:
+            raise _fetch_error(exc, state.lock_file.path, need, index) from None
+        _confirm_cache(state, need)
+    todo = [a for a in state.plan.changes("deferred") if a.kind in _INSTALL_KINDS] if "deferred" in scope else []
+    for action in todo:
+        pin = state.deferred.get(action.name) or state.lock[action.name]
+        _fetch_deferred(pin, index, state.cache)
+    state.fetched = True
+    # Confirm the base closure from the wheels' own metadata; a dependency the `# via` comments missed
+    # moves into the base phase.
+    if state.wheel_deps:
+        replanned = make_plan(state.profile, state.lock, state.deferred, state.snapshot, extra_deps=state.wheel_deps)
+        if replanned.base_names != state.plan.base_names:
+            moved = sorted(replanned.base_names - state.plan.base_names)
+            if moved:
+                console.info(f"base phase also takes {', '.join(moved)} (from the wheels' Requires-Dist)")
+            state.plan = replanned
+            state.outcome.plan = replanned
+
+
+def _files_by_hash(cache: Path) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for path in cache.iterdir():
+        if path.is_file() and not path.name.startswith("."):
+            out[f"sha256:{_sha256(path)}"] = path
+    return out
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _confirm_cache(state: State, need: Sequence[Pin]) -> None:
+    """Every needed pin has a file in the cache whose sha256 the lock lists; read its Requires-Dist."""
+    by_hash = _files_by_hash(state.cache)
+    env = state.snapshot.marker_environment
+    for pin in need:
+        found = next((by_hash[h] for h in pin.hashes if h in by_hash), None)
+        if found is None:
+            raise FetchError(f"{pin.where}: {pin.name}=={pin.version}: no downloaded file matches the lock's hashes "
+                             f"(fix: check the index, then invoke compile --profile <name> again)")
+        if found.suffix == ".whl":
+            requires = _wheel_requires(found)
+            if requires is not None:
+                state.wheel_deps.update(deps_from_requires({pin.name: requires}, env))
+
+
+def _wheel_requires(path: Path) -> list[str] | None:
+    try:
+        name, version, _, _ = parse_wheel_filename(path.name)
+        with zipfile.ZipFile(path) as zf:
+            meta = next((n for n in zf.namelist() if n.endswith(".dist-info/METADATA") and n.count("/") == 1), None)
+            if meta is None:
+                return None
+            text = zf.read(meta).decode("utf-8", errors="replace")
+    except (InvalidWheelFilename, zipfile.BadZipFile, OSError, KeyError):
+        return None
+    return Parser().parsestr(text, headersonly=True).get_all("Requires-Dist") or []
+
+
+def _fetch_deferred(pin: Pin, index: profile_mod.IndexConfig, cache: Path) -> Path:
+    """The deferred package's file (an sdist for flash-attn) by URL, its sha256 checked against the
+    lock. pip cannot download it: it prepares metadata, which imports torch (FIELD-NOTES)."""
+    from . import indexapi
+
+    wanted = {h.split(":", 1)[1] for h in pin.hashes if h.startswith("sha256:")}
+    try:
+        files = [f for f in indexapi.project_files(index, pin.name) if pin.version is not None
+                 and f.version == Version(pin.version)]
+    except InvalidVersion as exc:
+        raise FetchError(f"{pin.where}: {pin.name}: {pin.version!r} is not a version") from exc
+    except IndexUnavailable as exc:
+        raise FetchError(f"{pin.where}: fetching {pin.name}=={pin.version}: {exc}") from None
+    if not files:
+        raise FetchError(f"{pin.where}: {pin.name}=={pin.version} is not on the index "
+                         f"({redact(index.index_url or '')}) (fix: pin a version the index serves, then "
+                         "invoke compile again)")
+    for f in files:
+        target = cache / f.filename
+        if target.is_file() and _sha256(target) in wanted:
+            return target
+    matching = [f for f in files if f.sha256 in wanted] or [f for f in files if f.sha256 is None]
+    for f in matching:
+        try:
+            got = indexapi.fetch_file(f, cache, sha256=f.sha256)
+        except IndexUnavailable as exc:
+            raise FetchError(f"{pin.where}: fetching {pin.name}=={pin.version}: {exc}") from None
+        if _sha256(got) in wanted:
+            return got
+        got.unlink(missing_ok=True)
+    shown = ", ".join(f"{f.filename} sha256:{f.sha256 or '?'}" for f in files)
+    raise FetchError(f"{pin.where}: {pin.name}=={pin.version}: hash mismatch: the index has {shown}, the lock "
+                     f"expects {', '.join(sorted(wanted))} (fix: find out why the file changed; if it is "
+                     "legitimate, invoke compile again)")
+
+
+def _fetch_error(exc: CommandFailed, lock_path: Path, need: Sequence[Pin],
+                 index: profile_mod.IndexConfig) -> FetchError:
+    """pip download's failure as one line: unreachable index, credentials, hash mismatch, missing version.
+    pip reports an unreachable index (with ``--retries 0``) or refused credentials as "no matching
+    distribution": the index is asked directly to tell them apart."""
+    out = exc.output
+    low = out.lower()
+    tail = "nothing was installed or removed"
+    if "do not match the hashes" in low:
+        detail = _mismatch_detail(out)
+        return FetchError(f"{lock_path}: hash mismatch while downloading{detail}; {tail} (fix: the index serves "
+                          "a different file than the lock was made from: check the index, then invoke compile again)")
+    if "401" in out and ("unauthorized" in low or "401 client error" in low or "http error 401" in low):
+        return FetchError(f"{lock_path}: the index refused the credentials (HTTP 401); {tail} (fix: export the "
+                          "variables the profile's index_url references)")
+    if "403" in out and "forbidden" in low:
+        return FetchError(f"{lock_path}: the index forbids access (HTTP 403); {tail} (fix: check the token)")
+    if any(s in low for s in ("connection refused", "newconnectionerror", "max retries exceeded",
+                              "failed to establish", "name or service not known", "timed out")):
+        return FetchError(f"{lock_path}: the index is unreachable; {tail} (fix: check the network and the "
+                          "index URL, then run the sync again)")
+    for line in out.splitlines():
+        if "no matching distribution found for" in line.lower():
+            what = line.split("for", 1)[1].strip()
+            pin = next((p for p in need if what.startswith(f"{p.name}==") or
+                        canonicalize_name(what.split("=")[0]) == p.name), None)
+            where = pin.where if pin else str(lock_path)
+            if pin is not None:
+                from . import indexapi
+
+                try:
+                    indexapi.project_files(index, pin.name)
+                except IndexUnavailable as unavailable:
+                    return FetchError(f"{where}: cannot download {what}: {unavailable}; {tail}")
+            return FetchError(f"{where}: {what} is not on the index (no wheel of that version); {tail} "
+                              "(fix: pin a version the index serves, then invoke compile again)")
+    return FetchError(f"{lock_path}: downloading the lock's wheels failed: {exc}; {tail}")
+
+
+def _mismatch_detail(out: str) -> str:
+    lines = [ln.strip() for ln in out.splitlines()]
+    for i, line in enumerate(lines):
+        if line.startswith("Expected sha256") and i > 0:
+            got = next((ln for ln in lines[i + 1:i + 3] if ln.startswith("Got")), "")
+            return f" of {lines[i - 1].split(' from ')[0]} ({line}; {got})"
+    return ""
+
+
+# ----------------------------------------------------------------------------------------- the phases
+
+def smoke(python: Path, modules: Sequence[str]) -> list[dict[str, Any]]:
+    """Import ``modules`` in the target (scripts/smoke.py); one entry per module."""
+    if not modules:
+        return []
+    data = runner.run_script(python, "smoke.py", *modules)
+    try:
+        results = data["modules"]
+        assert isinstance(results, list) and all(isinstance(r, dict) and "ok" in r for r in results)
+    except (KeyError, TypeError, AssertionError) as exc:
+        raise SyncError(f"smoke.py in {python} printed an unexpected document ({exc!r})") from exc
+    return results
+
+
+def _smoke_phase(state: State, phase: str) -> None:
+    modules = state.profile.smoke.get(phase, ())
+    failed = [r for r in smoke(state.python, modules) if not r["ok"]]
+    if not failed:
+        if modules:
+            console.info(f"{phase}: smoke imports ok ({', '.join(modules)})")
+        return
+    raise SyncError(_explain_smoke(state, phase, failed))
+
+
+def _explain_smoke(state: State, phase: str, failed: Sequence[Mapping[str, Any]]) -> str:
+    from . import cudalibs
+
+    installed = probe(state.python).versions()
+    pins = {**state.lock, **state.deferred}
+    lines = []
+    for r in failed:
+        error = str(r.get("error") or "")
+        why = cudalibs.explain_missing_library(error, pins, installed)
+        lines.append(f"{phase} smoke: import {r['name']} failed: " + (why or f"{error} (fix: check that the "
+                     f"lock's {phase} packages are installed: invoke verify --profile {state.profile.name})"))
+    return "\n".join(lines)
+
+
+def install_base(state: State) -> None:
+    """The base packages with their locked dependency closure, hash-checked, binary only, offline from
+    the cache (never ``--no-deps`` without the dependencies in the same file); then the base smoke."""
+    changes = state.plan.changes("base")
+    if not changes:
+        return
+    pins = [state.lock[n] for n in sorted(state.plan.base_names)]
+    req = _write_requirements(state.workdir / "base.txt", pins)
+    console.info(f"base: installing {', '.join(a.name for a in changes)}")
+    state.backend.install(state.python, req, state.cache, stream=state.opts.verbose)
+    _reinstall(state, [a for a in changes if a.kind == "reinstall"], "base")
+    _smoke_phase(state, "base")
+
+
+def _reinstall(state: State, actions: Sequence[Action], phase: str) -> None:
+    """Same version, other build (``+cpu`` vs ``+cu121``): pip and pip-sync both call it satisfied, so
+    force it. Its dependencies are installed by the step before, so ``--no-deps`` is safe here."""
+    if not actions:
+        return
+    req = _write_requirements(state.workdir / f"{phase}-reinstall.txt", [state.lock[a.name] for a in actions])
+    state.backend.install(state.python, req, state.cache, no_deps=True, force_reinstall=True,
+                          stream=state.opts.verbose)
+
+
+def _satisfied_deferred(state: State) -> list[Pin]:
+    return [state.deferred.get(a.name) or state.lock[a.name] for a in state.plan.actions("deferred")
+            if a.kind == "keep"]
+
+
+def sync_rest(state: State) -> None:
+    """pip-sync of the lock (base included) plus the deferred packages already satisfied and the
+    unlocked installers / build requirements in the target, so that pip-sync keeps them."""
+    changes = state.plan.changes("rest")
+    if not changes:
+        return
+    deferred_names = state.profile.deferred_names
+    main = [p for n, p in state.lock.items() if n not in deferred_names]
+    lock_txt = _write_requirements(state.workdir / "rest.txt", main)
+    keep_pins = _satisfied_deferred(state)
+    installed = probe(state.python).versions()
+    build_reqs = {n for d in state.profile.deferred for n in d.build_requires}
+    unlocked = sorted(n for n in installed
+                      if n not in state.lock and n not in deferred_names
+                      and (n in defaults.INSTALLER_PACKAGES or n in build_reqs))
+    keep_txt = _write_requirements(state.workdir / "keep.txt", keep_pins,
+                                   [f"{n}=={installed[n]}" for n in unlocked])
+    console.info(f"rest: syncing ({', '.join(a.describe().split('(')[0].strip() for a in changes)})")
+    state.backend.sync(state.python, [lock_txt, keep_txt], state.cache, stream=state.opts.verbose)
+    _reinstall(state, [a for a in changes if a.kind == "reinstall"], "rest")
+    _smoke_phase(state, "rest")
+
+
+def install_deferred(state: State) -> None:
+    """Build each unsatisfied deferred package in the target (no build isolation, no cache, the
+    profile's build_env), after checking its imports and build requirements; record what it was built
+    against; then the deferred smoke."""
+    todo = state.plan.changes("deferred")
+    if not todo:
+        _adopt_unrecorded(state)
+        return
+    for action in todo:
+        d = state.profile.deferred_by_name(action.name)
+        pin = state.deferred.get(d.name) or state.lock[d.name]
+        failed = [r for r in smoke(state.python, d.imports) if not r["ok"]]
+        if failed:
+            raise SyncError(f"{pin.where}: {d.name} cannot be built: "
+                            + "; ".join(f"import {r['name']} fails in the target ({r['error']})" for r in failed)
+                            + " (fix: sync the base and rest phases first: "
+                            f"invoke sync --profile {state.profile.name})")
+        installed = probe(state.python).versions()
+        missing = [n for n in d.build_requires if n not in installed]
+        if missing:
+            raise SyncError(f"{state.profile.stack_toml}: deferred.{d.name}: build requirement(s) "
+                            f"{', '.join(missing)} not installed in the target (fix: add them to "
+                            f"{state.profile.requirements_in} and invoke compile --profile {state.profile.name})")
+        one = _write_requirements(state.workdir / f"deferred-{d.name}.txt", [pin])
+        console.info(f"deferred: building {d.name} {pin.key()}" + (f" ({action.reason})" if action.reason else ""))
+        state.backend.install(state.python, one, state.cache, only_binary=False, no_deps=True,
+                              force_reinstall=d.name in installed, build_isolation=False,
+                              env=dict(d.build_env), stream=state.opts.verbose)
+        after = probe(state.python)
+        write_state(after.prefix, d.name, pin.key(), {b: after.versions()[b] for b in d.rebuild_on
+                                                      if b in after.versions()})
+    _adopt_unrecorded(state)
+    _smoke_phase(state, "deferred")
+
+
+def _adopt_unrecorded(state: State) -> None:
+    """A deferred package installed as locked with no build record (installed before stacksync, base
+    unchanged since): record the current base versions so later base changes trigger a rebuild."""
+    if not state.plan.unrecorded:
+        return
+    versions = state.snapshot.versions()
+    for name in state.plan.unrecorded:
+        d = state.profile.deferred_by_name(name)
+        write_state(state.snapshot.prefix, name, versions[name], {b: versions[b] for b in d.rebuild_on
+                                                                 if b in versions})
+
+
+def write_state(prefix: Path, name: str, version: str, built_against: Mapping[str, str]) -> Path:
+    """Record in ``<prefix>/stacksync-state.json`` that deferred package ``name`` ``version`` was built
+    against ``built_against`` (base name -> exact version). Shape::
+
+        {"deferred": {"flash-attn": {"version": "2.8.0.post2", "built_against": {"torch": "2.4.0"},
+                                     "built_at": "2026-...Z"}}}
+    """
+    path = Path(prefix) / STATE_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        assert isinstance(data, dict)
+    except (OSError, ValueError, AssertionError):
+        data = {}
+    records = data.setdefault(STATE_KEY, {})
+    records[name] = {"version": version, "built_against": dict(built_against),
+                     "built_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{STATE_FILE}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True)
+        fh.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------- verify
+
+def dependency_problems(snapshot: Snapshot) -> list[str]:
+    """What ``pip check`` reports, computed from the probe (no pip process): each installed
+    distribution's Requires-Dist (markers evaluated for the target, no extras) must be installed at a
+    version its specifier admits."""
+    env = {**snapshot.marker_environment, "extra": ""}
+    installed = snapshot.versions()
+    problems = []
+    for name in sorted(snapshot.distributions):
+        dist = snapshot.distributions[name]
+        for line in dist.requires:
+            try:
+                req = Requirement(line)
+                if req.marker is not None and not req.marker.evaluate(env):
+                    continue
+            except (InvalidRequirement, ValueError):
+                continue
+            dep = canonicalize_name(req.name)
+            have = installed.get(dep)
+            if have is None:
+                problems.append(f"{name} {dist.version} requires {req.name}, which is not installed")
+            elif req.specifier and not req.specifier.contains(have, prereleases=True):
+                problems.append(f"{name} {dist.version} has requirement {req}, but {have} is installed")
+    return problems
+
+
+def _lock_entries(state: State) -> dict[NormalizedName, Entry]:
+    pins = {**state.lock, **state.deferred}
+    return {n: Entry(n, p.version, None if p.version else p.url, p.hashes) for n, p in pins.items()}
+
+
+def _target_entries(snapshot: Snapshot) -> dict[NormalizedName, Entry]:
+    return {n: Entry(n, d.version if d.kind in ("index", "local-file") else None,
+                     None if d.kind in ("index", "local-file") else d.url)
+            for n, d in snapshot.distributions.items()}
+
+
+def verify(state: State, *, smoke: bool = True) -> None:
+    """Dependency check, twin check (freeze == lock for the target's markers; pip / setuptools / wheel
+    shown apart) and the smoke imports of every phase; one summary line. Raises :class:`SyncError`
+    when any of them fails."""
+    snapshot = probe(state.python)
+    problems = dependency_problems(snapshot)
+    twin = compare(_lock_entries(state), _target_entries(snapshot))
+    state.outcome.twin = twin
+    failed: list[Mapping[str, Any]] = []
+    modules: list[str] = []
+    if smoke:
+        for phase in PHASES:
+            modules += [m for m in state.profile.smoke.get(phase, ()) if m not in modules]
+        failed = [r for r in _smoke_all(state, modules) if not r["ok"]]
+    twin_text = "twin of the lock" if twin.identical else f"NOT the lock's twin ({twin.counts()})"
+    deps_text = "dependencies ok" if not problems else f"{len(problems)} dependency problem(s)"
+    smoke_text = f"smoke {len(modules) - len(failed)}/{len(modules)} ok"
+    installers = f"; installers: {'; '.join(twin.installers)}" if twin.installers else ""
+    line = (f"verify: {state.python}: {twin_text} {state.lock_file.path} "
+            f"({twin.same} packages), {deps_text}, {smoke_text}{installers}")
+    if twin.identical and not problems and not failed:
+        if state.outcome.verdict == "not-run":
+            state.outcome.verdict = "verified"
+        state.outcome.summary = line
+        console.info(line)
+        return
+    details = [line]
+    details += [f"only in the lock: {e.name}=={e.key}" for e in twin.only_in_a]
+    details += [f"only in the target: {e.name}=={e.key}" for e in twin.only_in_b]
+    details += [f"differs: {c.name}: lock {c.a}, target {c.b}" for c in twin.changed]
+    details += [f"dependency check: {p}" for p in problems]
+    if failed:
+        details.append(_explain_smoke(state, "verify", failed))
+    if not twin.identical:
+        details.append(f"fix: invoke sync --profile {state.profile.name}")
+    raise SyncError("\n".join(details))
+
+
+def _smoke_all(state: State, modules: Sequence[str]) -> list[dict[str, Any]]:
+    return smoke(state.python, modules)
+
+
+# ---------------------------------------------------------------------------------------------- receipt
+
+def _file_sha256(path: Path | None) -> str | None:
+    return _sha256(path) if path is not None and path.is_file() else None
+
+
+def _write_receipt(opts: Options, outcome: Outcome, state: State | None, started: _dt.datetime, *,
+                   error: str | None = None) -> None:
+    """The JSON receipt of ``--report FILE``; every string redacted."""
+    receipt: dict[str, Any] = {
+        "stacksync_receipt": 1,
+        "started": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "finished": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "profile": opts.profile,
+        "verdict": outcome.verdict,
+        "summary": outcome.summary,
+        "timings_s": outcome.timings,
+    }
+    if error is not None:
+        receipt["error"] = error
+    if state is not None:
+        receipt.update({
+            "profile": state.profile.name,
+            "lock": {"path": str(state.lock_file.path), "sha256": _file_sha256(state.lock_file.path),
+                     "deferred_path": str(state.deferred_file.path) if state.deferred_file else None,
+                     "deferred_sha256": _file_sha256(state.deferred_file.path if state.deferred_file else None)},
+            "target": {"python": str(state.python), "version": state.snapshot.version,
+                       "prefix": str(state.snapshot.prefix),
+                       "platform": dict(state.snapshot.platform)},
+            "backend": {"name": state.backend.name, "versions": state.backend.versions()},
+            "plan": state.plan.to_json(),
+            "twin": outcome.twin.to_json("lock", "target") if outcome.twin is not None else None,
+        })
+    elif outcome.plan is not None:
+        receipt["plan"] = outcome.plan.to_json()
+    outcome.receipt = receipt
+    path = Path(opts.report or "")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(redact(json.dumps(receipt, indent=2, sort_keys=True)) + "\n", encoding="utf-8")
+

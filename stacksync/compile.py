@@ -228,7 +228,9 @@ def check_python(profile: Profile) -> None:
     if profile.python and profile.python != here:
         raise ProfileError(profile.stack_toml, "python",
                            f"the lock is for Python {profile.python}, but compile runs under Python {here}",
-                           f"run compile under Python {profile.python}, e.g. `nox -s lock` with that Python")
+                           f"run it from a stacksync installed under Python {profile.python}, e.g. "
+                           f"`python{profile.python} -m venv .tools && .tools/bin/pip install -e .` then "
+                           f"`.tools/bin/invoke compile --profile {profile.name}`")
 
 
 # --- the pipeline ----------------------------------------------------------------------------------

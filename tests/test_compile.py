@@ -4,6 +4,7 @@ byte-identical output, --check, one-line errors with no lock written."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -233,9 +234,24 @@ def test_deferred_version_missing_on_the_index(index_server: IndexServer, tmp_pa
     assert not (folder / "requirements.txt").exists()
 
 
+def test_pip_index_url_is_honoured_when_the_profile_names_no_index(index_server: IndexServer, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "env-index"
+    folder.mkdir()
+    (folder / "requirements.in").write_text("plain-b\n")
+    (folder / "stack.toml").write_text(f'python = "{PY_XY}"\n')
+    monkeypatch.setenv("PIP_INDEX_URL", index_server.auth_url)  # runner.clean_env drops it for children
+    comp.compile_profile(profile.load(folder))
+    text = (folder / "requirements.txt").read_text()
+    (pin,) = parse(folder / "requirements.txt", lock=True).pins
+    assert (pin.name, pin.version) == ("plain-b", "1.0")
+    assert index_server.password not in text and "127.0.0.1" not in text
+    assert not (folder / "deferred.txt").exists()
+
+
 def test_compile_refuses_another_python(tmp_path: Path) -> None:
     folder = write_profile(tmp_path, "stand", 9, py="3.99")
-    with pytest.raises(ProfileError, match=r"python: the lock is for Python 3\.99.*run compile under Python 3\.99"):
+    with pytest.raises(ProfileError, match=r"python: the lock is for Python 3\.99.*installed under Python 3\.99"):
         comp.compile_profile(profile.load(folder))
 
 
@@ -279,6 +295,9 @@ def test_fetch_file_verifies_sha256_and_leaves_nothing_on_mismatch(index_server:
     (sdist,) = indexapi.project_files(index_server.auth_url, "flash-attn-like")
     got = indexapi.fetch_file(sdist, tmp_path / "good")
     assert got.name == "flash_attn_like-2.8.0.tar.gz" and hashlib.sha256(got.read_bytes()).hexdigest() == sdist.sha256
+    # an index that publishes no sha256: the file is downloaded and hashed, as pip-compile does
+    unhashed = dataclasses.replace(sdist, sha256=None)
+    assert indexapi.sha256_options([unhashed]) == [f"sha256:{sdist.sha256}"]
     with pytest.raises(indexapi.HashMismatch, match="does not match"):
         indexapi.fetch_file(sdist, tmp_path / "bad", sha256="0" * 64)
     assert list((tmp_path / "bad").iterdir()) == []

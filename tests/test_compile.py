@@ -180,6 +180,20 @@ def test_check_task_exit_0_when_fresh_then_1_with_a_diff_after_requirements_chan
     assert index_server.password not in stale.stdout + stale.stderr
 
 
+def test_check_sees_a_stack_toml_change(compiled: Path, index_server: IndexServer, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "stand"
+    shutil.copytree(compiled, folder)
+    toml = folder / "stack.toml"
+    toml.write_text(toml.read_text().replace('requires = ["torch-like", "einops-like"]',
+                                             'requires = ["torch-like", "einops-like", "plain-a<2"]'))
+    set_auth(monkeypatch, index_server)
+    result = comp.compile_profile(profile.load(folder), check=True)
+    assert [o.path.name for o in result.stale] == ["requirements.txt"]
+    assert "+plain-a==1.0 \\" in result.stale[0].diff()
+    assert (folder / "requirements.txt").read_bytes() == (compiled / "requirements.txt").read_bytes()
+
+
 def test_index_down_is_one_line_and_writes_nothing(fresh_index_server: IndexServer, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     locks = tmp_path / "locks"

@@ -135,8 +135,12 @@ class PipTools:
     def download(self, python: Path, requirements: Path, dest: Path, index_args: Sequence[str]) -> Result:
         from . import runner
 
+        # cwd: `python -m pip` puts the current directory on sys.path, and a project folder holding an
+        # *.egg-info (this one) would look installed to pip and pip-sync. Requirement files live in a
+        # temporary folder of their own.
         return runner.run([python, "-m", "pip", "download", "--require-hashes", "--only-binary", ":all:",
-                           "--no-deps", "--progress-bar", "off", "-d", dest, "-r", requirements, *index_args])
+                           "--no-deps", "--progress-bar", "off", "-d", dest, "-r", requirements, *index_args],
+                          cwd=requirements.parent)
 
     def install(self, python: Path, requirements: Path, find_links: Path, *, only_binary: bool = True,
                 no_deps: bool = False, force_reinstall: bool = False, build_isolation: bool = True,
@@ -151,7 +155,7 @@ class PipTools:
         argv += ["--force-reinstall"] if force_reinstall else []
         # A deferred build must not reuse a wheel pip cached when it was built against another torch.
         argv += [] if build_isolation else ["--no-build-isolation", "--no-cache-dir"]
-        return runner.run(argv, env=runner.clean_env(env), stream=stream)
+        return runner.run(argv, env=runner.clean_env(env), stream=stream, cwd=requirements.parent)
 
     def sync(self, python: Path, requirements: Sequence[Path], find_links: Path, *,
              stream: bool = False) -> Result:
@@ -162,12 +166,12 @@ class PipTools:
         return runner.run([sys.executable, "-m", "piptools", "sync", "--python-executable", python,
                            "--no-index", "--find-links", find_links,
                            "--pip-args", "--only-binary :all: --require-hashes --progress-bar off",
-                           *requirements], stream=stream)
+                           *requirements], stream=stream, cwd=requirements[0].parent)
 
     def check(self, python: Path) -> Result:
         from . import runner
 
-        return runner.run([python, "-m", "pip", "check"], check=False)
+        return runner.run([python, "-I", "-m", "pip", "check"], check=False)
 
 
 def get_backend(name: str) -> Backend:

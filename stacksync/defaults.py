@@ -13,6 +13,8 @@ DEFAULT_PROFILE = os.environ.get("STACKSYNC_PROFILE", "demo")
 DEFAULT_VENV = PROJECT_ROOT / ".venv"
 # Artifacts a sync downloads before touching the target (one folder per profile; gitignored).
 CACHE_DIR = Path(os.environ.get("STACKSYNC_CACHE_DIR", PROJECT_ROOT / ".stacksync-cache"))
+# Where `nox -s reproduce` (and the benchmarks) write their JSON reports and summaries (gitignored).
+REPORTS_DIR = Path(os.environ.get("STACKSYNC_REPORTS_DIR", PROJECT_ROOT / "reports"))
 
 # File names inside a profile folder locks/<name>/.
 REQUIREMENTS_IN = "requirements.in"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -94,7 +93,7 @@ def selected_profiles(locks_dir: Path | None = None) -> list[tuple[str, str]]:
     return out
 
 
-def hardware_skip_reason(prof: profile_mod.Profile, *, python: str | os.PathLike[str] = sys.executable) -> str | None:
+def hardware_skip_reason(prof: profile_mod.Profile, *, python: str | Path = sys.executable) -> str | None:
     """Why this machine cannot prove ``prof`` (``None`` when it can). A profile with ``cuda`` needs a
     driver that loads and runs that CUDA version; the facts come from doctor's probe of the host."""
     if prof.cuda is None:

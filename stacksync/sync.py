@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.tags import Tag
 from packaging.utils import (
     InvalidWheelFilename,
     NormalizedName,
@@ -368,13 +369,20 @@ def fetch(state: State) -> None:
     need = _needed(state, [p for p in scope if p != "deferred"])
     state.cache.mkdir(parents=True, exist_ok=True)
     index = state.profile.index.expanded(source=str(state.profile.stack_toml))
-    if need:
-        req = _write_requirements(state.workdir / "fetch.txt", need)
-        console.info(f"fetching {len(need)} wheel(s) into {state.cache}")
+    # A wheel already in the cache with a hash the lock lists and tags the target takes is not asked
+    # for again (pip download would query the index for each one).
+    missing = [p for p in need if _cached_wheel(state.cache, p, state.snapshot) is None]
+    if missing:
+        req = _write_requirements(state.workdir / "fetch.txt", missing)
+        console.info(f"fetching {len(missing)} wheel(s) into {state.cache}"
+                     + (f" ({len(need) - len(missing)} already there)" if len(need) > len(missing) else ""))
         try:
             state.backend.download(state.python, req, state.cache, index.pip_args())
         except CommandFailed as exc:
-            raise _fetch_error(exc, state.lock_file.path, need, index) from None
+            raise _fetch_error(exc, state.lock_file.path, missing, index) from None
+    elif need:
+        console.info(f"all {len(need)} wheel(s) already in {state.cache}")
+    if need:
         _confirm_cache(state, need)
     todo = [a for a in state.plan.changes("deferred") if a.kind in _INSTALL_KINDS] if "deferred" in scope else []
     for action in todo:
@@ -393,12 +401,66 @@ def fetch(state: State) -> None:
             state.outcome.plan = replanned
 
 
-def _files_by_hash(cache: Path) -> dict[str, Path]:
-    out: dict[str, Path] = {}
-    for path in cache.iterdir():
-        if path.is_file() and not path.name.startswith("."):
-            out[f"sha256:{_sha256(path)}"] = path
-    return out
+_MANYLINUX_LEGACY = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+
+
+def _takes(tag: Tag, snapshot: Snapshot) -> bool:
+    """Whether the target can install a wheel with ``tag`` (CPython / pure wheels; glibc for manylinux).
+    A wrong "no" only costs a pip download, which decides with pip's own tag list."""
+    env = snapshot.marker_environment
+    xy = snapshot.python_xy.replace(".", "")
+    if tag.interpreter.startswith("py"):
+        ok_interp = tag.interpreter in ("py3", f"py{xy}", "py2.py3") or tag.interpreter == "py" + xy[0]
+    else:
+        ok_interp = tag.interpreter == f"cp{xy}" or (tag.abi == "abi3" and tag.interpreter.startswith("cp3")
+                                                    and int(tag.interpreter[3:] or 0) <= int(xy[1:]))
+    ok_abi = tag.abi in ("none", "abi3", f"cp{xy}")
+    if tag.platform == "any":
+        return ok_interp and ok_abi
+    machine = env.get("platform_machine", "")
+    if env.get("sys_platform") != "linux" or not tag.platform.endswith(machine):
+        return False
+    glibc = str(snapshot.platform.get("glibc") or "")
+    legacy = next((v for k, v in _MANYLINUX_LEGACY.items() if tag.platform.startswith(k + "_")), None)
+    parts = tag.platform.split("_")
+    need = legacy or ((int(parts[1]), int(parts[2])) if tag.platform.startswith("manylinux_") else None)
+    if need is None or not glibc:
+        return False
+    have = tuple(int(x) for x in glibc.split(".")[:2])
+    return ok_interp and ok_abi and have >= need
+
+
+def _cached_wheel(cache: Path, pin: Pin, snapshot: Snapshot) -> Path | None:
+    """A wheel of exactly ``pin`` (local version included) in ``cache`` whose sha256 the lock lists and
+    that the target can install; only those files are hashed."""
+    if pin.version is None or not cache.is_dir():
+        return None
+    try:
+        want = Version(pin.version)
+    except InvalidVersion:
+        return None
+    for path in sorted(cache.glob("*.whl")):
+        try:
+            name, version, _, tags = parse_wheel_filename(path.name)
+        except InvalidWheelFilename:
+            continue
+        if name != pin.name or version != want or str(version) != str(want):
+            continue
+        if any(_takes(t, snapshot) for t in tags) and f"sha256:{_sha256(path)}" in pin.hashes:
+            return path
+    return None
+
+
+def _cached_any(cache: Path, pin: Pin) -> Path | None:
+    """Any file of ``pin`` in ``cache`` (wheel or sdist) whose sha256 the lock lists."""
+    for path in sorted(cache.iterdir()) if cache.is_dir() else []:
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        if canonicalize_name(path.name.split("-", 1)[0]) != pin.name:
+            continue
+        if f"sha256:{_sha256(path)}" in pin.hashes:
+            return path
+    return None
 
 
 def _sha256(path: Path) -> str:
@@ -411,10 +473,9 @@ def _sha256(path: Path) -> str:
 
 def _confirm_cache(state: State, need: Sequence[Pin]) -> None:
     """Every needed pin has a file in the cache whose sha256 the lock lists; read its Requires-Dist."""
-    by_hash = _files_by_hash(state.cache)
     env = state.snapshot.marker_environment
     for pin in need:
-        found = next((by_hash[h] for h in pin.hashes if h in by_hash), None)
+        found = _cached_wheel(state.cache, pin, state.snapshot) or _cached_any(state.cache, pin)
         if found is None:
             raise FetchError(f"{pin.where}: {pin.name}=={pin.version}: no downloaded file matches the lock's hashes "
                              f"(fix: check the index, then invoke compile --profile <name> again)")

@@ -78,7 +78,7 @@ VIA = {"nvidia-cudnn-like": ["torch-like"], "nvidia-cublas-like": ["torch-like"]
 
 
 def write_profile(folder: Path, stack: Path, server: IndexServer, pins: dict[str, str], *,
-                  python: str = PY_XY, extra_lock_lines: str = "") -> Path:
+                  python: str = PY_XY, extra_lock_lines: str = "", toml_extra: str = "") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     st_version, _ = _setuptools(stack)
     (folder / "requirements.in").write_text(
@@ -88,6 +88,7 @@ def write_profile(folder: Path, stack: Path, server: IndexServer, pins: dict[str
         platforms = ["linux"]
         index_url = "http://${{{USER_VAR}}}:${{{TOKEN_VAR}}}@127.0.0.1:{server.port}/simple/"
         base = ["torch-like"]
+        {toml_extra}
 
         [smoke]
         base = ["torch_like"]
@@ -321,6 +322,22 @@ def test_version_missing_on_index_leaves_target_unchanged(synced: dict[str, obje
         run(opts(synced, profile=str(prof), yes=True, cache_dir=tmp_path / "cache"))
     assert "plain-b==9.9 is not on the index" in str(info.value)
     assert "requirements.txt:" in str(info.value)
+    assert freeze(synced["venv"]) == before  # type: ignore[arg-type]
+
+
+def test_doctor_errors_stop_the_sync_unless_forced(synced: dict[str, object], index_server: IndexServer,
+                                                  stack_packages: Path, tmp_path: Path) -> None:
+    """A lock that disagrees with stack.toml about the CUDA major: doctor's error stops the sync before
+    anything is fetched; --force goes on (and the fetch then fails: no such wheel on the index)."""
+    cuda = "nvidia-cuda-runtime-cu12==12.1.105 \\\n    --hash=sha256:" + "1" * 64 + "\n    # via torch-like\n"
+    prof = write_profile(tmp_path / "cu", stack_packages, index_server, LOCK_A, extra_lock_lines=cuda,
+                         toml_extra='cuda = "11.8"')
+    before = freeze(synced["venv"])  # type: ignore[arg-type]
+    with pytest.raises(SyncError) as info:
+        run(opts(synced, profile=str(prof), cache_dir=tmp_path / "cache"))
+    assert "doctor:" in str(info.value) and "CUDA" in str(info.value) and "--force" in str(info.value)
+    with pytest.raises(FetchError, match="nvidia-cuda-runtime-cu12"):
+        run(opts(synced, profile=str(prof), force=True, cache_dir=tmp_path / "cache"))
     assert freeze(synced["venv"]) == before  # type: ignore[arg-type]
 
 

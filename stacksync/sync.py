@@ -313,6 +313,11 @@ def preflight(state: State) -> None:
     a plan that removes or downgrades packages."""
     from . import doctor
 
+    pip = state.snapshot.pip_version
+    if state.backend.needs_target_pip and (pip is None or _version_tuple(pip) < (22, 2)):
+        found = f"pip {pip}" if pip else "no pip"
+        raise TargetError(f"{state.python}: has {found}; installs and pip-sync need pip >= 22.2 in the target "
+                          f"(fix: {state.python} -m ensurepip --upgrade, or create it with `uv venv --seed`)")
     facts = doctor.probe_facts(state.python)
     findings = doctor.preinstall_findings(state.profile, state.snapshot, facts, lock=state.lock_file)
     errors = [f for f in findings if f.level == "error"]
@@ -339,6 +344,13 @@ def preflight(state: State) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ fetch
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    try:
+        return Version(text).release
+    except InvalidVersion:
+        return ()
+
 
 def _pin_line(pin: Pin) -> str:
     """The pin as an install line without its marker (the file is already evaluated for the target;
@@ -853,7 +865,7 @@ def _write_receipt(opts: Options, outcome: Outcome, state: State | None, started
                      "deferred_path": str(state.deferred_file.path) if state.deferred_file else None,
                      "deferred_sha256": _file_sha256(state.deferred_file.path if state.deferred_file else None)},
             "target": {"python": str(state.python), "version": state.snapshot.version,
-                       "prefix": str(state.snapshot.prefix),
+                       "prefix": str(state.snapshot.prefix), "pip": state.snapshot.pip_version,
                        "platform": dict(state.snapshot.platform)},
             "backend": {"name": state.backend.name, "versions": state.backend.versions()},
             "plan": state.plan.to_json(),

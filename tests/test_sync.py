@@ -285,9 +285,13 @@ def test_index_down_leaves_target_unchanged(synced: dict[str, object], fresh_ind
     prof = _fault_profile(synced, fresh_index_server, stack_packages, "down")
     before = freeze(synced["venv"])  # type: ignore[arg-type]
     fresh_index_server.stop()
+    report = tmp_path / "receipt.json"
     with pytest.raises(FetchError, match="unreachable"):
-        run(opts(synced, profile=str(prof), yes=True, cache_dir=tmp_path / "cache"))
+        run(opts(synced, profile=str(prof), yes=True, cache_dir=tmp_path / "cache", report=str(report)))
     assert freeze(synced["venv"]) == before  # type: ignore[arg-type]
+    receipt = json.loads(report.read_text())
+    assert receipt["verdict"] == "failed" and "unreachable" in receipt["error"]
+    assert "s3cret" not in report.read_text() and receipt["target"]["pip"]
 
 
 def test_tampered_artifact_leaves_target_unchanged(synced: dict[str, object], fresh_index_server: IndexServer,

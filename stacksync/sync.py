@@ -314,7 +314,8 @@ def preflight(state: State) -> None:
     from . import doctor
 
     pip = state.snapshot.pip_version
-    if state.backend.needs_target_pip and (pip is None or _version_tuple(pip) < (22, 2)):
+    needs_pip = bool(getattr(state.backend, "needs_target_pip", True))  # uv installs into a pip-less venv
+    if needs_pip and (pip is None or _version_tuple(pip) < (22, 2)):
         found = f"pip {pip}" if pip else "no pip"
         raise TargetError(f"{state.python}: has {found}; installs and pip-sync need pip >= 22.2 in the target "
                           f"(fix: {state.python} -m ensurepip --upgrade, or create it with `uv venv --seed`)")

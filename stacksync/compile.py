@@ -51,7 +51,8 @@ INPUT_NAME = defaults.REQUIREMENTS_IN  # the resolver input keeps this name: `# 
 class ResolveRequest:
     """What a backend resolves. File names are relative to ``workdir`` (so pip-compile's ``# via -r``
     annotations say ``requirements.in``, never a temp path); ``index`` is expanded (credentials in it,
-    never shown unredacted); ``python_version`` is X.Y.Z of the interpreter resolved for."""
+    never shown unredacted); ``python_version`` is X.Y.Z of the interpreter resolved for (X.Y when a
+    cross-target backend resolves for the profile's Python); ``platforms`` are the profile's."""
 
     workdir: Path
     inputs: tuple[str, ...]
@@ -60,6 +61,7 @@ class ResolveRequest:
     python_version: str
     upgrade: bool = False
     upgrade_packages: tuple[str, ...] = ()
+    platforms: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -228,9 +230,21 @@ def check_python(profile: Profile) -> None:
     if profile.python and profile.python != here:
         raise ProfileError(profile.stack_toml, "python",
                            f"the lock is for Python {profile.python}, but compile runs under Python {here}",
-                           f"run it from a stacksync installed under Python {profile.python}, e.g. "
+                           f"compile with uv, which resolves for another Python: "
+                           f"`invoke compile --profile {profile.name} --backend uv`; or run pip-tools from a "
+                           f"stacksync installed under Python {profile.python}, e.g. "
                            f"`python{profile.python} -m venv .tools && .tools/bin/pip install -e .` then "
                            f"`.tools/bin/invoke compile --profile {profile.name}`")
+
+
+def target_python(profile: Profile, *, cross_target: bool) -> tuple[str, str]:
+    """(X.Y.Z resolved for, X.Y for the header). pip-tools resolves for the running interpreter (and
+    refuses another profile Python); a cross-target backend (uv) resolves for the profile's X.Y."""
+    if not cross_target:
+        check_python(profile)
+    if cross_target and profile.python and profile.python != running_python():
+        return profile.python, profile.python
+    return platform.python_version(), running_python()
 
 
 # --- the pipeline ----------------------------------------------------------------------------------
@@ -272,12 +286,11 @@ def compile_profile(profile: Profile, *, backend: str | None = None, upgrade: bo
     """Compile one profile. With ``check``, nothing is written: the result says which file is stale.
     Without, both files are written (atomically) only after everything succeeded."""
     start = time.perf_counter()
-    check_python(profile)
     chosen = get_backend(resolve_name(backend, profile.backend))
+    python_version, python = target_python(profile, cross_target=chosen.cross_target)
     index = profile.index.expanded(environ, source=str(profile.stack_toml))
     parsed_in = parse(profile.requirements_in).pins
     deferred = deferred_pins(profile, parsed_in)
-    python_version = platform.python_version()
 
     # Pin the deferred packages first: one small request each, and it checks the index and the
     # credentials (one clear line) before pip-compile starts.
@@ -301,11 +314,10 @@ def compile_profile(profile: Profile, *, backend: str | None = None, upgrade: bo
             (workdir / defaults.LOCK_TXT).write_text(old_lock, encoding="utf-8")
         request = ResolveRequest(workdir=workdir, inputs=tuple(inputs), output=defaults.LOCK_TXT, index=index,
                                  python_version=python_version, upgrade=upgrade,
-                                 upgrade_packages=tuple(upgrade_packages))
+                                 upgrade_packages=tuple(upgrade_packages), platforms=profile.platforms)
         body = chosen.compile_lock(request)
 
     versions = chosen.versions()
-    python = running_python()
     index_lines = index.lock_lines()
     new_lock = render_lock(header(profile.name, versions, chosen.name, python,
                                   [f"Hashed lock of profile {profile.name!r}."]), body, index_lines)

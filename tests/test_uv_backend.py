@@ -1,0 +1,180 @@
+"""The uv backend on the real pypiserver fixture with the real uv, offline: the same lock as pip-tools
+(packages, versions, hashes), a lock for another Python X.Y, and a full phased sync into a venv made
+by ``uv venv`` (no pip in it) that passes the twin check and re-syncs without starting uv or pip.
+
+The profile and lock writers are test_sync's (imported, not copied)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pkgfactory import IndexServer
+from test_sync import LOCK_A, PY_XY, TOKEN_VAR, USER_VAR, expected_a, freeze, write_profile
+
+from stacksync import backend as backend_mod
+from stacksync import compile as comp
+from stacksync import profile, runner
+from stacksync.errors import ProfileError
+from stacksync.lockfile import parse_text
+from stacksync.sync import Options, run
+
+UV = backend_mod.uv_executable()
+pytestmark = pytest.mark.skipif(UV is None, reason="uv is not installed (pip install -e .[uv])")
+OTHER_PY = "3.10" if PY_XY != "3.10" else "3.12"
+
+
+def lock_table(text: str) -> dict[str, tuple[str | None, tuple[str, ...]]]:
+    """name -> (version, sorted hashes): what two backends' locks must agree on."""
+    pins = parse_text(text, "<lock>", lock=True, follow_includes=False).pins
+    return {p.name: (p.version, tuple(sorted(p.hashes))) for p in pins}
+
+
+@pytest.fixture
+def auth(index_server: IndexServer, monkeypatch: pytest.MonkeyPatch) -> IndexServer:
+    monkeypatch.setenv(USER_VAR, index_server.user)
+    monkeypatch.setenv(TOKEN_VAR, index_server.password)
+    return index_server
+
+
+def standin(tmp_path: Path, stack: Path, server: IndexServer, *, python: str = PY_XY) -> profile.Profile:
+    """test_sync's stand-in profile without its hand-written locks: compile resolves from scratch."""
+    folder = write_profile(tmp_path / "standin", stack, server, LOCK_A, python=python)
+    (folder / "requirements.txt").unlink()
+    (folder / "deferred.txt").unlink()
+    return profile.load(folder)
+
+
+# --- pure parts -------------------------------------------------------------------------------------
+
+def test_uv_spelling_of_index_options_and_platforms() -> None:
+    args = ["--index-url", "http://u:p@a/simple", "--extra-index-url", "http://b/simple", "--trusted-host", "b"]
+    assert backend_mod.uv_index_args(args) == [
+        "--index-url", "http://u:p@a/simple", "--extra-index-url", "http://b/simple",
+        "--allow-insecure-host", "b", "--index-strategy", "unsafe-best-match"]
+    assert backend_mod.index_urls_from_args(args) == ["http://u:p@a/simple", "http://b/simple"]
+    host = backend_mod.uv_python_platform(["linux"], host="linux", machine="x86_64", glibc="2.36")
+    assert host == ("x86_64-manylinux_2_36", "")
+    assert backend_mod.uv_python_platform(["darwin"], host="linux", machine="x86_64", glibc="2.36") == (
+        "x86_64-apple-darwin", "")
+    plat, note = backend_mod.uv_python_platform(["win32", "darwin"], host="linux", machine="AMD64", glibc=None)
+    assert plat == "x86_64-pc-windows-msvc" and "resolved for win32 only" in note
+
+
+def test_target_tags_and_wheel_choice() -> None:
+    from packaging.tags import Tag
+    from packaging.version import Version
+
+    from stacksync.indexapi import IndexFile
+
+    tags = backend_mod.target_tags("3.11", "cpython-311-x86_64-linux-gnu")
+    assert Tag("py3", "none", "any") in tags and Tag("cp311", "abi3", tags[0].platform) in tags
+
+    def f(name: str, sha: str | None) -> IndexFile:
+        return IndexFile(name, f"http://x/{name}", sha, None, False, "torch", Version("2.4.0"), "http://x")
+
+    files = [f("torch-2.4.0-cp311-cp311-manylinux1_x86_64.whl", "aa"), f("torch-2.4.0-py3-none-any.whl", "bb"),
+             f("torch-2.4.0-cp310-cp310-manylinux1_x86_64.whl", "cc"), f("torch-2.4.0.tar.gz", "dd")]
+    if sys.platform == "linux":
+        assert backend_mod.pick_wheel(files, ["sha256:aa", "sha256:bb"], tags) is files[0]
+    assert backend_mod.pick_wheel(files, ["sha256:bb"], tags) is files[1]
+    assert backend_mod.pick_wheel(files, ["sha256:cc", "sha256:dd"], tags) is None  # other Python / sdist
+
+
+# --- compile -----------------------------------------------------------------------------------------
+
+def test_uv_lock_equals_pip_tools_lock(auth: IndexServer, stack_packages: Path, tmp_path: Path) -> None:
+    prof = standin(tmp_path, stack_packages, auth)
+    by_backend = {}
+    for name in ("pip-tools", "uv"):
+        result = comp.compile_profile(prof, backend=name, check=True)
+        lock, deferred = (o.new or "" for o in result.files)
+        assert auth.password not in lock + deferred and "127.0.0.1" not in lock
+        assert f"# backend: {name}" in lock and "# via" in lock
+        by_backend[name] = (lock_table(lock), lock_table(deferred))
+    assert by_backend["uv"] == by_backend["pip-tools"]
+    main, deferred = by_backend["uv"]
+    assert {"torch-like", "nvidia-cudnn-like", "nvidia-cublas-like", "setuptools"} <= set(main)
+    assert all(hashes for _, hashes in main.values()) and set(deferred) == {"flash-attn-like"}
+
+
+def test_uv_compiles_for_another_python_pip_tools_refuses(auth: IndexServer, stack_packages: Path,
+                                                          tmp_path: Path) -> None:
+    prof = standin(tmp_path, stack_packages, auth, python=OTHER_PY)
+    with pytest.raises(ProfileError, match=rf"Python {OTHER_PY}.*--backend uv"):
+        comp.compile_profile(prof, backend="pip-tools")
+    assert not prof.lock_path.exists()
+    runner.history.clear()
+    result = comp.compile_profile(prof, backend="uv")
+    text = prof.lock_path.read_text()
+    assert result.written and f"resolved for: Python {OTHER_PY} " in text
+    assert "torch-like" in lock_table(text) and prof.deferred_path.is_file()
+    (uv_argv,) = [a for a in runner.history if "compile" in a]
+    assert uv_argv[uv_argv.index("--python-version") + 1] == OTHER_PY
+    assert auth.password not in json.dumps(runner.history)
+
+
+# --- sync ----------------------------------------------------------------------------------------------
+
+def uv_or_pip_starts(history: list[list[str]]) -> list[list[str]]:
+    return [a for a in history if any(Path(x).name in ("uv", "pip") for x in a) or "pip" in a or "piptools" in a]
+
+
+@pytest.mark.slow
+def test_sync_with_uv_into_a_uv_venv(auth: IndexServer, stack_packages: Path, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    folder = write_profile(tmp_path / "standin", stack_packages, auth, LOCK_A)
+    venv = tmp_path / "venv"
+    subprocess.run([str(UV), "venv", "--no-config", "-q", "--python", sys.executable, str(venv)], check=True,
+                   capture_output=True)
+    assert not (venv / "bin" / "pip").exists()
+    cache, report = tmp_path / "cache", tmp_path / "receipt.json"
+    runner.history.clear()
+    outcome = run(Options(profile=str(folder), venv=str(venv), cache_dir=cache, backend="uv", report=str(report)))
+    assert outcome.verdict == "synced" and outcome.twin is not None and outcome.twin.identical
+    assert freeze(venv) == expected_a(stack_packages)  # nothing else: no pip, no wheel
+    started = uv_or_pip_starts(runner.history)
+    assert started and all(Path(a[0]).name == "uv" for a in started), started
+    assert any("sync" in a for a in started) and any("--no-build-isolation" in a for a in started)
+    ok = subprocess.run([str(venv / "bin" / "python"), "-c", "import flash_attn_like, torch_like"],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    receipt = report.read_text()
+    assert json.loads(receipt)["backend"]["name"] == "uv"
+    # Re-sync: decided from the probe and the lock; neither uv nor pip starts.
+    runner.history.clear()
+    assert run(Options(profile=str(folder), venv=str(venv), cache_dir=cache, backend="uv",
+                       report=str(report))).verdict == "in-sync"
+    assert uv_or_pip_starts(runner.history) == [], runner.history
+    # An extra package is removed by `uv pip sync`, and the deferred build survives it.
+    subprocess.run([str(UV), "pip", "install", "--no-config", "-q", "--python", str(venv / "bin" / "python"),
+                    "--no-index", "--find-links", str(stack_packages), "plain-b"], check=True, capture_output=True)
+    again = run(Options(profile=str(folder), venv=str(venv), cache_dir=cache, backend="uv", yes=True))
+    assert again.plan is not None and {a.name: a.kind for a in again.plan.changes()} == {"plain-b": "remove"}
+    assert freeze(venv) == expected_a(stack_packages)
+    out = capsys.readouterr()
+    assert auth.password not in out.out + out.err + receipt + json.dumps(runner.history)
+
+
+@pytest.mark.slow
+def test_uv_fetch_failure_leaves_the_target_alone(auth: IndexServer, stack_packages: Path, tmp_path: Path) -> None:
+    """A lock hash the index does not serve: one line naming the pin, nothing installed."""
+    folder = write_profile(tmp_path / "standin", stack_packages, auth, LOCK_A)
+    lock = folder / "requirements.txt"
+    text = lock.read_text()
+    start = text.index("plain-a==1.0")
+    digest = text.index("sha256:", start) + len("sha256:")
+    lock.write_text(text[:digest] + "0" * 64 + text[digest + 64:])
+    venv = tmp_path / "venv"
+    subprocess.run([str(UV), "venv", "--no-config", "-q", "--python", sys.executable, str(venv)], check=True,
+                   capture_output=True)
+    from stacksync.errors import FetchError
+
+    with pytest.raises(FetchError, match=r"plain-a==1\.0.*nothing was installed or removed"):
+        run(Options(profile=str(folder), venv=str(venv), cache_dir=tmp_path / "cache", backend="uv"))
+    assert freeze(venv) == {}
+    shutil.rmtree(tmp_path / "cache", ignore_errors=True)

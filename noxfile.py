@@ -72,3 +72,17 @@ def lock(session: nox.Session) -> None:
         session.error(str(exc))
     if stale:
         session.error("stale lock(s): run `nox -s lock` (or `invoke compile --all`) and commit the result")
+
+
+@nox.session(python=False)
+def bench(session: nox.Session) -> None:
+    """Benchmarks against the bare tools (-- --runs 5 --case noop|cold|compile --quick
+    --with-bare-pip-compile); prints the table, writes reports/bench.json."""
+    from stacksync.bench import main
+
+    try:
+        failed = main(session.posargs, log=session.log)
+    except StacksyncError as exc:
+        session.error(str(exc))
+    if failed:
+        session.error("a benchmark contender failed (see its row)")

@@ -1,0 +1,215 @@
+"""stacksync.bench: statistics, goals, case selection, table and JSON (pure), the wheel / profile
+builder, the measuring loop with real callables, and one small real no-op run (slow). No timing asserts:
+only that rows were measured, judged by their own rules and reported."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from stacksync import bench
+from stacksync.bench import BenchOptions, Contender, Goal, Row
+from stacksync.errors import StacksyncError
+from stacksync.lockfile import parse
+
+
+def test_summarize_median_min_max() -> None:
+    assert bench.summarize([3.0, 1.0, 2.0]) == (2.0, 1.0, 3.0)
+    assert bench.summarize([4.0, 1.0, 2.0, 3.0]) == (2.5, 1.0, 4.0)
+    assert bench.summarize([0.5]) == (0.5, 0.5, 0.5)
+    with pytest.raises(ValueError):
+        bench.summarize([])
+
+
+def test_row_statistics_and_empty_row() -> None:
+    row = Row("noop", "x", samples=[0.2, 0.1, 0.4, 0.3, 0.25])
+    assert (row.median, row.min, row.max) == (0.25, 0.1, 0.4)
+    empty = Row("noop", "y", status="backend not available")
+    assert (empty.median, empty.min, empty.max) == (None, None, None)
+
+
+def _noop_rows(ours: list[float], pip_sync: list[float], uv: list[float]) -> list[Row]:
+    goal = Goal("<= 0.3 s, faster than both", max_s=0.3, faster_than=("pip-sync", "uv pip sync"))
+    return [Row("noop", "stacksync", ours, goal=goal), Row("noop", "pip-sync", pip_sync),
+            Row("noop", "uv pip sync", uv)]
+
+
+def test_judge_max_and_faster_than() -> None:
+    rows = _noop_rows([0.1, 0.2, 0.15], [0.6, 0.5, 0.7], [0.3, 0.25, 0.26])
+    bench.judge(rows)
+    assert rows[0].met is True and rows[0].why == ""
+    assert rows[1].met is None  # no goal of its own
+
+    slow = _noop_rows([0.35, 0.4, 0.36], [0.6], [0.03])
+    bench.judge(slow)
+    assert slow[0].met is False
+    assert "> 0.3 s" in slow[0].why and "not faster than uv pip sync" in slow[0].why
+    assert "pip-sync (" not in slow[0].why  # it is faster than pip-sync
+
+
+def test_judge_ratio_and_missing_reference() -> None:
+    goal = Goal("<= 1.10x bare", ratio=1.10, ratio_of="bare")
+    ok = [Row("cold", "ours", [10.5], goal=goal), Row("cold", "bare", [10.0])]
+    bench.judge(ok)
+    assert ok[0].met is True and ok[0].detail["ratio"] == 1.05
+    over = [Row("cold", "ours", [12.0], goal=goal), Row("cold", "bare", [10.0])]
+    bench.judge(over)
+    assert over[0].met is False and "1.20x bare > 1.1x" in over[0].why
+    missing = [Row("cold", "ours", [1.0], goal=goal), Row("cold", "bare", status="failed: boom")]
+    bench.judge(missing)
+    assert missing[0].met is None and "reference not measured: bare" in missing[0].why
+    # A reference in another case does not count.
+    other_case = [Row("compile (warm)", "ours", [1.0], goal=goal), Row("compile (cold)", "bare", [1.0])]
+    bench.judge(other_case)
+    assert other_case[0].met is None
+
+
+def test_judge_skips_rows_that_did_not_run() -> None:
+    rows = [Row("noop", "ours", status="backend not available", goal=Goal("<= 0.3 s", max_s=0.3))]
+    bench.judge(rows)
+    assert rows[0].met is None
+
+
+def test_select_cases() -> None:
+    assert bench.select_cases([]) == bench.CASES
+    assert bench.select_cases([], quick=True) == bench.CHEAP_CASES
+    assert bench.select_cases(["compile", "noop"]) == ("noop", "compile")  # CASES order
+    assert bench.select_cases(["noop,cold"], quick=True) == ("noop", "cold")
+    with pytest.raises(StacksyncError, match="unknown case 'nope'.*fix: --case one of noop, cold, compile"):
+        bench.select_cases(["nope"])
+
+
+def test_parse_args() -> None:
+    assert bench.parse_args([]) == BenchOptions()
+    quick = bench.parse_args(["--quick"])
+    assert (quick.runs, quick.cases, quick.quick) == (1, bench.CHEAP_CASES, True)
+    opts = bench.parse_args(["--runs", "7", "--case", "compile", "--with-bare-pip-compile", "--json", "x.json"])
+    assert (opts.runs, opts.cases, opts.with_bare_pip_compile, opts.json_path) == (7, ("compile",), True,
+                                                                                   Path("x.json"))
+    with pytest.raises(StacksyncError, match="unknown argument.*--frobnicate"):
+        bench.parse_args(["--frobnicate"])
+    with pytest.raises(StacksyncError, match="at least 1"):
+        bench.parse_args(["--runs", "0"])
+    with pytest.raises(StacksyncError, match="nox -s bench"):
+        bench.parse_args(["--runs", "many"])
+
+
+def _sample_rows() -> list[Row]:
+    rows = _noop_rows([0.1, 0.12, 0.11], [0.6, 0.55, 0.58], [0.03, 0.03, 0.02])
+    rows.append(Row("noop", "stacksync (uv)", status="backend not available",
+                    goal=Goal("<= 0.3 s", max_s=0.3)))
+    rows.append(Row("compile (warm)", "bare pip-compile --generate-hashes", status=bench.BARE_PIP_COMPILE_SKIP))
+    bench.judge(rows)
+    return rows
+
+
+def test_table_rows_and_rendering() -> None:
+    rows = _sample_rows()
+    cells = bench.table_rows(rows)
+    assert cells[0][:6] == ["noop", "stacksync", "0.110", "0.100", "0.120", "3"]
+    assert cells[0][7].startswith("NO (not faster than uv pip sync")
+    assert cells[1][6:] == ["", ""]
+    assert cells[3][2] == "backend not available" and cells[3][7].startswith("n/a")
+    assert cells[4][2] == bench.BARE_PIP_COMPILE_SKIP
+    text = bench.render_table(rows)
+    for header in bench.HEADERS:
+        assert header in text
+    assert "backend not available" in text and "24.5 GB per run" in text
+    md = bench.render_markdown(rows)
+    assert md.splitlines()[0] == "| " + " | ".join(bench.HEADERS) + " |"
+    assert len(md.splitlines()) == 2 + len(rows)
+
+
+def test_to_json_round_trips() -> None:
+    rows = _sample_rows()
+    doc = json.loads(json.dumps(bench.to_json(rows, {"cpu_count": 2}, BenchOptions(runs=3))))
+    assert doc["machine"] == {"cpu_count": 2} and doc["options"]["runs"] == 3
+    first = doc["rows"][0]
+    assert (first["median_s"], first["min_s"], first["max_s"], first["runs"]) == (0.11, 0.1, 0.12, 3)
+    assert first["met"] is False and first["goal"].startswith("<= 0.3 s")
+    assert doc["rows"][3]["status"] == "backend not available" and doc["rows"][3]["median_s"] is None
+
+
+def test_build_wheel_is_a_valid_wheel(tmp_path: Path) -> None:
+    path = bench.build_wheel(tmp_path, "bench-pkg-007", "1.0", ["bench-pkg-008==1.0"])
+    assert path.name == "bench_pkg_007-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        meta = zf.read("bench_pkg_007-1.0.dist-info/METADATA").decode()
+        record = zf.read("bench_pkg_007-1.0.dist-info/RECORD").decode()
+    assert "bench_pkg_007/__init__.py" in names
+    assert "Name: bench-pkg-007" in meta and "Requires-Dist: bench-pkg-008==1.0" in meta
+    assert all(n in record for n in names)
+    again = bench.build_wheel(tmp_path / "again", "bench-pkg-007", "1.0", ["bench-pkg-008==1.0"])
+    assert again.read_bytes() == path.read_bytes()  # same inputs, same hash
+
+
+def test_write_noop_profile(tmp_path: Path) -> None:
+    from stacksync import profile as profile_mod
+
+    locks, wheels = bench.write_noop_profile(tmp_path, count=9)
+    prof = profile_mod.load(bench.NOOP_PROFILE, locks)
+    assert prof.index.index_url == (tmp_path / "simple").as_uri()
+    lock = parse(prof.lock_path, lock=True)
+    assert [p.name for p in lock.pins] == bench.noop_names(9)
+    for pin in lock.pins:
+        wheel = wheels / f"{pin.name.replace('-', '_')}-1.0-py3-none-any.whl"
+        assert pin.hashes == (f"sha256:{hashlib.sha256(wheel.read_bytes()).hexdigest()}",)
+        page = (tmp_path / "simple" / pin.name / "index.html").read_text()
+        assert wheel.as_uri() in page and pin.hashes[0].split(":")[1] in page
+    # chains of four: 000 -> 001 -> 002 -> 003, then 004 starts a new one
+    assert lock.pins[1].via == ("bench-pkg-000",) and lock.pins[4].via == ("-r requirements.in",)
+
+
+def test_measure_round_robin_unavailable_skip_and_failure() -> None:
+    calls: list[str] = []
+    log: list[str] = []
+
+    def boom() -> None:
+        raise RuntimeError("exploded\nsecond line")
+
+    contenders = [
+        Contender("a", lambda: calls.append("a"), prepare=lambda: calls.append("prep-a"),
+                  goal=Goal("faster than b", faster_than=("b",))),
+        Contender("b", lambda: calls.append("b")),
+        Contender("gone", lambda: calls.append("gone"), unavailable=lambda: "backend not available"),
+        Contender("skipped", lambda: calls.append("skipped"), skip="skipped (why)"),
+        Contender("broken", boom),
+        Contender("once", lambda: calls.append("once"), runs=1, warmup=False),
+    ]
+    rows = {r.tool: r for r in bench.measure("case", contenders, 3, log=log.append)}
+    # warm-up round, then three timed rounds, a before b each time
+    assert calls == ["prep-a", "a", "b", "prep-a", "a", "b", "once", "prep-a", "a", "b", "prep-a", "a", "b"]
+    assert len(rows["a"].samples) == 3 and len(rows["b"].samples) == 3 and len(rows["once"].samples) == 1
+    assert rows["gone"].status == "backend not available" and rows["gone"].samples == []
+    assert rows["skipped"].status == "skipped (why)"
+    assert rows["broken"].status == "failed: exploded" and rows["broken"].samples == []
+    assert rows["a"].met is not None  # judged against b
+    assert any("FAILED: exploded" in line for line in log)
+
+
+def test_backend_unavailable_names_known_backends() -> None:
+    assert bench.backend_unavailable("pip-tools") is None
+    reason = bench.backend_unavailable("uv")
+    assert reason is None or reason.startswith("backend not available")
+
+
+@pytest.mark.slow
+def test_noop_case_runs_for_real(tmp_path: Path) -> None:
+    """The cheapest case, small (8 packages), one run: every contender that can run here measures a
+    no-op (stacksync's in-process run raises if the verdict is not "in-sync")."""
+    contenders = bench.noop_contenders(tmp_path, ("pip-tools", "uv"), count=8)
+    rows = {r.tool: r for r in bench.measure("noop", contenders, 1, log=lambda _m: None)}
+    for tool in ("stacksync sync.run (pip-tools)", "stacksync CLI: invoke sync (pip-tools)", "pip-sync",
+                 "uv pip sync"):
+        assert rows[tool].status == "ok", rows[tool].status
+        assert len(rows[tool].samples) == 1
+    for tool in ("stacksync sync.run (uv)", "stacksync CLI: invoke sync (uv)"):
+        assert rows[tool].status in ("ok", "backend not available"), rows[tool].status
+    assert rows["stacksync sync.run (pip-tools)"].met is not None  # judged against both references
+    text = bench.render_table(list(rows.values()))
+    assert "pip-sync" in text and "uv pip sync" in text

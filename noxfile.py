@@ -1,15 +1,18 @@
 """nox sessions: thin wrappers over stacksync. `nox -l` lists them.
 
 Fresh venvs prove that a lock rebuilds from nothing; the install logic is the same stacksync code
-that `invoke sync` runs. The venv backend is nox's: virtualenv by default, `nox -db uv` for uv.
+that `invoke sync` runs. The venv backend is nox's: virtualenv by default, `nox -db uv` for uv;
+reproduce uses uv when the stacksync backend is uv (`-- --backend uv`, STACKSYNC_BACKEND, stack.toml).
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import nox
 
+from stacksync.backend import reproduce_venv_backend
 from stacksync.errors import StacksyncError
 from stacksync.reproduce import selected_profiles
 
@@ -34,7 +37,7 @@ def lint(session: nox.Session) -> None:
     session.run("mypy")
 
 
-@nox.session
+@nox.session(venv_backend=reproduce_venv_backend(sys.argv))
 @nox.parametrize("python,profile", [nox.param(py, name, id=f"profile='{name}'") for py, name in selected_profiles()])
 def reproduce(session: nox.Session, profile: str) -> None:
     """Rebuild a profile's lock in a fresh venv and prove it is the exact twin (-- --profile X, --force)."""

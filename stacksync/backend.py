@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # compile section
     from .lockfile import Pin
     from .runner import Result
 
-__all__ = ["Backend", "PipTools", "Uv", "get_backend", "resolve_name", "uv_executable"]
+__all__ = ["Backend", "PipTools", "Uv", "get_backend", "reproduce_venv_backend", "resolve_name", "uv_executable"]
 
 BACKEND_ENV = "STACKSYNC_BACKEND"
 KNOWN = ("pip-tools", "uv", "auto")
@@ -434,6 +434,30 @@ class Uv:
 
         return runner.run([*self._pip("check", python)], check=False)
 
+
+def reproduce_venv_backend(argv: Sequence[str], locks_dir: Path | None = None) -> str | None:
+    """nox's ``venv_backend`` for ``nox -s reproduce``: ``"uv"`` when the stacksync backend resolves to
+    uv for every selected profile (``-- --backend uv`` in ``argv``, ``STACKSYNC_BACKEND``, stack.toml
+    ``backend``, ``auto``), else ``None`` (nox's default, or ``nox -db``). Read when the noxfile loads,
+    before nox parses the session's posargs; a bad value is left for the session to report."""
+    post = list(argv[list(argv).index("--") + 1:]) if "--" in argv else []
+    cli: str | None = None
+    names: list[str] = []
+    for i, arg in enumerate(post):
+        value = post[i + 1] if i + 1 < len(post) else ""
+        if arg in ("--backend", "--profile"):
+            cli, names = (value, names) if arg == "--backend" else (cli, [*names, value])
+        elif arg.startswith(("--backend=", "--profile=")):
+            key, _, value = arg.partition("=")
+            cli, names = (value, names) if key == "--backend" else (cli, [*names, value])
+    from . import profile as profile_mod
+
+    try:
+        chosen = {resolve_name(cli, profile_mod.load(n, locks_dir).backend)
+                  for n in names or profile_mod.available(locks_dir)}
+    except StacksyncError:
+        return None
+    return "uv" if chosen == {"uv"} else None
 
 def get_backend(name: str) -> Backend:
     """The backend object for a resolved name (see :func:`resolve_name`)."""

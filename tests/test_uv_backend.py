@@ -178,3 +178,35 @@ def test_uv_fetch_failure_leaves_the_target_alone(auth: IndexServer, stack_packa
         run(Options(profile=str(folder), venv=str(venv), cache_dir=tmp_path / "cache", backend="uv"))
     assert freeze(venv) == {}
     shutil.rmtree(tmp_path / "cache", ignore_errors=True)
+
+
+# --- nox -s reproduce with the uv backend ---------------------------------------------------------------
+
+def test_reproduce_venv_backend_follows_the_stacksync_backend(tmp_path: Path, index_server: IndexServer,
+                                                              stack_packages: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    locks = tmp_path / "locks"
+    write_profile(locks / "standin", stack_packages, index_server, LOCK_A)
+    write_profile(locks / "uvprof", stack_packages, index_server, LOCK_A, toml_extra='backend = "uv"')
+    pick = backend_mod.reproduce_venv_backend
+    assert pick(["nox", "-s", "reproduce"], locks) is None  # standin is pip-tools
+    assert pick(["nox", "-s", "reproduce", "--", "--profile", "uvprof"], locks) == "uv"
+    assert pick(["nox", "--", "--backend=uv"], locks) == "uv"
+    assert pick(["nox", "--", "--backend", "pip-tools", "--profile", "uvprof"], locks) is None
+    monkeypatch.setenv("STACKSYNC_BACKEND", "uv")
+    assert pick(["nox"], locks) == "uv"
+    assert pick(["nox", "--", "--backend", "bogus"], locks) is None  # the session reports it
+
+
+@pytest.mark.slow
+def test_nox_reproduce_with_backend_uv(tmp_path: Path, index_server: IndexServer, stack_packages: Path) -> None:
+    from test_reproduce import nox
+
+    write_profile(tmp_path / "locks" / "standin", stack_packages, index_server, LOCK_A)
+    proc = nox(tmp_path, index_server, "-s", "reproduce", "--", "--backend", "uv")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads((tmp_path / "reports" / "reproduce-standin.json").read_text())
+    assert report["verdict"] == "twin" and report["venv"]["backend"] == "uv"
+    assert report["installers"]["backend"] == "uv" and report["installers"]["uv"]
+    assert report["installers"]["target_pip"] is None  # a uv venv, synced without pip
+    assert index_server.password not in proc.stdout + proc.stderr

@@ -166,7 +166,9 @@ def _drive(state: State) -> None:
             _adopt_unrecorded(state)
         if _scope(steps):
             outcome.verdict = "in-sync"
-            outcome.summary = (f"{state.python}: already in sync with {state.lock_file.path} "
+            scope = _scope(steps)
+            what = "" if len(scope) == 3 else f"{' and '.join(scope)} phase{'s' if len(scope) > 1 else ''} "
+            outcome.summary = (f"{state.python}: {what}already in sync with {state.lock_file.path} "
                                f"({len(state.lock) + len(state.deferred)} packages); nothing to do")
             console.info(outcome.summary)
         if "verify" in steps and not _scope(steps):
@@ -627,10 +629,11 @@ def _explain_smoke(state: State, phase: str, failed: Sequence[Mapping[str, Any]]
     pins = {**state.lock, **state.deferred}
     lines = []
     for r in failed:
-        error = str(r.get("error") or "")
+        error = " ".join(str(r.get("error") or "").split())  # one line, even for multi-line ImportErrors
         why = cudalibs.explain_missing_library(error, pins, installed)
-        lines.append(f"{phase} smoke: import {r['name']} failed: " + (why or f"{error} (fix: check that the "
-                     f"lock's {phase} packages are installed: invoke verify --profile {state.profile.name})"))
+        lines.append(f"{phase} smoke: import {r['name']} failed: " + (why or f"{error} (fix: invoke sync "
+                     f"--profile {state.profile.name}; if the lock is synced, the import needs something "
+                     "the lock does not have)"))
     return "\n".join(lines)
 
 
@@ -810,12 +813,14 @@ def verify(state: State, *, smoke: bool = True, snapshot: Snapshot | None = None
         for phase in PHASES:
             modules += [m for m in state.profile.smoke.get(phase, ()) if m not in modules]
         failed = [r for r in _smoke_all(state, modules) if not r["ok"]]
-    twin_text = "twin of the lock" if twin.identical else f"NOT the lock's twin ({twin.counts()})"
+    twin_text = "twin of the lock" if twin.identical else (
+        f"NOT the lock's twin ({len(twin.only_in_a)} missing, {len(twin.only_in_b)} extra, "
+        f"{len(twin.changed)} at another version)")
     deps_text = "dependencies ok" if not problems else f"{len(problems)} dependency problem(s)"
     smoke_text = f"smoke {len(modules) - len(failed)}/{len(modules)} ok" if smoke else "smoke not run"
     installers = f"; installers (lock -> target): {'; '.join(twin.installers)}" if twin.installers else ""
     line = (f"verify: {state.python}: {twin_text} {state.lock_file.path} "
-            f"({twin.same} packages), {deps_text}, {smoke_text}{installers}")
+            f"({twin.same} packages as locked), {deps_text}, {smoke_text}{installers}")
     if twin.identical and not problems and not failed:
         if state.outcome.verdict == "not-run":
             state.outcome.verdict = "verified"

@@ -278,6 +278,47 @@ def pick_wheel(files: Sequence[IndexFile], hashes: Sequence[str], supported: Seq
     return best[2] if best is not None else None
 
 
+# pip-compile's UNSAFE_PACKAGES: with --allow-unsafe they are pinned last, under this comment.
+_UNSAFE = frozenset({"setuptools", "distribute", "pip"})
+_UNSAFE_COMMENT = "# The following packages are considered to be unsafe in a requirements file:"
+
+
+def pip_compile_layout(body: str) -> str:
+    """A ``uv pip compile`` body laid out as pip-compile lays it out: uv sorts setuptools / pip among
+    the other pins, pip-compile moves them to the end under its "unsafe" comment. Nothing else
+    differs (same pins, hashes and ``# via`` lines), so both backends write the same lock body."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    blocks: list[list[str]] = []
+    for line in body.splitlines():
+        if line and not line[0].isspace() and not line.startswith("#") or not blocks:
+            blocks.append([line])
+        else:
+            blocks[-1].append(line)
+
+    def unsafe(block: list[str]) -> bool:
+        try:
+            return canonicalize_name(Requirement(block[0].split(" \\", 1)[0].strip()).name) in _UNSAFE
+        except InvalidRequirement:
+            return False
+
+    safe = [line for b in blocks if not unsafe(b) for line in b]
+    moved = [line for b in blocks if unsafe(b) for line in b]
+    lines = safe + (["", _UNSAFE_COMMENT, *moved] if moved else [])
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def _file_sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 class Uv:
     """uv for everything: ``uv pip compile`` (resolves for any Python X.Y / platform, hashes included),
     ``uv pip install`` / ``uv pip sync`` / ``uv pip check`` against the target (``--python``: the
@@ -348,7 +389,7 @@ class Uv:
                    hint="uv pip compile could not resolve the inputs; the line above says which requirement")
         # uv hashes every file of each pinned version as the index lists it: the same set as
         # pip-compile's (checked by tests/test_uv_backend.py and on locks/gpu-cu121).
-        return (request.workdir / request.output).read_text(encoding="utf-8")
+        return pip_compile_layout((request.workdir / request.output).read_text(encoding="utf-8"))
 
     # --- install / sync ---------------------------------------------------------------------------
 
@@ -372,7 +413,11 @@ class Uv:
         tail = "nothing was installed or removed"
         snapshot = probe(python)
         supported = target_tags(snapshot.python_xy, snapshot.raw.get("python", {}).get("soabi"))
-        pins = [p for p in parse(requirements, lock=True).pins if p.version is not None]
+        pins = parse(requirements, lock=True).pins
+        for pin in pins:
+            if pin.version is None:  # `name @ URL`: not on the index's pages
+                raise FetchError(f"{pin.where}: {pin.name} is pinned by URL, which the uv backend does not fetch; "
+                                 f"{tail} (fix: pin it by version from an index, or sync with --backend pip-tools)")
         urls = index_urls_from_args(index_args)
         try:
             listed = indexapi.files_for_pins(urls, {p.name: p.version or "" for p in pins})
@@ -390,7 +435,7 @@ class Uv:
         def get(item: tuple[Pin, IndexFile]) -> Path:
             pin, file = item
             path = indexapi.fetch_file(file, dest, sha256=file.sha256)
-            if file.sha256 is None and f"sha256:{indexapi._sha256_path(path)}" not in pin.hashes:
+            if file.sha256 is None and f"sha256:{_file_sha256(path)}" not in pin.hashes:
                 path.unlink(missing_ok=True)
                 raise indexapi.HashMismatch(f"{file.filename}: sha256 not among the lock's hashes")
             return path

@@ -249,6 +249,18 @@ def target_python(profile: Profile, *, cross_target: bool) -> tuple[str, str]:
 
 # --- the pipeline ----------------------------------------------------------------------------------
 
+def same_but_backend(old: str | None, new: str | None) -> str | None:
+    """``--check`` with the other backend: a committed lock that differs only in the header's
+    ``# backend:`` line (same pins, hashes, layout) is fresh, so ``old`` is kept."""
+    if old is None or new is None:
+        return new
+
+    def content(text: str) -> list[str]:
+        return [line for line in text.splitlines() if not line.startswith("# backend: ")]
+
+    return old if content(old) == content(new) else new
+
+
 def _copy_includes(profile: Profile, workdir: Path) -> None:
     """Copy the files ``requirements.in`` includes (-r / -c, relative) beside the resolver input."""
     for option in parse(profile.requirements_in, follow_includes=False).options:
@@ -328,6 +340,9 @@ def compile_profile(profile: Profile, *, backend: str | None = None, upgrade: bo
                        "hashes read from the index (nothing built); installed last, see stack.toml."])
         new_deferred = render_deferred(head, deferred, deferred_hashes, index_lines)
 
+    if check:
+        new_lock = same_but_backend(old_lock, new_lock) or new_lock
+        new_deferred = same_but_backend(old_deferred, new_deferred)
     pinned = pinned_versions(body)
     result = CompileResult(
         profile=profile.name,

@@ -65,6 +65,18 @@ def test_uv_spelling_of_index_options_and_platforms() -> None:
     assert plat == "x86_64-pc-windows-msvc" and "resolved for win32 only" in note
 
 
+def test_uv_body_gets_pip_compile_layout() -> None:
+    uv_body = ("a==1 \\\n    --hash=sha256:aa\n    # via -r requirements.in\n"
+               "setuptools==80 \\\n    --hash=sha256:ss\n    # via a\n"
+               "zz==2 \\\n    --hash=sha256:zz\n    # via a\n")
+    assert backend_mod.pip_compile_layout(uv_body) == (
+        "a==1 \\\n    --hash=sha256:aa\n    # via -r requirements.in\n"
+        "zz==2 \\\n    --hash=sha256:zz\n    # via a\n\n"
+        "# The following packages are considered to be unsafe in a requirements file:\n"
+        "setuptools==80 \\\n    --hash=sha256:ss\n    # via a\n")
+    assert backend_mod.pip_compile_layout("a==1\n") == "a==1\n"
+
+
 def test_target_tags_and_wheel_choice() -> None:
     from packaging.tags import Tag
     from packaging.version import Version
@@ -89,17 +101,24 @@ def test_target_tags_and_wheel_choice() -> None:
 
 def test_uv_lock_equals_pip_tools_lock(auth: IndexServer, stack_packages: Path, tmp_path: Path) -> None:
     prof = standin(tmp_path, stack_packages, auth)
-    by_backend = {}
+    by_backend, texts = {}, {}
     for name in ("pip-tools", "uv"):
         result = comp.compile_profile(prof, backend=name, check=True)
         lock, deferred = (o.new or "" for o in result.files)
         assert auth.password not in lock + deferred and "127.0.0.1" not in lock
         assert f"# backend: {name}" in lock and "# via" in lock
         by_backend[name] = (lock_table(lock), lock_table(deferred))
+        texts[name] = (lock, deferred)
     assert by_backend["uv"] == by_backend["pip-tools"]
     main, deferred = by_backend["uv"]
     assert {"torch-like", "nvidia-cudnn-like", "nvidia-cublas-like", "setuptools"} <= set(main)
     assert all(hashes for _, hashes in main.values()) and set(deferred) == {"flash-attn-like"}
+    # Same layout too (setuptools last, under pip-compile's "unsafe" comment): only the backend line differs.
+    for old, new in zip(texts["pip-tools"], texts["uv"], strict=True):
+        assert old != new and comp.same_but_backend(old, new) == old
+    # So a lock pip-tools wrote is fresh for `invoke compile --check --backend uv`.
+    comp.compile_profile(prof, backend="pip-tools")
+    assert not comp.compile_profile(prof, backend="uv", check=True).changed
 
 
 def test_uv_compiles_for_another_python_pip_tools_refuses(auth: IndexServer, stack_packages: Path,

@@ -451,12 +451,9 @@ def _quiet_sync(opts: Any) -> Any:
     from . import console
     from . import sync as sync_mod
 
-    saved = console.out.file, console.err.file
-    console.out.file = console.err.file = io.StringIO()
-    try:
+    # capture(), not swapping .file: a swapped-back file would pin today's sys.stderr (pytest's capsys).
+    with console.out.capture(), console.err.capture():
         return sync_mod.run(opts)
-    finally:
-        console.out.file, console.err.file = saved
 
 
 def new_venv(path: Path) -> Path:
@@ -582,9 +579,9 @@ def compile_contenders(work: Path, backends: Sequence[str], *, cold: bool,
         if not cold:
             return {}
         counter[0] += 1
+        if caches.exists():  # the previous run's cache (its size is recorded): GBs for pip-tools
+            shutil.rmtree(caches)
         folder = caches / f"run-{counter[0]}"
-        if folder.exists():
-            shutil.rmtree(folder)
         folder.mkdir(parents=True)
         return {"XDG_CACHE_HOME": str(folder), "UV_CACHE_DIR": str(folder / "uv")}
 
@@ -618,7 +615,7 @@ def compile_contenders(work: Path, backends: Sequence[str], *, cold: bool,
             with _environ(**env_now):
                 result = compile_mod.compile_profile(prof, backend=name, check=True)
             stats[name] = {"packages": result.packages, "hashes": result.hashes,
-                           "stale_vs_committed": int(result.changed)}
+                           "stale_vs_committed": int(result.changed), **_cache_size(env_now)}
 
         out.append(Contender(f"stacksync compile ({name})", action, prepare=prepare, goal=goal,
                              unavailable=lambda name=name: backend_unavailable(name),  # type: ignore[misc]
@@ -632,6 +629,7 @@ def compile_contenders(work: Path, backends: Sequence[str], *, cold: bool,
                     prof.python or f"{sys.version_info[0]}.{sys.version_info[1]}", "--index-url",
                     index.index_url or "https://pypi.org/simple", "-o", defaults.LOCK_TXT, *names],
                    env=runner.clean_env(env_now), cwd=folder)
+        stats[bare_uv] = _cache_size(env_now)
 
     def bare_pip_compile_action() -> None:
         folder = root / "bare-pip-compile"
@@ -640,10 +638,20 @@ def compile_contenders(work: Path, backends: Sequence[str], *, cold: bool,
                     "--no-header", "--index-url", index.index_url or "https://pypi.org/simple", "--output-file",
                     defaults.LOCK_TXT, *names], env=runner.clean_env(env_now), cwd=folder)
 
-    out.append(Contender(bare_uv, bare_uv_action, prepare=prepare, warmup=not cold))
+    out.append(Contender(bare_uv, bare_uv_action, prepare=prepare, warmup=not cold,
+                         detail=lambda: stats.get(bare_uv, {})))
     out.append(Contender("bare pip-compile --generate-hashes", bare_pip_compile_action, prepare=prepare,
                          skip=None if with_bare_pip_compile else BARE_PIP_COMPILE_SKIP, runs=1, warmup=False))
     return out
+
+
+def _cache_size(env: dict[str, str]) -> dict[str, int]:
+    """Bytes in a cold run's cache folder after the run (what it downloaded); nothing when warm."""
+    folder = env.get("XDG_CACHE_HOME")
+    if not folder:
+        return {}
+    total = sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file() and not p.is_symlink())
+    return {"last_cold_run_cache_bytes": total}
 
 
 # ------------------------------------------------------------------------------------------- driver
@@ -668,6 +676,8 @@ def machine_info() -> dict[str, Any]:
         "tools": {"stacksync": v("stacksync"), "pip": v("pip"), "pip-tools": v("pip-tools"),
                   "uv": uv.stdout.strip() if uv.returncode == 0 else None, "nox": v("nox")},
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        # Other work on the machine skews every row alike (round robin), but it is worth knowing.
+        "load_average_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
 
 

@@ -7,6 +7,7 @@ The profile and lock writers are test_sync's (imported, not copied)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -50,6 +51,18 @@ def standin(tmp_path: Path, stack: Path, server: IndexServer, *, python: str = P
 
 
 # --- pure parts -------------------------------------------------------------------------------------
+
+def test_backend_selection_reaches_uv(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert backend_mod.resolve_name("auto", None) == "uv"  # uv is installed here
+    assert backend_mod.resolve_name(None, "uv") == "uv"
+    monkeypatch.setenv("STACKSYNC_BACKEND", "uv")
+    assert backend_mod.resolve_name(None, "pip-tools") == "uv"
+    assert backend_mod.resolve_name("pip-tools", "uv") == "pip-tools"
+    uv = backend_mod.get_backend("uv")
+    runner.history.clear()
+    assert uv.name == "uv" and uv.versions()["uv"] and not uv.needs_target_pip and uv.cross_target
+    assert runner.history == []  # the uv beside this interpreter: version from its metadata, no process
+
 
 def test_uv_spelling_of_index_options_and_platforms() -> None:
     args = ["--index-url", "http://u:p@a/simple", "--extra-index-url", "http://b/simple", "--trusted-host", "b"]
@@ -229,3 +242,36 @@ def test_nox_reproduce_with_backend_uv(tmp_path: Path, index_server: IndexServer
     assert report["installers"]["backend"] == "uv" and report["installers"]["uv"]
     assert report["installers"]["target_pip"] is None  # a uv venv, synced without pip
     assert index_server.password not in proc.stdout + proc.stderr
+
+
+def other_python() -> str | None:
+    """A working python{OTHER_PY}: on PATH, else a pyenv install (its shim fails unless selected)."""
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    for exe in [shutil.which(f"python{OTHER_PY}"), *sorted(pyenv.glob(f"versions/{OTHER_PY}.*/bin/python{OTHER_PY}"))]:
+        if exe and subprocess.run([str(exe), "-c", "pass"], capture_output=True).returncode == 0:
+            return str(exe)
+    return None
+
+
+OTHER_EXE = other_python()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(OTHER_EXE is None, reason=f"no working python{OTHER_PY}")
+def test_lock_compiled_for_another_python_syncs_into_it(auth: IndexServer, stack_packages: Path,
+                                                        tmp_path: Path) -> None:
+    """Compiled from this Python with uv for OTHER_PY, then synced with uv into an OTHER_PY venv."""
+    prof = standin(tmp_path, stack_packages, auth, python=OTHER_PY)
+    comp.compile_profile(prof, backend="uv")
+    venv = tmp_path / "venv"
+    subprocess.run([str(UV), "venv", "--no-config", "-q", "--no-python-downloads", "--python", str(OTHER_EXE),
+                    str(venv)], check=True, capture_output=True)
+    outcome = run(Options(profile=str(prof.folder), venv=str(venv), cache_dir=tmp_path / "cache", backend="uv"))
+    assert outcome.verdict == "synced" and outcome.twin is not None and outcome.twin.identical
+    assert probe_version(venv).startswith(OTHER_PY + ".")
+
+
+def probe_version(venv: Path) -> str:
+    from stacksync.environment import probe
+
+    return probe(venv).version

@@ -119,6 +119,8 @@ class State:
     outcome: Outcome
     fetched: bool = False
     wheel_deps: dict[NormalizedName, set[NormalizedName]] = field(default_factory=dict)
+    #: modules whose smoke import passed after the last change this run made (verify skips them)
+    smoked: set[str] = field(default_factory=set)
 
 
 # ------------------------------------------------------------------------------------------- entry point
@@ -616,6 +618,7 @@ def _smoke_phase(state: State, phase: str) -> None:
     modules = state.profile.smoke.get(phase, ())
     failed = [r for r in smoke(state.python, modules) if not r["ok"]]
     if not failed:
+        state.smoked.update(modules)
         if modules:
             console.info(f"{phase}: smoke imports ok ({', '.join(modules)})")
         return
@@ -645,6 +648,7 @@ def install_base(state: State) -> None:
         return
     pins = [state.lock[n] for n in sorted(state.plan.base_names)]
     req = _write_requirements(state.workdir / "base.txt", pins)
+    state.smoked.clear()
     console.info(f"base: installing {', '.join(a.name for a in changes)}")
     state.backend.install(state.python, req, state.cache, stream=state.opts.verbose)
     _reinstall(state, [a for a in changes if a.kind == "reinstall"], "base")
@@ -685,6 +689,7 @@ def sync_rest(state: State) -> None:
                                    [f"{n}=={installed[n]}" for n in unlocked])
     removing = sum(a.kind == "remove" for a in changes)
     console.info(f"rest: pip-sync ({len(changes) - removing} to install or change, {removing} to remove)")
+    state.smoked.clear()
     state.backend.sync(state.python, [lock_txt, keep_txt], state.cache, stream=state.opts.verbose)
     _reinstall(state, [a for a in changes if a.kind == "reinstall"], "rest")
     _smoke_phase(state, "rest")
@@ -714,6 +719,7 @@ def install_deferred(state: State) -> None:
                             f"{', '.join(missing)} not installed in the target (fix: add them to "
                             f"{state.profile.requirements_in} and invoke compile --profile {state.profile.name})")
         one = _write_requirements(state.workdir / f"deferred-{d.name}.txt", [pin])
+        state.smoked.clear()
         console.info(f"deferred: building {d.name} {pin.key()}" + (f" ({action.reason})" if action.reason else ""))
         state.backend.install(state.python, one, state.cache, only_binary=False, no_deps=True,
                               force_reinstall=d.name in installed, build_isolation=False,
@@ -812,7 +818,8 @@ def verify(state: State, *, smoke: bool = True, snapshot: Snapshot | None = None
     if smoke:
         for phase in PHASES:
             modules += [m for m in state.profile.smoke.get(phase, ()) if m not in modules]
-        failed = [r for r in _smoke_all(state, modules) if not r["ok"]]
+        # Imports that passed after this run's last change are not run twice.
+        failed = [r for r in _smoke_all(state, [m for m in modules if m not in state.smoked]) if not r["ok"]]
     twin_text = "twin of the lock" if twin.identical else (
         f"NOT the lock's twin ({len(twin.only_in_a)} missing, {len(twin.only_in_b)} extra, "
         f"{len(twin.changed)} at another version)")

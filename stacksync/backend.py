@@ -385,7 +385,10 @@ class Uv:
         _, note = uv_python_platform(request.platforms, host=sys.platform, machine=platform.machine(), glibc=None)
         if note:
             console.warn(f"uv backend: {note}")
-        runner.run(self.compile_argv(request), cwd=request.workdir,
+        # uv ignores PIP_CERT (kept by clean_env as pip's CA bundle for a private index): same bundle.
+        cert = os.environ.get("PIP_CERT")
+        env = runner.clean_env({"SSL_CERT_FILE": cert} if cert and not os.environ.get("SSL_CERT_FILE") else None)
+        runner.run(self.compile_argv(request), cwd=request.workdir, env=env,
                    hint="uv pip compile could not resolve the inputs; the line above says which requirement")
         # uv hashes every file of each pinned version as the index lists it: the same set as
         # pip-compile's (checked by tests/test_uv_backend.py and on locks/gpu-cu121).

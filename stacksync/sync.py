@@ -28,11 +28,9 @@ import shutil
 import sys
 import tempfile
 import time
-import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from email.parser import Parser
 from pathlib import Path
 from typing import Any
 
@@ -503,6 +501,9 @@ def _confirm_cache(state: State, need: Sequence[Pin]) -> None:
 
 
 def _wheel_requires(path: Path) -> list[str] | None:
+    import zipfile  # here, not at the top: the no-op path never needs them
+    from email.parser import Parser
+
     try:
         name, version, _, _ = parse_wheel_filename(path.name)
         with zipfile.ZipFile(path) as zf:

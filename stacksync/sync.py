@@ -812,8 +812,14 @@ def verify(state: State, *, smoke: bool = True, snapshot: Snapshot | None = None
     when any of them fails."""
     snapshot = snapshot or probe(state.python)
     problems = dependency_problems(snapshot)
-    twin = compare(_lock_entries(state), _target_entries(snapshot))
+    locked, target = _lock_entries(state), _target_entries(snapshot)
+    twin = compare(locked, target)
     state.outcome.twin = twin
+    # pip / setuptools / wheel are shown apart, but one the lock pins (setuptools via --allow-unsafe)
+    # is an ordinary package: a wrong version of it fails the twin check.
+    installer_off = [f"differs: {n}: lock {locked[n].key}, target {target[n].key if n in target else 'missing'}"
+                     for n in sorted(set(locked) & defaults.INSTALLER_PACKAGES)
+                     if n not in target or target[n].key != locked[n].key]
     failed: list[Mapping[str, Any]] = []
     modules: list[str] = []
     if smoke:
@@ -821,15 +827,16 @@ def verify(state: State, *, smoke: bool = True, snapshot: Snapshot | None = None
             modules += [m for m in state.profile.smoke.get(phase, ()) if m not in modules]
         # Imports that passed after this run's last change are not run twice.
         failed = [r for r in _smoke_all(state, [m for m in modules if m not in state.smoked]) if not r["ok"]]
-    twin_text = "twin of the lock" if twin.identical else (
+    is_twin = twin.identical and not installer_off
+    twin_text = "twin of the lock" if is_twin else (
         f"NOT the lock's twin ({len(twin.only_in_a)} missing, {len(twin.only_in_b)} extra, "
-        f"{len(twin.changed)} at another version)")
+        f"{len(twin.changed) + len(installer_off)} at another version)")
     deps_text = "dependencies ok" if not problems else f"{len(problems)} dependency problem(s)"
     smoke_text = f"smoke {len(modules) - len(failed)}/{len(modules)} ok" if smoke else "smoke not run"
     installers = f"; installers (lock -> target): {'; '.join(twin.installers)}" if twin.installers else ""
     line = (f"verify: {state.python}: {twin_text} {state.lock_file.path} "
             f"({twin.same} packages as locked), {deps_text}, {smoke_text}{installers}")
-    if twin.identical and not problems and not failed:
+    if is_twin and not problems and not failed:
         if state.outcome.verdict == "not-run":
             state.outcome.verdict = "verified"
         if not quiet:
@@ -839,11 +846,11 @@ def verify(state: State, *, smoke: bool = True, snapshot: Snapshot | None = None
     details = [line]
     details += [f"only in the lock: {e.name}=={e.key}" for e in twin.only_in_a]
     details += [f"only in the target: {e.name}=={e.key}" for e in twin.only_in_b]
-    details += [f"differs: {c.name}: lock {c.a}, target {c.b}" for c in twin.changed]
+    details += [f"differs: {c.name}: lock {c.a}, target {c.b}" for c in twin.changed] + installer_off
     details += [f"dependency check: {p}" for p in problems]
     if failed:
         details.append(_explain_smoke(state, "verify", failed))
-    if not twin.identical:
+    if not is_twin:
         details.append(f"fix: invoke sync --profile {state.profile.name}")
     raise SyncError("\n".join(details))
 

@@ -223,6 +223,21 @@ def test_sync_rest_keeps_the_built_deferred_package(synced: dict[str, object]) -
     assert run(opts(synced), ("plan", "verify")).verdict == "verified"
 
 
+def test_locked_setuptools_is_an_ordinary_package(synced: dict[str, object], stack_packages: Path) -> None:
+    """setuptools is shown apart when unlocked, but this lock pins it: verify fails without it, and a
+    sync puts it back."""
+    venv = synced["venv"]
+    assert isinstance(venv, Path)
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "uninstall", "-y", "-q", "setuptools"], check=True,
+                   capture_output=True)
+    with pytest.raises(SyncError) as info:
+        run(opts(synced), ("plan", "verify"))
+    assert f"differs: setuptools: lock {_setuptools(stack_packages)[0]}, target missing" in str(info.value)
+    outcome = run(opts(synced))
+    assert {a.name: a.kind for a in outcome.plan.changes()} == {"setuptools": "install"}  # type: ignore[union-attr]
+    assert freeze(venv)["setuptools"] == _setuptools(stack_packages)[0]
+
+
 def test_changes_removal_downgrade_upgrade_and_rebuild(synced: dict[str, object], stack_packages: Path,
                                                        index_server: IndexServer) -> None:
     venv = synced["venv"]

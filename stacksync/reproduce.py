@@ -22,6 +22,7 @@ from typing import Any
 
 from . import defaults, runner
 from . import profile as profile_mod
+from .backend import Backend, get_backend, resolve_name
 from .environment import Snapshot, probe
 from .errors import StacksyncError
 from .freeze import freeze
@@ -111,10 +112,10 @@ def hardware_skip_reason(prof: profile_mod.Profile, *, python: str | Path = sys.
     return None
 
 
-def _ensure_pip(python: Path, backend: str) -> None:
+def _ensure_pip(python: Path, installer: Backend) -> None:
     """pip-tools' pip-sync drives the target's own pip; a venv made by uv has none. ensurepip installs
     the interpreter's bundled pip offline (pip is an installer, shown apart from the twin check)."""
-    if backend != "pip-tools":
+    if not installer.needs_target_pip:
         return
     if runner.run([python, "-I", "-c", "import pip"], check=False).returncode != 0:
         runner.run([python, "-I", "-m", "ensurepip", "--default-pip"], hint=f"could not give {python} a pip")
@@ -132,11 +133,11 @@ def reproduce(profile_name: str, venv: Path, *, venv_backend: str, backend: str 
     twin: freeze == lock, ``pip check`` clean, smoke imports pass. Always writes the report; raises
     :class:`ReproduceError` (listing every difference) when the proof fails."""
     prof = profile_mod.load(profile_name, locks_dir)
-    from .backend import get_backend, resolve_name
 
     backend_name = resolve_name(backend, prof.backend)
+    installer = get_backend(backend_name)
     python = runner.python_in(venv)
-    _ensure_pip(python, backend_name)
+    _ensure_pip(python, installer)
     report_dir = report_dir or defaults.REPORTS_DIR
     receipt_path = report_dir / f"reproduce-{prof.name}.receipt.json"
     outcome: Outcome | None = None
@@ -147,9 +148,12 @@ def reproduce(profile_name: str, venv: Path, *, venv_backend: str, backend: str 
     except StacksyncError as exc:
         problems = str(exc).splitlines()
     snapshot = probe(python)
-    check = runner.run([python, "-I", "-m", "pip", "check"], check=False) if _has_pip(snapshot) else None
-    if check is not None and check.returncode != 0:
-        problems += [f"pip check: {line}" for line in (check.stdout + check.stderr).strip().splitlines()]
+    # The installer's own dependency check (pip check, or uv pip check: a uv venv has no pip), beside
+    # the one verify computed from the probe.
+    check = installer.check(python)
+    if check.returncode != 0:
+        label = "pip check" if installer.name == "pip-tools" else f"{installer.name} pip check"
+        problems += [f"{label}: {line}" for line in (check.stdout + check.stderr).strip().splitlines()]
     frozen = _freeze_text(snapshot)
     freeze_sha = hashlib.sha256(frozen.encode()).hexdigest()
     receipt = json.loads(receipt_path.read_text(encoding="utf-8")) if receipt_path.is_file() else {}
@@ -160,7 +164,7 @@ def reproduce(profile_name: str, venv: Path, *, venv_backend: str, backend: str 
         "verdict": verdict,
         "problems": problems,
         "venv": {"path": str(venv), "backend": venv_backend, "python": snapshot.version},
-        "installers": {"backend": backend_name, **get_backend(backend_name).versions(),
+        "installers": {"backend": backend_name, **installer.versions(),
                        "target_pip": snapshot.pip_version},
         "lock": receipt.get("lock", {"path": str(prof.lock_path), "sha256": _sha256(prof.lock_path)}),
         "packages": len(snapshot.distributions),
@@ -197,10 +201,6 @@ def summary(report: dict[str, Any]) -> str:
     ]
     lines += [f"  problem: {p}" for p in report["problems"]]
     return "\n".join(lines)
-
-
-def _has_pip(snapshot: Snapshot) -> bool:
-    return "pip" in snapshot.distributions
 
 
 def _sha256(path: Path) -> str | None:

@@ -689,7 +689,8 @@ def sync_rest(state: State) -> None:
     keep_txt = _write_requirements(state.workdir / "keep.txt", keep_pins,
                                    [f"{n}=={installed[n]}" for n in unlocked])
     removing = sum(a.kind == "remove" for a in changes)
-    console.info(f"rest: pip-sync ({len(changes) - removing} to install or change, {removing} to remove)")
+    tool = "pip-sync" if state.backend.name == "pip-tools" else f"{state.backend.name} pip sync"
+    console.info(f"rest: {tool} ({len(changes) - removing} to install or change, {removing} to remove)")
     state.smoked.clear()
     state.backend.sync(state.python, [lock_txt, keep_txt], state.cache, stream=state.opts.verbose)
     _reinstall(state, [a for a in changes if a.kind == "reinstall"], "rest")

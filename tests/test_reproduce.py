@@ -13,7 +13,7 @@ from pathlib import Path
 import pkgfactory
 import pytest
 from pkgfactory import IndexServer
-from test_sync import LOCK_A, TOKEN_VAR, USER_VAR, write_profile
+from stackprofile import LOCK_A, TOKEN_VAR, USER_VAR, write_profile
 
 from stacksync import doctor
 from stacksync.errors import StacksyncError

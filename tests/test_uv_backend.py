@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from pkgfactory import IndexServer
-from test_sync import LOCK_A, PY_XY, TOKEN_VAR, USER_VAR, expected_a, freeze, write_profile
+from stackprofile import LOCK_A, PY_XY, TOKEN_VAR, USER_VAR, expected_a, freeze, write_profile
 
 from stacksync import backend as backend_mod
 from stacksync import compile as comp

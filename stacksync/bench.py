@@ -667,7 +667,12 @@ def machine_info() -> dict[str, Any]:
             return None
 
     uv = runner.run([_uv(), "--version"], check=False)
+    head = runner.run(["git", "rev-parse", "HEAD"], cwd=defaults.PROJECT_ROOT, check=False)
+    dirty = runner.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=defaults.PROJECT_ROOT,
+                       check=False)
     return {
+        "stacksync_commit": head.stdout.strip() if head.returncode == 0 else None,
+        "stacksync_tree_modified": bool(dirty.stdout.strip()) if dirty.returncode == 0 else None,
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),

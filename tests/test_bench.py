@@ -213,3 +213,11 @@ def test_noop_case_runs_for_real(tmp_path: Path) -> None:
     assert rows["stacksync sync.run (pip-tools)"].met is not None  # judged against both references
     text = bench.render_table(list(rows.values()))
     assert "pip-sync" in text and "uv pip sync" in text
+
+
+def test_machine_info_names_the_machine_and_tools() -> None:
+    info = bench.machine_info()
+    assert isinstance(info["cpu_count"], int) and info["python"].count(".") == 2
+    assert info["tools"]["pip"] and info["tools"]["pip-tools"]
+    assert info["stacksync_commit"] is None or len(info["stacksync_commit"]) == 40
+    json.dumps(info)  # goes into reports/bench.json as is

@@ -6,9 +6,12 @@ what it prints and turns it into :class:`Snapshot`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +19,9 @@ from typing import Any
 
 from packaging.utils import NormalizedName, canonicalize_name
 
+from . import defaults, sitepackages
 from .errors import ProbeError, TargetError
-from .runner import python_in, run_script
+from .runner import clean_env, python_in, run_script
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,92 @@ def probe(python: str | os.PathLike[str]) -> Snapshot:
     """Run the probe in ``python`` and return what it saw."""
     exe = find_python(python)
     return snapshot_from_json(exe, run_script(exe, "probe_env.py"))
+
+
+# ------------------------------------------------------------------ the fast snapshot (no interpreter)
+
+#: the parts of a probe document that depend on the interpreter only, not on what is installed
+_INTERPRETER_KEYS = ("python", "marker_environment", "platform")
+
+
+def snapshot(python: str | os.PathLike[str], *, fast: bool = True, cache_dir: Path | None = None) -> Snapshot:
+    """What :func:`probe` would return. With ``fast``, a venv's distributions are read from its
+    site-packages in-process and the interpreter facts come from an earlier probe cached under
+    ``cache_dir`` (default ``.stacksync-cache/probe``), keyed by everything that changes with the
+    interpreter; whenever the reading cannot be sure to equal the probe, the probe runs.
+
+    Only for deciding: a path that changes the target probes it for real afterwards."""
+    exe = find_python(python)
+    if fast:
+        data = _fast_document(exe, cache_dir or defaults.CACHE_DIR / "probe")
+        if data is not None:
+            return snapshot_from_json(exe, data)
+    return probe(exe)
+
+
+def _interpreter_key(exe: Path) -> str | None:
+    """A hash of what the interpreter facts depend on (and of the ``.pth`` files); ``None``
+    for a target the fast path does not take (not a venv, system site-packages visible)."""
+    prefix = exe.parent.parent
+    config = sitepackages.venv_config(prefix)
+    if config is None or config.get("include-system-site-packages", "false").lower() != "false":
+        return None
+    try:
+        cfg = prefix / "pyvenv.cfg"
+        base = exe.resolve()
+        base_stat, cfg_stat = base.stat(), cfg.stat()
+        sp = [str(p) for p in sorted(prefix.glob("lib*/python*/site-packages"))] or [str(prefix / "Lib/site-packages")]
+    except OSError:
+        return None
+    pth = sitepackages.pth_fingerprint(sp)
+    if pth is None:
+        return None
+    try:
+        glibc = os.confstr("CS_GNU_LIBC_VERSION")
+    except (AttributeError, ValueError, OSError):
+        glibc = None
+    parts = [str(exe), str(base), cfg.read_text(encoding="utf-8", errors="replace"), cfg_stat.st_mtime_ns,
+             base_stat.st_mtime_ns, base_stat.st_size, list(os.uname()) if hasattr(os, "uname") else None,
+             glibc, (defaults.SCRIPTS_DIR / "probe_env.py").read_bytes().hex(), pth]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
+
+
+def _fast_document(exe: Path, cache: Path) -> dict[str, Any] | None:
+    """The probe document read without starting ``exe`` (``None``: run the probe). On a cache miss
+    this runs the probe once, keeps its interpreter facts if the fast reading matches it exactly,
+    and returns the probe's own document."""
+    key = _interpreter_key(exe)
+    if key is None:
+        return None
+    entry = cache / f"{key}.json"
+    env = clean_env()
+    try:
+        cached = json.loads(entry.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        cached = None
+    if isinstance(cached, dict) and all(k in cached for k in ("fast", *_INTERPRETER_KEYS)):
+        return sitepackages.document(cached, env) if cached["fast"] else None
+    data = run_script(exe, "probe_env.py")
+    interpreter = {k: data.get(k) for k in _INTERPRETER_KEYS} if isinstance(data, dict) else {}
+    try:
+        fast = sitepackages.document(interpreter, env)
+    except (KeyError, TypeError):
+        fast = None
+    same = fast is not None and json.loads(json.dumps(fast, sort_keys=True)) == data
+    _write_json(entry, {"fast": same, **interpreter})
+    return data  # type: ignore[no-any-return]
+
+
+def _write_json(path: Path, data: Any) -> None:
+    """Write atomically (two syncs may fill the cache at once); a cache that cannot be written is skipped."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, sort_keys=True)
+        os.replace(tmp, path)
+    except OSError:
+        return
 
 
 def find_python(spec: str | os.PathLike[str]) -> Path:

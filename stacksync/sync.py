@@ -49,6 +49,7 @@ from . import profile as profile_mod
 from .backend import Backend, get_backend, resolve_name
 from .diff import DiffResult, Entry, compare
 from .environment import Snapshot, find_python, is_own_interpreter, probe
+from .environment import snapshot as read_snapshot
 from .errors import CommandFailed, FetchError, IndexUnavailable, StacksyncError, SyncError, TargetError
 from .lockfile import LockProblems, Pin, RequirementsFile, parse, require_hashes
 from .plan import PHASES, STATE_KEY, Action, Plan, deps_from_requires, make_plan
@@ -220,7 +221,9 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     if not (prefix / "pyvenv.cfg").exists():
         prefix = probe(python).prefix
     stack.enter_context(targetlock.hold(prefix, wait=opts.wait))
-    snapshot = probe(python)
+    # Read from site-packages when that is sure to equal the probe (the no-op path starts no
+    # interpreter); every step that changes the target probes it for real afterwards.
+    snapshot = read_snapshot(python)
     check_target(prof, snapshot)
     env = snapshot.marker_environment
     lock = lock_file.for_environment(env)

@@ -71,15 +71,17 @@ def metadata_headers(text: str) -> dict[str, list[str]] | None:
     return found
 
 
-def _read_text(path: Path) -> str | None:
-    """As ``PathDistribution.read_text``: ``None`` for a missing file."""
+def _read_text(path: str) -> str | None:
+    """As ``PathDistribution.read_text``: ``None`` for a missing file (plain ``open``: pathlib costs
+    a third of the time here, ~360 reads for a 120-package target)."""
     try:
-        return path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
         return None
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: str) -> Any:
     """As the probe's ``read_json``: ``None`` for a missing, empty, undecodable or invalid file."""
     try:
         text = _read_text(path)
@@ -93,10 +95,11 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def read_dist_info(folder: Path, location: str) -> dict[str, Any] | None:
+def read_dist_info(folder: str, location: str) -> dict[str, Any] | None:
     """One distribution as the probe prints it, from its ``*.dist-info`` folder; ``None`` if unsure."""
+    join = os.path.join
     try:
-        text = _read_text(folder / "METADATA")
+        text = _read_text(join(folder, "METADATA"))
     except (OSError, UnicodeDecodeError):
         return None
     if not text:
@@ -107,10 +110,10 @@ def read_dist_info(folder: Path, location: str) -> dict[str, Any] | None:
     if not headers["name"] or not headers["name"][0]:
         return {}  # the probe skips a distribution without a Name
     requires = headers["requires-dist"]
-    if not requires and (folder / "requires.txt").exists():
+    if not requires and os.path.exists(join(folder, "requires.txt")):
         return None
     try:
-        installer = _read_text(folder / "INSTALLER")
+        installer = _read_text(join(folder, "INSTALLER"))
     except (OSError, UnicodeDecodeError):
         return None
     name = headers["name"][0]
@@ -118,7 +121,7 @@ def read_dist_info(folder: Path, location: str) -> dict[str, Any] | None:
         "name": probe_module().canonical(name),
         "display_name": name,
         "version": headers["version"][0],
-        "direct_url": _read_json(folder / "direct_url.json"),
+        "direct_url": _read_json(join(folder, "direct_url.json")),
         "installer": (installer or "").strip() or None,
         "location": location,
         "requires": requires,
@@ -143,7 +146,7 @@ def read_distributions(dirs: Sequence[str]) -> list[dict[str, Any]] | None:
                 return None  # egg metadata is read differently (requires.txt, PKG-INFO): probe it
             if not low.endswith(".dist-info"):
                 continue
-            dist = read_dist_info(Path(entry, child), location)
+            dist = read_dist_info(os.path.join(entry, child), location)
             if dist is None:
                 return None
             if not dist:

@@ -123,6 +123,8 @@ def probe(python: str | os.PathLike[str]) -> Snapshot:
 
 #: the parts of a probe document that depend on the interpreter only, not on what is installed
 _INTERPRETER_KEYS = ("python", "marker_environment", "platform")
+#: entries kept in the cache of interpreter facts (the oldest go first)
+_CACHE_ENTRIES = 64
 
 
 def snapshot(python: str | os.PathLike[str], *, fast: bool = True, cache_dir: Path | None = None) -> Snapshot:
@@ -188,8 +190,11 @@ def _fast_document(exe: Path, cache: Path) -> dict[str, Any] | None:
         fast = sitepackages.document(interpreter, env)
     except (KeyError, TypeError):
         fast = None
-    same = fast is not None and json.loads(json.dumps(fast, sort_keys=True)) == data
-    _write_json(entry, {"fast": same, **interpreter})
+    if fast is not None:
+        # Unsure (``None``: an egg-info, a duplicate...) says nothing about the interpreter: try
+        # again next time. A reading that differs does: keep probing this interpreter.
+        same = json.loads(json.dumps(fast, sort_keys=True)) == data
+        _write_json(entry, {"fast": same, **interpreter})
     return data  # type: ignore[no-any-return]
 
 
@@ -201,6 +206,9 @@ def _write_json(path: Path, data: Any) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, sort_keys=True)
         os.replace(tmp, path)
+        entries = sorted(path.parent.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        for old in entries[:-_CACHE_ENTRIES]:  # one entry per interpreter (and .pth set) seen
+            old.unlink(missing_ok=True)
     except OSError:
         return
 

@@ -130,6 +130,7 @@ def test_unsure_targets_fall_back_to_the_probe(make_venv: MakeVenv, tmp_path: Pa
     assert started == 1 and "old-style" in snap.distributions
     assert_same(snap, probe(venv))
     egg.rename(sp / "old_style.txt")
+    assert fast(venv, cache)[1] == 0  # the unsure reading did not turn the fast path off
 
     (sp / "extra.pth").write_text(str(tmp_path) + "\n")  # a path entry: sys.path may differ
     snap, started = fast(venv, cache)
@@ -146,9 +147,17 @@ def test_unsure_targets_fall_back_to_the_probe(make_venv: MakeVenv, tmp_path: Pa
     assert fast(venv, cache)[1] == 0
 
     pip = next(sp.glob("pip-*.dist-info"))
+    original = (pip / "METADATA").read_text()
     (pip / "METADATA").write_text("Metadata-Version: 2.1\nName: pip\nVersion: 1\nRequires-Dist: a\n  b\n")
     snap, started = fast(venv, cache)
     assert started == 1 and snap.pip_version == "1"
+    (pip / "METADATA").write_text(original)
+    assert fast(venv, cache)[1] == 0
+
+    key = environment._interpreter_key(venv / "bin/python")
+    (cache / f"{key}.json").write_text(json.dumps({**json.loads((cache / f"{key}.json").read_text()), "fast": False}))
+    assert fast(venv, cache)[1] == 1  # an interpreter whose reading once differed is always probed
+    assert fast(venv, cache)[1] == 1
 
 
 def test_not_a_venv_always_probes(tmp_path: Path) -> None:

@@ -721,12 +721,13 @@ def main(argv: Sequence[str], *, log: Callable[[str], None] | None = None) -> in
     logger.setLevel(logging.WARNING)
     try:
         rows = run_bench(opts, log=say)
+        machine = machine_info()
     finally:
         logger.setLevel(level)
     console.out.print(render_table(rows), markup=False, end="")
     path = opts.json_path or defaults.REPORTS_DIR / "bench.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(to_json(rows, machine_info(), opts), indent=2) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(to_json(rows, machine, opts), indent=2) + "\n", encoding="utf-8")
     (path.with_suffix(".md")).write_text(render_markdown(rows), encoding="utf-8")
     say(f"wrote {path} and {path.with_suffix('.md')}")
     return 1 if any(r.status.startswith("failed") for r in rows) else 0

@@ -309,16 +309,6 @@ def pip_compile_layout(body: str) -> str:
     return "\n".join(lines) + "\n" if lines else ""
 
 
-def _file_sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class Uv:
     """uv for everything: ``uv pip compile`` (resolves for any Python X.Y / platform, hashes included),
     ``uv pip install`` / ``uv pip sync`` / ``uv pip check`` against the target (``--python``: the
@@ -409,7 +399,7 @@ class Uv:
 
         from . import indexapi
         from .environment import probe
-        from .lockfile import parse
+        from .lockfile import file_sha256, parse
         from .runner import Result
 
         start = time.perf_counter()
@@ -438,7 +428,7 @@ class Uv:
         def get(item: tuple[Pin, IndexFile]) -> Path:
             pin, file = item
             path = indexapi.fetch_file(file, dest, sha256=file.sha256)
-            if file.sha256 is None and f"sha256:{_file_sha256(path)}" not in pin.hashes:
+            if file.sha256 is None and f"sha256:{file_sha256(path)}" not in pin.hashes:
                 path.unlink(missing_ok=True)
                 raise indexapi.HashMismatch(f"{file.filename}: sha256 not among the lock's hashes")
             return path

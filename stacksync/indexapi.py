@@ -50,6 +50,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from .errors import IndexUnavailable
+from .lockfile import file_sha256
 from .redact import redact, strip_credentials
 
 __all__ = ["IndexFile", "IndexUnavailable", "HashMismatch", "ProjectNotFound", "project_files", "fetch_file",
@@ -355,7 +356,7 @@ def fetch_file(file: IndexFile, dest_dir: Path, *, sha256: str | None = None) ->
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
     target = dest_dir / file.filename
-    if want and target.is_file() and _sha256_path(target) == want:
+    if want and target.is_file() and file_sha256(target) == want:
         return target
     fd, tmp_name = tempfile.mkstemp(prefix=f".{file.filename}.", suffix=".part", dir=dest_dir)
     tmp = Path(tmp_name)
@@ -375,14 +376,6 @@ def fetch_file(file: IndexFile, dest_dir: Path, *, sha256: str | None = None) ->
         tmp.unlink(missing_ok=True)
         raise
     return target
-
-
-def _sha256_path(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def sha256_options(files: Iterable[IndexFile]) -> list[str]:

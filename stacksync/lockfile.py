@@ -10,6 +10,7 @@ user fixes a broken lock in one pass.
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -358,6 +359,15 @@ def require_hashes(pins: Iterable[Pin]) -> None:
                 for p in pins if not p.hashes and not p.editable]
     if problems:
         raise LockProblems(problems)
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks (torch wheels are GBs): what a lock's ``--hash=sha256:`` holds."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def format_pin(pin: Pin) -> str:

@@ -26,6 +26,7 @@ from .backend import Backend, get_backend, resolve_name
 from .environment import Snapshot, probe
 from .errors import StacksyncError
 from .freeze import freeze
+from .lockfile import file_sha256
 from .redact import redact
 from .sync import Options, Outcome
 from .sync import run as run_sync
@@ -166,7 +167,8 @@ def reproduce(profile_name: str, venv: Path, *, venv_backend: str, backend: str 
         "venv": {"path": str(venv), "backend": venv_backend, "python": snapshot.version},
         "installers": {"backend": backend_name, **installer.versions(),
                        "target_pip": snapshot.pip_version},
-        "lock": receipt.get("lock", {"path": str(prof.lock_path), "sha256": _sha256(prof.lock_path)}),
+        "lock": receipt.get("lock", {"path": str(prof.lock_path),
+                                          "sha256": file_sha256(prof.lock_path) if prof.lock_path.is_file() else None}),
         "packages": len(snapshot.distributions),
         "freeze_sha256": freeze_sha,
         "timings_s": (outcome.timings if outcome is not None else receipt.get("timings_s", {})),
@@ -203,5 +205,3 @@ def summary(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _sha256(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None

@@ -21,7 +21,6 @@ pip-sync command; this module decides what to run and in which order.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import shutil
@@ -51,7 +50,7 @@ from .diff import DiffResult, Entry, compare
 from .environment import Snapshot, find_python, is_own_interpreter, probe
 from .environment import snapshot as read_snapshot
 from .errors import CommandFailed, FetchError, IndexUnavailable, StacksyncError, SyncError, TargetError
-from .lockfile import LockProblems, Pin, RequirementsFile, parse, require_hashes
+from .lockfile import LockProblems, Pin, RequirementsFile, file_sha256, parse, require_hashes
 from .plan import PHASES, STATE_KEY, Action, Plan, deps_from_requires, make_plan
 from .profile import Profile
 from .redact import redact
@@ -464,7 +463,7 @@ def _cached_wheel(cache: Path, pin: Pin, snapshot: Snapshot) -> Path | None:
             continue
         if name != pin.name or version != want or str(version) != str(want):
             continue
-        if any(_takes(t, snapshot) for t in tags) and f"sha256:{_sha256(path)}" in pin.hashes:
+        if any(_takes(t, snapshot) for t in tags) and f"sha256:{file_sha256(path)}" in pin.hashes:
             return path
     return None
 
@@ -476,17 +475,9 @@ def _cached_any(cache: Path, pin: Pin) -> Path | None:
             continue
         if canonicalize_name(path.name.split("-", 1)[0]) != pin.name:
             continue
-        if f"sha256:{_sha256(path)}" in pin.hashes:
+        if f"sha256:{file_sha256(path)}" in pin.hashes:
             return path
     return None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _confirm_cache(state: State, need: Sequence[Pin]) -> None:
@@ -538,7 +529,7 @@ def _fetch_deferred(pin: Pin, index: profile_mod.IndexConfig, cache: Path) -> Pa
                          "invoke compile again)")
     for f in files:
         target = cache / f.filename
-        if target.is_file() and _sha256(target) in wanted:
+        if target.is_file() and file_sha256(target) in wanted:
             return target
     matching = [f for f in files if f.sha256 in wanted] or [f for f in files if f.sha256 is None]
     for f in matching:
@@ -546,7 +537,7 @@ def _fetch_deferred(pin: Pin, index: profile_mod.IndexConfig, cache: Path) -> Pa
             got = indexapi.fetch_file(f, cache, sha256=f.sha256)
         except IndexUnavailable as exc:
             raise FetchError(f"{pin.where}: fetching {pin.name}=={pin.version}: {exc}") from None
-        if _sha256(got) in wanted:
+        if file_sha256(got) in wanted:
             return got
         got.unlink(missing_ok=True)
     shown = ", ".join(f"{f.filename} sha256:{f.sha256 or '?'}" for f in files)
@@ -866,7 +857,7 @@ def _smoke_all(state: State, modules: Sequence[str]) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------------------------------- receipt
 
 def _file_sha256(path: Path | None) -> str | None:
-    return _sha256(path) if path is not None and path.is_file() else None
+    return file_sha256(path) if path is not None and path.is_file() else None
 
 
 def _write_receipt(opts: Options, outcome: Outcome, state: State | None, started: _dt.datetime, *,

@@ -85,6 +85,10 @@ class Backend(Protocol):
         """The installer's dependency check of ``python`` (``pip check``); not raising on failure."""
         ...
 
+    def ensure_installer(self, python: Path) -> None:
+        """Give a fresh ``python`` what this backend drives in it (pip for pip-tools; nothing for uv)."""
+        ...
+
 
 
 def uv_executable() -> str | None:
@@ -185,6 +189,14 @@ class PipTools:
         from . import runner
 
         return runner.run([python, "-I", "-m", "pip", "check"], check=False)
+
+    def ensure_installer(self, python: Path) -> None:
+        """pip-sync drives the target's own pip; a venv made by uv has none. ensurepip installs the
+        interpreter's bundled pip offline (pip is an installer, shown apart from the twin check)."""
+        from . import runner
+
+        if runner.run([python, "-I", "-c", "import pip"], check=False).returncode != 0:
+            runner.run([python, "-I", "-m", "ensurepip", "--default-pip"], hint=f"could not give {python} a pip")
 
 
 # --- uv -----------------------------------------------------------------------------------------------
@@ -471,6 +483,9 @@ class Uv:
         from . import runner
 
         return runner.run([*self._pip("check", python)], check=False)
+
+    def ensure_installer(self, python: Path) -> None:
+        """uv installs with ``--python``: the target needs nothing of it."""
 
 
 def reproduce_venv_backend(argv: Sequence[str], locks_dir: Path | None = None) -> str | None:

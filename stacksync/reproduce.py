@@ -22,13 +22,13 @@ from typing import Any
 
 from . import defaults, runner
 from . import profile as profile_mod
-from .backend import Backend, get_backend, resolve_name
+from .backend import get_backend, resolve_name
 from .environment import Snapshot, probe
 from .errors import StacksyncError
 from .freeze import freeze
 from .lockfile import file_sha256
 from .redact import redact
-from .sync import Options, Outcome
+from .sync import Options
 from .sync import run as run_sync
 
 __all__ = ["ReproduceError", "Result", "hardware_skip_reason", "parse_posargs", "reproduce", "selected_profiles"]
@@ -113,15 +113,6 @@ def hardware_skip_reason(prof: profile_mod.Profile, *, python: str | Path = sys.
     return None
 
 
-def _ensure_pip(python: Path, installer: Backend) -> None:
-    """pip-tools' pip-sync drives the target's own pip; a venv made by uv has none. ensurepip installs
-    the interpreter's bundled pip offline (pip is an installer, shown apart from the twin check)."""
-    if not installer.needs_target_pip:
-        return
-    if runner.run([python, "-I", "-c", "import pip"], check=False).returncode != 0:
-        runner.run([python, "-I", "-m", "ensurepip", "--default-pip"], hint=f"could not give {python} a pip")
-
-
 def _freeze_text(snapshot: Snapshot) -> str:
     """The venv's freeze without the header (no date, no path) and without pip / setuptools / wheel
     (they come with the venv backend, not the lock): what two runs must agree on byte for byte."""
@@ -134,17 +125,15 @@ def reproduce(profile_name: str, venv: Path, *, venv_backend: str, backend: str 
     twin: freeze == lock, ``pip check`` clean, smoke imports pass. Always writes the report; raises
     :class:`ReproduceError` (listing every difference) when the proof fails."""
     prof = profile_mod.load(profile_name, locks_dir)
-
     backend_name = resolve_name(backend, prof.backend)
     installer = get_backend(backend_name)
     python = runner.python_in(venv)
-    _ensure_pip(python, installer)
+    installer.ensure_installer(python)
     report_dir = report_dir or defaults.REPORTS_DIR
     receipt_path = report_dir / f"reproduce-{prof.name}.receipt.json"
-    outcome: Outcome | None = None
     problems: list[str] = []
     try:
-        outcome = run_sync(Options(profile=prof.name, venv=str(venv), yes=True, force=force, report=str(receipt_path),
+        run_sync(Options(profile=prof.name, venv=str(venv), yes=True, force=force, report=str(receipt_path),
                                    backend=backend_name, locks_dir=locks_dir))
     except StacksyncError as exc:
         problems = str(exc).splitlines()
@@ -157,6 +146,7 @@ def reproduce(profile_name: str, venv: Path, *, venv_backend: str, backend: str 
         problems += [f"{label}: {line}" for line in (check.stdout + check.stderr).strip().splitlines()]
     frozen = _freeze_text(snapshot)
     freeze_sha = hashlib.sha256(frozen.encode()).hexdigest()
+    # sync writes its receipt whether it succeeded or failed: the one source of the lock and timings.
     receipt = json.loads(receipt_path.read_text(encoding="utf-8")) if receipt_path.is_file() else {}
     verdict = "twin" if not problems else "failed"
     report = {
@@ -171,7 +161,7 @@ def reproduce(profile_name: str, venv: Path, *, venv_backend: str, backend: str 
                                           "sha256": file_sha256(prof.lock_path) if prof.lock_path.is_file() else None}),
         "packages": len(snapshot.distributions),
         "freeze_sha256": freeze_sha,
-        "timings_s": (outcome.timings if outcome is not None else receipt.get("timings_s", {})),
+        "timings_s": receipt.get("timings_s", {}),
         "twin": receipt.get("twin"),
         "sync_receipt": str(receipt_path),
     }

@@ -170,7 +170,7 @@ def install_base(c: Context, profile: str = "", python: str = "", venv: str = ""
 def sync_rest(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False,
               yes: bool = False, force: bool = False, wait: bool = False, report: str = "", backend: str = "",
               verbose: bool = False) -> None:
-    """pip-sync the rest of the lock, keeping deferred packages that are already built as locked."""
+    """pip-sync the rest of the lock (a hashed install when nothing is removed), keeping built deferred packages."""
     _sync(("plan", "fetch", "rest"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose)
 
 

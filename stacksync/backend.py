@@ -89,6 +89,11 @@ class Backend(Protocol):
         """Give a fresh ``python`` what this backend drives in it (pip for pip-tools; nothing for uv)."""
         ...
 
+    def create_venv(self, venv: Path, base_python: str) -> None:
+        """Create the venv ``venv`` from the interpreter ``base_python``, holding what this backend
+        needs in it (pip for pip-tools)."""
+        ...
+
 
 
 def uv_executable() -> str | None:
@@ -197,6 +202,12 @@ class PipTools:
 
         if runner.run([python, "-I", "-c", "import pip"], check=False).returncode != 0:
             runner.run([python, "-I", "-m", "ensurepip", "--default-pip"], hint=f"could not give {python} a pip")
+
+    def create_venv(self, venv: Path, base_python: str) -> None:
+        """``python -m venv``: seeds the interpreter's bundled pip, offline."""
+        from . import runner
+
+        runner.run([base_python, "-m", "venv", venv], hint=f"could not create the venv {venv}")
 
 
 # --- uv -----------------------------------------------------------------------------------------------
@@ -486,6 +497,15 @@ class Uv:
 
     def ensure_installer(self, python: Path) -> None:
         """uv installs with ``--python``: the target needs nothing of it."""
+
+    def create_venv(self, venv: Path, base_python: str) -> None:
+        """``uv venv`` (tens of milliseconds where ``python -m venv`` takes seconds): no pip, which
+        uv does not need; offline, no interpreter downloaded. A later sync with the pip-tools backend
+        says how to add pip."""
+        from . import runner
+
+        runner.run([self.exe, "venv", "--no-config", "--no-python-downloads", "--quiet", "--python", base_python,
+                    venv], hint=f"could not create the venv {venv}")
 
 
 def reproduce_venv_backend(argv: Sequence[str], locks_dir: Path | None = None) -> str | None:

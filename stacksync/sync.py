@@ -8,7 +8,8 @@ Plain functions chained in order (nox's workflow style), each also usable alone:
 3. :func:`fetch`       download and hash-verify every artifact the plan needs into the cache *before
                         anything is uninstalled*; every later install runs offline from it.
 4. :func:`install_base` base packages and their locked dependencies, binary only, hash-checked; smoke.
-5. :func:`sync_rest`   pip-sync of the lock plus the deferred packages already satisfied; smoke.
+5. :func:`sync_rest`   pip-sync of the lock plus the deferred packages already satisfied (a hashed
+                        install when nothing is removed); smoke of the phases so far.
 6. :func:`install_deferred` build what is not satisfied, without build isolation; record what it was
                         built against in ``<prefix>/stacksync-state.json``; smoke.
 7. :func:`verify`      dependency check, twin check, smoke imports; one summary line; JSON receipt.
@@ -212,7 +213,7 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     lock_file, deferred_file = load_locks(prof)
     backend = get_backend(resolve_name(opts.backend, prof.backend))
     # absolute, not resolved: a venv's bin/python is a symlink to the base interpreter.
-    python = _target(opts, prof, create=bool(_scope(steps)) and not opts.dry_run).absolute()
+    python = _target(opts, prof, backend, create=bool(_scope(steps)) and not opts.dry_run).absolute()
     if is_own_interpreter(python):
         raise TargetError(f"{python}: is the interpreter running stacksync; syncing it would uninstall the tool "
                           f"from under itself (fix: pass --venv DIR or --python PY for another environment)")
@@ -268,7 +269,7 @@ def _check_deferred_pins(prof: Profile, lock: Mapping[NormalizedName, Pin], defe
                                  f"(fix: invoke compile --profile {prof.name})")
 
 
-def _target(opts: Options, prof: Profile, *, create: bool) -> Path:
+def _target(opts: Options, prof: Profile, backend: Backend, *, create: bool) -> Path:
     if opts.python and opts.venv:
         raise TargetError("give --python or --venv, not both (fix: drop one of them)")
     if opts.python:
@@ -278,12 +279,13 @@ def _target(opts: Options, prof: Profile, *, create: bool) -> Path:
         return find_python(venv)
     if not create:
         raise TargetError(f"{venv}: no such venv (fix: invoke sync creates it, or pass --venv/--python)")
-    create_venv(venv, prof.python)
+    create_venv(venv, prof.python, backend)
     return find_python(venv)
 
 
-def create_venv(venv: Path, python_xy: str | None) -> None:
-    """A new venv at ``venv`` with the profile's Python (``python3.X -m venv``, which seeds pip)."""
+def create_venv(venv: Path, python_xy: str | None, backend: Backend) -> None:
+    """A new venv at ``venv`` with the profile's Python, made by the backend (``python3.X -m venv``,
+    which seeds pip, for pip-tools; ``uv venv`` for uv)."""
     exe: str | None
     if python_xy is None or f"{sys.version_info[0]}.{sys.version_info[1]}" == python_xy:
         exe = shutil.which(f"python{python_xy}") if python_xy else None
@@ -293,8 +295,8 @@ def create_venv(venv: Path, python_xy: str | None) -> None:
     if exe is None:
         raise TargetError(f"{venv}: cannot create it: no python{python_xy} on PATH "
                           f"(fix: install Python {python_xy}, or pass --venv/--python for an existing one)")
-    console.info(f"creating {venv} with {exe}")
-    runner.run([exe, "-m", "venv", venv], hint=f"could not create the venv {venv}")
+    console.info(f"creating {venv} with {exe} ({backend.name})")
+    backend.create_venv(venv, exe)
 
 
 def check_target(prof: Profile, snapshot: Snapshot) -> None:
@@ -609,8 +611,19 @@ def smoke(python: Path, modules: Sequence[str]) -> list[dict[str, Any]]:
     return results
 
 
+def _phase_modules(state: State, phase: str) -> list[str]:
+    """The smoke modules of ``phase`` and of every phase before it, in phase order, each once."""
+    modules: list[str] = []
+    for p in PHASES[:PHASES.index(phase) + 1]:
+        modules += [m for m in state.profile.smoke.get(p, ()) if m not in modules]
+    return modules
+
+
 def _smoke_phase(state: State, phase: str) -> None:
-    modules = state.profile.smoke.get(phase, ())
+    """After a phase changed the target: its own smoke imports and those of the phases before it, in
+    one process (a rest phase can break torch as well as vllm). What passes here is not imported
+    again by verify or by a deferred build's ``imports`` check, unless something changes in between."""
+    modules = _phase_modules(state, phase)
     failed = [r for r in smoke(state.python, modules) if not r["ok"]]
     if not failed:
         state.smoked.update(modules)
@@ -667,13 +680,26 @@ def _satisfied_deferred(state: State) -> list[Pin]:
 
 def sync_rest(state: State) -> None:
     """pip-sync of the lock (base included) plus the deferred packages already satisfied and the
-    unlocked installers / build requirements in the target, so that pip-sync keeps them."""
+    unlocked installers / build requirements in the target, so that pip-sync keeps them.
+
+    A plan that removes nothing from the rest phase (a new venv, a package put back) installs the same
+    hash-checked file instead: that is the one command pip-sync would run after finding nothing to
+    uninstall, without starting pip-tools to find it out (~0.5 s). The twin check in verify holds
+    both paths to the same result."""
     changes = state.plan.changes("rest")
     if not changes:
         return
     deferred_names = state.profile.deferred_names
     main = [p for n, p in state.lock.items() if n not in deferred_names]
     lock_txt = _write_requirements(state.workdir / "rest.txt", main)
+    removing = sum(a.kind == "remove" for a in changes)
+    state.smoked.clear()
+    if not removing:
+        console.info(f"rest: installing {len(changes)} package(s) (nothing to remove)")
+        state.backend.install(state.python, lock_txt, state.cache, stream=state.opts.verbose)
+        _reinstall(state, [a for a in changes if a.kind == "reinstall"], "rest")
+        _smoke_phase(state, "rest")
+        return
     keep_pins = _satisfied_deferred(state)
     installed = probe(state.python).versions()
     build_reqs = {n for d in state.profile.deferred for n in d.build_requires}
@@ -682,10 +708,8 @@ def sync_rest(state: State) -> None:
                       and (n in defaults.INSTALLER_PACKAGES or n in build_reqs))
     keep_txt = _write_requirements(state.workdir / "keep.txt", keep_pins,
                                    [f"{n}=={installed[n]}" for n in unlocked])
-    removing = sum(a.kind == "remove" for a in changes)
     tool = "pip-sync" if state.backend.name == "pip-tools" else f"{state.backend.name} pip sync"
     console.info(f"rest: {tool} ({len(changes) - removing} to install or change, {removing} to remove)")
-    state.smoked.clear()
     state.backend.sync(state.python, [lock_txt, keep_txt], state.cache, stream=state.opts.verbose)
     _reinstall(state, [a for a in changes if a.kind == "reinstall"], "rest")
     _smoke_phase(state, "rest")
@@ -702,7 +726,8 @@ def install_deferred(state: State) -> None:
     for action in todo:
         d = state.profile.deferred_by_name(action.name)
         pin = state.deferred.get(d.name) or state.lock[d.name]
-        failed = [r for r in smoke(state.python, d.imports) if not r["ok"]]
+        # An import that passed after the last change (the rest phase's smoke) is not run again.
+        failed = [r for r in smoke(state.python, [m for m in d.imports if m not in state.smoked]) if not r["ok"]]
         if failed:
             raise SyncError(f"{pin.where}: {d.name} cannot be built: "
                             + "; ".join(f"import {r['name']} fails in the target ({r['error']})" for r in failed)

@@ -66,9 +66,11 @@ def synced(env: None, index_server: IndexServer, stack_packages: Path, _virtuale
     cache = root / "cache"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_CACHE_HOME", str(root / "xdg"))
+        runner.history.clear()
         outcome = run(Options(profile=str(prof), venv=str(venv), cache_dir=cache, report=str(root / "r.json")))
+        started = [list(argv) for argv in runner.history]
     return {"profile": prof, "venv": venv, "cache": cache, "outcome": outcome, "root": root,
-            "report": root / "r.json"}
+            "report": root / "r.json", "started": started}
 
 
 def opts(synced: dict[str, object], **kw: object) -> Options:
@@ -116,6 +118,25 @@ def test_sync_makes_the_target_the_lock_twin(synced: dict[str, object], stack_pa
     assert "s3cret" not in Path(str(synced["report"])).read_text()
 
 
+def smoke_runs(history: list[list[str]]) -> list[list[str]]:
+    """The module lists of the smoke.py runs in ``history``, in order."""
+    return [argv[argv.index(a) + 1:] for argv in history for a in argv if a.endswith("smoke.py")]
+
+
+def test_first_sync_installs_rest_without_pip_sync_and_smokes_each_module_once(synced: dict[str, object]) -> None:
+    """A new venv: nothing to remove, so the rest phase is one hashed pip install (no pip-tools start).
+    Each smoke run covers the phases before it, so nothing is imported twice without a change in
+    between: the deferred build's ``imports`` check and verify start no smoke process of their own."""
+    started = synced["started"]
+    assert isinstance(started, list)
+    assert not any("piptools" in argv for argv in started), started
+    installs = [argv for argv in started if argv[1:4] == ["-m", "pip", "install"]]
+    assert len(installs) == 3 and "--no-build-isolation" in installs[2]  # base, rest, deferred
+    assert smoke_runs(started) == [["torch_like"], ["torch_like", "einops_like", "plain_a"],
+                                   ["torch_like", "einops_like", "plain_a", "flash_attn_like"]]
+    assert "smoke 4/4 ok" in synced["outcome"].summary  # type: ignore[attr-defined]
+
+
 def test_resync_is_a_noop_without_pip(synced: dict[str, object], capsys: pytest.CaptureFixture[str]) -> None:
     before = freeze(synced["venv"])  # type: ignore[arg-type]
     runner.history.clear()
@@ -130,7 +151,8 @@ def test_resync_is_a_noop_without_pip(synced: dict[str, object], capsys: pytest.
 
 
 def test_sync_rest_keeps_the_built_deferred_package(synced: dict[str, object]) -> None:
-    """Remove einops-like by hand: sync-rest puts it back with pip-sync and leaves flash-attn-like alone."""
+    """Remove plain-a by hand: sync-rest puts it back (a hashed install: nothing to remove) and leaves
+    flash-attn-like alone."""
     venv = synced["venv"]
     assert isinstance(venv, Path)
     py = str(venv / "bin" / "python")
@@ -138,10 +160,23 @@ def test_sync_rest_keeps_the_built_deferred_package(synced: dict[str, object]) -
     runner.history.clear()
     outcome = run(opts(synced), ("plan", "fetch", "rest"))
     assert outcome.verdict == "synced"
-    assert any("piptools" in argv for argv in runner.history)
+    assert not any("piptools" in argv for argv in runner.history)
+    assert any(argv[1:4] == ["-m", "pip", "install"] and "--require-hashes" in argv for argv in runner.history)
     after = freeze(venv)
     assert after["plain-a"] == "1.0" and after["flash-attn-like"] == "2.8.0"
     assert run(opts(synced), ("plan", "verify")).verdict == "verified"
+
+
+def test_a_missing_venv_is_created_with_pip_and_synced(synced: dict[str, object], stack_packages: Path,
+                                                       tmp_path: Path) -> None:
+    """What README's first command does to .venv: the pip-tools backend creates a missing target with
+    `python -m venv` (so it has pip), then syncs it."""
+    venv = tmp_path / "new-venv"
+    runner.history.clear()
+    outcome = run(opts(synced, venv=str(venv)))
+    assert [argv[1:3] for argv in runner.history][0] == ["-m", "venv"]
+    assert outcome.verdict == "synced" and (venv / "bin" / "pip").exists()
+    assert {n: v for n, v in freeze(venv).items() if n not in ("pip", "wheel")} == expected_a(stack_packages)
 
 
 def test_locked_setuptools_is_an_ordinary_package(synced: dict[str, object], stack_packages: Path) -> None:
@@ -172,7 +207,9 @@ def test_changes_removal_downgrade_upgrade_and_rebuild(synced: dict[str, object]
     with pytest.raises(SyncError, match="--yes"):
         run(opts(synced, profile=str(prof_b)))
     assert freeze(venv) == before
+    runner.history.clear()
     outcome = run(opts(synced, profile=str(prof_b), yes=True))
+    assert any("piptools" in argv and "sync" in argv for argv in runner.history)  # a removal: pip-sync
     assert outcome.plan is not None
     kinds = {a.name: a.kind for a in outcome.plan.changes()}
     assert kinds == {"torch-like": "downgrade", "plain-a": "upgrade", "plain-b": "remove",

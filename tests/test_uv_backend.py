@@ -157,21 +157,21 @@ def uv_or_pip_starts(history: list[list[str]]) -> list[list[str]]:
 
 
 @pytest.mark.slow
-def test_sync_with_uv_into_a_uv_venv(auth: IndexServer, stack_packages: Path, tmp_path: Path,
+def test_sync_with_uv_creates_a_uv_venv_and_syncs_it(auth: IndexServer, stack_packages: Path, tmp_path: Path,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     folder = write_profile(tmp_path / "standin", stack_packages, auth, LOCK_A)
-    venv = tmp_path / "venv"
-    subprocess.run([str(UV), "venv", "--no-config", "-q", "--python", sys.executable, str(venv)], check=True,
-                   capture_output=True)
-    assert not (venv / "bin" / "pip").exists()
+    venv = tmp_path / "venv"  # missing: the uv backend creates it with `uv venv` (no pip in it)
     cache, report = tmp_path / "cache", tmp_path / "receipt.json"
     runner.history.clear()
     outcome = run(Options(profile=str(folder), venv=str(venv), cache_dir=cache, backend="uv", report=str(report)))
+    assert [a[1] for a in runner.history if Path(a[0]).name == "uv"][0] == "venv"
+    assert not (venv / "bin" / "pip").exists()
     assert outcome.verdict == "synced" and outcome.twin is not None and outcome.twin.identical
     assert freeze(venv) == expected_a(stack_packages)  # nothing else: no pip, no wheel
     started = uv_or_pip_starts(runner.history)
     assert started and all(Path(a[0]).name == "uv" for a in started), started
-    assert any("sync" in a for a in started) and any("--no-build-isolation" in a for a in started)
+    # A new venv has nothing to remove: the rest phase is `uv pip install` of the hashed lock.
+    assert not any("sync" in a for a in started) and any("--no-build-isolation" in a for a in started)
     ok = subprocess.run([str(venv / "bin" / "python"), "-c", "import flash_attn_like, torch_like"],
                         capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
@@ -185,8 +185,10 @@ def test_sync_with_uv_into_a_uv_venv(auth: IndexServer, stack_packages: Path, tm
     # An extra package is removed by `uv pip sync`, and the deferred build survives it.
     subprocess.run([str(UV), "pip", "install", "--no-config", "-q", "--python", str(venv / "bin" / "python"),
                     "--no-index", "--find-links", str(stack_packages), "plain-b"], check=True, capture_output=True)
+    runner.history.clear()
     again = run(Options(profile=str(folder), venv=str(venv), cache_dir=cache, backend="uv", yes=True))
     assert again.plan is not None and {a.name: a.kind for a in again.plan.changes()} == {"plain-b": "remove"}
+    assert any(Path(a[0]).name == "uv" and a[1:3] == ["pip", "sync"] for a in runner.history), runner.history
     assert freeze(venv) == expected_a(stack_packages)
     out = capsys.readouterr()
     assert auth.password not in out.out + out.err + receipt + json.dumps(runner.history)

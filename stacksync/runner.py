@@ -25,9 +25,11 @@ from .redact import redact
 
 log = logging.getLogger("stacksync")
 
-# PIP_* variables that only tune transport; everything else (index, find-links, config) is
+# PIP_* / UV_* variables that only tune transport or say where the download cache lives (GBs for a
+# CUDA stack: users move it off a small home disk); everything else (index, find-links, config) is
 # decided by the profile and passed explicitly.
-_PIP_KEEP = frozenset({"PIP_CERT", "PIP_CLIENT_CERT", "PIP_DEFAULT_TIMEOUT", "PIP_RETRIES", "PIP_PROXY"})
+_PIP_KEEP = frozenset({"PIP_CERT", "PIP_CLIENT_CERT", "PIP_DEFAULT_TIMEOUT", "PIP_RETRIES", "PIP_PROXY",
+                       "PIP_CACHE_DIR", "UV_CACHE_DIR", "UV_HTTP_TIMEOUT"})
 # Variables that would make a target interpreter import the wrong code.
 _PYTHON_DROP = frozenset({"PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "VIRTUAL_ENV",
                           "__PYVENV_LAUNCHER__"})

@@ -1,0 +1,44 @@
+"""stacksync.runner: the child environment (what of the machine's pip / uv configuration reaches pip,
+pip-tools and uv) and a real run against this interpreter."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from stacksync import runner
+from stacksync.errors import CommandFailed
+
+
+def test_clean_env_drops_index_and_config_keeps_transport_and_cache_location() -> None:
+    machine = {
+        "PATH": "/usr/bin", "HOME": "/home/u",
+        # what this machine's pip configuration and a user's shell put there: never reaches a lock
+        "PIP_FIND_LINKS": "/wheels", "PIP_INDEX_URL": "https://u:tok@idx/simple", "PIP_EXTRA_INDEX_URL": "file:///x",
+        "PIP_CONFIG_FILE": "/etc/pip.conf", "UV_INDEX_URL": "https://idx/simple", "UV_EXTRA_INDEX_URL": "file:///y",
+        "PYTHONPATH": "/elsewhere", "VIRTUAL_ENV": "/some/venv",
+        # transport and cache location: kept
+        "PIP_CERT": "/ca.pem", "PIP_RETRIES": "0", "PIP_CACHE_DIR": "/big/pip", "UV_CACHE_DIR": "/big/uv",
+        "UV_HTTP_TIMEOUT": "90",
+    }
+    env = runner.clean_env(base=machine)
+    for gone in ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL",
+                 "PYTHONPATH", "VIRTUAL_ENV"):
+        assert gone not in env, gone
+    for kept in ("PATH", "HOME", "PIP_CERT", "PIP_RETRIES", "PIP_CACHE_DIR", "UV_CACHE_DIR", "UV_HTTP_TIMEOUT"):
+        assert env[kept] == machine[kept], kept
+    assert env["PIP_CONFIG_FILE"] == os.devnull and env["PIP_NO_INPUT"] == "1" and env["UV_NO_CONFIG"] == "1"
+    assert runner.clean_env({"MAX_JOBS": "4"}, base=machine)["MAX_JOBS"] == "4"
+
+
+def test_run_records_redacted_argv_and_raises_with_the_output() -> None:
+    runner.history.clear()
+    ok = runner.run([sys.executable, "-c", "print(123)"])
+    assert ok.returncode == 0 and ok.stdout.strip() == "123"
+    with pytest.raises(CommandFailed) as info:
+        runner.run([sys.executable, "-c", "import sys; print('https://u:s3cret@idx/simple'); sys.exit(3)"],
+                   hint="a hint")
+    assert info.value.returncode == 3 and "s3cret" not in str(info.value)
+    assert len(runner.history) == 2 and "s3cret" not in repr(runner.history)

@@ -7,11 +7,13 @@ robin, so that drift of the machine or the network hits every row alike:
              backend, in-process), the same through ``invoke sync`` (a new process, like the user's
              command), ``pip-sync`` and ``uv pip sync`` of the same lock. Built offline: tiny wheels
              (:func:`build_wheel`, stdlib zipfile), a static PEP 503 ``file://`` index for them, a
-             profile with a hashed lock in a temporary locks folder.
+             profile with a hashed lock in a temporary locks folder. A reference row times
+             ``invoke --version``: what any invoke task pays before it starts.
 ``cold``     the demo profile (real PyPI) into a fresh venv: ``sync.run`` (each backend) vs bare
              ``pip install --require-hashes --no-deps -r lock`` and bare ``uv pip sync``. Downloads are
              warm (pip / uv / stacksync caches filled by an untimed warm-up round); creating the venvs
-             is outside every timing.
+             is outside every timing. A reference row times the profile's smoke imports alone in a
+             venv bare uv just made: the verification a stacksync sync adds to the install.
 ``compile``  the gpu-cu121 profile: ``compile_profile(check=True)`` (nothing written) per backend vs
              bare ``uv pip compile --generate-hashes`` on the same inputs, warm and cold caches (cold: a
              new empty ``XDG_CACHE_HOME`` / ``UV_CACHE_DIR`` per run). Bare ``pip-compile
@@ -59,6 +61,9 @@ NOOP_PROFILE = "bench-noop"
 COMPILE_PROFILE = "gpu-cu121"
 COLD_PROFILE = "demo"
 BARE_PIP_COMPILE_SKIP = "skipped (24.5 GB per run; --with-bare-pip-compile)"
+# Reference rows without a goal: the least a contender of that case pays whatever stacksync does.
+LAUNCHER_FLOOR = "floor: invoke --version (Python + invoke start-up)"
+SMOKE_FLOOR = "floor: smoke imports alone (after bare uv pip sync)"
 _EPOCH = (2024, 1, 1, 0, 0, 0)
 
 
@@ -512,6 +517,9 @@ def noop_contenders(work: Path, backends: Sequence[str], count: int = NOOP_PACKA
     out.append(Contender("uv pip sync", lambda: runner.run(
         [_uv(), "pip", "sync", "--python", uv_python, "--no-index", "--find-links", wheels, lock],
         cwd=lock.parent)))
+    # No goal: what any `invoke TASK` costs before a task runs (Python start-up, importing invoke).
+    out.append(Contender(LAUNCHER_FLOOR, lambda: runner.run([sys.executable, "-m", "invoke", "--version"],
+                                                            env=env, cwd=defaults.PROJECT_ROOT)))
     return out
 
 
@@ -549,10 +557,30 @@ def cold_contenders(work: Path, backends: Sequence[str]) -> list[Contender]:
     out.append(Contender(bare_pip, lambda: runner.run(
         [runner.python_in(pip_venv), "-m", "pip", "install", "--require-hashes", "--no-deps", "--progress-bar", "off",
          "-r", lock, *index.pip_args()], cwd=root), prepare=lambda: new_venv(pip_venv)))
-    out.append(Contender(bare_uv, lambda: runner.run(
-        [_uv(), "pip", "sync", "--python", runner.python_in(uv_venv), "--require-hashes",
-         "--index-url", index.index_url or "https://pypi.org/simple", lock], cwd=root),
-        prepare=lambda: new_venv(uv_venv)))
+
+    def bare_uv_sync(venv: Path) -> object:
+        return runner.run([_uv(), "pip", "sync", "--python", runner.python_in(venv), "--require-hashes",
+                           "--index-url", index.index_url or "https://pypi.org/simple", lock], cwd=root)
+
+    out.append(Contender(bare_uv, lambda: bare_uv_sync(uv_venv), prepare=lambda: new_venv(uv_venv)))
+    # No goal: the profile's smoke imports alone, which every stacksync sync runs at least once, in a
+    # venv that bare uv just made (untimed). uv writes no .pyc, so this is what they cost the uv
+    # backend's cold sync: verification that bare uv pip sync does not do.
+    floor_venv = root / "floor-uv"
+    modules = [m for phase in ("base", "rest", "deferred") for m in prof.smoke.get(phase, ())]
+
+    def floor_prepare() -> None:
+        new_venv(floor_venv)
+        bare_uv_sync(floor_venv)
+
+    def floor_action() -> None:
+        results = runner.run_script(runner.python_in(floor_venv), "smoke.py", *modules)["modules"]
+        failed = [r["name"] for r in results if not r["ok"]]
+        if failed:
+            raise RuntimeError(f"smoke import failed: {', '.join(failed)}")
+
+    out.append(Contender(SMOKE_FLOOR, floor_action, prepare=floor_prepare,
+                         unavailable=lambda: backend_unavailable("uv")))
     return out
 
 

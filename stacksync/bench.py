@@ -567,7 +567,7 @@ def cold_contenders(work: Path, backends: Sequence[str]) -> list[Contender]:
     # venv that bare uv just made (untimed). uv writes no .pyc, so this is what they cost the uv
     # backend's cold sync: verification that bare uv pip sync does not do.
     floor_venv = root / "floor-uv"
-    modules = [m for phase in ("base", "rest", "deferred") for m in prof.smoke.get(phase, ())]
+    modules = prof.smoke_modules()
 
     def floor_prepare() -> None:
         new_venv(floor_venv)
@@ -603,7 +603,8 @@ def compile_contenders(work: Path, backends: Sequence[str], *, cold: bool,
     counter = [0]
 
     def fresh_cache() -> dict[str, str]:
-        """Cold: a new empty cache folder per run (pip, pip-tools and uv all follow XDG_CACHE_HOME)."""
+        """Cold: a new empty cache folder per run (pip, pip-tools and uv all follow XDG_CACHE_HOME; their
+        own cache variables, which runner.clean_env passes on, are pointed there too)."""
         if not cold:
             return {}
         counter[0] += 1
@@ -611,7 +612,7 @@ def compile_contenders(work: Path, backends: Sequence[str], *, cold: bool,
             shutil.rmtree(caches)
         folder = caches / f"run-{counter[0]}"
         folder.mkdir(parents=True)
-        return {"XDG_CACHE_HOME": str(folder), "UV_CACHE_DIR": str(folder / "uv")}
+        return {"XDG_CACHE_HOME": str(folder), "UV_CACHE_DIR": str(folder / "uv"), "PIP_CACHE_DIR": str(folder / "pip")}
 
     def inputs(dest: Path) -> tuple[str, ...]:
         if dest.exists():

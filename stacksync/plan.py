@@ -28,13 +28,12 @@ from packaging.version import InvalidVersion, Version
 from .defaults import INSTALLER_PACKAGES
 from .environment import Snapshot
 from .lockfile import Pin
-from .profile import Profile
+from .profile import PHASES, Profile
 
 __all__ = ["Action", "Plan", "Kind", "PHASES", "base_closure", "deps_from_via", "deps_from_requires",
            "make_plan", "version_change"]
 
 Kind = Literal["install", "upgrade", "downgrade", "reinstall", "remove", "keep"]
-PHASES = ("base", "rest", "deferred")
 STATE_KEY = "deferred"
 
 

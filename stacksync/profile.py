@@ -159,6 +159,13 @@ class Profile:
     def deferred_names(self) -> set[NormalizedName]:
         return {d.name for d in self.deferred}
 
+    def smoke_modules(self, through: str = PHASES[-1]) -> list[str]:
+        """The smoke modules of the phases up to and including ``through``, in phase order, each once."""
+        modules: list[str] = []
+        for phase in PHASES[:PHASES.index(through) + 1]:
+            modules += [m for m in self.smoke.get(phase, ()) if m not in modules]
+        return modules
+
     def deferred_by_name(self, name: str) -> Deferred:
         want = canonicalize_name(name)
         for d in self.deferred:

@@ -52,7 +52,7 @@ from .environment import Snapshot, find_python, is_own_interpreter, probe
 from .environment import snapshot as read_snapshot
 from .errors import CommandFailed, FetchError, IndexUnavailable, StacksyncError, SyncError, TargetError
 from .lockfile import LockProblems, Pin, RequirementsFile, file_sha256, parse, require_hashes
-from .plan import PHASES, STATE_KEY, Action, Plan, deps_from_requires, make_plan
+from .plan import STATE_KEY, Action, Plan, deps_from_requires, make_plan
 from .profile import Profile
 from .redact import redact
 
@@ -611,19 +611,11 @@ def smoke(python: Path, modules: Sequence[str]) -> list[dict[str, Any]]:
     return results
 
 
-def _phase_modules(state: State, phase: str) -> list[str]:
-    """The smoke modules of ``phase`` and of every phase before it, in phase order, each once."""
-    modules: list[str] = []
-    for p in PHASES[:PHASES.index(phase) + 1]:
-        modules += [m for m in state.profile.smoke.get(p, ()) if m not in modules]
-    return modules
-
-
 def _smoke_phase(state: State, phase: str) -> None:
     """After a phase changed the target: its own smoke imports and those of the phases before it, in
     one process (a rest phase can break torch as well as vllm). What passes here is not imported
     again by verify or by a deferred build's ``imports`` check, unless something changes in between."""
-    modules = _phase_modules(state, phase)
+    modules = state.profile.smoke_modules(through=phase)
     failed = [r for r in smoke(state.python, modules) if not r["ok"]]
     if not failed:
         state.smoked.update(modules)
@@ -694,23 +686,21 @@ def sync_rest(state: State) -> None:
     lock_txt = _write_requirements(state.workdir / "rest.txt", main)
     removing = sum(a.kind == "remove" for a in changes)
     state.smoked.clear()
-    if not removing:
+    if removing:
+        keep_pins = _satisfied_deferred(state)
+        installed = probe(state.python).versions()
+        build_reqs = {n for d in state.profile.deferred for n in d.build_requires}
+        unlocked = sorted(n for n in installed
+                          if n not in state.lock and n not in deferred_names
+                          and (n in defaults.INSTALLER_PACKAGES or n in build_reqs))
+        keep_txt = _write_requirements(state.workdir / "keep.txt", keep_pins,
+                                       [f"{n}=={installed[n]}" for n in unlocked])
+        tool = "pip-sync" if state.backend.name == "pip-tools" else f"{state.backend.name} pip sync"
+        console.info(f"rest: {tool} ({len(changes) - removing} to install or change, {removing} to remove)")
+        state.backend.sync(state.python, [lock_txt, keep_txt], state.cache, stream=state.opts.verbose)
+    else:
         console.info(f"rest: installing {len(changes)} package(s) (nothing to remove)")
         state.backend.install(state.python, lock_txt, state.cache, stream=state.opts.verbose)
-        _reinstall(state, [a for a in changes if a.kind == "reinstall"], "rest")
-        _smoke_phase(state, "rest")
-        return
-    keep_pins = _satisfied_deferred(state)
-    installed = probe(state.python).versions()
-    build_reqs = {n for d in state.profile.deferred for n in d.build_requires}
-    unlocked = sorted(n for n in installed
-                      if n not in state.lock and n not in deferred_names
-                      and (n in defaults.INSTALLER_PACKAGES or n in build_reqs))
-    keep_txt = _write_requirements(state.workdir / "keep.txt", keep_pins,
-                                   [f"{n}=={installed[n]}" for n in unlocked])
-    tool = "pip-sync" if state.backend.name == "pip-tools" else f"{state.backend.name} pip sync"
-    console.info(f"rest: {tool} ({len(changes) - removing} to install or change, {removing} to remove)")
-    state.backend.sync(state.python, [lock_txt, keep_txt], state.cache, stream=state.opts.verbose)
     _reinstall(state, [a for a in changes if a.kind == "reinstall"], "rest")
     _smoke_phase(state, "rest")
 
@@ -843,8 +833,7 @@ def verify(state: State, *, smoke: bool = True, snapshot: Snapshot | None = None
     failed: list[Mapping[str, Any]] = []
     modules: list[str] = []
     if smoke:
-        for phase in PHASES:
-            modules += [m for m in state.profile.smoke.get(phase, ()) if m not in modules]
+        modules = state.profile.smoke_modules()
         # Imports that passed after this run's last change are not run twice.
         failed = [r for r in _smoke_all(state, [m for m in modules if m not in state.smoked]) if not r["ok"]]
     is_twin = twin.identical and not installer_off

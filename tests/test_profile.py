@@ -51,6 +51,14 @@ build_env = { MAX_JOBS = "2" }
         p.index.expanded({"ART_USER": "me"})
 
 
+def test_smoke_modules_accumulate_over_phases(tmp_path: Path) -> None:
+    p = profile.load(make(tmp_path, '[smoke]\nbase = ["torch"]\nrest = ["vllm", "torch"]\n'
+                                    'deferred = ["flash_attn"]\n'))
+    assert p.smoke_modules(through="base") == ["torch"]
+    assert p.smoke_modules(through="rest") == ["torch", "vllm"]  # each once, in phase order
+    assert p.smoke_modules() == ["torch", "vllm", "flash_attn"]
+
+
 def test_pip_index_env_is_honoured_when_the_profile_names_none(tmp_path: Path) -> None:
     p = profile.load(make(tmp_path, ""))
     idx = p.index.expanded({"PIP_INDEX_URL": "http://mirror/simple", "PIP_EXTRA_INDEX_URL": "http://b/simple"})

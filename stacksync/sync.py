@@ -389,8 +389,10 @@ def fetch(state: State) -> None:
     state.cache.mkdir(parents=True, exist_ok=True)
     index = state.profile.index.expanded(source=str(state.profile.stack_toml))
     # A wheel already in the cache with a hash the lock lists and tags the target takes is not asked
-    # for again (pip download would query the index for each one).
-    missing = [p for p in need if _cached_wheel(state.cache, p, state.snapshot) is None]
+    # for again (pip download would query the index for each one). Each file is hashed once per run
+    # (GBs for a CUDA stack); the installer checks the hashes again as it installs.
+    found = {p.name: _cached_wheel(state.cache, p, state.snapshot) for p in need}
+    missing = [p for p in need if found[p.name] is None]
     if missing:
         req = _write_requirements(state.workdir / "fetch.txt", missing)
         console.info(f"fetching {len(missing)} wheel(s) into {state.cache}"
@@ -399,10 +401,12 @@ def fetch(state: State) -> None:
             state.backend.download(state.python, req, state.cache, index.pip_args())
         except CommandFailed as exc:
             raise _fetch_error(exc, state.lock_file.path, missing, index) from None
+        found.update({p.name: _cached_wheel(state.cache, p, state.snapshot) or _cached_any(state.cache, p)
+                      for p in missing})
     elif need:
         console.info(f"all {len(need)} wheel(s) already in {state.cache}")
     if need:
-        _confirm_cache(state, need)
+        _confirm_cache(state, need, found)
     todo = [a for a in state.plan.changes("deferred") if a.kind in _INSTALL_KINDS] if "deferred" in scope else []
     for action in todo:
         pin = state.deferred.get(action.name) or state.lock[action.name]
@@ -482,16 +486,17 @@ def _cached_any(cache: Path, pin: Pin) -> Path | None:
     return None
 
 
-def _confirm_cache(state: State, need: Sequence[Pin]) -> None:
-    """Every needed pin has a file in the cache whose sha256 the lock lists; read its Requires-Dist."""
+def _confirm_cache(state: State, need: Sequence[Pin], found: Mapping[NormalizedName, Path | None]) -> None:
+    """Every needed pin has a file in the cache (``found``) whose sha256 the lock lists; read its
+    Requires-Dist."""
     env = state.snapshot.marker_environment
     for pin in need:
-        found = _cached_wheel(state.cache, pin, state.snapshot) or _cached_any(state.cache, pin)
-        if found is None:
+        path = found.get(pin.name)
+        if path is None:
             raise FetchError(f"{pin.where}: {pin.name}=={pin.version}: no downloaded file matches the lock's hashes "
                              f"(fix: check the index, then invoke compile --profile <name> again)")
-        if found.suffix == ".whl":
-            requires = _wheel_requires(found)
+        if path.suffix == ".whl":
+            requires = _wheel_requires(path)
             if requires is not None:
                 state.wheel_deps.update(deps_from_requires({pin.name: requires}, env))
 

@@ -179,6 +179,30 @@ def test_a_missing_venv_is_created_with_pip_and_synced(synced: dict[str, object]
     assert {n: v for n, v in freeze(venv).items() if n not in ("pip", "wheel")} == expected_a(stack_packages)
 
 
+def test_fetch_hashes_each_cached_wheel_once(synced: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wheel the cache already holds is hashed once per run, not once to find it and again to
+    confirm it (a CUDA stack's wheels are GBs); the installer verifies the hashes itself."""
+    from stacksync import sync as sync_mod
+
+    venv = synced["venv"]
+    assert isinstance(venv, Path)
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "uninstall", "-y", "-q", "plain-a"], check=True,
+                   capture_output=True)
+    hashed: list[str] = []
+    real = sync_mod.file_sha256
+
+    def counting(path: Path) -> str:
+        hashed.append(Path(path).name)
+        return real(path)
+
+    monkeypatch.setattr(sync_mod, "file_sha256", counting)
+    runner.history.clear()
+    assert run(opts(synced)).verdict == "synced"
+    assert not any("download" in argv for argv in runner.history)  # taken from the cache
+    assert [n for n in hashed if n.startswith("plain_a-1.0-")] == ["plain_a-1.0-py3-none-any.whl"]
+    assert freeze(venv)["plain-a"] == "1.0"
+
+
 def test_locked_setuptools_is_an_ordinary_package(synced: dict[str, object], stack_packages: Path) -> None:
     """setuptools is shown apart when unlocked, but this lock pins it: verify fails without it, and a
     sync puts it back."""

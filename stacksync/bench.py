@@ -463,9 +463,11 @@ def _quiet_sync(opts: Any) -> Any:
 
 def new_venv(path: Path) -> Path:
     """A fresh venv (``python -m venv``, seeds pip) at ``path``, replacing what is there; untimed."""
+    from .backend import PipTools
+
     if path.exists():
         shutil.rmtree(path)
-    runner.run([sys.executable, "-m", "venv", path], hint=f"could not create the venv {path}")
+    PipTools().create_venv(path, sys.executable)
     return runner.python_in(path)
 
 
@@ -528,7 +530,7 @@ def noop_contenders(work: Path, backends: Sequence[str], count: int = NOOP_PACKA
 def cold_contenders(work: Path, backends: Sequence[str]) -> list[Contender]:
     """The cold case: the demo profile into a new venv per run (created in ``prepare``, untimed)."""
     from . import profile as profile_mod
-    from .sync import Options
+    from .sync import Options, smoke
 
     prof = profile_mod.load(COLD_PROFILE)
     lock = prof.lock_path
@@ -574,8 +576,7 @@ def cold_contenders(work: Path, backends: Sequence[str]) -> list[Contender]:
         bare_uv_sync(floor_venv)
 
     def floor_action() -> None:
-        results = runner.run_script(runner.python_in(floor_venv), "smoke.py", *modules)["modules"]
-        failed = [r["name"] for r in results if not r["ok"]]
+        failed = [r["name"] for r in smoke(runner.python_in(floor_venv), modules) if not r["ok"]]
         if failed:
             raise RuntimeError(f"smoke import failed: {', '.join(failed)}")
 

@@ -111,11 +111,15 @@ def test_same_name_with_distinct_markers_is_allowed() -> None:
 
 def test_requirements_in_allows_ranges_and_editables(tmp_path: Path) -> None:
     f = tmp_path / "requirements.in"
-    f.write_text("transformers<4.48\n-e ./mypkg#egg=mypkg\n-c constraints.txt\n")
+    (tmp_path / "mypkg").mkdir()
+    (tmp_path / "mypkg" / "pyproject.toml").write_text('[project]\nname = "My_Pkg"\nversion = "0.1"\n')
+    (tmp_path / "constraints.txt").write_text("transformers==4.47.1\n")
+    f.write_text("transformers<4.48\n-e ./mypkg\n-c constraints.txt\n")
     parsed = parse(f)
     assert parsed.pins[0].specifier == "<4.48" and not parsed.pins[0].pinned
-    assert parsed.pins[1].editable and parsed.pins[1].name == "mypkg"
+    assert parsed.pins[1].editable and parsed.pins[1].name == "my-pkg"  # read from pyproject.toml
     assert parsed.option_values("-c") == ["constraints.txt"]
+    assert [(p.name, p.version, p.constraint) for p in parsed.constraints] == [("transformers", "4.47.1", True)]
 
 
 def test_includes_are_followed_relative_to_the_file(tmp_path: Path) -> None:

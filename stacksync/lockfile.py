@@ -168,12 +168,13 @@ def parse_text(text: str, path: str | Path = "<string>", *, lock: bool = False,
     in_header = True
     editable_note: str | None = None
     base = Path(path).parent
+    vias: dict[int, list[str]] = {}
     for item in reqsyntax.logical_lines(text, environ):
         if isinstance(item, Physical):
             if in_header and not result.pins and not result.options:
                 result.header.append(item.comment)
             elif last_pin is not None:
-                _attach_via(result, last_pin, item.comment)
+                _via(vias, last_pin, item.comment)
             if item.comment.startswith(_EDITABLE_COMMENT):
                 editable_note = item.comment
             continue
@@ -207,6 +208,9 @@ def parse_text(text: str, path: str | Path = "<string>", *, lock: bool = False,
             last_pin = len(result.pins) - 1
     if problems:
         raise LockProblems(problems)
+    for index, entries in vias.items():
+        pin = result.pins[index]
+        result.pins[index] = replace(pin, via=(*pin.via, *entries))
     return result
 
 
@@ -241,20 +245,21 @@ def _include(result: RequirementsFile, option: Option, here: Path, *, lock: bool
     return []
 
 
-def _attach_via(result: RequirementsFile, index: int, comment: str) -> None:
+def _via(vias: dict[int, list[str]], index: int, comment: str) -> None:
+    """pip-compile's ``# via`` annotations under a pin (attached once, at the end: linear time)."""
     text = comment.lstrip("#").strip()
     if not text or text == "via" or comment.startswith(_EDITABLE_COMMENT):
         return
     if text.startswith("via "):
         text = text[4:].strip()
-    pin = result.pins[index]
-    result.pins[index] = replace(pin, via=(*pin.via, text))
+    vias.setdefault(index, []).append(text)
 
 
 def _parse_logical(logical: Logical, path: str, base: Path, *, lock: bool,
                    editable_note: str | None) -> tuple[Pin | None, list[Option]]:
     number = logical.line
     args, opts_text = reqsyntax.break_args_options(logical.text)
+    args = args.strip()
     try:
         opts = reqsyntax.parse_options(opts_text) if opts_text else []
     except OptionSyntaxError as exc:

@@ -262,10 +262,15 @@ def read_editable(value: str, *, base: Path) -> Shape:
     if (base / stripped).is_dir() and not is_url(stripped):
         return _local_dir(stripped, base, extras, None, editable=True)
     if stripped.lower().startswith("file:"):
+        # pip takes a file: URL editable without looking at it; the name is read from the project when
+        # it is there, else from #egg= or the folder's name (pip freeze's comment above says it too)
         egg = _egg(stripped)
-        path = unquote(urlsplit(stripped).path)
-        shape = _local_dir(path, base, extras, None, editable=True)
-        return shape if egg is None else Shape(**{**shape.__dict__, "name": canonicalize_name(egg)})
+        folder = Path(unquote(urlsplit(stripped).path))
+        if folder.is_dir():
+            shape = _local_dir(str(folder), base, extras, None, editable=True)
+            return shape if egg is None else Shape(**{**shape.__dict__, "name": canonicalize_name(egg)})
+        return Shape(name=canonicalize_name(egg or folder.name), url=stripped.split("#", 1)[0], extras=extras,
+                     editable=True, notes=(f"{folder} is not there; name from {'#egg=' if egg else 'its folder'}",))
     url = value
     for vcs in ("git", "hg", "svn", "bzr"):
         if url.lower().startswith(f"{vcs}:"):

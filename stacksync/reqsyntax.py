@@ -232,10 +232,13 @@ def _long(word: str) -> OptionSpec:
 def parse_options(text: str) -> list[tuple[OptionSpec, str]]:
     """The options part of a line, as pip's optparse reads it: ``(spec, value)`` in order; words
     that are not options (after ``--`` or a stray positional) are ignored, as pip ignores them."""
-    try:
-        words = shlex.split(text)
-    except ValueError as exc:
-        raise OptionSyntaxError(f"could not split options: {exc}") from None
+    if "'" in text or '"' in text or "\\" in text:
+        try:
+            words = shlex.split(text)
+        except ValueError as exc:
+            raise OptionSyntaxError(f"could not split options: {exc}") from None
+    else:  # what shlex.split gives for text without quotes or escapes, without its per-character loop
+        words = text.split()
     out: list[tuple[OptionSpec, str]] = []
     i = 0
     while i < len(words):

@@ -137,3 +137,62 @@ def test_require_hashes_names_the_unhashed_pin() -> None:
     lock = parse_text(f"a==1.0 --hash={H1}\nb==2.0\n", "r.txt", lock=True)
     with pytest.raises(LockProblems, match=r"r.txt:2: b==2.0 has no --hash"):
         require_hashes(lock.pins)
+
+
+def test_a_50_mb_lock_and_a_1_mb_line_parse_whole() -> None:
+    """Linear time: the shape of a CUDA-stack lock (many hashes per pin) blown up to 50 MB, and one
+    1 MB line (the result is asserted; the time is the benchmark's business)."""
+    hashes = "".join(f" \\\n    --hash=sha256:{i:064x}" for i in range(24))
+    block = [f"pkg-{i}==1.{i}.0 ; platform_machine == \"x86_64\"{hashes}\n    # via\n    #   -r requirements.in\n"
+             f"    #   torch\n" for i in range(4)]
+    chunk = "".join(block)
+    n = 50_000_000 // len(chunk) + 1
+    text = "".join(chunk.replace("pkg-", f"pkg-{j}-") for j in range(n))
+    assert len(text) >= 50_000_000
+    lock = parse_text(text, "big.txt", lock=True)
+    assert len(lock.pins) == 4 * n
+    last = lock.pins[-1]
+    assert last.name == f"pkg-{n - 1}-3" and len(last.hashes) == 24 and last.via == ("-r requirements.in", "torch")
+    line = "x==1.0 ; python_version >= '3'" + " " * 1_000_000 + "--hash=sha256:" + "c" * 64 + "\n"
+    (pin,) = parse_text(line, "long.txt", lock=True).pins
+    assert pin.hashes == ("sha256:" + "c" * 64,) and str(pin.marker) == 'python_version >= "3"'
+
+
+def test_bare_urls_markers_per_line_options_encodings_and_vcs(tmp_path: Path) -> None:
+    sha = "3f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a"
+    text = (
+        "https://x.example/dl/flash_attn-2.5.9.post1%2Bcu122torch2.2-cp311-cp311-linux_x86_64.whl; "
+        'platform_system == "Linux"\n'
+        "torch==2.3.0 --index-url https://download.pytorch.org/whl/cu121\n"
+        f"-e git+https://github.com/org/trainer.git@{sha}#egg=acme_trainer\n"
+        "peft @ git+https://github.com/huggingface/peft.git@main\n"
+        "numpy @ file:///croot/numpy_1/work/dist/numpy-1.26.4-cp311-cp311-linux_x86_64.whl\n"
+        "certifi @ file:///croot/certifi_1717618050233/work/certifi\n"
+    )
+    for encoding, bom in (("utf-16-le", b"\xff\xfe"), ("utf-8", b"\xef\xbb\xbf")):
+        f = tmp_path / f"freeze-{encoding}.txt"
+        f.write_bytes(bom + text.replace("\n", "\r\n").encode(encoding))
+        parsed = parse(f)
+        by = {p.name: p for p in parsed.pins}
+        assert list(by) == ["flash-attn", "torch", "acme-trainer", "peft", "numpy", "certifi"]
+        assert by["flash-attn"].file_version == "2.5.9.post1+cu122torch2.2"
+        assert str(by["flash-attn"].marker) == 'platform_system == "Linux"'
+        assert by["torch"].version == "2.3.0"
+        assert by["torch"].option_values("--index-url") == ["https://download.pytorch.org/whl/cu121"]
+        trainer = by["acme-trainer"]
+        assert (trainer.editable, trainer.vcs, trainer.commit, trainer.line) == (True, "git", sha, 3)
+        assert (by["peft"].commit, by["peft"].revision) == (None, "main")
+        assert by["numpy"].file_version == "1.26.4" and by["numpy"].is_local_file
+        assert by["certifi"].file_version is None and by["certifi"].is_local_file
+    with pytest.raises(LockProblems, match=r":4: peft: VCS reference without a commit in a lock \(at 'main'"):
+        parse_text(text.replace(f"-e git+https://github.com/org/trainer.git@{sha}#egg=acme_trainer",
+                                f"acme-trainer @ git+https://github.com/org/trainer.git@{sha}"), "l.txt", lock=True)
+
+
+def test_env_vars_are_expanded_as_pip_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SS_TEST_HOST", "files.example")
+    monkeypatch.delenv("SS_TEST_UNSET", raising=False)
+    text = "x @ https://${SS_TEST_HOST}/x-1.0-py3-none-any.whl\ny @ https://${SS_TEST_UNSET}/y-1.0-py3-none-any.whl\n"
+    x, y = parse_text(text, "r.txt").pins
+    assert x.url == "https://files.example/x-1.0-py3-none-any.whl" and "${SS_TEST_HOST}" in x.source_line
+    assert y.url == "https://${SS_TEST_UNSET}/y-1.0-py3-none-any.whl"  # unset: left as written, like pip

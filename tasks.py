@@ -10,25 +10,43 @@ import json
 import sys
 
 from invoke.context import Context
-from invoke.tasks import task
 
 from stacksync import console
+from stacksync.cli import task  # explicit short flags: -p --profile, -y --yes, -n --dry-run, -v --verbose
 from stacksync.edge import one_line_errors
 
 
 @task(help={
-    "python": "interpreter or venv to capture (default: the python running invoke)",
+    "python": "interpreter or venv to capture (default: the python running invoke); with --from, the live "
+              "environment whose versions repair the lines FILE cannot say",
+    "from": "a baseline file (pip freeze of a conda env, a requirements file) to turn into --profile NAME",
     "out": "write to this file instead of stdout",
-    "profile": "write locks/<profile>/requirements.in (a starter stack.toml too, if the profile is new)",
+    "profile": "write locks/<profile>/requirements.in and, when the profile is new, a commented stack.toml",
     "all": "keep pip, setuptools and wheel",
     "verbose": "show every command started",
 })
-def freeze(c: Context, python: str = "", out: str = "", profile: str = "", all: bool = False,
+def freeze(c: Context, python: str = "", from_: str = "", out: str = "", profile: str = "", all: bool = False,
            verbose: bool = False) -> None:
-    """Capture an environment as sorted, canonical name==version lines."""
+    """Capture an environment (or turn a baseline FILE into a profile) as sorted name==version lines."""
+    from stacksync.baseline import from_file, write_profile
+    from stacksync.errors import StacksyncError
     from stacksync.freeze import write_freeze
 
     with one_line_errors(verbose):
+        if from_:
+            if not profile:
+                raise StacksyncError(f"{from_}: --from needs --profile NAME (fix: invoke freeze --from {from_} "
+                                     "--profile NAME)")
+            proposal = from_file(from_, profile, python=python or None, include_installers=all)
+            req, toml = write_profile(proposal, profile)
+            for warning in proposal.warnings:
+                console.warn(warning)
+            console.info(f"wrote {req} ({proposal.pinned} pinned, {len(proposal.repaired)} repaired from "
+                         f"@ file://, {len(proposal.unknown)} version unknown, {len(proposal.vcs)} VCS at a commit, "
+                         f"{len(proposal.left_out)} left out)" + (f" and {toml}" if toml else
+                                                                   " (stack.toml kept as it was)")
+                         + f"; review, then: invoke compile --profile {profile}")
+            return
         text, frozen, written = write_freeze(python or sys.executable, out=out or None,
                                              profile_name=profile or None, include_installers=all)
         for warning in frozen.warnings:

@@ -74,26 +74,29 @@ def render(snapshot: Snapshot, *, include_installers: bool = False,
 
 def write_freeze(python: str, *, out: str | None = None, profile_name: str | None = None,
                  include_installers: bool = False) -> tuple[str, Frozen, str | None]:
-    """Probe ``python`` and write its freeze to ``out``, to ``locks/<profile>/requirements.in``
-    (creating a starter ``stack.toml`` when the profile is new), or return it for stdout.
+    """Probe ``python`` and write its freeze to ``out``, or return it for stdout. With
+    ``profile_name``, the environment becomes ``locks/<profile>/requirements.in`` and (when the
+    profile is new) a commented ``stack.toml``, as ``invoke freeze --from`` proposes them
+    (:mod:`stacksync.baseline`: editable git checkouts become pins at their commit).
     Returns (text, frozen, path written or None)."""
     import os
     import tempfile
     from pathlib import Path
 
-    from . import defaults
+    from . import baseline
     from .environment import probe
 
     snapshot = probe(python)
     text, frozen = render(snapshot, include_installers=include_installers)
-    target: Path | None = Path(out) if out else None
     if profile_name:
-        folder = defaults.LOCKS_DIR / profile_name
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / defaults.REQUIREMENTS_IN
-        toml = folder / defaults.STACK_TOML
-        if not toml.exists():
-            toml.write_text(starter_stack_toml(snapshot), encoding="utf-8")
+        proposal = baseline.propose(baseline.pins_from_snapshot(snapshot), profile=profile_name,
+                                    source=str(snapshot.python), python=snapshot.python_xy,
+                                    include_installers=include_installers,
+                                    platform=snapshot.marker_environment.get("sys_platform", "linux"))
+        frozen.warnings += [w for w in proposal.warnings if "left out" not in w]
+        req, _ = baseline.write_profile(proposal, profile_name)
+        return proposal.requirements_in, frozen, str(req)
+    target: Path | None = Path(out) if out else None
     if target is None:
         return text, frozen, None
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -102,21 +105,3 @@ def write_freeze(python: str, *, out: str | None = None, profile_name: str | Non
         fh.write(text)
     os.replace(tmp, target)
     return text, frozen, str(target)
-
-
-def starter_stack_toml(snapshot: Snapshot) -> str:
-    """A first stack.toml for a baseline freeze: the Python it came from, and the usual base and
-    deferred packages when the environment has them."""
-    names = set(snapshot.distributions)
-    base = [n for n in ("torch", "torchvision", "torchaudio", "triton") if n in names]
-    lines = ["# Written by `invoke freeze --profile`; edit to taste.",
-             f'python = "{snapshot.python_xy}"',
-             f'platforms = ["{snapshot.marker_environment.get("sys_platform", "linux")}"]',
-             "base = [" + ", ".join(f'"{n}"' for n in base) + "]", ""]
-    if base:
-        lines += ["[smoke]", 'base = ["torch"]' if "torch" in base else "base = []", ""]
-    if "flash-attn" in names:
-        lines += ["[deferred.flash-attn]", 'requires = ["torch", "einops"]', 'imports = ["torch"]',
-                  'build_requires = ["setuptools", "wheel", "packaging", "ninja", "psutil"]',
-                  'build_env = { MAX_JOBS = "4" }', ""]
-    return "\n".join(lines)

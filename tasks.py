@@ -158,7 +158,7 @@ def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run:
 def sync(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False, yes: bool = False,
          force: bool = False, wait: bool = False, report: str = "", backend: str = "", verbose: bool = False) -> None:
     """Make the target the exact twin of the profile's lock, in phases; a second run does nothing."""
-    _sync(("plan", "fetch", "base", "rest", "deferred", "verify"), profile, python, venv, dry_run, yes, force,
+    _sync(("plan", "fetch", "base", "rest", "deferred", "vcs", "verify"), profile, python, venv, dry_run, yes, force,
           wait, report, backend, verbose)
 
 

@@ -85,6 +85,12 @@ class Backend(Protocol):
         """The installer's dependency check of ``python`` (``pip check``); not raising on failure."""
         ...
 
+    def install_vcs(self, python: Path, requirements: Path, index_args: Sequence[str], *,
+                    stream: bool = False) -> Result:
+        """Install the VCS pins of ``requirements`` (``name @ git+URL@sha``) at their commit, no
+        dependencies, reinstalled; build requirements from the index (no hash covers a checkout)."""
+        ...
+
     def ensure_installer(self, python: Path) -> None:
         """Give a fresh ``python`` what this backend drives in it (pip for pip-tools; nothing for uv)."""
         ...
@@ -148,7 +154,7 @@ class PipTools:
         from .compile import add_index_hashes
 
         runner.run(self.compile_argv(request), cwd=request.workdir,
-                   hint="pip-compile could not resolve the inputs; the line above says which requirement")
+                   hint="pip-compile could not resolve the inputs")
         body = (request.workdir / request.output).read_text(encoding="utf-8")
         return add_index_hashes(body, request.index, python_version=request.python_version)
 
@@ -194,6 +200,14 @@ class PipTools:
         from . import runner
 
         return runner.run([python, "-I", "-m", "pip", "check"], check=False)
+
+    def install_vcs(self, python: Path, requirements: Path, index_args: Sequence[str], *,
+                    stream: bool = False) -> Result:
+        from . import runner
+
+        return runner.run([python, "-m", "pip", "install", "--no-deps", "--force-reinstall", "--progress-bar", "off",
+                           "-r", requirements, *index_args], env=runner.clean_env(), stream=stream,
+                          cwd=requirements.parent, hint="could not install the VCS pins (vcs.txt)")
 
     def ensure_installer(self, python: Path) -> None:
         """pip-sync drives the target's own pip; a venv made by uv has none. ensurepip installs the
@@ -402,7 +416,7 @@ class Uv:
         cert = os.environ.get("PIP_CERT")
         env = runner.clean_env({"SSL_CERT_FILE": cert} if cert and not os.environ.get("SSL_CERT_FILE") else None)
         runner.run(self.compile_argv(request), cwd=request.workdir, env=env,
-                   hint="uv pip compile could not resolve the inputs; the line above says which requirement")
+                   hint="uv pip compile could not resolve the inputs")
         # uv hashes every file of each pinned version as the index lists it: the same set as
         # pip-compile's (checked by tests/test_uv_backend.py and on locks/gpu-cu121).
         return pip_compile_layout((request.workdir / request.output).read_text(encoding="utf-8"))
@@ -494,6 +508,14 @@ class Uv:
         from . import runner
 
         return runner.run([*self._pip("check", python)], check=False)
+
+    def install_vcs(self, python: Path, requirements: Path, index_args: Sequence[str], *,
+                    stream: bool = False) -> Result:
+        from . import runner
+
+        return runner.run([*self._pip("install", python), "--no-deps", "--reinstall", "-r", requirements,
+                           *uv_index_args(index_args)], env=runner.clean_env(), stream=stream,
+                          cwd=requirements.parent, hint="could not install the VCS pins (vcs.txt)")
 
     def ensure_installer(self, python: Path) -> None:
         """uv installs with ``--python``: the target needs nothing of it."""

@@ -4,7 +4,8 @@ requirements file) becomes a profile in one command.
 :func:`propose` is pure: from the baseline's lines (and, when given, a live environment's versions)
 it writes ``requirements.in`` and a commented ``stack.toml``:
 
-- ``name==version`` lines as they are; conda ``name @ file:///croot/...`` lines repaired to
+- ``name==version`` lines as exact pins (``name===version``: ``==2.4.0`` would admit
+  ``2.4.0+cu121``, which pip prefers); conda ``name @ file:///croot/...`` lines repaired to
   ``name==version`` (from the wheel / sdist file name, or the live environment's dist-info); a line
   whose version cannot be known is written unpinned, with one warning naming that line;
 - VCS installs (editable or not) kept as pins at their commit, non-editable, in a section of their
@@ -56,6 +57,12 @@ def _vcs_line(pin: Pin) -> str | None:
     sub = f"#subdirectory={pin.subdirectory}" if pin.subdirectory else ""
     marker = f" ; {pin.marker}" if pin.marker is not None else ""
     return f"{pin.name} @ {url}{sub}{marker}"
+
+
+def _exact(version: str) -> str:
+    """``===2.4.0`` for a version without a local part: a freeze's ``torch==2.4.0`` is that exact
+    build, but ``==2.4.0`` also admits ``2.4.0+cu121`` (PEP 440), which pip then prefers."""
+    return f"=={version}" if "+" in version else f"==={version}"
 
 
 def _marker(pin: Pin) -> str:
@@ -110,7 +117,7 @@ def propose(pins: Sequence[Pin], *, profile: str, source: str, python: str,
             continue
         names.append(pin.name)
         if pin.version is not None and pin.url is None and pin.specifier.startswith("=="):
-            plain.append(f"{pin.name}=={pin.version}{_marker(pin)}")
+            plain.append(f"{pin.name}{_exact(pin.version)}{_marker(pin)}")
             eq_names.append(pin.name)
             continue
         if pin.url is not None:
@@ -118,7 +125,7 @@ def propose(pins: Sequence[Pin], *, profile: str, source: str, python: str,
             if pin.url.split("#", 1)[0].endswith((".tar.gz", ".zip")):
                 from_source.append(pin.name)
             if version is not None and (pin.is_local_file or live is not None):
-                plain.append(f"{pin.name}=={version}{_marker(pin)}")
+                plain.append(f"{pin.name}{_exact(version)}{_marker(pin)}")
                 eq_names.append(pin.name)
                 out.repaired.append(f"{pin.name}=={version}")
                 continue
@@ -141,6 +148,7 @@ def propose(pins: Sequence[Pin], *, profile: str, source: str, python: str,
     lines = [f"# Baseline of profile {profile!r} from {redact(source)}",
              f"# (invoke freeze --from ... --profile {profile}); review it, then: invoke compile --profile {profile}",
              ""]
+    lines.append("# === pins the exact version string: ==2.4.0 would also admit 2.4.0+cu121 (PEP 440)")
     if out.repaired:
         lines.append(f"# {len(out.repaired)} `@ file://` line(s) (conda) repaired to ==version")
     lines += plain

@@ -13,7 +13,13 @@ Pipeline (plain functions, in order; the pure ones first, then :func:`compile_pr
    the same hashes pip-compile would compute by downloading every file.
 4. :func:`render_lock` / :func:`render_deferred`: a header without dates, paths, or credentials; index
    lines only when ``emit_index_urls`` asks for them, credential-free.
-5. Write both files atomically (temp file + ``os.replace``) only when everything succeeded; or, for
+   VCS pins at a commit (``name @ git+URL@sha``) are resolved with the rest (their dependencies are
+   locked and hashed), then moved out of the hashed body into ``vcs.txt`` (:mod:`stacksync.vcs`): no
+   hash covers a checkout, and ``--require-hashes`` must hold for every line of ``requirements.txt``.
+   Before resolving, :func:`stacksync.compilecheck.precheck` refuses what no resolver can lock
+   (editables, VCS without a commit, conda build paths) with its line and fix; a resolver failure is
+   mapped back to the ``requirements.in`` line it is about (:func:`~stacksync.compilecheck.explain_failure`).
+5. Write the files atomically (temp file + ``os.replace``) only when everything succeeded; or, for
    ``--check``, compare with the committed files and return a diff.
 """
 
@@ -33,10 +39,10 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
-from . import defaults, indexapi
+from . import compilecheck, defaults, indexapi, vcs
 from . import profile as profiles
 from .backend import get_backend, resolve_name
-from .errors import LockError, ProfileError, StacksyncError
+from .errors import CommandFailed, LockError, ProfileError, StacksyncError
 from .lockfile import Pin, parse, parse_text
 from .profile import IndexConfig, Profile
 
@@ -302,6 +308,7 @@ def compile_profile(profile: Profile, *, backend: str | None = None, upgrade: bo
     python_version, python = target_python(profile, cross_target=chosen.cross_target)
     index = profile.index.expanded(environ, source=str(profile.stack_toml))
     parsed_in = parse(profile.requirements_in).pins
+    compilecheck.precheck(parsed_in)
     deferred = deferred_pins(profile, parsed_in)
 
     # Pin the deferred packages first: one small request each, and it checks the index and the
@@ -315,7 +322,8 @@ def compile_profile(profile: Profile, *, backend: str | None = None, upgrade: bo
     deferred_hashes = {n: indexapi.sha256_options(fs) for n, fs in deferred_files.items()}
 
     lock_path, deferred_path = profile.lock_path, profile.deferred_path
-    old_lock, old_deferred = _read(lock_path), _read(deferred_path)
+    vcs_path = profile.folder / vcs.VCS_TXT
+    old_lock, old_deferred, old_vcs = _read(lock_path), _read(deferred_path), _read(vcs_path)
     with tempfile.TemporaryDirectory(prefix="stacksync-compile-") as tmp:
         workdir = Path(tmp)
         inputs = resolver_inputs(profile, profile.requirements_in.read_text(encoding="utf-8"), deferred)
@@ -327,7 +335,16 @@ def compile_profile(profile: Profile, *, backend: str | None = None, upgrade: bo
         request = ResolveRequest(workdir=workdir, inputs=tuple(inputs), output=defaults.LOCK_TXT, index=index,
                                  python_version=python_version, upgrade=upgrade,
                                  upgrade_packages=tuple(upgrade_packages), platforms=profile.platforms)
-        body = chosen.compile_lock(request)
+        try:
+            body = chosen.compile_lock(request)
+        except CommandFailed as exc:
+            explained = compilecheck.explain_failure(exc, parsed_in, "pip-compile" if chosen.name == "pip-tools"
+                                                     else "uv pip compile")
+            if explained is None:
+                raise
+            raise explained from None
+    vcs_names = [p.name for p in parse_text(body, "<resolver output>", follow_includes=False).pins if p.is_vcs]
+    body, vcs_lines = vcs.split_body(body, vcs_names)
 
     versions = chosen.versions()
     index_lines = index.lock_lines()
@@ -340,14 +357,23 @@ def compile_profile(profile: Profile, *, backend: str | None = None, upgrade: bo
                        "hashes read from the index (nothing built); installed last, see stack.toml."])
         new_deferred = render_deferred(head, deferred, deferred_hashes, index_lines)
 
+    new_vcs = None
+    if vcs_lines:
+        new_vcs = vcs.render_vcs_lock(header(profile.name, versions, chosen.name, python,
+                                             [f"VCS pins of profile {profile.name!r} at their commit: resolved with the "
+                                              "lock (their", "dependencies are in requirements.txt, hashed); no hash "
+                                              "covers a checkout, so", "sync installs these after the rest."]),
+                                      vcs_lines)
     if check:
         new_lock = same_but_backend(old_lock, new_lock) or new_lock
         new_deferred = same_but_backend(old_deferred, new_deferred)
+        new_vcs = same_but_backend(old_vcs, new_vcs)
     pinned = pinned_versions(body)
     result = CompileResult(
         profile=profile.name,
-        files=[FileOutcome(lock_path, old_lock, new_lock), FileOutcome(deferred_path, old_deferred, new_deferred)],
-        packages=len(pinned) + len(deferred),
+        files=[FileOutcome(lock_path, old_lock, new_lock), FileOutcome(deferred_path, old_deferred, new_deferred),
+               FileOutcome(vcs_path, old_vcs, new_vcs)],
+        packages=len(pinned) + len(deferred) + len(vcs_lines),
         hashes=new_lock.count("--hash=") + (new_deferred or "").count("--hash="),
     )
     if not check and result.changed:

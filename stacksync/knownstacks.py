@@ -97,7 +97,7 @@ def module_names(projects: Iterable[str]) -> dict[str, NormalizedName]:
     out: dict[str, NormalizedName] = {}
     for p in projects:
         n = canonicalize_name(p)
-        for m in (*modules_of(n), n.replace("-", "_")):
+        for m in modules_of(n):
             out.setdefault(m, n)
             out.setdefault(m.split(".", 1)[0], n)
     return out

@@ -35,6 +35,8 @@ __all__ = ["Action", "Plan", "Kind", "PHASES", "base_closure", "deps_from_via", 
 
 Kind = Literal["install", "upgrade", "downgrade", "reinstall", "remove", "keep"]
 STATE_KEY = "deferred"
+#: the phases of a plan: the profile's, then the VCS pins at a commit (stacksync.vcsphase), when any
+PLAN_PHASES = (*PHASES, "vcs")
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ class Plan:
     def actions(self, phase: str | None = None) -> list[Action]:
         if phase is not None:
             return list(self.phases.get(phase, []))
-        return [a for p in PHASES for a in self.phases.get(p, [])]
+        return [a for p in PLAN_PHASES for a in self.phases.get(p, [])]
 
     def changes(self, phase: str | None = None) -> list[Action]:
         return [a for a in self.actions(phase) if a.changes]
@@ -101,7 +103,9 @@ class Plan:
 
     def render(self) -> str:
         lines: list[str] = []
-        for phase in PHASES:
+        for phase in PLAN_PHASES:
+            if phase not in PHASES and not self.phases.get(phase):
+                continue
             changed = self.changes(phase)
             kept = len(self.actions(phase)) - len(changed)
             lines.append(f"{phase}: {len(changed)} to change, {kept} to keep")
@@ -112,7 +116,8 @@ class Plan:
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
-        return {"phases": {p: [a.to_json() for a in self.actions(p)] for p in PHASES},
+        return {"phases": {p: [a.to_json() for a in self.actions(p)] for p in PLAN_PHASES
+                           if p in PHASES or self.phases.get(p)},
                 "installers": self.installers, "summary": self.summary(), "empty": self.empty}
 
 

@@ -280,6 +280,63 @@ def _check_against_inputs(profile: Profile) -> None:
             raise ProfileError(profile.stack_toml, f"deferred.{d.name}",
                                f"{d.name} is not in {defaults.REQUIREMENTS_IN}",
                                f"add {d.name}==VERSION to {src}")
+    _check_names(profile, wanted)
+
+
+def _check_names(profile: Profile, wanted: set[NormalizedName]) -> None:
+    """``base`` names must be packages of requirements.in or the lock; ``[smoke]`` and deferred
+    ``imports`` must be import names of those packages (``base = ["pytorch"]`` would leave the base
+    phase empty and its smoke unrun, and verify would still call the target a twin)."""
+    from . import knownstacks
+
+    known: set[NormalizedName] = set(wanted)
+    for d in profile.deferred:
+        known.update(canonicalize_name(Requirement(r).name) for r in d.requires)
+        known.update(d.build_requires)
+    locked: set[NormalizedName] | None = None
+
+    def lock_names() -> set[NormalizedName]:
+        nonlocal locked
+        if locked is None:
+            locked = set()
+            for path in (profile.lock_path, profile.deferred_path):
+                if path.is_file():
+                    try:
+                        locked |= parse(path, lock=True).names()
+                    except LockProblems:
+                        pass  # sync and compile report a broken lock with its line
+        return locked
+
+    for name in profile.base:
+        if name not in known and name not in lock_names():
+            raise ProfileError(profile.stack_toml, "base", f"{name!r} is not a package of "
+                               f"{defaults.REQUIREMENTS_IN} or the lock", _did_you_mean(name, known | lock_names(),
+                               f"add {name}==VERSION to {profile.requirements_in}, or remove it from base"))
+    checks = [(f"smoke.{phase}", m) for phase in PHASES for m in profile.smoke.get(phase, ())]
+    checks += [(f"deferred.{d.name}.imports", m) for d in profile.deferred for m in d.imports]
+    if not checks:
+        return
+    modules = knownstacks.module_names(known)
+    for key, module in checks:
+        top = module.split(".", 1)[0]
+        if module in modules or top in modules:
+            continue
+        modules = knownstacks.module_names(known | lock_names())
+        if module in modules or top in modules:
+            continue
+        # An import name stacksync does not know (a project whose module is named otherwise) is
+        # accepted; one that is close to a known module is a typo (pytorch, troch, pyyaml).
+        close = difflib.get_close_matches(module, sorted(modules), n=1, cutoff=0.75)
+        if close:
+            raise ProfileError(profile.stack_toml, key, f"{module!r} is not the import name of a package in "
+                               f"{defaults.REQUIREMENTS_IN} or the lock", f"did you mean {close[0]!r}?")
+
+
+def _did_you_mean(word: str, choices: set[str], otherwise: str) -> str:
+    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    if not close:
+        close = [c for c in sorted(choices) if word in c or c in word][:1]
+    return f"did you mean {close[0]!r}?" if close else otherwise
 
 
 def _check_url_credentials(path: Path, key: str, url: str) -> None:

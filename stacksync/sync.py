@@ -44,10 +44,10 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from . import console, defaults, runner, targetlock
+from . import console, defaults, runner, targetlock, vcsphase
 from . import profile as profile_mod
 from .backend import Backend, get_backend, resolve_name
-from .diff import DiffResult, Entry, compare
+from .diff import DiffResult, Entry, compare, entry_from_installed
 from .environment import Snapshot, find_python, is_own_interpreter, probe
 from .environment import snapshot as read_snapshot
 from .errors import CommandFailed, FetchError, IndexUnavailable, StacksyncError, SyncError, TargetError
@@ -60,8 +60,9 @@ __all__ = ["Options", "Outcome", "STEPS", "run", "prepare", "preflight", "fetch"
            "install_deferred", "verify", "dependency_problems", "write_state", "STATE_FILE"]
 
 STATE_FILE = "stacksync-state.json"
-# Steps in the order `sync` runs them; each task runs a prefix-free subset.
-STEPS = ("plan", "fetch", "base", "rest", "deferred", "verify")
+# Steps in the order `sync` runs them; each task runs a prefix-free subset. "vcs": the VCS pins at a
+# commit (vcs.txt), after the rest (stacksync.vcsphase).
+STEPS = ("plan", "fetch", "base", "rest", "deferred", "vcs", "verify")
 _INSTALL_KINDS = ("install", "upgrade", "downgrade", "reinstall")
 
 
@@ -120,6 +121,8 @@ class State:
     wheel_deps: dict[NormalizedName, set[NormalizedName]] = field(default_factory=dict)
     #: modules whose smoke import passed after the last change this run made (verify skips them)
     smoked: set[str] = field(default_factory=set)
+    #: VCS pins at a commit (vcs.txt) whose markers hold for the target
+    vcs: dict[NormalizedName, Pin] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------- entry point
@@ -150,13 +153,13 @@ def run(opts: Options, steps: Sequence[str] = STEPS) -> Outcome:
 
 def _scope(steps: Sequence[str]) -> list[str]:
     """The phases whose changes a run acts on (``fetch`` alone prepares all of them)."""
-    acting = [s for s in ("base", "rest", "deferred") if s in steps]
+    acting = [s for s in ("base", "rest", "deferred", "vcs") if s in steps]
     return acting or (["base", "rest", "deferred"] if "fetch" in steps else [])
 
 
 def _drive(state: State) -> None:
     opts, plan, outcome, steps = state.opts, state.plan, state.outcome, state.steps
-    acting = [s for s in ("base", "rest", "deferred") if s in steps]
+    acting = [s for s in ("base", "rest", "deferred", "vcs") if s in steps]
     pending = [a for s in _scope(steps) for a in plan.changes(s)]
     if opts.dry_run or steps == ("plan",):
         outcome.verdict, outcome.summary = "planned", f"plan: {plan.summary()}"
@@ -168,9 +171,9 @@ def _drive(state: State) -> None:
         if _scope(steps):
             outcome.verdict = "in-sync"
             scope = _scope(steps)
-            what = "" if len(scope) == 3 else f"{' and '.join(scope)} phase{'s' if len(scope) > 1 else ''} "
+            what = "" if len(scope) >= 3 else f"{' and '.join(scope)} phase{'s' if len(scope) > 1 else ''} "
             outcome.summary = (f"{state.python}: {what}already in sync with {state.lock_file.path} "
-                               f"({len(state.lock) + len(state.deferred)} packages); nothing to do")
+                               f"({len(state.lock) + len(state.deferred) + len(state.vcs)} packages); nothing to do")
             console.info(outcome.summary)
         if "verify" in steps and not _scope(steps):
             _timed(state, "verify", lambda: verify(state, smoke=True))
@@ -187,6 +190,8 @@ def _drive(state: State) -> None:
         _timed(state, "rest", lambda: sync_rest(state))
     if "deferred" in steps:
         _timed(state, "deferred", lambda: install_deferred(state))
+    if "vcs" in steps:
+        _timed(state, "vcs", lambda: vcsphase.install(state, state.vcs))
     outcome.verdict = "synced" if acting else "fetched"
     outcome.summary = f"{state.python}: {outcome.verdict} ({plan.summary()})"
     if "verify" in steps:
@@ -229,11 +234,12 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     lock = lock_file.for_environment(env)
     deferred = deferred_file.for_environment(env) if deferred_file is not None else {}
     _check_deferred_pins(prof, lock, deferred, lock_file, deferred_file)
-    plan = make_plan(prof, lock, deferred, snapshot)
+    vcs_pins = vcsphase.load(prof, env)
+    plan = vcsphase.adjust_plan(make_plan(prof, lock, deferred, snapshot), vcs_pins, snapshot)
     cache = (opts.cache_dir or defaults.CACHE_DIR / prof.name).absolute()
     workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stacksync-sync-")))
     state = State(opts, prof, backend, python, lock_file, deferred_file, snapshot, lock, deferred, plan,
-                  cache, workdir, steps, outcome)
+                  cache, workdir, steps, outcome, vcs=vcs_pins)
     outcome.plan = plan
     outcome.timings["plan"] = round(time.perf_counter() - start, 3)
     planning = opts.dry_run or steps == ("plan",)
@@ -385,7 +391,7 @@ def fetch(state: State) -> None:
     if state.fetched:
         return
     scope = _scope(state.steps)
-    need = _needed(state, [p for p in scope if p != "deferred"])
+    need = _needed(state, [p for p in scope if p not in ("deferred", "vcs")])  # vcs: cloned at install
     state.cache.mkdir(parents=True, exist_ok=True)
     index = state.profile.index.expanded(source=str(state.profile.stack_toml))
     # A wheel already in the cache with a hash the lock lists and tags the target takes is not asked
@@ -699,7 +705,8 @@ def sync_rest(state: State) -> None:
                           if n not in state.lock and n not in deferred_names
                           and (n in defaults.INSTALLER_PACKAGES or n in build_reqs))
         keep_txt = _write_requirements(state.workdir / "keep.txt", keep_pins,
-                                       [f"{n}=={installed[n]}" for n in unlocked])
+                                       [f"{n}=={installed[n]}" for n in unlocked]
+                                       + vcsphase.keep_lines(state.snapshot, state.vcs))
         tool = "pip-sync" if state.backend.name == "pip-tools" else f"{state.backend.name} pip sync"
         console.info(f"rest: {tool} ({len(changes) - removing} to install or change, {removing} to remove)")
         state.backend.sync(state.python, [lock_txt, keep_txt], state.cache, stream=state.opts.verbose)
@@ -812,12 +819,14 @@ def dependency_problems(snapshot: Snapshot) -> list[str]:
 
 def _lock_entries(state: State) -> dict[NormalizedName, Entry]:
     pins = {**state.lock, **state.deferred}
-    return {n: Entry(n, p.version, None if p.version else p.url, p.hashes) for n, p in pins.items()}
+    entries = {n: Entry(n, p.version, None if p.version else p.url, p.hashes) for n, p in pins.items()}
+    return {**entries, **vcsphase.lock_entries(state.vcs)}  # VCS pins: compared by commit
 
 
 def _target_entries(snapshot: Snapshot) -> dict[NormalizedName, Entry]:
-    return {n: Entry(n, d.version if d.kind in ("index", "local-file") else None,
-                     None if d.kind in ("index", "local-file") else d.url)
+    return {n: entry_from_installed(d) if d.kind in ("vcs", "editable") else
+            Entry(n, d.version if d.kind in ("index", "local-file") else None,
+                  None if d.kind in ("index", "local-file") else d.url)
             for n, d in snapshot.distributions.items()}
 
 

@@ -53,7 +53,7 @@ build_env = { MAX_JOBS = "2" }
 
 def test_smoke_modules_accumulate_over_phases(tmp_path: Path) -> None:
     p = profile.load(make(tmp_path, '[smoke]\nbase = ["torch"]\nrest = ["vllm", "torch"]\n'
-                                    'deferred = ["flash_attn"]\n'))
+                                    'deferred = ["flash_attn"]\n', "torch==2.4.0\nflash-attn==2.8.0\nvllm\n"))
     assert p.smoke_modules(through="base") == ["torch"]
     assert p.smoke_modules(through="rest") == ["torch", "vllm"]  # each once, in phase order
     assert p.smoke_modules() == ["torch", "vllm", "flash_attn"]

@@ -1,0 +1,95 @@
+"""The VCS phase of a sync: pins at a commit (``vcs.txt``, written by ``invoke compile``), installed
+after the rest, by commit, never editable in the twin (see :mod:`stacksync.vcs` for why they live
+apart from the hashed lock).
+
+Hooks used by :mod:`stacksync.sync`: :func:`load` (the pins whose markers hold for the target),
+:func:`adjust_plan` (a ``vcs`` phase; the rest phase must not remove what it installs),
+:func:`keep_lines` (what pip-sync must keep), :func:`install` (the phase), :func:`lock_entries`
+(the twin check compares their commit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from packaging.utils import NormalizedName
+
+from . import console, vcs
+from .diff import Entry, entry_from_pin
+from .environment import Snapshot
+from .lockfile import Pin, parse
+from .plan import Action, Plan
+from .profile import Profile
+from .redact import redact
+
+if TYPE_CHECKING:
+    from .sync import State
+
+__all__ = ["load", "adjust_plan", "keep_lines", "install", "lock_entries"]
+
+
+def load(prof: Profile, environment: Mapping[str, str]) -> dict[NormalizedName, Pin]:
+    """``vcs.txt``'s pins for the target (none when the profile has no VCS pins)."""
+    path = prof.folder / vcs.VCS_TXT
+    if not path.is_file():
+        return {}
+    return parse(path, lock=True).for_environment(environment)
+
+
+def _installed_commit(snapshot: Snapshot, name: NormalizedName) -> str | None:
+    dist = snapshot.distributions.get(name)
+    if dist is None or dist.kind != "vcs":
+        return None
+    return str((dist.direct_url or {}).get("vcs_info", {}).get("commit_id") or "") or None
+
+
+def adjust_plan(plan: Plan, pins: Mapping[NormalizedName, Pin], snapshot: Snapshot) -> Plan:
+    """Add the ``vcs`` phase (install / reinstall at another commit / keep) and drop the rest phase's
+    removal of what it installs."""
+    if not pins:
+        return plan
+    plan.phases["rest"] = [a for a in plan.phases["rest"] if not (a.kind == "remove" and a.name in pins)]
+    actions = []
+    for name in sorted(pins):
+        pin = pins[name]
+        dist = snapshot.distributions.get(name)
+        have = _installed_commit(snapshot, name)
+        want = pin.commit or ""
+        where = redact(pin.url or "").split("#", 1)[0]
+        if dist is None:
+            actions.append(Action("vcs", name, "install", None, want, where))
+        elif not vcs.same_commit(have, want):
+            found = have or (f"{dist.version} ({dist.kind})" if dist.kind != "vcs" else "?")
+            actions.append(Action("vcs", name, "reinstall", found, want, where))
+        else:
+            actions.append(Action("vcs", name, "keep", have, want))
+    plan.phases["vcs"] = actions
+    return plan
+
+
+def keep_lines(snapshot: Snapshot, pins: Mapping[NormalizedName, Pin]) -> list[str]:
+    """``name==version`` of the installed VCS pins, for pip-sync's keep file (it would remove them)."""
+    return [f"{n}=={snapshot.distributions[n].version}" for n in sorted(pins) if n in snapshot.distributions]
+
+
+def lock_entries(pins: Mapping[NormalizedName, Pin]) -> dict[NormalizedName, Entry]:
+    return {n: entry_from_pin(p) for n, p in pins.items()}
+
+
+def install(state: State, pins: Mapping[NormalizedName, Pin]) -> None:
+    """Install the VCS pins the plan changes, at their commit, ``--no-deps`` (their dependencies came
+    in hashed with the rest), from the profile's index for their build requirements."""
+    todo = [a for a in state.plan.changes("vcs")]
+    if not todo:
+        return
+    lines = []
+    for action in todo:
+        pin = pins[action.name]
+        lines.append(f"{pin.name} @ {pin.url}")
+    req = state.workdir / "vcs.txt"
+    req.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    index = state.profile.index.expanded(source=str(state.profile.stack_toml))
+    state.smoked.clear()
+    console.info("vcs: installing " + ", ".join(f"{a.name} @ {a.want[:12]}" for a in todo))
+    state.backend.install_vcs(state.python, req, index.pip_args(), stream=state.opts.verbose)

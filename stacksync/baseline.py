@@ -143,7 +143,8 @@ def propose(pins: Sequence[Pin], *, profile: str, source: str, python: str,
     if conda_tools:
         out.left_out += conda_tools
         out.warnings.append(f"{redact(source)}: conda's own packages left out ({', '.join(conda_tools)}): they "
-                            "are the conda tool, not the stack (fix: add them to requirements.in if the twin needs them)")
+                            "are the conda tool, not the stack (fix: add them to requirements.in if the twin "
+                            "needs them)")
     out.pinned = len(plain)
     lines = [f"# Baseline of profile {profile!r} from {redact(source)}",
              f"# (invoke freeze --from ... --profile {profile}); review it, then: invoke compile --profile {profile}",
@@ -169,7 +170,8 @@ def _toml_list(items: Sequence[str]) -> str:
 
 
 def _stack_toml(profile: str, source: str, python: str, names: Sequence[NormalizedName],
-                pinned_eq: Sequence[NormalizedName], from_source: Sequence[NormalizedName], index_hints: Mapping[str, list[str]], platform: str) -> str:
+                pinned_eq: Sequence[NormalizedName], from_source: Sequence[NormalizedName],
+                index_hints: Mapping[str, list[str]], platform: str) -> str:
     base = knownstacks.propose_base(names)
     # a deferred package is an == pin in requirements.in (compile hashes that exact version)
     deferred = knownstacks.propose_deferred(pinned_eq, from_source=from_source)

@@ -33,4 +33,4 @@ def task(*args: Any, **kwargs: Any) -> Callable[..., Any]:
     """``invoke.task`` with :class:`ShortFlagTask` and no automatic short flags."""
     kwargs.setdefault("klass", ShortFlagTask)
     kwargs.setdefault("auto_shortflags", False)
-    return _invoke_task(*args, **kwargs)  # type: ignore[no-any-return]
+    return _invoke_task(*args, **kwargs)

@@ -360,9 +360,10 @@ def compile_profile(profile: Profile, *, backend: str | None = None, upgrade: bo
     new_vcs = None
     if vcs_lines:
         new_vcs = vcs.render_vcs_lock(header(profile.name, versions, chosen.name, python,
-                                             [f"VCS pins of profile {profile.name!r} at their commit: resolved with the "
-                                              "lock (their", "dependencies are in requirements.txt, hashed); no hash "
-                                              "covers a checkout, so", "sync installs these after the rest."]),
+                                             [f"VCS pins of profile {profile.name!r} at their commit: resolved "
+                                              "with the lock (their", "dependencies are in requirements.txt, "
+                                              "hashed); no hash covers a checkout, so",
+                                              "sync installs these after the rest."]),
                                       vcs_lines)
     if check:
         new_lock = same_but_backend(old_lock, new_lock) or new_lock

@@ -83,10 +83,10 @@ def explain_failure(exc: CommandFailed, pins: Sequence[Pin], tool: str) -> LockE
                              "check that the URL is reachable from here, or pin a version from the index")
     for raw in candidates:
         name = canonicalize_name(re.split(r"[\[=<>!~;@ ]", raw, maxsplit=1)[0])
-        pin = by_name.get(name)
-        if pin is not None:
-            return LockError(pin.path, pin.line, f"{tool} cannot resolve {pin.requirement}: {_last(tail)}",
-                             _fix_for(pin, output))
+        found = by_name.get(name)
+        if found is not None:
+            return LockError(found.path, found.line, f"{tool} cannot resolve {found.requirement}: {_last(tail)}",
+                             _fix_for(found, output))
     for pin in pins:  # a name mentioned anywhere in the last lines
         if any(re.search(rf"\b{re.escape(pin.name)}\b", ln, re.I) or
                re.search(rf"\b{re.escape(pin.name.replace('-', '_'))}\b", ln, re.I) for ln in tail):

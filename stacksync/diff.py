@@ -22,9 +22,8 @@ from typing import Any
 from packaging.utils import NormalizedName
 from packaging.version import InvalidVersion, Version
 
-from . import defaults, profile
+from . import defaults, profile, vcs
 from .defaults import INSTALLER_PACKAGES
-from . import vcs
 from .environment import Installed, Snapshot, probe
 from .errors import StacksyncError
 from .lockfile import Pin, RequirementsFile, parse

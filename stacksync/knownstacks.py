@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from packaging.utils import NormalizedName, canonicalize_name
 
-__all__ = ["BASE", "CONDA_TOOLING", "DEFERRED", "MODULES", "KnownDeferred", "is_cuda_runtime", "modules_of", "module_names",
-           "propose_base", "propose_deferred"]
+__all__ = ["BASE", "CONDA_TOOLING", "DEFERRED", "MODULES", "KnownDeferred", "is_cuda_runtime", "modules_of",
+           "module_names", "propose_base", "propose_deferred"]
 
 #: installed first, binary only, with their locked closure (the nvidia-* runtime wheels come with torch)
 BASE: tuple[str, ...] = ("torch", "torchvision", "torchaudio", "triton")

@@ -91,5 +91,5 @@ def install(state: State, pins: Mapping[NormalizedName, Pin]) -> None:
     req.write_text("\n".join(lines) + "\n", encoding="utf-8")
     index = state.profile.index.expanded(source=str(state.profile.stack_toml))
     state.smoked.clear()
-    console.info("vcs: installing " + ", ".join(f"{a.name} @ {a.want[:12]}" for a in todo))
+    console.info("vcs: installing " + ", ".join(f"{a.name} @ {(a.want or '')[:12]}" for a in todo))
     state.backend.install_vcs(state.python, req, index.pip_args(), stream=state.opts.verbose)

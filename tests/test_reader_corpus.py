@@ -75,7 +75,7 @@ def _comparable(pip_rows: list[dict[str, Any]], ours: list[dict[str, Any]]) -> l
     diffs = []
     if len(pip_rows) != len(ours):
         return [f"{len(pip_rows)} requirements in pip, {len(ours)} in stacksync"]
-    for a, b in zip(pip_rows, ours):
+    for a, b in zip(pip_rows, ours, strict=True):
         for key in a:
             if key == "name" and a[key] is None:
                 continue

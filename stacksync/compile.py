@@ -373,7 +373,7 @@ def compile_profile(profile: Profile, *, backend: str | None = None, upgrade: bo
     result = CompileResult(
         profile=profile.name,
         files=[FileOutcome(lock_path, old_lock, new_lock), FileOutcome(deferred_path, old_deferred, new_deferred),
-               FileOutcome(vcs_path, old_vcs, new_vcs)],
+               *([FileOutcome(vcs_path, old_vcs, new_vcs)] if old_vcs is not None or new_vcs is not None else [])],
         packages=len(pinned) + len(deferred) + len(vcs_lines),
         hashes=new_lock.count("--hash=") + (new_deferred or "").count("--hash="),
     )

@@ -309,6 +309,8 @@ def load_side(spec: str, locks_dir: Path | None = None) -> Side:
         files = [parse(prof.lock_path, lock=True)]
         if prof.deferred_path.exists():
             files.append(parse(prof.deferred_path, lock=True))
+        if (prof.folder / vcs.VCS_TXT).exists():
+            files.append(parse(prof.folder / vcs.VCS_TXT, lock=True))
         return Side(spec, kind, files=files)
     return Side(spec, kind, files=[parse(path)])
 

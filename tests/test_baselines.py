@@ -213,3 +213,34 @@ def test_a_resolver_failure_names_the_requirements_in_line(index_server: IndexSe
     assert message.startswith(f"{folder / 'requirements.in'}:3: pip-compile cannot resolve plain-a==7.0"), message
     assert "(fix: pin a version of plain-a the index serves" in message and "line above" not in message
     assert index_server.password not in message
+
+
+def test_propose_from_a_conda_training_freeze(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """freeze --from's proposal for the corpus conda freeze: repairs, unknowns, conda's own packages,
+    VCS section, base / deferred / [smoke] from the known stacks; the live env repairs the rest."""
+    import tomllib
+
+    from stacksync.baseline import propose
+
+    data = Path(__file__).parent / "data" / "real"
+    pins = parse(data / "conda-training-env-freeze.txt").pins
+    out = propose(pins, profile="train", source="freeze.txt", python="3.11")
+    req = out.requirements_in.splitlines()
+    assert "numpy===1.26.4" in req and "torch===2.3.0" in req and "flash-attn===2.5.8" in req
+    assert "acme-trainer @ git+https://github.com/acme-ml/trainer.git@3f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a" in req
+    assert any(line.startswith("certifi  # was file:///croot/certifi_") for line in req)
+    assert "conda" in out.left_out and not any(line.startswith("conda") for line in req)
+    assert sum("version unknown in this file" in w for w in out.warnings) == len(out.unknown) > 10
+    toml = tomllib.loads(out.stack_toml)
+    assert toml["base"] == ["torch", "torchvision", "torchaudio", "triton"]
+    assert set(toml["deferred"]) == {"flash-attn", "deepspeed"}
+    assert set(toml["smoke"]["deferred"]) == {"flash_attn", "deepspeed"}
+    assert toml["deferred"]["flash-attn"]["imports"] == ["torch"]
+    live = propose(pins, profile="train", source="freeze.txt", python="3.11",
+                   live={"certifi": "2024.6.2", "tqdm": "4.66.4"})  # type: ignore[dict-item]
+    assert "certifi===2024.6.2" in live.requirements_in and "certifi" not in live.unknown
+    # the whole proposal loads as a profile and every check passes
+    folder = write(tmp_path, out.stack_toml, out.requirements_in)
+    assert profile.load(folder).base == ("torch", "torchvision", "torchaudio", "triton")
+    hints = propose(parse(data / "ml-repo-requirements.txt").pins, profile="x", source="r.txt", python="3.11")
+    assert '# extra_index_urls = ["https://download.pytorch.org/whl/cu121"]' in hints.stack_toml

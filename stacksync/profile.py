@@ -26,6 +26,9 @@ Loading validates everything up front; each mistake is one line naming the file,
     build_requires = ["setuptools", "wheel", "packaging", "ninja", "psutil"]
     build_env = { MAX_JOBS = "4" }
     rebuild_on = ["torch"]           # base packages whose version change forces a rebuild
+
+    [vcs.my-trainer]                 # a VCS pin (vcs.txt) installed editable from a local checkout
+    checkout = "/home/me/src/trainer"  # must be at the locked commit; without this, never editable
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ BACKENDS = ("pip-tools", "uv", "auto")
 DEFAULT_INDEX = "https://pypi.org/simple"
 
 _TOP_KEYS = {"description", "python", "platforms", "backend", "index_url", "extra_index_urls",
-             "trusted_hosts", "emit_index_urls", "base", "cuda", "smoke", "deferred"}
+             "trusted_hosts", "emit_index_urls", "base", "cuda", "smoke", "deferred", "vcs"}
 _DEFERRED_KEYS = {"requires", "imports", "build_requires", "build_env", "rebuild_on"}
 _PYTHON = re.compile(r"^3\.(\d+)$")
 
@@ -138,6 +141,8 @@ class Profile:
     index: IndexConfig = field(default_factory=IndexConfig)
     cuda: str | None = None
     description: str = ""
+    #: VCS pins installed editable from a local checkout (``[vcs.NAME] checkout = "PATH"``)
+    vcs_checkouts: Mapping[NormalizedName, Path] = field(default_factory=dict)
 
     @property
     def requirements_in(self) -> Path:
@@ -230,8 +235,19 @@ def _build(name: str, folder: Path, path: Path, data: dict[str, Any]) -> Profile
     cuda = _opt_str(path, "cuda", data)
     if cuda is not None and not re.match(r"^\d+\.\d+$", cuda):
         raise ProfileError(path, "cuda", f"{cuda!r} is not a CUDA X.Y version", 'write e.g. cuda = "12.1"')
+    vcs_raw = _typed(path, "vcs", data, dict, {})
+    checkouts: dict[NormalizedName, Path] = {}
+    for vname, table in vcs_raw.items():
+        if not isinstance(table, dict):
+            raise ProfileError(path, f"vcs.{vname}", "must be a table", f'write [vcs.{vname}] with checkout = "PATH"')
+        _no_unknown(path, f"vcs.{vname}", table, {"checkout"})
+        where = _opt_str(path, f"vcs.{vname}.checkout", {f"vcs.{vname}.checkout": table.get("checkout")})
+        if not where:
+            raise ProfileError(path, f"vcs.{vname}.checkout", "missing", 'write checkout = "/path/to/the/checkout"')
+        folder_path = Path(os.path.expanduser(where))
+        checkouts[canonicalize_name(vname)] = folder_path if folder_path.is_absolute() else (folder / folder_path)
     return Profile(
-        name=name, folder=folder, python=python,
+        name=name, folder=folder, python=python, vcs_checkouts=checkouts,
         platforms=_str_list(path, "platforms", data), backend=backend, base=base, deferred=deferred,
         smoke=smoke, index=index, cuda=cuda, description=_opt_str(path, "description", data) or "",
     )

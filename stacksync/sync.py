@@ -235,7 +235,7 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     deferred = deferred_file.for_environment(env) if deferred_file is not None else {}
     _check_deferred_pins(prof, lock, deferred, lock_file, deferred_file)
     vcs_pins = vcsphase.load(prof, env)
-    plan = vcsphase.adjust_plan(make_plan(prof, lock, deferred, snapshot), vcs_pins, snapshot)
+    plan = vcsphase.adjust_plan(make_plan(prof, lock, deferred, snapshot), vcs_pins, snapshot, prof.vcs_checkouts)
     cache = (opts.cache_dir or defaults.CACHE_DIR / prof.name).absolute()
     workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stacksync-sync-")))
     state = State(opts, prof, backend, python, lock_file, deferred_file, snapshot, lock, deferred, plan,

@@ -11,6 +11,7 @@ Hooks used by :mod:`stacksync.sync`: :func:`load` (the pins whose markers hold f
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from packaging.utils import NormalizedName
@@ -18,6 +19,7 @@ from packaging.utils import NormalizedName
 from . import console, vcs
 from .diff import Entry, entry_from_pin
 from .environment import Snapshot
+from .errors import SyncError
 from .lockfile import Pin, parse
 from .plan import Action, Plan
 from .profile import Profile
@@ -44,23 +46,39 @@ def _installed_commit(snapshot: Snapshot, name: NormalizedName) -> str | None:
     return str((dist.direct_url or {}).get("vcs_info", {}).get("commit_id") or "") or None
 
 
-def adjust_plan(plan: Plan, pins: Mapping[NormalizedName, Pin], snapshot: Snapshot) -> Plan:
+def _editable_commit(snapshot: Snapshot, name: NormalizedName, checkout: Path) -> str | None:
+    """The commit of an editable install of ``name`` from ``checkout`` (``None``: not that install)."""
+    dist = snapshot.distributions.get(name)
+    if dist is None or dist.kind != "editable":
+        return None
+    folder = vcs.folder_of(str((dist.direct_url or {}).get("url", "")))
+    if folder is None or folder.resolve() != checkout.resolve():
+        return None
+    found = vcs.read_checkout(folder)
+    return found.commit if found is not None else None
+
+
+def adjust_plan(plan: Plan, pins: Mapping[NormalizedName, Pin], snapshot: Snapshot,
+                checkouts: Mapping[NormalizedName, Path] | None = None) -> Plan:
     """Add the ``vcs`` phase (install / reinstall at another commit / keep) and drop the rest phase's
-    removal of what it installs."""
+    removal of what it installs. A pin with a ``[vcs.NAME] checkout`` is kept editable from there."""
     if not pins:
         return plan
+    checkouts = checkouts or {}
     plan.phases["rest"] = [a for a in plan.phases["rest"] if not (a.kind == "remove" and a.name in pins)]
     actions = []
     for name in sorted(pins):
         pin = pins[name]
         dist = snapshot.distributions.get(name)
-        have = _installed_commit(snapshot, name)
+        checkout = checkouts.get(name)
+        have = _installed_commit(snapshot, name) if checkout is None else _editable_commit(snapshot, name, checkout)
         want = pin.commit or ""
-        where = redact(pin.url or "").split("#", 1)[0]
+        where = redact(pin.url or "").split("#", 1)[0] if checkout is None else f"editable from {checkout}"
         if dist is None:
             actions.append(Action("vcs", name, "install", None, want, where))
         elif not vcs.same_commit(have, want):
-            found = have or (f"{dist.version} ({dist.kind})" if dist.kind != "vcs" else "?")
+            installed = _installed_commit(snapshot, name)
+            found = have or (f"{installed} (not editable)" if installed else f"{dist.version} ({dist.kind})")
             actions.append(Action("vcs", name, "reinstall", found, want, where))
         else:
             actions.append(Action("vcs", name, "keep", have, want))
@@ -86,7 +104,17 @@ def install(state: State, pins: Mapping[NormalizedName, Pin]) -> None:
     lines = []
     for action in todo:
         pin = pins[action.name]
-        lines.append(f"{pin.name} @ {pin.url}")
+        checkout = state.profile.vcs_checkouts.get(pin.name)
+        if checkout is None:
+            lines.append(f"{pin.name} @ {pin.url}")
+            continue
+        found = vcs.read_checkout(checkout)
+        if found is None or not vcs.same_commit(found.commit, pin.commit):
+            at = found.commit if found is not None and found.commit else "no git checkout"
+            raise SyncError(f"{state.profile.stack_toml}: vcs.{pin.name}.checkout: {checkout} is at {at}, the lock "
+                            f"pins {pin.commit} ({pin.where}) (fix: git -C {checkout} checkout {pin.commit}, or "
+                            "compile the lock again at the checkout's commit)")
+        lines.append(f"-e {checkout}")
     req = state.workdir / "vcs.txt"
     req.write_text("\n".join(lines) + "\n", encoding="utf-8")
     index = state.profile.index.expanded(source=str(state.profile.stack_toml))

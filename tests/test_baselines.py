@@ -102,6 +102,15 @@ def test_a_conda_freeze_with_an_editable_vcs_line_becomes_a_synced_twin(
     a, b, result = diff_sides(str(freeze), str(venv))
     assert [(s.name, s.same) for s in result.sources] == [("acme-trainer", True)]
     assert [c.name for c in result.unknown] == ["plain-b"] and not result.changed
+    # the profile says where the checkout is: then, and only then, the twin installs it editable
+    toml.write_text(toml.read_text() + f'\n[vcs.acme-trainer]\ncheckout = "{repo}"\n')
+    editable = invoke("sync", "-p", "twin", "--venv", str(venv), "-y", cwd=tmp_path, env=env)
+    assert editable.returncode == 0, editable.stdout + editable.stderr
+    assert f"reinstall acme-trainer {sha} (not editable) -> {sha} (editable from {repo})" in editable.stdout
+    assert "twin of the lock" in editable.stderr
+    direct = json.loads(next((venv / "lib").glob("python*/site-packages/acme_trainer-0.1.dist-info"))
+                        .joinpath("direct_url.json").read_text())
+    assert direct["dir_info"] == {"editable": True} and direct["url"] == repo.as_uri()
 
 
 def test_diff_vcs_commits_file_versions_and_markers(tmp_path: Path) -> None:

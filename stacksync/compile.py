@@ -189,7 +189,36 @@ def add_index_hashes(body: str, index: IndexConfig | object, *, python_version: 
     """:func:`add_hashes` with every file of each pinned version, sha256 as the index publishes it
     (downloaded and hashed only when the index gives none)."""
     files = indexapi.files_for_pins(index, pinned_versions(body), python_version=python_version)
-    return add_hashes(body, {name: indexapi.sha256_options(fs) for name, fs in files.items()})
+    hashes = {name: indexapi.sha256_options(fs) for name, fs in files.items()}
+    return add_hashes(body, {**hashes, **url_hashes(body)})
+
+
+def url_hashes(body: str) -> dict[NormalizedName, list[str]]:
+    """sha256 of each direct-URL pin that is not VCS (``name @ https://.../x-1.0-...whl``, a bare
+    wheel URL in requirements.in): the URL's ``#sha256=`` when it has one, else the file hashed (read
+    for ``file:``, downloaded otherwise), as ``pip-compile --generate-hashes`` does."""
+    from urllib.parse import unquote, urlsplit
+
+    from packaging.version import Version
+
+    from .lockfile import file_sha256
+
+    out: dict[NormalizedName, list[str]] = {}
+    for pin in parse_text(body, "<pip-compile output>", follow_includes=False).pins:
+        if pin.url is None or pin.is_vcs or pin.hashes:
+            continue
+        url, _, fragment = pin.url.partition("#")
+        given = next((v for k, _, v in (p.partition("=") for p in fragment.split("&")) if k == "sha256"), None)
+        if given:
+            out[pin.name] = [f"sha256:{given.lower()}"]
+        elif url.startswith("file:"):
+            out[pin.name] = [f"sha256:{file_sha256(Path(unquote(urlsplit(url).path)))}"]
+        else:
+            file = indexapi.IndexFile(filename=url.rsplit("/", 1)[-1], url=url, sha256=None, requires_python=None,
+                                      yanked=False, name=pin.name, version=Version(pin.file_version or "0"),
+                                      index_url="")
+            out[pin.name] = [f"sha256:{indexapi.hash_file_url(file)}"]
+    return out
 
 
 def regenerate_command(profile_name: str) -> str:

@@ -122,8 +122,13 @@ class Pin:
             return False
 
     def key(self) -> str:
-        """What makes two installs the same: the exact version, or the URL of a direct reference."""
-        return self.version if self.version is not None else (self.url or "")
+        """What makes two installs the same: the exact version; for a direct reference to a wheel or
+        sdist, the version its file name says (the hash pins the file); else the URL."""
+        if self.version is not None:
+            return self.version
+        if self.file_version is not None and not self.is_vcs:
+            return self.file_version
+        return self.url or ""
 
 
 @dataclass

@@ -47,7 +47,7 @@ from packaging.version import InvalidVersion, Version
 from . import console, defaults, runner, targetlock, vcsphase
 from . import profile as profile_mod
 from .backend import Backend, get_backend, resolve_name
-from .diff import DiffResult, Entry, compare, entry_from_installed
+from .diff import DiffResult, Entry, compare, entry_from_installed, entry_from_pin
 from .environment import Snapshot, find_python, is_own_interpreter, probe
 from .environment import snapshot as read_snapshot
 from .errors import CommandFailed, FetchError, IndexUnavailable, StacksyncError, SyncError, TargetError
@@ -819,15 +819,12 @@ def dependency_problems(snapshot: Snapshot) -> list[str]:
 
 def _lock_entries(state: State) -> dict[NormalizedName, Entry]:
     pins = {**state.lock, **state.deferred}
-    entries = {n: Entry(n, p.version, None if p.version else p.url, p.hashes) for n, p in pins.items()}
+    entries = {n: entry_from_pin(p) for n, p in pins.items()}
     return {**entries, **vcsphase.lock_entries(state.vcs)}  # VCS pins: compared by commit
 
 
 def _target_entries(snapshot: Snapshot) -> dict[NormalizedName, Entry]:
-    return {n: entry_from_installed(d) if d.kind in ("vcs", "editable") else
-            Entry(n, d.version if d.kind in ("index", "local-file") else None,
-                  None if d.kind in ("index", "local-file") else d.url)
-            for n, d in snapshot.distributions.items()}
+    return {n: entry_from_installed(d) for n, d in snapshot.distributions.items()}
 
 
 def verify(state: State, *, smoke: bool = True, snapshot: Snapshot | None = None, quiet: bool = False) -> None:

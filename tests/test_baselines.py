@@ -253,3 +253,29 @@ def test_propose_from_a_conda_training_freeze(tmp_path: Path, monkeypatch: pytes
     assert profile.load(folder).base == ("torch", "torchvision", "torchaudio", "triton")
     hints = propose(parse(data / "ml-repo-requirements.txt").pins, profile="x", source="r.txt", python="3.11")
     assert '# extra_index_urls = ["https://download.pytorch.org/whl/cu121"]' in hints.stack_toml
+
+
+@pytest.mark.slow
+def test_a_bare_wheel_url_with_a_marker_compiles_hashed_and_syncs(index_server: IndexServer, tmp_path: Path,
+                                                                  make_venv, monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+                                                                  ) -> None:
+    import pkgfactory
+
+    from stacksync.lockfile import require_hashes
+
+    wheel = pkgfactory.build_wheel(tmp_path / "wheels", "local-extra", "1.0",
+                                   files={"local_extra/__init__.py": ""})
+    folder = write(tmp_path, f'index_url = "{index_server.auth_url}"\n'.replace(index_server.password, "${T_PW}"),
+                   f'plain-b\n{wheel.as_uri()}; python_version >= "3"\n')
+    monkeypatch.setenv("T_PW", index_server.password)
+    comp.compile_profile(profile.load(folder))
+    lock = parse(folder / "requirements.txt", lock=True)
+    require_hashes(lock.pins)  # every line hashed: the URL pin by its file
+    (url_pin,) = [p for p in lock.pins if p.url]
+    assert url_pin.name == "local-extra" and url_pin.hashes == (f"sha256:{pkgfactory.sha256_of(wheel)}",)
+    from stacksync.sync import Options, run
+
+    venv = make_venv("url-twin")
+    opts = Options(profile="p", venv=str(venv), yes=True, locks_dir=tmp_path / "locks", cache_dir=tmp_path / "cache")
+    assert run(opts).verdict == "synced"
+    assert run(opts).verdict == "in-sync"  # the URL pin compares by the version its file name says

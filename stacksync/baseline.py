@@ -146,9 +146,8 @@ def propose(pins: Sequence[Pin], *, profile: str, source: str, python: str,
                             "are the conda tool, not the stack (fix: add them to requirements.in if the twin "
                             "needs them)")
     out.pinned = len(plain)
-    lines = [f"# Baseline of profile {profile!r} from {redact(source)}",
-             f"# (invoke freeze --from ... --profile {profile}); review it, then: invoke compile --profile {profile}",
-             ""]
+    lines = [f"# Baseline of profile {profile!r} from {redact(source)}, written by invoke freeze;",
+             f"# review it, then: invoke compile --profile {profile}", ""]
     lines.append("# === pins the exact version string: ==2.4.0 would also admit 2.4.0+cu121 (PEP 440)")
     if out.repaired:
         lines.append(f"# {len(out.repaired)} `@ file://` line(s) (conda) repaired to ==version")

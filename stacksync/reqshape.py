@@ -42,7 +42,12 @@ __all__ = ["Shape", "ShapeError", "VCS_PREFIXES", "ARCHIVE_EXTENSIONS", "read_re
            "split_vcs", "version_from_filename", "is_url"]
 
 VCS_PREFIXES = ("git+", "hg+", "svn+", "bzr+")
-_URL_SCHEMES = {"http", "https", "file", "ftp"}
+#: pip's ``is_url`` schemes: what it downloads from, and its VCS schemes (``vcs.all_schemes``)
+_URL_SCHEMES = {"http", "https", "file", "ftp",
+                "bzr+http", "bzr+https", "bzr+ssh", "bzr+sftp", "bzr+ftp", "bzr+lp", "bzr+file",
+                "git+http", "git+https", "git+ssh", "git+git", "git+file",
+                "hg+file", "hg+http", "hg+https", "hg+ssh", "hg+static-http",
+                "svn+ssh", "svn+http", "svn+https", "svn+svn", "svn+file"}
 ARCHIVE_EXTENSIONS = (".zip", ".whl", ".tar.bz2", ".tbz", ".tar.gz", ".tgz", ".tar", ".tar.xz", ".txz", ".tlz",
                       ".tar.lz", ".tar.lzma")
 _HEX = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
@@ -83,8 +88,7 @@ class Shape:
 def is_url(text: str) -> bool:
     """pip's ``is_url``: a scheme pip downloads from, or a VCS scheme."""
     scheme = urlsplit(text).scheme.lower() if ":" in text else ""
-    return bool(scheme) and (scheme in _URL_SCHEMES or scheme.startswith(VCS_PREFIXES) or scheme in
-                             ("git", "hg", "svn", "bzr"))
+    return scheme in _URL_SCHEMES
 
 
 def _filename(url: str) -> str:
@@ -206,7 +210,10 @@ def _pep508(text: str) -> Shape:
         if ";" in text:
             _marker(text.split(";", 1)[1])
         hint = ""
-        if "=" in text and not any(op in text for op in ("==", ">=", "<=", "!=", "~=", "===")):
+        if "://" in text:
+            hint = ("write NAME @ URL; a VCS URL takes its VCS prefix (git+https://, git+ssh://, git+file://), "
+                    "as pip requires")
+        elif "=" in text and not any(op in text for op in ("==", ">=", "<=", "!=", "~=", "===")):
             hint = "= is not a valid operator: write name==version"
         elif _looks_like_path(text):
             hint = "it looks like a path, but there is no such file or folder: check the path"
@@ -216,12 +223,11 @@ def _pep508(text: str) -> Shape:
     fields = _vcs_fields(url) if url else {}
     file_version = None
     if url and not fields:
+        # pip takes any URL here (a wrong file name fails at install); the version is read only
+        # from a file name of this very project
         found = version_from_filename(url)
         if found is not None and found[0] == canonicalize_name(req.name):
             file_version = found[1]
-        elif url.lower().split("#", 1)[0].endswith(".whl"):
-            raise ShapeError(f"{req.name} @ {url}: the wheel file name is not valid or names another "
-                             "project", "point the URL at a wheel of this project")
     return Shape(name=canonicalize_name(req.name), requirement=req, url=url, marker=req.marker,
                  extras=frozenset(req.extras), specifier=str(req.specifier), file_version=file_version,
                  **fields)  # type: ignore[arg-type]

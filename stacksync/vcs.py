@@ -25,8 +25,6 @@ from urllib.parse import unquote, urlsplit
 
 from packaging.utils import NormalizedName
 
-from .lockfile import Pin
-
 __all__ = ["VCS_TXT", "GitCheckout", "read_checkout", "folder_of", "vcs_url", "split_body", "render_vcs_lock",
            "same_commit"]
 
@@ -141,7 +139,3 @@ def split_body(body: str, names: Iterable[NormalizedName]) -> tuple[str, list[st
 def render_vcs_lock(head: str, lines: Sequence[str]) -> str:
     return head + "".join(f"{line}\n" for line in sorted(lines))
 
-
-def pins_needing(pins: Iterable[Pin]) -> list[Pin]:
-    """The VCS pins of a file (what the VCS phase installs)."""
-    return [p for p in pins if p.is_vcs]

@@ -102,6 +102,13 @@ def test_a_conda_freeze_with_an_editable_vcs_line_becomes_a_synced_twin(
     a, b, result = diff_sides(str(freeze), str(venv))
     assert [(s.name, s.same) for s in result.sources] == [("acme-trainer", True)]
     assert [c.name for c in result.unknown] == ["plain-b"] and not result.changed
+    # an extra package makes the rest phase run pip-sync (it removes what no file lists): the VCS pin stays
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index", "--find-links",
+                    str(stack_packages), "packaging"], check=True, capture_output=True)
+    removed = invoke("sync", "-p", "twin", "--venv", str(venv), "-y", cwd=tmp_path, env=env)
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert "remove    packaging" in removed.stdout and "vcs: 0 to change, 1 to keep" in removed.stdout
+    assert "twin of the lock" in removed.stderr
     # the profile says where the checkout is: then, and only then, the twin installs it editable
     toml.write_text(toml.read_text() + f'\n[vcs.acme-trainer]\ncheckout = "{repo}"\n')
     editable = invoke("sync", "-p", "twin", "--venv", str(venv), "-y", cwd=tmp_path, env=env)

@@ -369,7 +369,10 @@ def _pin_line(pin: Pin) -> str:
     """The pin as an install line without its marker (the file is already evaluated for the target;
     pip-sync would evaluate markers for the interpreter running it)."""
     extras = f"[{','.join(sorted(pin.extras))}]" if pin.extras else ""
-    head = f"{pin.name}{extras}{pin.specifier}" if pin.url is None else f"{pin.name}{extras} @ {pin.url}"
+    # ``===2.4.0`` (a baseline's exact pin) is installed as ``==2.4.0``: the hash already names the
+    # exact file, and uv's hash-checking mode takes only ``==`` pins
+    spec = f"=={pin.version}" if pin.version is not None and pin.specifier.startswith("===") else pin.specifier
+    head = f"{pin.name}{extras}{spec}" if pin.url is None else f"{pin.name}{extras} @ {pin.url}"
     return " \\\n    ".join([head, *(f"--hash={h}" for h in pin.hashes)])
 
 

@@ -64,7 +64,8 @@ def test_a_conda_freeze_with_an_editable_vcs_line_becomes_a_synced_twin(
         "nvidia-cudnn-like==9.1.0\nnvidia-cublas-like==12.1.0\ntorch-like==2.4.0\n"
         "pip==26.3\n")
     locks = tmp_path / "locks"
-    env = {"STACKSYNC_LOCKS_DIR": str(locks), stackprofile.USER_VAR: index_server.user,
+    env = {"STACKSYNC_LOCKS_DIR": str(locks), "STACKSYNC_CACHE_DIR": str(tmp_path / "cache"),
+           stackprofile.USER_VAR: index_server.user,
            stackprofile.TOKEN_VAR: index_server.password}
     made = invoke("freeze", "--from", str(freeze), "-p", "twin", cwd=tmp_path, env=env)
     assert made.returncode == 0, made.stderr

@@ -104,7 +104,7 @@ def doctor(c: Context, python: str = "", venv: str = "", profile: str = "", json
     "profile": "profile to compile (default: STACKSYNC_PROFILE, else demo)",
     "all": "compile every profile in locks/",
     "upgrade": "ignore the committed pins and pick the newest allowed versions",
-    "upgrade-package": "upgrade only this package (repeat the option for more)",
+    "upgrade-package": "=PACKAGE: upgrade only this package (repeat the option for more)",
     "check": "do not write: exit 1 with a diff when a committed lock is stale, 0 when fresh",
     "backend": "pip-tools (default), uv or auto",
     "verbose": "show every command started",

@@ -11,7 +11,7 @@ Plain functions chained in order (nox's workflow style), each also usable alone:
 5. :func:`sync_rest`   pip-sync of the lock plus the deferred packages already satisfied (a hashed
                         install when nothing is removed); smoke of the phases so far.
 6. :func:`install_deferred` build what is not satisfied, without build isolation; record what it was
-                        built against in ``<prefix>/stacksync-state.json``; smoke.
+                        built against in ``<prefix>/stacksync-state.json``; smoke (:mod:`stacksync.deferred`).
 7. :func:`verify`      dependency check, twin check, smoke imports; one summary line; JSON receipt.
 
 A synced target re-plans to nothing: :func:`run` then prints "already in sync" and starts no pip
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -47,19 +46,19 @@ from packaging.version import InvalidVersion, Version
 from . import console, defaults, runner, targetlock
 from . import profile as profile_mod
 from .backend import Backend, get_backend, resolve_name
+from .deferred import STATE_FILE, _adopt_unrecorded, _fetch_deferred, install_deferred, write_state
 from .diff import DiffResult, Entry, compare
 from .environment import Snapshot, find_python, is_own_interpreter, probe
 from .environment import snapshot as read_snapshot
 from .errors import CommandFailed, FetchError, IndexUnavailable, StacksyncError, SyncError, TargetError
 from .lockfile import LockProblems, Pin, RequirementsFile, file_sha256, parse, require_hashes
-from .plan import STATE_KEY, Action, Plan, deps_from_requires, make_plan
+from .plan import Action, Plan, deps_from_requires, make_plan
 from .profile import Profile
 from .redact import redact
 
 __all__ = ["Options", "Outcome", "STEPS", "run", "prepare", "preflight", "fetch", "install_base", "sync_rest",
            "install_deferred", "verify", "dependency_problems", "write_state", "STATE_FILE"]
 
-STATE_FILE = "stacksync-state.json"
 # Steps in the order `sync` runs them; each task runs a prefix-free subset.
 STEPS = ("plan", "fetch", "base", "rest", "deferred", "verify")
 _INSTALL_KINDS = ("install", "upgrade", "downgrade", "reinstall")
@@ -517,42 +516,6 @@ def _wheel_requires(path: Path) -> list[str] | None:
     return Parser().parsestr(text, headersonly=True).get_all("Requires-Dist") or []
 
 
-def _fetch_deferred(pin: Pin, index: profile_mod.IndexConfig, cache: Path) -> Path:
-    """The deferred package's file (an sdist for flash-attn) by URL, its sha256 checked against the
-    lock. pip cannot download it: it prepares metadata, which imports torch (FIELD-NOTES)."""
-    from . import indexapi
-
-    wanted = {h.split(":", 1)[1] for h in pin.hashes if h.startswith("sha256:")}
-    try:
-        files = [f for f in indexapi.project_files(index, pin.name) if pin.version is not None
-                 and f.version == Version(pin.version)]
-    except InvalidVersion as exc:
-        raise FetchError(f"{pin.where}: {pin.name}: {pin.version!r} is not a version") from exc
-    except IndexUnavailable as exc:
-        raise FetchError(f"{pin.where}: fetching {pin.name}=={pin.version}: {exc}") from None
-    if not files:
-        raise FetchError(f"{pin.where}: {pin.name}=={pin.version} is not on the index "
-                         f"({redact(index.index_url or '')}) (fix: pin a version the index serves, then "
-                         "invoke compile again)")
-    for f in files:
-        target = cache / f.filename
-        if target.is_file() and file_sha256(target) in wanted:
-            return target
-    matching = [f for f in files if f.sha256 in wanted] or [f for f in files if f.sha256 is None]
-    for f in matching:
-        try:
-            got = indexapi.fetch_file(f, cache, sha256=f.sha256)
-        except IndexUnavailable as exc:
-            raise FetchError(f"{pin.where}: fetching {pin.name}=={pin.version}: {exc}") from None
-        if file_sha256(got) in wanted:
-            return got
-        got.unlink(missing_ok=True)
-    shown = ", ".join(f"{f.filename} sha256:{f.sha256 or '?'}" for f in files)
-    raise FetchError(f"{pin.where}: {pin.name}=={pin.version}: hash mismatch: the index has {shown}, the lock "
-                     f"expects {', '.join(sorted(wanted))} (fix: find out why the file changed; if it is "
-                     "legitimate, invoke compile again)")
-
-
 def _fetch_error(exc: CommandFailed, lock_path: Path, need: Sequence[Pin],
                  index: profile_mod.IndexConfig) -> FetchError:
     """pip download's failure as one line: unreachable index, credentials, hash mismatch, missing version.
@@ -708,79 +671,6 @@ def sync_rest(state: State) -> None:
         state.backend.install(state.python, lock_txt, state.cache, stream=state.opts.verbose)
     _reinstall(state, [a for a in changes if a.kind == "reinstall"], "rest")
     _smoke_phase(state, "rest")
-
-
-def install_deferred(state: State) -> None:
-    """Build each unsatisfied deferred package in the target (no build isolation, no cache, the
-    profile's build_env), after checking its imports and build requirements; record what it was built
-    against; then the deferred smoke."""
-    todo = state.plan.changes("deferred")
-    if not todo:
-        _adopt_unrecorded(state)
-        return
-    for action in todo:
-        d = state.profile.deferred_by_name(action.name)
-        pin = state.deferred.get(d.name) or state.lock[d.name]
-        # An import that passed after the last change (the rest phase's smoke) is not run again.
-        failed = [r for r in smoke(state.python, [m for m in d.imports if m not in state.smoked]) if not r["ok"]]
-        if failed:
-            raise SyncError(f"{pin.where}: {d.name} cannot be built: "
-                            + "; ".join(f"import {r['name']} fails in the target ({r['error']})" for r in failed)
-                            + " (fix: sync the base and rest phases first: "
-                            f"invoke sync --profile {state.profile.name})")
-        installed = probe(state.python).versions()
-        missing = [n for n in d.build_requires if n not in installed]
-        if missing:
-            raise SyncError(f"{state.profile.stack_toml}: deferred.{d.name}: build requirement(s) "
-                            f"{', '.join(missing)} not installed in the target (fix: add them to "
-                            f"{state.profile.requirements_in} and invoke compile --profile {state.profile.name})")
-        one = _write_requirements(state.workdir / f"deferred-{d.name}.txt", [pin])
-        state.smoked.clear()
-        console.info(f"deferred: building {d.name} {pin.key()}" + (f" ({action.reason})" if action.reason else ""))
-        state.backend.install(state.python, one, state.cache, only_binary=False, no_deps=True,
-                              force_reinstall=d.name in installed, build_isolation=False,
-                              env=dict(d.build_env), stream=state.opts.verbose)
-        after = probe(state.python)
-        write_state(after.prefix, d.name, pin.key(), {b: after.versions()[b] for b in d.rebuild_on
-                                                      if b in after.versions()})
-    _adopt_unrecorded(state)
-    _smoke_phase(state, "deferred")
-
-
-def _adopt_unrecorded(state: State) -> None:
-    """A deferred package installed as locked with no build record (installed before stacksync, base
-    unchanged since): record the current base versions so later base changes trigger a rebuild."""
-    if not state.plan.unrecorded:
-        return
-    versions = state.snapshot.versions()
-    for name in state.plan.unrecorded:
-        d = state.profile.deferred_by_name(name)
-        write_state(state.snapshot.prefix, name, versions[name], {b: versions[b] for b in d.rebuild_on
-                                                                 if b in versions})
-
-
-def write_state(prefix: Path, name: str, version: str, built_against: Mapping[str, str]) -> Path:
-    """Record in ``<prefix>/stacksync-state.json`` that deferred package ``name`` ``version`` was built
-    against ``built_against`` (base name -> exact version). Shape::
-
-        {"deferred": {"flash-attn": {"version": "2.8.0.post2", "built_against": {"torch": "2.4.0"},
-                                     "built_at": "2026-...Z"}}}
-    """
-    path = Path(prefix) / STATE_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        assert isinstance(data, dict)
-    except (OSError, ValueError, AssertionError):
-        data = {}
-    records = data.setdefault(STATE_KEY, {})
-    records[name] = {"version": version, "built_against": dict(built_against),
-                     "built_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{STATE_FILE}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    os.replace(tmp, path)
-    return path
 
 
 # ----------------------------------------------------------------------------------------------- verify

@@ -46,7 +46,7 @@ from packaging.version import InvalidVersion, Version
 from . import console, defaults, runner, targetlock
 from . import profile as profile_mod
 from .backend import Backend, get_backend, resolve_name
-from .deferred import STATE_FILE, _adopt_unrecorded, _fetch_deferred, install_deferred, write_state
+from .deferred import STATE_FILE, _adopt_unrecorded, choose_sources, install_deferred, planned_keys, write_state
 from .diff import DiffResult, Entry, compare
 from .environment import Snapshot, find_python, is_own_interpreter, probe
 from .environment import snapshot as read_snapshot
@@ -80,6 +80,8 @@ class Options:
     backend: str | None = None
     cache_dir: Path | None = None
     locks_dir: Path | None = None
+    #: wheelhouse folder (stacksync.wheelhouse.resolve_dir: this > STACKSYNC_WHEELHOUSE > stack.toml)
+    wheelhouse: str | None = None
     verbose: bool = False
     #: asks the user to go on with a destructive plan; ``None``: no prompt (needs ``yes``)
     confirm: Callable[[str], bool] | None = None
@@ -119,6 +121,8 @@ class State:
     wheel_deps: dict[NormalizedName, set[NormalizedName]] = field(default_factory=dict)
     #: modules whose smoke import passed after the last change this run made (verify skips them)
     smoked: set[str] = field(default_factory=set)
+    #: where each deferred package's wheel comes from (stacksync.deferred.Source), decided in fetch
+    deferred_sources: dict[NormalizedName, Any] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------- entry point
@@ -228,8 +232,8 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     lock = lock_file.for_environment(env)
     deferred = deferred_file.for_environment(env) if deferred_file is not None else {}
     _check_deferred_pins(prof, lock, deferred, lock_file, deferred_file)
-    plan = make_plan(prof, lock, deferred, snapshot)
     cache = (opts.cache_dir or defaults.CACHE_DIR / prof.name).absolute()
+    plan = make_plan(prof, lock, deferred, snapshot, build_keys=planned_keys(prof, lock, deferred, snapshot, cache))
     workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stacksync-sync-")))
     state = State(opts, prof, backend, python, lock_file, deferred_file, snapshot, lock, deferred, plan,
                   cache, workdir, steps, outcome)
@@ -406,15 +410,15 @@ def fetch(state: State) -> None:
         console.info(f"all {len(need)} wheel(s) already in {state.cache}")
     if need:
         _confirm_cache(state, need, found)
-    todo = [a for a in state.plan.changes("deferred") if a.kind in _INSTALL_KINDS] if "deferred" in scope else []
-    for action in todo:
-        pin = state.deferred.get(action.name) or state.lock[action.name]
-        _fetch_deferred(pin, index, state.cache)
+    if "deferred" in scope:
+        choose_sources(state)  # the wheel (prebuilt, wheelhouse, team index) or the sdist to build
     state.fetched = True
     # Confirm the base closure from the wheels' own metadata; a dependency the `# via` comments missed
     # moves into the base phase.
     if state.wheel_deps:
-        replanned = make_plan(state.profile, state.lock, state.deferred, state.snapshot, extra_deps=state.wheel_deps)
+        replanned = make_plan(state.profile, state.lock, state.deferred, state.snapshot, extra_deps=state.wheel_deps,
+                              build_keys=planned_keys(state.profile, state.lock, state.deferred, state.snapshot,
+                                                      state.cache))
         if replanned.base_names != state.plan.base_names:
             moved = sorted(replanned.base_names - state.plan.base_names)
             if moved:
@@ -793,7 +797,8 @@ def _write_receipt(opts: Options, outcome: Outcome, state: State | None, started
                        "prefix": str(state.snapshot.prefix), "pip": state.snapshot.pip_version,
                        "platform": dict(state.snapshot.platform)},
             "backend": {"name": state.backend.name, "versions": state.backend.versions()},
-            "plan": state.plan.to_json(),
+            "plan": {**state.plan.to_json(),
+                     "deferred_sources": {n: s.to_json() for n, s in sorted(state.deferred_sources.items())}},
             "twin": outcome.twin.to_json("lock", "target") if outcome.twin is not None else None,
         })
     elif outcome.plan is not None:

@@ -130,3 +130,46 @@ def fetch(url: str, dest_dir: Path, wanted: set[str] | None) -> tuple[Path, str]
         tmp.unlink(missing_ok=True)
         raise
     return target, got
+
+
+def comment(url: str, sha256: str) -> str:
+    """The ``deferred.txt`` comment that records a pinned prebuilt wheel (credential-free)."""
+    from .redact import strip_credentials
+
+    return f"prebuilt: {strip_credentials(url)} sha256:{sha256}"
+
+
+def pinned_before(old_text: str | None, url: str) -> str | None:
+    """The sha256 an earlier compile pinned for ``url`` (its ``# prebuilt:`` comment), so that a
+    compile fetches each prebuilt wheel once, not on every run."""
+    from .redact import strip_credentials
+
+    want = f"prebuilt: {strip_credentials(url)} sha256:"
+    for line in (old_text or "").splitlines():
+        text = line.strip().lstrip("#").strip()
+        if text.startswith(want):
+            digest = text[len(want):].strip()
+            if re.fullmatch(r"[0-9a-f]{64}", digest):
+                return digest
+    return None
+
+
+def pin_for_compile(stack_toml: Path, name: str, template: str, mode: str, values: Mapping[str, str],
+                    old_text: str | None, workdir: Path) -> tuple[str, str] | None:
+    """(URL, sha256) of the prebuilt wheel for the locked base, fetched once (or taken from the
+    earlier ``deferred.txt``); ``None`` when it is missing and ``mode`` is ``prefer``."""
+    from . import console
+
+    url = fill(template, values, source=str(stack_toml), key=f"deferred.{name}.wheels")
+    before = pinned_before(old_text, url)
+    if before is not None:
+        return url, before
+    try:
+        _, digest = fetch(url, workdir, None)
+    except Missing as exc:
+        if mode == "require":
+            raise FetchError(f"{stack_toml}: deferred.{name}: {exc} (fix: check the wheels template, or set "
+                             'prebuilt = "prefer" to build when there is none)') from None
+        console.warn(f"compile: deferred.{name}: {exc}; not pinned (the sync builds it)")
+        return None
+    return url, digest

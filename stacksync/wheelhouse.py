@@ -195,6 +195,19 @@ def add(root: Path, wheel: Path, key: BuildKey, *, profile: str, source: str, bu
     return entry
 
 
+def parse_days(text: str | None) -> float | None:
+    """``--older-than`` days (``None`` when not given); anything else is one line with the fix."""
+    if not text:
+        return None
+    try:
+        days = float(text)
+    except ValueError:
+        days = -1.0
+    if days < 0:
+        raise StacksyncError(f"--older-than {text!r}: not a number of days (fix: e.g. --older-than 30)")
+    return days
+
+
 def prune(root: Path, *, older_than_days: float | None = None, keys: Sequence[str] = (),
           profile: str | None = None, dry_run: bool = False, now: _dt.datetime | None = None) -> list[Entry]:
     """Remove the entries matching every filter given (older than N days, a key prefix among ``keys``,
@@ -215,3 +228,37 @@ def prune(root: Path, *, older_than_days: float | None = None, keys: Sequence[st
             except OSError:
                 pass
     return chosen
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"
+
+
+def render(found: Sequence[Entry], root: Path) -> str:
+    """``invoke wheelhouse``'s table: key, package, what it is built for, size, when / where / from."""
+    from io import StringIO
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"wheelhouse {root} ({len(found)} wheel(s))")
+    for h in ("key", "package", "built for", "size", "built at", "built on", "profile", "source"):
+        table.add_column(h, justify="right" if h == "size" else "left")
+    for e in found:
+        base = ", ".join(f"{n} {v}" for n, v in dict(e.key.get("base", {})).items()) or "-"
+        abi = e.key.get("cxx11_abi")
+        facts = (f"{base}; cuda {e.key.get('cuda') or 'absent'}; cxx11abi "
+                 f"{'absent' if abi is None else ('TRUE' if abi else 'FALSE')}; {e.key.get('python')} "
+                 f"{e.key.get('platform')}")
+        env = dict(e.key.get("build_env", {}))
+        if env:
+            facts += "; " + ", ".join(f"{k}={v}" for k, v in sorted(env.items()))
+        table.add_row(e.short, f"{e.package} {e.version}", facts, _size(e.size), e.built_at, e.built_on,
+                      e.profile, redact(e.source))
+    console = Console(file=StringIO(), width=200, color_system=None, highlight=False)
+    console.print(table)
+    return str(console.file.getvalue())  # type: ignore[attr-defined]

@@ -17,28 +17,26 @@ from pathlib import Path
 
 import pytest
 from pkgfactory import IndexServer
-from stackprofile import LOCK_A, LOCK_B, TOKEN_VAR, USER_VAR, expected_a, freeze, virtualenv_at, write_profile
+from stackprofile import (
+    LOCK_A,
+    LOCK_B,
+    TOKEN_VAR,
+    USER_VAR,
+    builds,
+    expected_a,
+    freeze,
+    record,
+    virtualenv_at,
+    write_profile,
+)
 
 from stacksync import runner, wheelhouse
 from stacksync.publish import PublishError, publish
-from stacksync.sync import STATE_FILE, Options, run
+from stacksync.sync import Options, run
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 TEAM_USER, TEAM_TOKEN = "SS_TEAM_USER", "SS_TEAM_TOKEN"
-
-
-def builds(history: list[list[str]]) -> list[list[str]]:
-    """Commands in ``runner.history`` that build a wheel (pip wheel, uv build, a pip install of an sdist)."""
-    return [a for a in history if a[1:4] == ["-m", "pip", "wheel"] or (Path(a[0]).name == "uv" and "build" in a)
-            or any(x.endswith(".tar.gz") for x in a)]
-
-
-def record(venv: Path) -> dict[str, object]:
-    data = json.loads((venv / STATE_FILE).read_text())
-    rec = data["deferred"]["flash-attn-like"]
-    assert isinstance(rec, dict)
-    return rec
 
 
 @pytest.fixture(scope="module")

@@ -415,7 +415,8 @@ def measure(case: str, contenders: Sequence[Contender], runs: int, *, log: Calla
             returned = c.action()
             elapsed = time.perf_counter() - start
             if c.self_timed:
-                assert isinstance(returned, float), f"{c.tool}: a self-timed action returns its seconds"
+                if not isinstance(returned, float):
+                    raise TypeError(f"{c.tool}: a self-timed action returns its seconds")
                 elapsed = returned
         except Exception as exc:  # a failing tool is a row, not the end of the benchmark
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

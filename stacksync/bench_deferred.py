@@ -43,6 +43,7 @@ from .bench import Contender, Goal, _environ, _quiet_sync, build_wheel, new_venv
 __all__ = ["deferred_contenders", "BARE", "FIRST", "WHEELHOUSE_HIT", "TEAM_HIT", "write_deferred_profile"]
 
 PROFILE = "bench-deferred"
+LOCAL_PROFILE = "bench-deferred-local"  # the same without a team index: the first-build row
 BARE = "bare pip install of the same wheel"
 FIRST = "stacksync: first build (pip wheel, then install)"
 WHEELHOUSE_HIT = "stacksync: wheelhouse hit"
@@ -101,23 +102,23 @@ def write_deferred_profile(root: Path, index_port: int, team_port: int) -> tuple
     sdist = build_sdist(packages)
     setuptools = setuptools_wheel(packages)
     st_version = setuptools.name.split("-")[1]
-    folder = root / "locks" / PROFILE
-    folder.mkdir(parents=True, exist_ok=True)
     xy = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    (folder / defaults.STACK_TOML).write_text(
-        f'python = "{xy}"\nplatforms = ["{sys.platform}"]\n'
-        f'index_url = "http://127.0.0.1:{index_port}/simple/"\n'
-        f'team_index = "http://${{{_USER_VAR}}}:${{{_TOKEN_VAR}}}@127.0.0.1:{team_port}/simple/"\n'
-        'base = ["bench-torch"]\n\n[smoke]\nbase = ["bench_torch"]\ndeferred = ["bench_ext"]\n\n'
-        '[deferred.bench-ext]\nrequires = ["bench-torch"]\nimports = ["bench_torch"]\nbuild_requires = ["setuptools"]\n'
-        'build_env = { MAX_JOBS = "2" }\n', encoding="utf-8")
-    (folder / defaults.REQUIREMENTS_IN).write_text("bench-torch\nbench-ext==1.0\nsetuptools\n", encoding="utf-8")
-    (folder / defaults.LOCK_TXT).write_text(
-        f"bench-torch==2.4.0 \\\n    --hash=sha256:{_sha(torch)}\n    # via -r requirements.in\n"
-        f"setuptools=={st_version} \\\n    --hash=sha256:{_sha(setuptools)}\n    # via -r requirements.in\n",
-        encoding="utf-8")
-    (folder / defaults.DEFERRED_TXT).write_text(
-        f"bench-ext==1.0 \\\n    --hash=sha256:{_sha(sdist)}\n    # via -r requirements.in\n", encoding="utf-8")
+    team = f'team_index = "http://${{{_USER_VAR}}}:${{{_TOKEN_VAR}}}@127.0.0.1:{team_port}/simple/"\n'
+    for name, extra in ((PROFILE, team), (LOCAL_PROFILE, "")):
+        folder = root / "locks" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / defaults.STACK_TOML).write_text(
+            f'python = "{xy}"\nplatforms = ["{sys.platform}"]\nindex_url = "http://127.0.0.1:{index_port}/simple/"\n'
+            + extra + 'base = ["bench-torch"]\n\n[smoke]\nbase = ["bench_torch"]\ndeferred = ["bench_ext"]\n\n'
+            '[deferred.bench-ext]\nrequires = ["bench-torch"]\nimports = ["bench_torch"]\n'
+            'build_requires = ["setuptools"]\nbuild_env = { MAX_JOBS = "2" }\n', encoding="utf-8")
+        (folder / defaults.REQUIREMENTS_IN).write_text("bench-torch\nbench-ext==1.0\nsetuptools\n", encoding="utf-8")
+        (folder / defaults.LOCK_TXT).write_text(
+            f"bench-torch==2.4.0 \\\n    --hash=sha256:{_sha(torch)}\n    # via -r requirements.in\n"
+            f"setuptools=={st_version} \\\n    --hash=sha256:{_sha(setuptools)}\n    # via -r requirements.in\n",
+            encoding="utf-8")
+        (folder / defaults.DEFERRED_TXT).write_text(
+            f"bench-ext==1.0 \\\n    --hash=sha256:{_sha(sdist)}\n    # via -r requirements.in\n", encoding="utf-8")
     return root / "locks", packages
 
 
@@ -166,6 +167,9 @@ def deferred_contenders(work: Path) -> Iterator[list[Contender]]:
         yield [Contender(t, lambda: None, skip="not available (pip install 'stacksync[test]': pypiserver, virtualenv)")
                for t in (FIRST, WHEELHOUSE_HIT, TEAM_HIT, BARE)]
         return
+    import logging
+
+    logging.getLogger("passlib").setLevel(logging.WARNING)  # its debug lines would flood nox's log
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         from passlib.apache import HtpasswdFile  # type: ignore[import-untyped]
@@ -186,8 +190,11 @@ def deferred_contenders(work: Path) -> Iterator[list[Contender]]:
         cache = root / "cache"
         houses = {name: root / f"house-{name}" for name in ("first", "hit", "team")}
 
+        def profile_of(name: str) -> str:
+            return LOCAL_PROFILE if name == "first" else PROFILE
+
         def sync(name: str) -> Any:
-            return _quiet_sync(Options(profile=PROFILE, venv=str(venvs[name].parent.parent), locks_dir=locks,
+            return _quiet_sync(Options(profile=profile_of(name), venv=str(venvs[name].parent.parent), locks_dir=locks,
                                        cache_dir=cache, wheelhouse=str(houses.get(name, root / "house-bare")),
                                        yes=True))
 
@@ -207,11 +214,11 @@ def deferred_contenders(work: Path) -> Iterator[list[Contender]]:
 
         def timed(name: str, tool: str) -> float:
             mark = len(runner.history)
-            outcome = _quiet_sync(Options(profile=PROFILE, venv=str(venvs[name].parent.parent), locks_dir=locks,
-                                          cache_dir=cache if name != "first" else root / "cache-first",
+            outcome = _quiet_sync(Options(profile=profile_of(name), venv=str(venvs[name].parent.parent),
+                                          locks_dir=locks, cache_dir=cache if name != "first" else root / "cache-first",
                                           wheelhouse=str(houses[name]), yes=True))
             counts[tool] = _builds(runner.history[mark:])
-            if name != "first" and counts[tool]:
+            if counts[tool] != (1 if name == "first" else 0):
                 raise RuntimeError(f"{tool}: started {counts[tool]} build(s)")
             if outcome.verdict != "synced":
                 raise RuntimeError(f"expected a sync, got {outcome.verdict}: {outcome.summary}")

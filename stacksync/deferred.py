@@ -169,10 +169,10 @@ def _prebuilt(state: State, d: Deferred, pin: Pin, key: BuildKey | None) -> Sour
 
 def _from_wheelhouse(state: State, key: BuildKey) -> Source | None:
     root = wheelhouse_dir(state)
-    path = wheelhouse.lookup(key, root)
-    if path is None:
+    entry = wheelhouse.find(key, root)
+    if entry is None:
         return None
-    return Source("wheelhouse", path, file_sha256(path), str(root), key)
+    return Source("wheelhouse", entry.wheel, entry.sha256, str(root), key)
 
 
 def _team_index_url(prof: Profile) -> str | None:
@@ -208,13 +208,13 @@ def _from_team_index(state: State, d: Deferred, pin: Pin, key: BuildKey) -> Sour
         if f.sha256 is None:  # never an unhashed download
             console.warn(f"deferred: team index lists {f.filename} without a sha256; not using it")
             continue
+        root = wheelhouse_dir(state)
         try:
-            got = indexapi.fetch_file(f, state.workdir / "team-index", sha256=f.sha256)
+            got = indexapi.fetch_file(f, wheelhouse.incoming(root), sha256=f.sha256)
         except IndexUnavailable as exc:
             raise FetchError(f"{state.profile.stack_toml}: team_index: {exc}; nothing was installed") from None
-        root = wheelhouse_dir(state)
-        entry = wheelhouse.add(root, got, key, profile=state.profile.name,
-                               source=f"team-index {strip_credentials(url)}", built_on="team index")
+        entry = wheelhouse.add(root, got, key, profile=state.profile.name, built_on="team index",
+                               source=f"team-index {strip_credentials(url)}", move=True, sha256=f.sha256)
         return Source("team-index", entry.wheel, entry.sha256, strip_credentials(url), key)
     return None
 

@@ -18,7 +18,8 @@ to the profile folder) > ``<cache dir>/wheelhouse`` (``.stacksync-cache/wheelhou
 Public API (used by sync's deferred phase, ``invoke wheelhouse``, ``invoke publish``, and exports):
 
 * :func:`lookup` ``(key, root=None) -> Path | None``: the wheel for a :class:`~stacksync.buildkey.BuildKey`
-  (or its digest), its sha256 checked against the sidecar (:class:`TamperedWheel` when it differs).
+  (or its digest), its sha256 checked against the sidecar (:class:`TamperedWheel` when it differs);
+  :func:`find` returns the whole :class:`Entry` (key document, sha256, size, built at / on, source).
 * :func:`entries` ``(root) -> list[Entry]``; :func:`add` stores a wheel; :func:`prune` removes entries.
 """
 
@@ -43,8 +44,8 @@ from .errors import StacksyncError
 from .lockfile import file_sha256
 from .redact import redact
 
-__all__ = ["ENV_VAR", "SIDECAR_SUFFIX", "Entry", "TamperedWheel", "resolve_dir", "lookup", "entries", "add",
-           "prune", "tagged_name", "BuildKey"]
+__all__ = ["ENV_VAR", "SIDECAR_SUFFIX", "Entry", "TamperedWheel", "resolve_dir", "lookup", "find", "entries", "add",
+           "prune", "tagged_name", "incoming", "BuildKey"]
 
 ENV_VAR = "STACKSYNC_WHEELHOUSE"
 SIDECAR_SUFFIX = ".stacksync.json"
@@ -142,6 +143,12 @@ def entries(root: Path) -> list[Entry]:
 def lookup(key: BuildKey | str, root: Path | None = None) -> Path | None:
     """The wheel stored for ``key`` (a key or its full digest), or ``None``. Its sha256 must be the one
     recorded in its sidecar: a changed file raises :class:`TamperedWheel`, and nothing installs it."""
+    entry = find(key, root)
+    return entry.wheel if entry is not None else None
+
+
+def find(key: BuildKey | str, root: Path | None = None) -> Entry | None:
+    """:func:`lookup`, returning the whole :class:`Entry` (its ``sha256`` is the file's, checked now)."""
     digest = _digest_of(key)
     folder = (root or resolve_dir()) / digest[:12]
     for sidecar in sorted(folder.glob(f"*.whl{SIDECAR_SUFFIX}")) if folder.is_dir() else []:
@@ -153,8 +160,15 @@ def lookup(key: BuildKey | str, root: Path | None = None) -> Path | None:
             raise TamperedWheel(f"{entry.wheel}: sha256 {got} is not the {entry.sha256} recorded when it was stored; "
                                 f"refusing it, nothing was installed (fix: invoke wheelhouse --prune --key "
                                 f"{entry.short}, then sync again to rebuild it)")
-        return entry.wheel
+        return entry
     return None
+
+
+def incoming(root: Path) -> Path:
+    """A folder inside the wheelhouse for downloads on their way in (same file system: moved, not copied)."""
+    folder = Path(root) / ".incoming"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def sidecar_of(wheel: Path) -> Path:
@@ -162,9 +176,10 @@ def sidecar_of(wheel: Path) -> Path:
 
 
 def add(root: Path, wheel: Path, key: BuildKey, *, profile: str, source: str, built_on: str | None = None,
-        built_at: str | None = None) -> Entry:
-    """Store ``wheel`` (moved when it is in a temporary folder, copied otherwise) under ``key``, with
-    the build tag in its name and its sidecar; both written under temporary names, then renamed."""
+        built_at: str | None = None, move: bool = False, sha256: str | None = None) -> Entry:
+    """Store ``wheel`` under ``key``, with the build tag in its name and its sidecar; both written under
+    temporary names, then renamed. ``move``: rename it in when it is on the same file system (a
+    download into :func:`incoming`); ``sha256``: its hash, already checked (not computed again)."""
     folder = Path(root) / key.short
     folder.mkdir(parents=True, exist_ok=True)
     try:
@@ -175,8 +190,16 @@ def add(root: Path, wheel: Path, key: BuildKey, *, profile: str, source: str, bu
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
     os.close(fd)
     try:
-        shutil.copyfile(wheel, tmp)
-        sha = file_sha256(Path(tmp))
+        moved = False
+        if move:
+            try:
+                os.replace(wheel, tmp)
+                moved = True
+            except OSError:  # another file system: copy
+                pass
+        if not moved:
+            shutil.copyfile(wheel, tmp)
+        sha = sha256 or file_sha256(Path(tmp))
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -31,6 +31,7 @@ from stackprofile import (
 )
 
 from stacksync import runner, wheelhouse
+from stacksync.backend import uv_executable
 from stacksync.publish import PublishError, publish
 from stacksync.sync import Options, run
 
@@ -210,3 +211,16 @@ def test_invoke_wheelhouse_lists_and_prunes(built: dict[str, object], tmp_path: 
                             cwd=ROOT, env=runner.clean_env())
     assert pruned.returncode == 0, pruned.stderr
     assert [e.digest for e in wheelhouse.entries(house)] == [w["digest"] for w in wheels[1:]]
+
+
+@pytest.mark.skipif(uv_executable() is None, reason="uv is not installed (pip install -e .[uv])")
+def test_the_uv_backend_installs_the_wheelhouse_wheel(built: dict[str, object], tmp_path: Path) -> None:
+    """A new target made by uv (no pip in it) takes the same wheel: same key, no build."""
+    venv = tmp_path / "uv-venv"
+    runner.history.clear()
+    outcome = run(Options(profile=str(built["profile"]), venv=str(venv), cache_dir=tmp_path / "cache",
+                          wheelhouse=str(built["wheelhouse"]), backend="uv"))
+    assert outcome.verdict == "synced" and builds(runner.history) == [], builds(runner.history)
+    assert not (venv / "bin" / "pip").exists()
+    assert record(venv)["source"]["kind"] == "wheelhouse"  # type: ignore[index]
+    assert record(venv)["key_digest"] == record(Path(str(built["venv"])))["key_digest"]

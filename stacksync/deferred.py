@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from .sync import State
 
 __all__ = ["STATE_FILE", "Source", "install_deferred", "write_state", "compute_key", "planned_keys",
-           "choose_sources", "wheelhouse_dir"]
+           "choose_sources", "wheelhouse_dir", "wheels_expected"]
 
 STATE_FILE = "stacksync-state.json"
 
@@ -217,6 +217,47 @@ def _from_team_index(state: State, d: Deferred, pin: Pin, key: BuildKey) -> Sour
                                source=f"team-index {strip_credentials(url)}", move=True, sha256=f.sha256)
         return Source("team-index", entry.wheel, entry.sha256, strip_credentials(url), key)
     return None
+
+
+def wheels_expected(state: State) -> set[NormalizedName]:
+    """Deferred packages the plan installs for which a wheel is expected, so that preflight does not
+    ask a compiler-less node for build tools: a pinned prebuilt template, or a wheel of the pinned
+    version in the wheelhouse or on the team index (by the exact key when it can be known before the
+    fetch, else by name and version: the build checks then wait for the build, if one is needed).
+    Reads only (one listing per package on the team index); nothing is downloaded."""
+    from . import indexapi
+
+    out: set[NormalizedName] = set()
+    root = wheelhouse_dir(state)
+    stored = wheelhouse.entries(root) if root.is_dir() else []
+    for action in state.plan.changes("deferred"):
+        d = state.profile.deferred_by_name(action.name)
+        pin = state.deferred.get(d.name) or state.lock[d.name]
+        if d.wheels:
+            out.add(d.name)
+            continue
+        key = compute_key(d, pin, state.lock, state.snapshot, state.cache)
+        if any(e.digest == key.digest if key else (e.package == d.name and e.version == pin.key()) for e in stored):
+            out.add(d.name)
+            continue
+        url = _team_index_url(state.profile)
+        if url is None:
+            continue
+        try:
+            files = indexapi.project_files(url, d.name)
+        except IndexUnavailable:
+            continue  # the fetch phase says so in one line
+        for f in files:
+            try:
+                _, version, build, _ = parse_wheel_filename(f.filename)
+            except InvalidWheelFilename:
+                continue
+            tag = f"{build[0]}{build[1]}" if build else ""
+            if str(version) == str(Version(pin.key())) and tag.startswith(buildkey.BUILD_TAG_PREFIX) and (
+                    key is None or tag == buildkey.build_tag(key.short)):
+                out.add(d.name)
+                break
+    return out
 
 
 def choose(state: State, d: Deferred, pin: Pin, key: BuildKey | None) -> Source:

@@ -46,7 +46,15 @@ from packaging.version import InvalidVersion, Version
 from . import console, defaults, runner, targetlock
 from . import profile as profile_mod
 from .backend import Backend, get_backend, resolve_name
-from .deferred import STATE_FILE, _adopt_unrecorded, choose_sources, install_deferred, planned_keys, write_state
+from .deferred import (
+    STATE_FILE,
+    _adopt_unrecorded,
+    choose_sources,
+    install_deferred,
+    planned_keys,
+    wheels_expected,
+    write_state,
+)
 from .diff import DiffResult, Entry, compare
 from .environment import Snapshot, find_python, is_own_interpreter, probe
 from .environment import snapshot as read_snapshot
@@ -329,7 +337,8 @@ def preflight(state: State) -> None:
         raise TargetError(f"{state.python}: has {found}; installs and pip-sync need pip >= 22.2 in the target "
                           f"(fix: {state.python} -m ensurepip --upgrade, or create it with `uv venv --seed`)")
     facts = doctor.probe_facts(state.python)
-    findings = doctor.preinstall_findings(state.profile, state.snapshot, facts, lock=state.lock_file)
+    findings = doctor.preinstall_findings(state.profile, state.snapshot, facts, lock=state.lock_file,
+                                          have_wheels=wheels_expected(state))
     errors = [f for f in findings if f.level == "error"]
     for f in findings:
         if f.level == "warning":

@@ -32,6 +32,7 @@ from stackprofile import (
 
 from stacksync import runner, wheelhouse
 from stacksync.backend import uv_executable
+from stacksync.errors import SyncError
 from stacksync.publish import PublishError, publish
 from stacksync.sync import Options, run
 
@@ -224,3 +225,20 @@ def test_the_uv_backend_installs_the_wheelhouse_wheel(built: dict[str, object], 
     assert not (venv / "bin" / "pip").exists()
     assert record(venv)["source"]["kind"] == "wheelhouse"  # type: ignore[index]
     assert record(venv)["key_digest"] == record(Path(str(built["venv"])))["key_digest"]
+
+
+def test_a_node_without_a_compiler_installs_the_wheel(built: dict[str, object], tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """doctor's build checks (no C compiler: an error) apply only to what will be built: with the wheel
+    in the wheelhouse the sync goes on; with an empty one it stops before changing anything."""
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    venv = virtualenv_at(tmp_path / "no-cc", Path(str(built["app_data"])))
+    before = freeze(venv)
+    with pytest.raises(SyncError, match="no C compiler"):
+        run(Options(profile=str(built["profile"]), venv=str(venv), cache_dir=tmp_path / "cache",
+                    wheelhouse=str(tmp_path / "empty")))
+    assert freeze(venv) == before
+    runner.history.clear()
+    outcome = run(Options(profile=str(built["profile"]), venv=str(venv), cache_dir=tmp_path / "cache",
+                          wheelhouse=str(built["wheelhouse"])))
+    assert outcome.verdict == "synced" and builds(runner.history) == []

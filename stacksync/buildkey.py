@@ -13,9 +13,12 @@ The parts (:class:`BuildKey`):
 * ``base``: the exact version strings, local labels kept (``2.4.0+cu121``), of the base packages it
   is built against (``rebuild_on`` in stack.toml, default: its ``requires`` that are base packages).
 * ``cuda`` and ``cxx11_abi``: read from the files of the base package that ships them (torch's
-  layout: ``torch/version.py`` holds ``cuda = '12.1'``; ``torch/share/cmake/Torch/TorchConfig.cmake``
-  holds ``-D_GLIBCXX_USE_CXX11_ABI=0|1``), never by importing it. ``None`` when the base has no such
-  file (a CPU-only or stand-in torch): the key then says "absent" and still differs from one that has.
+  layout: ``torch/version.py`` holds ``cuda = '12.1'``; the ABI is ``-D_GLIBCXX_USE_CXX11_ABI=0|1``
+  in ``torch/share/cmake/Torch/TorchConfig.cmake`` where torch writes it there, else whether
+  ``torch/lib/libc10.so`` has ``std::__cxx11`` symbols (torch 2.13 / 2.14 wheels no longer write the
+  cmake flag; their libc10.so has them: ABI 1)), never by importing it. ``None`` when the base has no
+  such file (a CPU-only torch has no cuda; a stand-in torch has neither): the key then says "absent"
+  and still differs from one that has.
 * ``python`` (``cp311``; ``cp313t`` for a free-threaded build), ``platform`` (``linux_x86_64``) and
   ``glibc``: what the wheel's binary links against.
 * ``build_env``: the profile's ``build_env`` plus ``TORCH_CUDA_ARCH_LIST`` from the environment,
@@ -51,6 +54,7 @@ BUILD_TAG_PREFIX = "0ss"  # a build tag must start with a digit (PEP 427)
 
 _CUDA = re.compile(r"^cuda\s*(?::\s*\S+)?\s*=\s*['\"]([^'\"]+)['\"]", re.M)
 _ABI = re.compile(r"_GLIBCXX_USE_CXX11_ABI=([01])")
+_CXX11_SYMBOL = b"St7__cxx11"  # mangled std::__cxx11:: (basic_string, list...): only with the new ABI
 
 
 @dataclass(frozen=True)
@@ -157,49 +161,55 @@ def _module_dir(name: str) -> str:
     return name.replace("-", "_")
 
 
-def _parse_facts(version_py: str | None, cmake: str | None) -> tuple[str | None, bool | None]:
+def _parse_facts(version_py: str | None, cmake: str | None, lib: bytes | None) -> tuple[str | None, bool | None]:
     cuda_match = _CUDA.search(version_py or "")
     abi_match = _ABI.search(cmake or "")
-    return (cuda_match.group(1) if cuda_match else None,
-            (abi_match.group(1) == "1") if abi_match else None)
+    abi = (abi_match.group(1) == "1") if abi_match else (None if lib is None else _CXX11_SYMBOL in lib)
+    return (cuda_match.group(1) if cuda_match else None, abi)
 
 
-def _rel_paths(name: str) -> tuple[str, str]:
+def _rel_paths(name: str) -> tuple[str, str, str]:
     module = _module_dir(name)
-    return f"{module}/version.py", f"{module}/share/cmake/Torch/TorchConfig.cmake"
+    return f"{module}/version.py", f"{module}/share/cmake/Torch/TorchConfig.cmake", f"{module}/lib/libc10.so"
 
 
 def files_facts(site_packages: Iterable[str | Path], name: str) -> tuple[str | None, bool | None] | None:
     """(cuda, cxx11_abi) of installed base package ``name`` read from its files in ``site_packages``;
     ``None`` when its module folder is not there."""
-    version_rel, cmake_rel = _rel_paths(name)
+    version_rel, cmake_rel, lib_rel = _rel_paths(name)
     for sp in site_packages:
         root = Path(sp)
         if not (root / _module_dir(name)).is_dir():
             continue
 
-        def read(rel: str, root: Path = root) -> str | None:
+        def read(rel: str, root: Path = root) -> bytes | None:
             try:
-                return (root / rel).read_text(encoding="utf-8", errors="replace")
+                return (root / rel).read_bytes()
             except OSError:
                 return None
 
-        return _parse_facts(read(version_rel), read(cmake_rel))
+        return _parse_facts(_text(read(version_rel)), _text(read(cmake_rel)), read(lib_rel))
     return None
+
+
+def _text(data: bytes | None) -> str | None:
+    return data.decode("utf-8", errors="replace") if data is not None else None
 
 
 def wheel_facts(wheel: Path, name: str) -> tuple[str | None, bool | None] | None:
     """(cuda, cxx11_abi) read from the same files inside a (not yet installed) wheel of ``name``;
     ``None`` when the wheel cannot be read."""
-    version_rel, cmake_rel = _rel_paths(name)
+    version_rel, cmake_rel, lib_rel = _rel_paths(name)
     try:
         with zipfile.ZipFile(wheel) as zf:
             names = set(zf.namelist())
 
-            def read(rel: str) -> str | None:
-                return zf.read(rel).decode("utf-8", errors="replace") if rel in names else None
+            def read(rel: str) -> bytes | None:
+                return zf.read(rel) if rel in names else None
 
-            return _parse_facts(read(version_rel), read(cmake_rel))
+            cmake = _text(read(cmake_rel))
+            lib = read(lib_rel) if cmake is None or not _ABI.search(cmake) else None
+            return _parse_facts(_text(read(version_rel)), cmake, lib)
     except (OSError, zipfile.BadZipFile):
         return None
 

@@ -74,7 +74,12 @@ def test_cuda_and_abi_read_from_files_and_from_a_wheel(tmp_path: Path) -> None:
     (sp / "torch" / "share" / "cmake" / "Torch" / "TorchConfig.cmake").write_text(TORCH_CONFIG)
     assert buildkey.files_facts([tmp_path / "other", sp], "torch") == ("12.1", False)
     (sp / "torch" / "share" / "cmake" / "Torch" / "TorchConfig.cmake").unlink()
-    assert buildkey.files_facts([sp], "torch") == ("12.1", None)  # no cmake file: ABI absent
+    assert buildkey.files_facts([sp], "torch") == ("12.1", None)  # no cmake flag, no libc10.so: ABI absent
+    (sp / "torch" / "lib").mkdir()
+    (sp / "torch" / "lib" / "libc10.so").write_bytes(b"\x7fELF...\0_ZNKSt7__cxx1112basic_stringIcSt11char_traits\0")
+    assert buildkey.files_facts([sp], "torch") == ("12.1", True)  # torch >= 2.13 wheels: from the library
+    (sp / "torch" / "lib" / "libc10.so").write_bytes(b"\x7fELF...\0_ZNKSs4sizeEv\0")
+    assert buildkey.files_facts([sp], "torch") == ("12.1", False)
     assert buildkey.files_facts([sp], "torch-like") is None  # not installed there
     wheel = pkgfactory.build_wheel(tmp_path / "w", "torch", "2.5.1", files={
         "torch/version.py": "cuda = '12.4'\n",

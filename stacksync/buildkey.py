@@ -188,7 +188,9 @@ def files_facts(site_packages: Iterable[str | Path], name: str) -> tuple[str | N
             except OSError:
                 return None
 
-        return _parse_facts(_text(read(version_rel)), _text(read(cmake_rel)), read(lib_rel))
+        cmake = _text(read(cmake_rel))
+        lib = read(lib_rel) if cmake is None or not _ABI.search(cmake) else None  # 1.5 MB: only when needed
+        return _parse_facts(_text(read(version_rel)), cmake, lib)
     return None
 
 

@@ -242,3 +242,21 @@ def test_a_node_without_a_compiler_installs_the_wheel(built: dict[str, object], 
     outcome = run(Options(profile=str(built["profile"]), venv=str(venv), cache_dir=tmp_path / "cache",
                           wheelhouse=str(built["wheelhouse"])))
     assert outcome.verdict == "synced" and builds(runner.history) == []
+
+
+def test_invoke_publish_edge(built: dict[str, object], stack_packages: Path, index_server: IndexServer,
+                             tmp_path: Path) -> None:
+    """`invoke publish` as a user runs it: a missing credential variable is one line naming the file and
+    the fix; --dry-run lists what would go without uploading (the index is asked what it has)."""
+    prof = write_profile(tmp_path / "teamed", stack_packages, index_server, LOCK_A,
+                         toml_extra=f'team_index = "http://${{{TEAM_USER}}}:${{{TEAM_TOKEN}}}@127.0.0.1:{index_server.port}/simple/"')
+    inv = [sys.executable, "-m", "invoke", "-r", str(ROOT), "publish", "--profile", str(prof), "--wheelhouse",
+           str(built["wheelhouse"])]
+    env = {k: v for k, v in runner.clean_env().items() if k not in (TEAM_USER, TEAM_TOKEN)}
+    missing = subprocess.run(inv, capture_output=True, text=True, cwd=ROOT, env=env)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1, missing.stderr
+    assert f"environment variable {TEAM_USER} is not set" in missing.stderr and "stack.toml" in missing.stderr
+    env.update({TEAM_USER: index_server.user, TEAM_TOKEN: index_server.password})
+    dry = subprocess.run([*inv, "--dry-run"], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "would upload flash_attn_like-2.8.0-0ss" in dry.stderr and index_server.password not in dry.stderr

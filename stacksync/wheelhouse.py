@@ -20,6 +20,8 @@ Public API (used by sync's deferred phase, ``invoke wheelhouse``, ``invoke publi
 * :func:`lookup` ``(key, root=None) -> Path | None``: the wheel for a :class:`~stacksync.buildkey.BuildKey`
   (or its digest), its sha256 checked against the sidecar (:class:`TamperedWheel` when it differs);
   :func:`find` returns the whole :class:`Entry` (key document, sha256, size, built at / on, source).
+* :func:`for_target` ``(prefix, name, root=None) -> Entry | None``: the wheel a synced target's deferred
+  package was installed from (its ``stacksync-state.json`` record's key), e.g. for a lock export.
 * :func:`entries` ``(root) -> list[Entry]``; :func:`add` stores a wheel; :func:`prune` removes entries.
 """
 
@@ -44,8 +46,8 @@ from .errors import StacksyncError
 from .lockfile import file_sha256
 from .redact import redact
 
-__all__ = ["ENV_VAR", "SIDECAR_SUFFIX", "Entry", "TamperedWheel", "resolve_dir", "lookup", "find", "entries", "add",
-           "prune", "tagged_name", "incoming", "BuildKey"]
+__all__ = ["ENV_VAR", "SIDECAR_SUFFIX", "Entry", "TamperedWheel", "resolve_dir", "lookup", "find", "for_target",
+           "entries", "add", "prune", "tagged_name", "incoming", "BuildKey"]
 
 ENV_VAR = "STACKSYNC_WHEELHOUSE"
 SIDECAR_SUFFIX = ".stacksync.json"
@@ -162,6 +164,20 @@ def find(key: BuildKey | str, root: Path | None = None) -> Entry | None:
                                 f"{entry.short}, then sync again to rebuild it)")
         return entry
     return None
+
+
+def for_target(prefix: Path, name: str, root: Path | None = None) -> Entry | None:
+    """The entry of the wheel deferred package ``name`` in the environment at ``prefix`` was installed
+    from (or built into), found by the key its ``stacksync-state.json`` records; ``None`` when there is
+    no record, no key, or no such wheel here (:class:`TamperedWheel` when the file changed)."""
+    from packaging.utils import canonicalize_name
+
+    try:
+        data = json.loads((Path(prefix) / "stacksync-state.json").read_text(encoding="utf-8"))
+        digest = data["deferred"][canonicalize_name(name)]["key_digest"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return find(str(digest), root) if isinstance(digest, str) else None
 
 
 def incoming(root: Path) -> Path:

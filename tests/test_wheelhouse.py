@@ -81,6 +81,7 @@ def test_first_sync_builds_once_and_records_the_key(built: dict[str, object]) ->
     assert entry.key["cuda"] == "12.1" and entry.key["cxx11_abi"] is None  # torch-like ships no TorchConfig.cmake
     rec = record(Path(str(built["venv"])))
     assert rec["key_digest"] == entry.digest and rec["source"]["kind"] == "build"  # type: ignore[index]
+    assert wheelhouse.for_target(Path(str(built["venv"])), "flash_attn_like", Path(str(built["wheelhouse"]))) == entry
     receipt = json.loads((Path(str(built["root"])) / "r1.json").read_text())
     assert receipt["plan"]["deferred_sources"]["flash-attn-like"]["kind"] == "build"
 

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from .sync import State
 
 __all__ = ["STATE_FILE", "Source", "install_deferred", "write_state", "compute_key", "planned_keys",
-           "choose_sources", "wheelhouse_dir", "wheels_expected"]
+           "choose_sources", "wheelhouse_dir", "wheels_expected", "expected_sources"]
 
 STATE_FILE = "stacksync-state.json"
 
@@ -219,45 +219,56 @@ def _from_team_index(state: State, d: Deferred, pin: Pin, key: BuildKey) -> Sour
     return None
 
 
-def wheels_expected(state: State) -> set[NormalizedName]:
-    """Deferred packages the plan installs for which a wheel is expected, so that preflight does not
-    ask a compiler-less node for build tools: a pinned prebuilt template, or a wheel of the pinned
-    version in the wheelhouse or on the team index (by the exact key when it can be known before the
-    fetch, else by name and version: the build checks then wait for the build, if one is needed).
-    Reads only (one listing per package on the team index); nothing is downloaded."""
+def expected_sources(state: State) -> dict[NormalizedName, str]:
+    """For each deferred package the plan installs, where its wheel is expected to come from, as one
+    phrase for the plan (``--dry-run`` too): a pinned prebuilt template, a wheel of the pinned version
+    in the wheelhouse or on the team index (by the exact key when it can be known before the fetch, else
+    by name and version), or a build. Reads only (one listing per package on the team index)."""
     from . import indexapi
 
-    out: set[NormalizedName] = set()
+    out: dict[NormalizedName, str] = {}
     root = wheelhouse_dir(state)
     stored = wheelhouse.entries(root) if root.is_dir() else []
     for action in state.plan.changes("deferred"):
         d = state.profile.deferred_by_name(action.name)
         pin = state.deferred.get(d.name) or state.lock[d.name]
-        if d.wheels:
-            out.add(d.name)
-            continue
         key = compute_key(d, pin, state.lock, state.snapshot, state.cache)
-        if any(e.digest == key.digest if key else (e.package == d.name and e.version == pin.key()) for e in stored):
-            out.add(d.name)
+        exact = f"key {key.short}" if key else "key known after the fetch"
+        if d.wheels:
+            out[d.name] = f"prebuilt wheel (wheels template, prebuilt = {d.prebuilt})"
+            continue
+        hit = next((e for e in stored if (e.digest == key.digest if key else
+                                          (e.package == d.name and e.version == pin.key()))), None)
+        if hit is not None:
+            out[d.name] = f"wheelhouse {root} ({exact})"
             continue
         url = _team_index_url(state.profile)
-        if url is None:
-            continue
-        try:
-            files = indexapi.project_files(url, d.name)
-        except IndexUnavailable:
-            continue  # the fetch phase says so in one line
-        for f in files:
+        listed: list[str] = []
+        if url is not None:
             try:
-                _, version, build, _ = parse_wheel_filename(f.filename)
+                listed = [f.filename for f in indexapi.project_files(url, d.name)]
+            except IndexUnavailable:
+                listed = []  # the fetch phase says so in one line
+        for filename in listed:
+            try:
+                _, version, build, _ = parse_wheel_filename(filename)
             except InvalidWheelFilename:
                 continue
             tag = f"{build[0]}{build[1]}" if build else ""
             if str(version) == str(Version(pin.key())) and tag.startswith(buildkey.BUILD_TAG_PREFIX) and (
                     key is None or tag == buildkey.build_tag(key.short)):
-                out.add(d.name)
+                out[d.name] = f"team index {strip_credentials(url or '')} ({exact})"
                 break
+        else:
+            out[d.name] = f"build from the sdist ({exact}; no wheel for it in the wheelhouse"
+            out[d.name] += " or on the team index)" if url else ")"
     return out
+
+
+def wheels_expected(state: State) -> set[NormalizedName]:
+    """Deferred packages the plan installs from a wheel rather than a build (see
+    :func:`expected_sources`): preflight asks no build tools of a node for them."""
+    return {n for n, how in expected_sources(state).items() if not how.startswith("build")}
 
 
 def choose(state: State, d: Deferred, pin: Pin, key: BuildKey | None) -> Source:

@@ -50,6 +50,7 @@ from .deferred import (
     STATE_FILE,
     _adopt_unrecorded,
     choose_sources,
+    expected_sources,
     install_deferred,
     planned_keys,
     wheels_expected,
@@ -253,6 +254,9 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     console.out.print(f"target: {python} (Python {snapshot.version}), profile {prof.name!r}, "
                       f"lock {lock_file.path}", markup=False)
     console.out.print(plan.render(), markup=False)
+    if planning and plan.changes("deferred"):
+        for name, how in expected_sources(state).items():
+            console.out.print(f"deferred source: {name}: {how}", markup=False)
     return state
 
 

@@ -261,3 +261,20 @@ def test_invoke_publish_edge(built: dict[str, object], stack_packages: Path, ind
     dry = subprocess.run([*inv, "--dry-run"], capture_output=True, text=True, cwd=ROOT, env=env)
     assert dry.returncode == 0, dry.stderr
     assert "would upload flash_attn_like-2.8.0-0ss" in dry.stderr and index_server.password not in dry.stderr
+
+
+def test_the_plan_says_where_the_deferred_wheel_would_come_from(built: dict[str, object], tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    venv = virtualenv_at(tmp_path / "dry", Path(str(built["app_data"])))
+    cache1 = Path(str(built["root"])) / "cache1"  # holds the locked torch-like wheel: the key is known
+    house = Path(str(built["wheelhouse"]))
+    entry = next(e for e in wheelhouse.entries(house) if e.key["base"]["torch-like"] == "2.4.0")
+    run(Options(profile=str(built["profile"]), venv=str(venv), cache_dir=cache1, wheelhouse=str(built["wheelhouse"]),
+                dry_run=True))
+    out = capsys.readouterr().out
+    assert f"deferred source: flash-attn-like: wheelhouse {built['wheelhouse']} (key {entry.short})" in out
+    run(Options(profile=str(built["profile"]), venv=str(venv), cache_dir=tmp_path / "empty-cache",
+                wheelhouse=str(tmp_path / "empty"), dry_run=True))
+    out = capsys.readouterr().out
+    assert "deferred source: flash-attn-like: build from the sdist (key known after the fetch" in out
+    assert entry.short not in out

@@ -140,7 +140,7 @@ _SYNC_HELP = {
 
 
 def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run: bool, yes: bool, force: bool,
-          wait: bool, report: str, backend: str, verbose: bool) -> None:
+          wait: bool, report: str, backend: str, verbose: bool, *, wheelhouse: str = "") -> None:
     from stacksync import defaults
     from stacksync.sync import Options, run
 
@@ -150,16 +150,19 @@ def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run:
     with one_line_errors(verbose):
         run(Options(profile=profile or defaults.DEFAULT_PROFILE, python=python or None, venv=venv or None,
                     dry_run=dry_run, yes=yes, force=force, wait=wait, report=report or None,
-                    backend=backend or None, verbose=verbose, confirm=ask if sys.stdin.isatty() else None),
+                    backend=backend or None, verbose=verbose, wheelhouse=wheelhouse or None,
+                    confirm=ask if sys.stdin.isatty() else None),
             steps)
 
 
-@task(help=_SYNC_HELP)
+@task(help={**_SYNC_HELP, "wheelhouse": "where deferred wheels are kept by build key (default: STACKSYNC_WHEELHOUSE, "
+                                        "stack.toml wheelhouse, .stacksync-cache/wheelhouse)"})
 def sync(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False, yes: bool = False,
-         force: bool = False, wait: bool = False, report: str = "", backend: str = "", verbose: bool = False) -> None:
+         force: bool = False, wait: bool = False, report: str = "", backend: str = "", wheelhouse: str = "",
+         verbose: bool = False) -> None:
     """Make the target the exact twin of the profile's lock, in phases; a second run does nothing."""
     _sync(("plan", "fetch", "base", "rest", "deferred", "vcs", "verify"), profile, python, venv, dry_run, yes, force,
-          wait, report, backend, verbose)
+          wait, report, backend, verbose, wheelhouse=wheelhouse)
 
 
 @task(help=_SYNC_HELP)
@@ -207,3 +210,64 @@ def verify(c: Context, profile: str = "", python: str = "", venv: str = "", dry_
            verbose: bool = False) -> None:
     """Check the target: dependencies, twin of the lock, smoke imports; one summary line; exit 1 if not."""
     _sync(("plan", "verify"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose)
+
+
+# --- build once, install everywhere: the wheelhouse and the team index (stacksync.wheelhouse / publish) ---
+
+@task(name="wheelhouse", iterable=["key"], help={
+    "wheelhouse": "the folder (default: STACKSYNC_WHEELHOUSE, the profile's stack.toml wheelhouse, "
+                  ".stacksync-cache/wheelhouse)",
+    "profile": "read the profile's wheelhouse setting; with --prune: only wheels built for this profile",
+    "json": "print JSON instead of a table",
+    "prune": "remove the wheels matching --older-than / --key / --profile (all the filters given)",
+    "older-than": "with --prune: built more than this many days ago",
+    "key": "with --prune: a build key (or its first characters); repeat for more",
+    "dry-run": "with --prune: show what would be removed",
+    "verbose": "show every command started",
+})
+def wheelhouse_(c: Context, wheelhouse: str = "", profile: str = "", json_: bool = False, prune: bool = False,
+                older_than: str = "", key: list[str] | None = None, dry_run: bool = False,
+                verbose: bool = False) -> None:
+    """List the wheelhouse (key, package, built for, size, built when / where / from), or prune it."""
+    from stacksync import wheelhouse as wh
+    from stacksync.profile import load
+
+    with one_line_errors(verbose):
+        prof = load(profile) if profile else None
+        root = wh.resolve_dir(wheelhouse or None, prof.wheelhouse if prof else None, prof.folder if prof else None)
+        if prune:
+            removed = wh.prune(root, older_than_days=wh.parse_days(older_than), keys=key or [],
+                               profile=prof.name if prof else None, dry_run=dry_run)
+            for e in removed:
+                console.info(f"{'would remove' if dry_run else 'removed'} {e.short} {e.wheel.name}")
+            console.info(f"{len(removed)} wheel(s) {'to remove' if dry_run else 'removed'} from {root}")
+            return
+        found = wh.entries(root)
+        if json_:
+            print(json.dumps({"wheelhouse": str(root), "wheels": [e.to_json() for e in found]}, indent=2))
+        else:
+            console.out.print(wh.render(found, root), markup=False, end="")
+
+
+@task(help={
+    "profile": "profile whose deferred wheels to upload and whose team_index to upload to",
+    "to": "upload URL (default: team_upload_url, else team_index without /simple); ${VAR} credentials",
+    "wheelhouse": "the wheelhouse folder (default as for invoke wheelhouse)",
+    "dry-run": "list what would be uploaded",
+    "verbose": "show every command started",
+})
+def publish(c: Context, profile: str = "", to: str = "", wheelhouse: str = "", dry_run: bool = False,
+            verbose: bool = False) -> None:
+    """Upload the wheelhouse's deferred wheels to the team index (twine), skipping those it has."""
+    from stacksync import defaults
+    from stacksync.publish import publish as run_publish
+
+    with one_line_errors(verbose):
+        result = run_publish(profile or defaults.DEFAULT_PROFILE, to=to or None, wheelhouse_dir=wheelhouse or None,
+                             dry_run=dry_run)
+        for e in result.uploaded:
+            console.info(f"{'would upload' if dry_run else 'uploaded'} {e.wheel.name} (key {e.short})")
+        for e in result.already_there:
+            console.info(f"already on the team index: {e.wheel.name}")
+        console.info(f"publish: {len(result.uploaded)} {'to upload' if dry_run else 'uploaded'}, "
+                     f"{len(result.already_there)} already there ({result.url})")

@@ -91,6 +91,13 @@ class Backend(Protocol):
         dependencies, reinstalled; build requirements from the index (no hash covers a checkout)."""
         ...
 
+    def build_wheel(self, python: Path, requirements: Path, find_links: Path, out_dir: Path, *,
+                    env: Mapping[str, str] | None = None, stream: bool = False) -> Result:
+        """Build the one hashed pin of ``requirements`` (a deferred sdist in ``find_links``) into a wheel
+        in ``out_dir`` with the target's interpreter and what is installed in it: no build isolation,
+        no dependencies, no index, no cache (a cached wheel may be built against another torch)."""
+        ...
+
     def ensure_installer(self, python: Path) -> None:
         """Give a fresh ``python`` what this backend drives in it (pip for pip-tools; nothing for uv)."""
         ...
@@ -184,6 +191,16 @@ class PipTools:
         # A deferred build must not reuse a wheel pip cached when it was built against another torch.
         argv += [] if build_isolation else ["--no-build-isolation", "--no-cache-dir"]
         return runner.run(argv, env=runner.clean_env(env), stream=stream, cwd=requirements.parent)
+
+    def build_wheel(self, python: Path, requirements: Path, find_links: Path, out_dir: Path, *,
+                    env: Mapping[str, str] | None = None, stream: bool = False) -> Result:
+        """``pip wheel`` in the target: the sdist's hash checked, built against the target's torch."""
+        from . import runner
+
+        return runner.run([python, "-m", "pip", "wheel", "--require-hashes", "--no-index", "--find-links", find_links,
+                           "--no-deps", "--no-build-isolation", "--no-cache-dir", "--progress-bar", "off",
+                           "--wheel-dir", out_dir, "-r", requirements],
+                          env=runner.clean_env(env), stream=stream, cwd=requirements.parent)
 
     def sync(self, python: Path, requirements: Sequence[Path], find_links: Path, *,
              stream: bool = False) -> Result:
@@ -516,6 +533,25 @@ class Uv:
         return runner.run([*self._pip("install", python), "--no-deps", "--reinstall", "-r", requirements,
                            *uv_index_args(index_args)], env=runner.clean_env(), stream=stream,
                           cwd=requirements.parent, hint="could not install the VCS pins (vcs.txt)")
+
+    def build_wheel(self, python: Path, requirements: Path, find_links: Path, out_dir: Path, *,
+                    env: Mapping[str, str] | None = None, stream: bool = False) -> Result:
+        """``uv build --wheel --no-build-isolation --python TARGET`` of the sdist the pin names (found
+        in ``find_links`` with a sha256 the pin lists: uv build takes a path, not a hashed requirement)."""
+        from . import runner
+        from .errors import FetchError
+        from .lockfile import file_sha256, parse
+
+        pins = parse(requirements, lock=True).pins
+        sdist = next((p for pin in pins for p in sorted(find_links.iterdir())
+                      if p.is_file() and not p.name.endswith(".whl") and not p.name.startswith(".")
+                      and f"sha256:{file_sha256(p)}" in pin.hashes), None)
+        if sdist is None:
+            raise FetchError(f"{requirements}: no file in {find_links} has a sha256 the pin lists "
+                             "(fix: invoke fetch, then sync again)")
+        return runner.run([self.exe, "build", "--no-config", "--wheel", "--no-build-isolation", "--python", python,
+                           "--out-dir", out_dir, sdist], env=runner.clean_env(env), stream=stream,
+                          cwd=requirements.parent)
 
     def ensure_installer(self, python: Path) -> None:
         """uv installs with ``--python``: the target needs nothing of it."""

@@ -54,7 +54,7 @@ from . import defaults, runner
 __all__ = ["BenchOptions", "Contender", "Goal", "Row", "CASES", "CHEAP_CASES", "parse_args", "select_cases",
            "summarize", "judge", "render_table", "to_json", "build_wheel", "run_bench", "main"]
 
-CASES = ("noop", "cold", "compile")
+CASES = ("noop", "cold", "compile", "deferred")
 CHEAP_CASES = ("noop", "cold")  # what --quick runs (one run each)
 NOOP_PACKAGES = 120
 NOOP_PROFILE = "bench-noop"
@@ -86,7 +86,7 @@ def parse_args(argv: Sequence[str]) -> BenchOptions:
     ``--runs`` say otherwise."""
     from .errors import StacksyncError
 
-    usage = "-- [--runs N] [--case noop|cold|compile ...] [--quick] [--with-bare-pip-compile] [--json FILE]"
+    usage = "-- [--runs N] [--case noop|cold|compile|deferred ...] [--quick] [--with-bare-pip-compile] [--json FILE]"
     parser = argparse.ArgumentParser(prog="nox -s bench --", add_help=False, exit_on_error=False)
     parser.add_argument("--runs", type=int, default=None)
     parser.add_argument("--case", action="append", default=[])
@@ -283,13 +283,15 @@ def _record_hash(data: bytes) -> str:
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode("ascii")
 
 
-def build_wheel(dest: Path, name: str, version: str, requires: Sequence[str] = ()) -> Path:
-    """A minimal pure-Python wheel ``{name}-{version}-py3-none-any.whl`` with one module (stdlib
-    zipfile; fixed timestamps, so the same inputs give the same bytes and hashes)."""
+def build_wheel(dest: Path, name: str, version: str, requires: Sequence[str] = (),
+                files: dict[str, bytes] | None = None) -> Path:
+    """A minimal pure-Python wheel ``{name}-{version}-py3-none-any.whl`` with one module (or ``files``,
+    paths inside site-packages -> bytes; stdlib zipfile; fixed timestamps, so the same inputs give the
+    same bytes and hashes)."""
     escaped = name.replace("-", "_").lower()
     dist_info = f"{escaped}-{version}.dist-info"
     entries: dict[str, bytes] = {
-        f"{escaped}/__init__.py": f'__version__ = "{version}"\n'.encode(),
+        **(files or {f"{escaped}/__init__.py": f'__version__ = "{version}"\n'.encode()}),
         f"{dist_info}/METADATA": ("Metadata-Version: 2.1\n"
                                   f"Name: {name}\nVersion: {version}\nSummary: stacksync benchmark package\n"
                                   + "".join(f"Requires-Dist: {r}\n" for r in requires) + "\n").encode(),
@@ -374,6 +376,8 @@ class Contender:
     runs: int | None = None  # overrides the run count (bare pip-compile: 1)
     warmup: bool = True
     detail: Callable[[], dict[str, Any]] | None = None
+    #: the action returns the seconds to record (one phase of a larger run) instead of its wall time
+    self_timed: bool = False
 
 
 def backend_unavailable(name: str) -> str | None:
@@ -408,8 +412,12 @@ def measure(case: str, contenders: Sequence[Contender], runs: int, *, log: Calla
         try:
             c.prepare()
             start = time.perf_counter()
-            c.action()
+            returned = c.action()
             elapsed = time.perf_counter() - start
+            if c.self_timed:
+                if not isinstance(returned, float):
+                    raise TypeError(f"{c.tool}: a self-timed action returns its seconds")
+                elapsed = returned
         except Exception as exc:  # a failing tool is a row, not the end of the benchmark
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             rows[c.tool].status = f"failed: {first[:160]}"
@@ -729,6 +737,11 @@ def run_bench(opts: BenchOptions, *, log: Callable[[str], None] | None = None,
                 rows += measure("noop", noop_contenders(work, opts.backends), opts.runs, log=say)
             elif case == "cold":
                 rows += measure("cold", cold_contenders(work, opts.backends), opts.runs, log=say)
+            elif case == "deferred":
+                from .bench_deferred import deferred_contenders
+
+                with deferred_contenders(work) as contenders:
+                    rows += measure("deferred", contenders, opts.runs, log=say)
             elif case == "compile":
                 for cold in (False, True):
                     name = "compile (cold)" if cold else "compile (warm)"

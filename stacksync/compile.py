@@ -247,10 +247,11 @@ def render_lock(head: str, body: str, index_lines: Sequence[str]) -> str:
 
 
 def render_deferred(head: str, pins: Mapping[NormalizedName, Pin], hashes: Mapping[NormalizedName, Sequence[str]],
-                    index_lines: Sequence[str]) -> str:
+                    index_lines: Sequence[str], notes: Mapping[NormalizedName, Sequence[str]] | None = None) -> str:
     lines = []
     for name in sorted(pins):
         lines.append(f"{name}=={pins[name].version}" + "".join(f" \\\n    --hash={h}" for h in sorted(hashes[name])))
+        lines += [f"    # {note}" for note in (notes or {}).get(name, ())]
         lines.append("    # via -r requirements.in")
     return render_lock(head, "\n".join(lines) + "\n", index_lines)
 
@@ -377,6 +378,7 @@ def compile_profile(profile: Profile, *, backend: str | None = None, upgrade: bo
 
     versions = chosen.versions()
     index_lines = index.lock_lines()
+    notes = _pin_prebuilt(profile, deferred, deferred_hashes, pinned_versions(body), python, old_deferred)
     new_lock = render_lock(header(profile.name, versions, chosen.name, python,
                                   [f"Hashed lock of profile {profile.name!r}."]), body, index_lines)
     new_deferred = None
@@ -384,7 +386,7 @@ def compile_profile(profile: Profile, *, backend: str | None = None, upgrade: bo
         head = header(profile.name, versions, chosen.name, python,
                       [f"Deferred packages of profile {profile.name!r}: pinned in requirements.in,",
                        "hashes read from the index (nothing built); installed last, see stack.toml."])
-        new_deferred = render_deferred(head, deferred, deferred_hashes, index_lines)
+        new_deferred = render_deferred(head, deferred, deferred_hashes, index_lines, notes)
 
     new_vcs = None
     if vcs_lines:
@@ -413,6 +415,30 @@ def compile_profile(profile: Profile, *, backend: str | None = None, upgrade: bo
         result.written = True
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _pin_prebuilt(profile: Profile, deferred: Mapping[NormalizedName, Pin],
+                  hashes: dict[NormalizedName, list[str]], pinned: Mapping[str, str], python_xy: str,
+                  old_deferred: str | None) -> dict[NormalizedName, list[str]]:
+    """Each deferred package with a ``wheels`` template: the prebuilt wheel for the locked base,
+    fetched once, its sha256 added to the pin's hashes and noted in a ``# prebuilt:`` comment."""
+    from . import buildkey, prebuilt
+
+    notes: dict[NormalizedName, list[str]] = {}
+    for d in profile.deferred:
+        pin = deferred.get(d.name)
+        if not d.wheels or pin is None or pin.version is None:
+            continue
+        base = buildkey.cuda_source(d.rebuild_on)
+        values = prebuilt.template_vars(pin.version, pinned.get(base) if base else None, python_xy, d.wheel_vars)
+        with tempfile.TemporaryDirectory(prefix="stacksync-prebuilt-") as tmp:
+            got = prebuilt.pin_for_compile(profile.stack_toml, d.name, d.wheels, d.prebuilt, values, old_deferred,
+                                           Path(tmp))
+        if got is not None:
+            url, digest = got
+            hashes[d.name] = sorted({*hashes.get(d.name, []), f"sha256:{digest}"})
+            notes[d.name] = [prebuilt.comment(url, digest)]
+    return notes
 
 
 def compile_profiles(names: Sequence[str], *, all_profiles: bool = False, locks_dir: Path | None = None,

@@ -724,12 +724,13 @@ def _lock_for(profile: Profile,
 
 
 def preinstall_findings(profile: Profile, snapshot: Snapshot, facts: Facts,
-                        lock: RequirementsFile | None = None) -> list[Finding]:
+                        lock: RequirementsFile | None = None, have_wheels: Iterable[str] = ()) -> list[Finding]:
     """The profile's lock checked against this host and target *before* installing: Python version
     and platform, the CUDA runtime the lock needs against the driver, glibc against the lock's
     wheels, and the build side of its deferred packages. ``lock`` defaults to the profile's
     ``requirements.txt`` (``requirements.in`` when there is no lock yet). ``invoke sync`` stops on
-    any error unless ``--force``."""
+    any error unless ``--force``. ``have_wheels``: deferred packages a wheel is there for (the
+    wheelhouse, the team index, a pinned prebuilt wheel): installed, not built, so no build checks."""
     name = f"profile {profile.name!r}"
     lock, out = _lock_for(profile, lock)
     out += _python_findings(profile, snapshot, lock)
@@ -755,10 +756,13 @@ def preinstall_findings(profile: Profile, snapshot: Snapshot, facts: Facts,
             out.append(err("platform", f"{name} needs CUDA wheels; none exist for {machine}",
                            "use an x86_64 or aarch64 machine, or a CPU profile"))
     out += _glibc_findings(name, pins, facts, sys_platform)
-    to_build = _to_build(profile, snapshot, pins)
-    built = sorted({d.name for d in profile.deferred} - {d.name for d in to_build})
+    wheels = set(have_wheels)
+    to_build = [d for d in _to_build(profile, snapshot, pins) if d.name not in wheels]
+    built = sorted({d.name for d in profile.deferred} - {d.name for d in to_build} - wheels)
     if built:
         out.append(ok("build", f"{', '.join(built)} already installed as locked: nothing to build"))
+    if wheels:
+        out.append(ok("build", f"{', '.join(sorted(wheels))}: a wheel is there (stacksync.deferred): nothing to build"))
     max_jobs = next((d.build_env["MAX_JOBS"] for d in to_build if "MAX_JOBS" in d.build_env), facts.max_jobs)
     out += build_findings(facts, torch_cuda=need.cuda if need is not None else None,
                           deferred=[d.name for d in to_build], max_jobs=max_jobs,

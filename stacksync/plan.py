@@ -25,6 +25,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from .buildkey import differences
 from .defaults import INSTALLER_PACKAGES
 from .environment import Snapshot
 from .lockfile import Pin
@@ -206,11 +207,20 @@ def built_against(snapshot: Snapshot, name: str) -> Mapping[str, str] | None:
     return against if isinstance(against, dict) else None
 
 
+def recorded_build_key(snapshot: Snapshot, name: str) -> Mapping[str, Any] | None:
+    """The build key the target's record holds for ``name`` (``None``: none recorded)."""
+    record = (snapshot.state.get(STATE_KEY) or {}).get(name)
+    key = record.get("key") if isinstance(record, dict) else None
+    return key if isinstance(key, dict) else None
+
+
 def make_plan(profile: Profile, lock: Mapping[NormalizedName, Pin], deferred: Mapping[NormalizedName, Pin],
               snapshot: Snapshot, *, extra_deps: Mapping[NormalizedName, Iterable[NormalizedName]] | None = None,
-              ) -> Plan:
+              build_keys: Mapping[NormalizedName, Mapping[str, Any]] | None = None) -> Plan:
     """The plan for ``snapshot``. ``lock`` / ``deferred``: pins whose markers hold for the target.
-    ``extra_deps`` adds dependency edges (from the fetched wheels' metadata) to the ``# via`` ones."""
+    ``extra_deps`` adds dependency edges (from the fetched wheels' metadata) to the ``# via`` ones.
+    ``build_keys``: each deferred package's build key now (:mod:`stacksync.buildkey`); a build record
+    with another key (CUDA, ABI, Python, platform, build_env, sdist changed) is a rebuild."""
     installed = snapshot.versions()
     deferred_names = profile.deferred_names
     # A deferred package pinned in the main lock is still installed in the deferred phase.
@@ -256,10 +266,15 @@ def make_plan(profile: Profile, lock: Mapping[NormalizedName, Pin], deferred: Ma
                     unrecorded.append(d.name)
             else:
                 changed = {b: v for b, v in now.items() if record.get(b) != v}
+                recorded_key = recorded_build_key(snapshot, d.name)
+                new_key = (build_keys or {}).get(d.name)
                 if changed:
                     action = Action("deferred", d.name, "reinstall", have, want,
                                     "rebuild: built against " + ", ".join(
                                         f"{b} {record.get(b) or '?'}, lock has {v}" for b, v in changed.items()))
+                elif recorded_key is not None and new_key is not None and differences(recorded_key, new_key):
+                    action = Action("deferred", d.name, "reinstall", have, want,
+                                    "rebuild: build key changed: " + ", ".join(differences(recorded_key, new_key)))
         plan.phases["deferred"].append(action)
     plan.unrecorded = tuple(unrecorded)
     return plan

@@ -27,8 +27,21 @@ Loading validates everything up front; each mistake is one line naming the file,
     build_env = { MAX_JOBS = "4" }
     rebuild_on = ["torch"]           # base packages whose version change forces a rebuild
 
+    # a prebuilt wheel, pinned by compile (sha256 in deferred.txt); {version} {torch_version}
+    # {torch_mm} {cuda_major} {cuda_mm} {abi} {py} filled from the lock (see stacksync.prebuilt)
+    wheels = "https://github.com/Dao-AILab/flash-attention/releases/download/v{version}/flash_attn-{version}+cu{cuda_major}torch{torch_mm}cxx11abi{abi}-cp{py}-cp{py}-linux_x86_64.whl"
+    prebuilt = "prefer"              # "prefer": build when it is missing; "require": refuse
+    wheel_vars = { abi = "FALSE" }   # values the template takes as given
+
     [vcs.my-trainer]                 # a VCS pin (vcs.txt) installed editable from a local checkout
     checkout = "/home/me/src/trainer"  # must be at the locked commit; without this, never editable
+
+Build once, install everywhere (stacksync.wheelhouse, stacksync.publish)::
+
+    wheelhouse = "/shared/wheelhouse"                   # default: .stacksync-cache/wheelhouse
+    team_index = "https://${USER}:${TOKEN}@host/simple" # where sync looks after the wheelhouse
+    team_upload_url = "https://${USER}:${TOKEN}@host/"  # where publish uploads (default: team_index
+                                                        # without its trailing /simple)
 """
 
 from __future__ import annotations
@@ -60,8 +73,11 @@ BACKENDS = ("pip-tools", "uv", "auto")
 DEFAULT_INDEX = "https://pypi.org/simple"
 
 _TOP_KEYS = {"description", "python", "platforms", "backend", "index_url", "extra_index_urls",
-             "trusted_hosts", "emit_index_urls", "base", "cuda", "smoke", "deferred", "vcs"}
-_DEFERRED_KEYS = {"requires", "imports", "build_requires", "build_env", "rebuild_on"}
+             "trusted_hosts", "emit_index_urls", "base", "cuda", "smoke", "deferred", "vcs", "wheelhouse",
+             "team_index", "team_upload_url"}
+_DEFERRED_KEYS = {"requires", "imports", "build_requires", "build_env", "rebuild_on", "wheels", "prebuilt",
+                  "wheel_vars"}
+PREBUILT_MODES = ("prefer", "require")
 _PYTHON = re.compile(r"^3\.(\d+)$")
 
 
@@ -75,6 +91,10 @@ class Deferred:
     build_requires: tuple[NormalizedName, ...] = ()
     build_env: Mapping[str, str] = field(default_factory=dict)
     rebuild_on: tuple[NormalizedName, ...] = ()
+    #: URL template of a prebuilt wheel (stacksync.prebuilt), pinned by compile
+    wheels: str | None = None
+    prebuilt: str = "prefer"
+    wheel_vars: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -143,6 +163,11 @@ class Profile:
     description: str = ""
     #: VCS pins installed editable from a local checkout (``[vcs.NAME] checkout = "PATH"``)
     vcs_checkouts: Mapping[NormalizedName, Path] = field(default_factory=dict)
+    #: wheelhouse folder as stack.toml gives it (stacksync.wheelhouse.resolve_dir applies precedence)
+    wheelhouse: str | None = None
+    #: the team index's simple URL (``${VAR}`` credentials) and its upload URL
+    team_index: str | None = None
+    team_upload_url: str | None = None
 
     @property
     def requirements_in(self) -> Path:
@@ -232,6 +257,8 @@ def _build(name: str, folder: Path, path: Path, data: dict[str, Any]) -> Profile
     if overlap:
         raise ProfileError(path, "deferred", f"{', '.join(sorted(overlap))} is both base and deferred",
                            "a package is installed in one phase: remove it from one list")
+    for key in ("team_index", "team_upload_url"):
+        _check_url_credentials(path, key, _opt_str(path, key, data) or "")
     cuda = _opt_str(path, "cuda", data)
     if cuda is not None and not re.match(r"^\d+\.\d+$", cuda):
         raise ProfileError(path, "cuda", f"{cuda!r} is not a CUDA X.Y version", 'write e.g. cuda = "12.1"')
@@ -250,6 +277,8 @@ def _build(name: str, folder: Path, path: Path, data: dict[str, Any]) -> Profile
         name=name, folder=folder, python=python, vcs_checkouts=checkouts,
         platforms=_str_list(path, "platforms", data), backend=backend, base=base, deferred=deferred,
         smoke=smoke, index=index, cuda=cuda, description=_opt_str(path, "description", data) or "",
+        wheelhouse=_opt_str(path, "wheelhouse", data), team_index=_opt_str(path, "team_index", data),
+        team_upload_url=_opt_str(path, "team_upload_url", data),
     )
 
 
@@ -269,6 +298,17 @@ def _deferred(path: Path, name: str, table: Any, base: tuple[NormalizedName, ...
     if not all(isinstance(v, str) for v in build_env.values()):
         raise ProfileError(path, f"{key}.build_env", "values must be strings", 'write MAX_JOBS = "4"')
     rebuild_on = _str_list(path, f"{key}.rebuild_on", table, key="rebuild_on")
+    wheels = table.get("wheels")
+    if wheels is not None and not isinstance(wheels, str):
+        raise ProfileError(path, f"{key}.wheels", "must be a URL template string",
+                           'write wheels = "https://host/{version}/name-{version}-cp{py}-cp{py}-linux_x86_64.whl"')
+    prebuilt = table.get("prebuilt", "prefer")
+    if prebuilt not in PREBUILT_MODES:
+        raise ProfileError(path, f"{key}.prebuilt", f"unknown mode {prebuilt!r}",
+                           f"use one of {', '.join(PREBUILT_MODES)}")
+    wheel_vars = _typed(path, f"{key}.wheel_vars", table, dict, {}, key="wheel_vars")
+    if not all(isinstance(v, str) for v in wheel_vars.values()):
+        raise ProfileError(path, f"{key}.wheel_vars", "values must be strings", 'write abi = "FALSE"')
     required = [canonicalize_name(Requirement(r).name) for r in requires]
     default_rebuild = tuple(n for n in required if n in base)
     return Deferred(
@@ -279,6 +319,7 @@ def _deferred(path: Path, name: str, table: Any, base: tuple[NormalizedName, ...
                                                                      key="build_requires")),
         build_env=dict(build_env),
         rebuild_on=tuple(canonicalize_name(n) for n in rebuild_on) or default_rebuild,
+        wheels=wheels, prebuilt=str(prebuilt), wheel_vars=dict(wheel_vars),
     )
 
 

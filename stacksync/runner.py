@@ -124,3 +124,16 @@ def python_in(venv: Path) -> Path:
         if (venv / rel).exists():
             return venv / rel
     return venv / "bin/python"
+
+
+def start(argv: Sequence[str | os.PathLike[str]], *, log_path: Path,
+          env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start a long-running helper (the benchmarks' local pypiservers) with its output in ``log_path``;
+    logged and recorded like :func:`run`. The caller stops it (``terminate()``, then ``wait()``)."""
+    args = [os.fspath(a) for a in argv]
+    shown = [redact(a) for a in args]
+    history.append(shown)
+    log.debug("$ %s &", shlex.join(shown))
+    with open(log_path, "ab") as out:
+        return subprocess.Popen(args, env=dict(env) if env is not None else clean_env(), stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)

@@ -11,7 +11,7 @@ Plain functions chained in order (nox's workflow style), each also usable alone:
 5. :func:`sync_rest`   pip-sync of the lock plus the deferred packages already satisfied (a hashed
                         install when nothing is removed); smoke of the phases so far.
 6. :func:`install_deferred` build what is not satisfied, without build isolation; record what it was
-                        built against in ``<prefix>/stacksync-state.json``; smoke.
+                        built against in ``<prefix>/stacksync-state.json``; smoke (:mod:`stacksync.deferred`).
 7. :func:`verify`      dependency check, twin check, smoke imports; one summary line; JSON receipt.
 
 A synced target re-plans to nothing: :func:`run` then prints "already in sync" and starts no pip
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -47,19 +46,28 @@ from packaging.version import InvalidVersion, Version
 from . import console, defaults, runner, targetlock, vcsphase
 from . import profile as profile_mod
 from .backend import Backend, get_backend, resolve_name
+from .deferred import (
+    STATE_FILE,
+    _adopt_unrecorded,
+    choose_sources,
+    expected_sources,
+    install_deferred,
+    planned_keys,
+    wheels_expected,
+    write_state,
+)
 from .diff import DiffResult, Entry, compare, entry_from_installed, entry_from_pin
 from .environment import Snapshot, find_python, is_own_interpreter, probe
 from .environment import snapshot as read_snapshot
 from .errors import CommandFailed, FetchError, IndexUnavailable, StacksyncError, SyncError, TargetError
 from .lockfile import LockProblems, Pin, RequirementsFile, file_sha256, parse, require_hashes
-from .plan import STATE_KEY, Action, Plan, deps_from_requires, make_plan
+from .plan import Action, Plan, deps_from_requires, make_plan
 from .profile import Profile
 from .redact import redact
 
 __all__ = ["Options", "Outcome", "STEPS", "run", "prepare", "preflight", "fetch", "install_base", "sync_rest",
            "install_deferred", "verify", "dependency_problems", "write_state", "STATE_FILE"]
 
-STATE_FILE = "stacksync-state.json"
 # Steps in the order `sync` runs them; each task runs a prefix-free subset. "vcs": the VCS pins at a
 # commit (vcs.txt), after the rest (stacksync.vcsphase).
 STEPS = ("plan", "fetch", "base", "rest", "deferred", "vcs", "verify")
@@ -82,6 +90,8 @@ class Options:
     backend: str | None = None
     cache_dir: Path | None = None
     locks_dir: Path | None = None
+    #: wheelhouse folder (stacksync.wheelhouse.resolve_dir: this > STACKSYNC_WHEELHOUSE > stack.toml)
+    wheelhouse: str | None = None
     verbose: bool = False
     #: asks the user to go on with a destructive plan; ``None``: no prompt (needs ``yes``)
     confirm: Callable[[str], bool] | None = None
@@ -123,6 +133,8 @@ class State:
     smoked: set[str] = field(default_factory=set)
     #: VCS pins at a commit (vcs.txt) whose markers hold for the target
     vcs: dict[NormalizedName, Pin] = field(default_factory=dict)
+    #: where each deferred package's wheel comes from (stacksync.deferred.Source), decided in fetch
+    deferred_sources: dict[NormalizedName, Any] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------- entry point
@@ -235,8 +247,10 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     deferred = deferred_file.for_environment(env) if deferred_file is not None else {}
     _check_deferred_pins(prof, lock, deferred, lock_file, deferred_file)
     vcs_pins = vcsphase.load(prof, env)
-    plan = vcsphase.adjust_plan(make_plan(prof, lock, deferred, snapshot), vcs_pins, snapshot, prof.vcs_checkouts)
     cache = (opts.cache_dir or defaults.CACHE_DIR / prof.name).absolute()
+    plan = vcsphase.adjust_plan(
+        make_plan(prof, lock, deferred, snapshot, build_keys=planned_keys(prof, lock, deferred, snapshot, cache)),
+        vcs_pins, snapshot, prof.vcs_checkouts)
     workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stacksync-sync-")))
     state = State(opts, prof, backend, python, lock_file, deferred_file, snapshot, lock, deferred, plan,
                   cache, workdir, steps, outcome, vcs=vcs_pins)
@@ -248,6 +262,9 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     console.out.print(f"target: {python} (Python {snapshot.version}), profile {prof.name!r}, "
                       f"lock {lock_file.path}", markup=False)
     console.out.print(plan.render(), markup=False)
+    if planning and plan.changes("deferred"):
+        for name, how in expected_sources(state).items():
+            console.out.print(f"deferred source: {name}: {how}", markup=False)
     return state
 
 
@@ -332,7 +349,8 @@ def preflight(state: State) -> None:
         raise TargetError(f"{state.python}: has {found}; installs and pip-sync need pip >= 22.2 in the target "
                           f"(fix: {state.python} -m ensurepip --upgrade, or create it with `uv venv --seed`)")
     facts = doctor.probe_facts(state.python)
-    findings = doctor.preinstall_findings(state.profile, state.snapshot, facts, lock=state.lock_file)
+    findings = doctor.preinstall_findings(state.profile, state.snapshot, facts, lock=state.lock_file,
+                                          have_wheels=wheels_expected(state))
     errors = [f for f in findings if f.level == "error"]
     for f in findings:
         if f.level == "warning":
@@ -416,15 +434,16 @@ def fetch(state: State) -> None:
         console.info(f"all {len(need)} wheel(s) already in {state.cache}")
     if need:
         _confirm_cache(state, need, found)
-    todo = [a for a in state.plan.changes("deferred") if a.kind in _INSTALL_KINDS] if "deferred" in scope else []
-    for action in todo:
-        pin = state.deferred.get(action.name) or state.lock[action.name]
-        _fetch_deferred(pin, index, state.cache)
+    if "deferred" in scope:
+        choose_sources(state)  # the wheel (prebuilt, wheelhouse, team index) or the sdist to build
     state.fetched = True
     # Confirm the base closure from the wheels' own metadata; a dependency the `# via` comments missed
     # moves into the base phase.
     if state.wheel_deps:
-        replanned = make_plan(state.profile, state.lock, state.deferred, state.snapshot, extra_deps=state.wheel_deps)
+        replanned = vcsphase.adjust_plan(
+            make_plan(state.profile, state.lock, state.deferred, state.snapshot, extra_deps=state.wheel_deps,
+                      build_keys=planned_keys(state.profile, state.lock, state.deferred, state.snapshot, state.cache)),
+            state.vcs, state.snapshot, state.profile.vcs_checkouts)
         if replanned.base_names != state.plan.base_names:
             moved = sorted(replanned.base_names - state.plan.base_names)
             if moved:
@@ -524,42 +543,6 @@ def _wheel_requires(path: Path) -> list[str] | None:
     except (InvalidWheelFilename, zipfile.BadZipFile, OSError, KeyError):
         return None
     return Parser().parsestr(text, headersonly=True).get_all("Requires-Dist") or []
-
-
-def _fetch_deferred(pin: Pin, index: profile_mod.IndexConfig, cache: Path) -> Path:
-    """The deferred package's file (an sdist for flash-attn) by URL, its sha256 checked against the
-    lock. pip cannot download it: it prepares metadata, which imports torch (FIELD-NOTES)."""
-    from . import indexapi
-
-    wanted = {h.split(":", 1)[1] for h in pin.hashes if h.startswith("sha256:")}
-    try:
-        files = [f for f in indexapi.project_files(index, pin.name) if pin.version is not None
-                 and f.version == Version(pin.version)]
-    except InvalidVersion as exc:
-        raise FetchError(f"{pin.where}: {pin.name}: {pin.version!r} is not a version") from exc
-    except IndexUnavailable as exc:
-        raise FetchError(f"{pin.where}: fetching {pin.name}=={pin.version}: {exc}") from None
-    if not files:
-        raise FetchError(f"{pin.where}: {pin.name}=={pin.version} is not on the index "
-                         f"({redact(index.index_url or '')}) (fix: pin a version the index serves, then "
-                         "invoke compile again)")
-    for f in files:
-        target = cache / f.filename
-        if target.is_file() and file_sha256(target) in wanted:
-            return target
-    matching = [f for f in files if f.sha256 in wanted] or [f for f in files if f.sha256 is None]
-    for f in matching:
-        try:
-            got = indexapi.fetch_file(f, cache, sha256=f.sha256)
-        except IndexUnavailable as exc:
-            raise FetchError(f"{pin.where}: fetching {pin.name}=={pin.version}: {exc}") from None
-        if file_sha256(got) in wanted:
-            return got
-        got.unlink(missing_ok=True)
-    shown = ", ".join(f"{f.filename} sha256:{f.sha256 or '?'}" for f in files)
-    raise FetchError(f"{pin.where}: {pin.name}=={pin.version}: hash mismatch: the index has {shown}, the lock "
-                     f"expects {', '.join(sorted(wanted))} (fix: find out why the file changed; if it is "
-                     "legitimate, invoke compile again)")
 
 
 def _fetch_error(exc: CommandFailed, lock_path: Path, need: Sequence[Pin],
@@ -720,79 +703,6 @@ def sync_rest(state: State) -> None:
     _smoke_phase(state, "rest")
 
 
-def install_deferred(state: State) -> None:
-    """Build each unsatisfied deferred package in the target (no build isolation, no cache, the
-    profile's build_env), after checking its imports and build requirements; record what it was built
-    against; then the deferred smoke."""
-    todo = state.plan.changes("deferred")
-    if not todo:
-        _adopt_unrecorded(state)
-        return
-    for action in todo:
-        d = state.profile.deferred_by_name(action.name)
-        pin = state.deferred.get(d.name) or state.lock[d.name]
-        # An import that passed after the last change (the rest phase's smoke) is not run again.
-        failed = [r for r in smoke(state.python, [m for m in d.imports if m not in state.smoked]) if not r["ok"]]
-        if failed:
-            raise SyncError(f"{pin.where}: {d.name} cannot be built: "
-                            + "; ".join(f"import {r['name']} fails in the target ({r['error']})" for r in failed)
-                            + " (fix: sync the base and rest phases first: "
-                            f"invoke sync --profile {state.profile.name})")
-        installed = probe(state.python).versions()
-        missing = [n for n in d.build_requires if n not in installed]
-        if missing:
-            raise SyncError(f"{state.profile.stack_toml}: deferred.{d.name}: build requirement(s) "
-                            f"{', '.join(missing)} not installed in the target (fix: add them to "
-                            f"{state.profile.requirements_in} and invoke compile --profile {state.profile.name})")
-        one = _write_requirements(state.workdir / f"deferred-{d.name}.txt", [pin])
-        state.smoked.clear()
-        console.info(f"deferred: building {d.name} {pin.key()}" + (f" ({action.reason})" if action.reason else ""))
-        state.backend.install(state.python, one, state.cache, only_binary=False, no_deps=True,
-                              force_reinstall=d.name in installed, build_isolation=False,
-                              env=dict(d.build_env), stream=state.opts.verbose)
-        after = probe(state.python)
-        write_state(after.prefix, d.name, pin.key(), {b: after.versions()[b] for b in d.rebuild_on
-                                                      if b in after.versions()})
-    _adopt_unrecorded(state)
-    _smoke_phase(state, "deferred")
-
-
-def _adopt_unrecorded(state: State) -> None:
-    """A deferred package installed as locked with no build record (installed before stacksync, base
-    unchanged since): record the current base versions so later base changes trigger a rebuild."""
-    if not state.plan.unrecorded:
-        return
-    versions = state.snapshot.versions()
-    for name in state.plan.unrecorded:
-        d = state.profile.deferred_by_name(name)
-        write_state(state.snapshot.prefix, name, versions[name], {b: versions[b] for b in d.rebuild_on
-                                                                 if b in versions})
-
-
-def write_state(prefix: Path, name: str, version: str, built_against: Mapping[str, str]) -> Path:
-    """Record in ``<prefix>/stacksync-state.json`` that deferred package ``name`` ``version`` was built
-    against ``built_against`` (base name -> exact version). Shape::
-
-        {"deferred": {"flash-attn": {"version": "2.8.0.post2", "built_against": {"torch": "2.4.0"},
-                                     "built_at": "2026-...Z"}}}
-    """
-    path = Path(prefix) / STATE_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        assert isinstance(data, dict)
-    except (OSError, ValueError, AssertionError):
-        data = {}
-    records = data.setdefault(STATE_KEY, {})
-    records[name] = {"version": version, "built_against": dict(built_against),
-                     "built_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{STATE_FILE}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    os.replace(tmp, path)
-    return path
-
-
 # ----------------------------------------------------------------------------------------------- verify
 
 def dependency_problems(snapshot: Snapshot) -> list[str]:
@@ -912,7 +822,8 @@ def _write_receipt(opts: Options, outcome: Outcome, state: State | None, started
                        "prefix": str(state.snapshot.prefix), "pip": state.snapshot.pip_version,
                        "platform": dict(state.snapshot.platform)},
             "backend": {"name": state.backend.name, "versions": state.backend.versions()},
-            "plan": state.plan.to_json(),
+            "plan": {**state.plan.to_json(),
+                     "deferred_sources": {n: s.to_json() for n, s in sorted(state.deferred_sources.items())}},
             "twin": outcome.twin.to_json("lock", "target") if outcome.twin is not None else None,
         })
     elif outcome.plan is not None:

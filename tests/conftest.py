@@ -9,6 +9,7 @@ Fixture API (see each docstring):
   * ``index_server`` (session, shared: never stop it or change its files) and ``fresh_index_server``
     (function, own copy of the packages): :class:`pkgfactory.IndexServer`.
   * ``make_venv(name="venv", *, pip=True, setuptools=True, wheel=False) -> Path`` (function).
+  * ``STACKSYNC_WHEELHOUSE``: a folder per test (autouse) and one per session for module fixtures.
 
 How pypiserver 2.4.2 publishes hashes: only in its PEP 503 HTML simple pages, as a URL fragment on each
 link, ``<a href="/packages/torch_like-2.4.0-py3-none-any.whl#sha256=<hex>">`` (``--hash-algo sha256``,
@@ -50,6 +51,17 @@ def _isolate_pip_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.T
     # pip reuses a wheel it built from an sdist even after torch changed (see FIELD-NOTES): a cache per
     # test keeps one test's flash-attn-like build out of the next one. uv's cache follows it too.
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+    # A wheelhouse per test too (built deferred wheels are reused by key: never across tests unless a
+    # test shares one on purpose); module fixtures get the session's (below).
+    monkeypatch.setenv("STACKSYNC_WHEELHOUSE", str(tmp_path_factory.mktemp("wheelhouse")))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep module- and session-scoped syncs out of the project's .stacksync-cache/wheelhouse."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STACKSYNC_WHEELHOUSE", str(tmp_path_factory.mktemp("session-wheelhouse")))
+        yield
 
 
 @pytest.fixture(scope="session")

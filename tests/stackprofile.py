@@ -4,6 +4,7 @@ and reproduce tests)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -13,6 +14,7 @@ import pkgfactory
 from pkgfactory import IndexServer
 
 from stacksync.environment import probe
+from stacksync.sync import STATE_FILE
 
 PY_XY = f"{sys.version_info[0]}.{sys.version_info[1]}"
 USER_VAR, TOKEN_VAR = "SS_TEST_INDEX_USER", "SS_TEST_INDEX_TOKEN"
@@ -104,3 +106,16 @@ def virtualenv_at(path: Path, app_data: Path) -> Path:
 
 def expected_a(stack: Path) -> dict[str, str]:
     return {**LOCK_A, "setuptools": setuptools_wheel(stack)[0], "flash-attn-like": "2.8.0"}
+
+
+def builds(history: list[list[str]]) -> list[list[str]]:
+    """Commands in ``runner.history`` that build a wheel (pip wheel, uv build, a pip install of an sdist)."""
+    return [a for a in history if a[1:4] == ["-m", "pip", "wheel"] or (Path(a[0]).name == "uv" and "build" in a)
+            or any(x.endswith(".tar.gz") for x in a)]
+
+
+def record(venv: Path) -> dict[str, object]:
+    data = json.loads((venv / STATE_FILE).read_text())
+    rec = data["deferred"]["flash-attn-like"]
+    assert isinstance(rec, dict)
+    return rec

@@ -222,3 +222,38 @@ def test_machine_info_names_the_machine_and_tools() -> None:
     assert info["tools"]["pip"] and info["tools"]["pip-tools"]
     assert info["stacksync_commit"] is None or len(info["stacksync_commit"]) == 40
     json.dumps(info)  # goes into reports/bench.json as is
+
+
+def test_deferred_case_profile_and_sdist(tmp_path: Path) -> None:
+    """The deferred case's inputs: a profile whose locks hash the dists it wrote, a team index with
+    ${VAR} credentials, and an sdist that imports the base in setup.py (byte-identical when rebuilt)."""
+    import tarfile
+
+    from stacksync import bench_deferred
+    from stacksync import profile as profile_mod
+
+    assert bench.select_cases(["deferred"]) == ("deferred",)
+    locks, packages = bench_deferred.write_deferred_profile(tmp_path, 5001, 5002)
+    prof = profile_mod.load(bench_deferred.PROFILE, locks)
+    assert prof.team_index == "http://${BENCH_TEAM_USER}:${BENCH_TEAM_TOKEN}@127.0.0.1:5002/simple/"
+    assert [d.name for d in prof.deferred] == ["bench-ext"] and prof.deferred[0].rebuild_on == ("bench-torch",)
+    files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in packages.iterdir()}
+    for lock in (prof.lock_path, prof.deferred_path):
+        for pin in parse(lock, lock=True).pins:
+            (digest,) = pin.hashes
+            assert digest.split(":")[1] in files.values(), pin.name
+    sdist = packages / "bench_ext-1.0.tar.gz"
+    with tarfile.open(sdist) as tf:
+        setup_py = tf.extractfile("bench_ext-1.0/setup.py").read().decode()  # type: ignore[union-attr]
+    assert "import bench_torch" in setup_py
+    assert bench_deferred.build_sdist(tmp_path / "again").read_bytes() == sdist.read_bytes()
+
+
+def test_measure_records_what_a_self_timed_action_returns() -> None:
+    """A self-timed contender (one phase of a sync) records the seconds its action returns."""
+    returned = iter([0.25, 0.5, 0.75])
+    rows = bench.measure("deferred", [Contender("phase", lambda: next(returned), self_timed=True, warmup=False),
+                                      Contender("broken", lambda: None, self_timed=True, warmup=False)],
+                         2, log=lambda _m: None)
+    assert rows[0].samples == [0.25, 0.5]
+    assert rows[1].status.startswith("failed: broken: a self-timed action returns its seconds")

@@ -131,7 +131,10 @@ def test_first_sync_installs_rest_without_pip_sync_and_smokes_each_module_once(s
     assert isinstance(started, list)
     assert not any("piptools" in argv for argv in started), started
     installs = [argv for argv in started if argv[1:4] == ["-m", "pip", "install"]]
-    assert len(installs) == 3 and "--no-build-isolation" in installs[2]  # base, rest, deferred
+    builds = [argv for argv in started if argv[1:4] == ["-m", "pip", "wheel"]]
+    assert len(builds) == 1 and "--no-build-isolation" in builds[0]  # the deferred build, into the wheelhouse
+    assert len(installs) == 3 and "--require-hashes" in installs[2]  # base, rest, deferred (from that wheel)
+    assert "--no-deps" in installs[2] and "--no-index" in installs[2]
     assert smoke_runs(started) == [["torch_like"], ["torch_like", "einops_like", "plain_a"],
                                    ["torch_like", "einops_like", "plain_a", "flash_attn_like"]]
     assert "smoke 4/4 ok" in synced["outcome"].summary  # type: ignore[attr-defined]

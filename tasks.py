@@ -21,14 +21,23 @@ from stacksync.edge import one_line_errors
     "out": "write to this file instead of stdout",
     "profile": "write locks/<profile>/requirements.in (a starter stack.toml too, if the profile is new)",
     "all": "keep pip, setuptools and wheel",
+    "manifest": "write the file-level JSON manifest (versions, wheel tags, every file's hash, digest) to FILE",
     "verbose": "show every command started",
 })
 def freeze(c: Context, python: str = "", out: str = "", profile: str = "", all: bool = False,
-           verbose: bool = False) -> None:
-    """Capture an environment as sorted, canonical name==version lines."""
+           manifest: str = "", verbose: bool = False) -> None:
+    """Capture an environment as sorted, canonical name==version lines (or --manifest FILE: file level)."""
     from stacksync.freeze import write_freeze
 
     with one_line_errors(verbose):
+        if manifest:
+            from stacksync.manifest import write
+
+            written, scan = write(python or sys.executable, manifest)
+            console.info(f"wrote {manifest} ({len(scan.dists)} distributions, {scan.files:,} files, "
+                         f"{written['digest']})")
+            if not out and not profile:
+                return
         text, frozen, written = write_freeze(python or sys.executable, out=out or None,
                                              profile_name=profile or None, include_installers=all)
         for warning in frozen.warnings:
@@ -44,12 +53,26 @@ def freeze(c: Context, python: str = "", out: str = "", profile: str = "", all: 
     "b": "the other side",
     "json": "print JSON instead of a table",
     "all": "count pip, setuptools and wheel differences too",
+    "files": "compare file by file (venvs, pythons or manifests from invoke freeze --manifest)",
     "verbose": "show every command started",
 })
-def diff(c: Context, a: str, b: str, json_: bool = False, all: bool = False, verbose: bool = False) -> None:
+def diff(c: Context, a: str, b: str, json_: bool = False, all: bool = False, files: bool = False,
+         verbose: bool = False) -> None:
     """Compare two environments: exit 0 identical, 1 different, 2 bad input."""
     from stacksync.diff import diff_sides, render
 
+    if files:
+        from stacksync.manifest import diff_files, render_lines
+
+        with one_line_errors(verbose):
+            found = diff_files(a, b, include_installers=all)
+            if json_:
+                print(json.dumps(found.to_json(a, b), indent=2))
+            else:
+                console.out.print("\n".join(render_lines(found, a, b)), markup=False, highlight=False)
+        if not found.identical:
+            raise SystemExit(1)
+        return
     with one_line_errors(verbose):
         _, _, result = diff_sides(a, b, include_installers=all)
         if json_:
@@ -183,9 +206,18 @@ def install_deferred(c: Context, profile: str = "", python: str = "", venv: str 
           verbose)
 
 
-@task(help=_SYNC_HELP)
+@task(help={**_SYNC_HELP, "files": "instead: check every installed file against its RECORD sha256 (no lock "
+                                   "needed); modified, missing and unrecorded files per package; exit 1 on any"})
 def verify(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False,
            yes: bool = False, force: bool = False, wait: bool = False, report: str = "", backend: str = "",
-           verbose: bool = False) -> None:
+           files: bool = False, verbose: bool = False) -> None:
     """Check the target: dependencies, twin of the lock, smoke imports; one summary line; exit 1 if not."""
+    if files:
+        from stacksync.manifest import verify_files
+
+        with one_line_errors(verbose):
+            ok = verify_files(python or None, venv or None, report=report or None)
+        if not ok:
+            raise SystemExit(1)
+        return
     _sync(("plan", "verify"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose)

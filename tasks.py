@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from invoke.context import Context
 from invoke.tasks import task
@@ -33,9 +34,9 @@ def freeze(c: Context, python: str = "", out: str = "", profile: str = "", all: 
         if manifest:
             from stacksync.manifest import write
 
-            written, scan = write(python or sys.executable, manifest)
+            doc, scan = write(python or sys.executable, manifest)
             console.info(f"wrote {manifest} ({len(scan.dists)} distributions, {scan.files:,} files, "
-                         f"{written['digest']})")
+                         f"{doc['digest']})")
             if not out and not profile:
                 return
         text, frozen, written = write_freeze(python or sys.executable, out=out or None,
@@ -128,6 +129,28 @@ def compile_(c: Context, profile: str = "", all: bool = False, upgrade: bool = F
         raise SystemExit(1)
 
 
+@task(help={
+    "format": "pylock (PEP 751 pylock.toml); the only format so far",
+    "out": "write to this file (default: stdout)",
+    "profile": "profile whose hashed lock to export (default: STACKSYNC_PROFILE, else demo)",
+    "verbose": "show every command started",
+})
+def export(c: Context, format: str = "pylock", out: str = "", profile: str = "", verbose: bool = False) -> None:
+    """Export the profile's hashed lock (and deferred pins) as a PEP 751 pylock.toml; URLs from the index."""
+    from stacksync import defaults
+    from stacksync.errors import StacksyncError
+    from stacksync.pylock import export as export_pylock
+
+    with one_line_errors(verbose):
+        if format not in ("pylock", "pylock.toml"):
+            raise StacksyncError(f"export: unknown format {format!r} (fix: --format pylock)")
+        text, count = export_pylock(profile or defaults.DEFAULT_PROFILE, out=out or None)
+        if out:
+            console.info(f"wrote {out} ({count} packages)")
+        else:
+            sys.stdout.write(text)
+
+
 # --- sync: `invoke sync` runs plan, fetch, install-base, sync-rest, install-deferred, verify in order ------
 
 _SYNC_HELP = {
@@ -145,7 +168,7 @@ _SYNC_HELP = {
 
 
 def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run: bool, yes: bool, force: bool,
-          wait: bool, report: str, backend: str, verbose: bool) -> None:
+          wait: bool, report: str, backend: str, verbose: bool, lock: str = "") -> None:
     from stacksync import defaults
     from stacksync.sync import Options, run
 
@@ -155,16 +178,19 @@ def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run:
     with one_line_errors(verbose):
         run(Options(profile=profile or defaults.DEFAULT_PROFILE, python=python or None, venv=venv or None,
                     dry_run=dry_run, yes=yes, force=force, wait=wait, report=report or None,
-                    backend=backend or None, verbose=verbose, confirm=ask if sys.stdin.isatty() else None),
+                    backend=backend or None, verbose=verbose, confirm=ask if sys.stdin.isatty() else None,
+                    lock=Path(lock) if lock else None),
             steps)
 
 
-@task(help=_SYNC_HELP)
+@task(help={**_SYNC_HELP, "lock": "sync to this lock instead of the profile's requirements.txt (a PEP 751 "
+                                  "pylock.toml, or a hashed requirements file)"})
 def sync(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False, yes: bool = False,
-         force: bool = False, wait: bool = False, report: str = "", backend: str = "", verbose: bool = False) -> None:
+         force: bool = False, wait: bool = False, report: str = "", backend: str = "", lock: str = "",
+         verbose: bool = False) -> None:
     """Make the target the exact twin of the profile's lock, in phases; a second run does nothing."""
     _sync(("plan", "fetch", "base", "rest", "deferred", "verify"), profile, python, venv, dry_run, yes, force,
-          wait, report, backend, verbose)
+          wait, report, backend, verbose, lock)
 
 
 @task(help=_SYNC_HELP)

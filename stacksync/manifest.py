@@ -122,7 +122,8 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
     except FileNotFoundError:
         raise StacksyncError(f"{p}: no such manifest (fix: write one with invoke freeze --manifest {p})") from None
     except (OSError, ValueError) as exc:
-        raise StacksyncError(f"{p}: not a JSON manifest ({exc}) (fix: write it with invoke freeze --manifest)") from None
+        raise StacksyncError(f"{p}: not a JSON manifest ({exc}) "
+                             "(fix: write it with invoke freeze --manifest)") from None
     if not isinstance(data, dict) or data.get(MANIFEST_KEY) != 1 or not isinstance(data.get("distributions"), dict):
         raise StacksyncError(f"{p}: not a stacksync manifest (no \"{MANIFEST_KEY}\": 1) "
                              "(fix: write it with invoke freeze --manifest FILE)")

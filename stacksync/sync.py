@@ -79,6 +79,8 @@ class Options:
     wait: bool = False
     report: str | None = None
     backend: str | None = None
+    #: a lock file instead of the profile's requirements.txt (a pylock.toml holds the deferred pins too)
+    lock: Path | None = None
     cache_dir: Path | None = None
     locks_dir: Path | None = None
     verbose: bool = False
@@ -210,7 +212,7 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     *before anything is touched*, the target lock, the probe and the plan (printed)."""
     start = time.perf_counter()
     prof = profile_mod.load(opts.profile, opts.locks_dir)
-    lock_file, deferred_file = load_locks(prof)
+    lock_file, deferred_file = load_locks(prof, opts.lock)
     backend = get_backend(resolve_name(opts.backend, prof.backend))
     # absolute, not resolved: a venv's bin/python is a symlink to the base interpreter.
     python = _target(opts, prof, backend, create=bool(_scope(steps)) and not opts.dry_run).absolute()
@@ -245,13 +247,22 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     return state
 
 
-def load_locks(prof: Profile) -> tuple[RequirementsFile, RequirementsFile | None]:
-    """The profile's hashed lock and its deferred.txt (when present); a missing lock says how to make it."""
-    if not prof.lock_path.is_file():
-        raise StacksyncError(f"{prof.lock_path}: profile {prof.name!r} has no lock yet "
-                             f"(fix: invoke compile --profile {prof.name})")
-    lock_file = parse(prof.lock_path, lock=True)
-    deferred_file = parse(prof.deferred_path, lock=True) if prof.deferred_path.is_file() else None
+def load_locks(prof: Profile, lock: Path | None = None) -> tuple[RequirementsFile, RequirementsFile | None]:
+    """The profile's hashed lock and its deferred.txt (when present); a missing lock says how to make it.
+    ``lock`` (``--lock FILE``) replaces requirements.txt; a PEP 751 pylock.toml (given, or the profile's
+    when it has no requirements.txt) holds both, read by :mod:`stacksync.pylock`."""
+    from .pylock import profile_locks
+
+    pair = profile_locks(prof.folder, prof.deferred_names, lock)
+    if pair is not None:
+        lock_file, deferred_file = pair
+    else:
+        path = lock or prof.lock_path
+        if not path.is_file():
+            raise StacksyncError(f"{path}: profile {prof.name!r} has no lock yet "
+                                 f"(fix: invoke compile --profile {prof.name})")
+        lock_file = parse(path, lock=True)
+        deferred_file = parse(prof.deferred_path, lock=True) if prof.deferred_path.is_file() else None
     try:
         require_hashes([*lock_file.pins, *(deferred_file.pins if deferred_file else [])])
     except LockProblems as exc:

@@ -233,7 +233,8 @@ def install_deferred(c: Context, profile: str = "", python: str = "", venv: str 
 
 
 @task(help={**_SYNC_HELP, "files": "instead: check every installed file against its RECORD sha256 (no lock "
-                                   "needed); modified, missing and unrecorded files per package; exit 1 on any"})
+                                   "needed; with --profile also against the locked wheels in the sync cache); "
+                                   "modified, missing, unrecorded files and other builds per package; exit 1 on any"})
 def verify(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False,
            yes: bool = False, force: bool = False, wait: bool = False, report: str = "", backend: str = "",
            files: bool = False, verbose: bool = False) -> None:
@@ -242,7 +243,7 @@ def verify(c: Context, profile: str = "", python: str = "", venv: str = "", dry_
         from stacksync.manifest import verify_files
 
         with one_line_errors(verbose):
-            ok = verify_files(python or None, venv or None, report=report or None)
+            ok = verify_files(python or None, venv or None, report=report or None, profile=profile or None)
         if not ok:
             raise SystemExit(1)
         return

@@ -304,14 +304,30 @@ def render_lines(result: FileDiff, label_a: str, label_b: str, *, limit: int = 2
     return lines
 
 
-def verify_files(python: str | None, venv: str | None, *, report: str | None = None) -> bool:
-    """``invoke verify --files``: check the target's files against their RECORD, print the problems and
-    one summary line, write the JSON (with the manifest digest) to ``report``; ``True`` when clean."""
-    from . import console
-    from .record import report_lines, resolve_target, summary, to_json
+def verify_files(python: str | None, venv: str | None, *, report: str | None = None, profile: str | None = None,
+                 cache_dir: Path | None = None, locks_dir: Path | None = None) -> bool:
+    """``invoke verify --files``: check the target's files against their RECORD (and, with ``profile``,
+    each distribution against the locked wheel in the sync cache), print the problems and one summary
+    line, write the JSON (with the manifest digest) to ``report``; ``True`` when clean."""
+    import time
+
+    from . import console, defaults
+    from .record import check_locked_builds, report_lines, resolve_target, summary, to_json
 
     target = resolve_target(python, venv)
     result = verify_environment(target)
+    compared = None
+    if profile:
+        from . import profile as profile_mod
+        from .sync import load_locks
+
+        start = time.perf_counter()
+        prof = profile_mod.load(profile, locks_dir)
+        lock_file, deferred_file = load_locks(prof)
+        pins = {p.name: p for f in (lock_file, deferred_file) if f is not None for p in f.pins}
+        compared = check_locked_builds(result, pins, cache_dir or defaults.CACHE_DIR / prof.name)
+        console.info(f"verify --files: {compared} distribution(s) compared with their locked wheel in the sync "
+                     f"cache ({time.perf_counter() - start:.2f} s); the others were built here or are not cached")
     for line in report_lines(result):
         console.out.print(line, markup=False, highlight=False)
     line = summary(result, target)

@@ -6,7 +6,9 @@ Pure reading of site-packages, in-process (no interpreter is started: hashing fi
   and lists the files under site-packages that no RECORD claims.
 * :func:`check` hashes every RECORD entry that carries a hash, in a thread pool (``hashlib`` releases
   the GIL while it hashes, so threads use every core), and checks entries without one (``.pyc``
-  written at install time, RECORD itself) for presence only.
+  written at install time, RECORD itself) for presence only. Absent byte-code is counted, not called
+  missing: Python rebuilds it from the sources, and virtualenv's seeder lists ``.pyc`` paths (and
+  ``__pycache__`` folders) for pip and setuptools that it never writes.
 
 What counts as *unrecorded* (a file in site-packages that no RECORD lists):
 
@@ -42,6 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from packaging.utils import NormalizedName, canonicalize_name
+
+from .lockfile import Pin
 
 __all__ = ["RecordEntry", "Dist", "Unrecorded", "Scan", "scan", "check", "site_dirs", "verify_environment",
            "parse_record", "WORKERS"]
@@ -97,10 +101,17 @@ class Dist:
     unrecorded: list[Unrecorded] = field(default_factory=list)
     files: int = 0
     bytes: int = 0
+    #: byte-code RECORD lists (without a hash) that is not on disk: not a fault (see _is_bytecode)
+    absent_bytecode: int = 0
+    #: after check_locked_builds: files whose installed RECORD hash is not the locked wheel's
+    other_build: list[str] = field(default_factory=list)
+    #: the locked wheel (file name) the install was compared with, when one was
+    locked_wheel: str | None = None
 
     @property
     def problems(self) -> int:
-        return len(self.modified) + len(self.missing) + len(self.unrecorded) + (self.record is None)
+        return (len(self.modified) + len(self.missing) + len(self.unrecorded) + (self.record is None)
+                + bool(self.other_build))
 
     def abspath(self, rel: str) -> str:
         return os.path.normpath(os.path.join(self.location, rel))
@@ -132,7 +143,8 @@ class Scan:
         return {"modified": sum(len(d.modified) for d in self.dists),
                 "missing": sum(len(d.missing) for d in self.dists),
                 "unrecorded": sum(len(d.unrecorded) for d in self.dists) + len(self.unowned),
-                "no_record": sum(d.record is None for d in self.dists)}
+                "no_record": sum(d.record is None for d in self.dists),
+                "other_build": sum(bool(d.other_build) for d in self.dists)}
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -301,6 +313,12 @@ def _owner(folder: str, top: str, owners: Mapping[str, set[NormalizedName]]) -> 
 
 # ------------------------------------------------------------------------------------------ hashing
 
+def _is_bytecode(path: str) -> bool:
+    """Byte-code RECORD lists (without a hash): derived from the sources, rebuilt by Python when absent.
+    virtualenv's seeder even lists ``.pyc`` paths and ``__pycache__`` folders it never writes."""
+    return path.endswith((".pyc", ".pyo", "/__pycache__")) or path == "__pycache__"
+
+
 def _b64(digest: bytes) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
@@ -341,7 +359,10 @@ def check(result: Scan, *, workers: int = WORKERS) -> Scan:
             if e.hash and "=" in e.hash and e.hash.split("=", 1)[0] in hashlib.algorithms_available:
                 jobs.append((d, e))
             elif not os.path.lexists(d.abspath(e.path)):
-                d.missing.append(e.path)
+                if _is_bytecode(e.path):
+                    d.absent_bytecode += 1
+                else:
+                    d.missing.append(e.path)
             else:
                 d.files += 1
 
@@ -406,6 +427,8 @@ def summary(result: Scan, target: str) -> str:
     parts = [f"{c['modified']} modified", f"{c['missing']} missing", f"{c['unrecorded']} unrecorded"]
     if c["no_record"]:
         parts.append(f"{c['no_record']} without RECORD")
+    if c["other_build"]:
+        parts.append(f"{c['other_build']} not the locked build")
     return head + f": {', '.join(parts)} ({bad} package{'s' if bad != 1 else ''})"
 
 
@@ -429,6 +452,10 @@ def report_lines(result: Scan, *, limit: int = 20) -> list[str]:
             lines.append(f"  no RECORD: {why}; its files cannot be verified")
         some("modified", d.modified)
         some("missing", d.missing)
+        if d.other_build:
+            lines.append(f"  not the locked build: {len(d.other_build)} file(s) differ from the locked wheel "
+                         f"{d.locked_wheel} (same version, another build)")
+            some("other build", d.other_build)
         some("unrecorded", [f"{u.path}" + (f" ({_KIND_TEXT[u.kind]})" if u.kind != "file" else "")
                             for u in d.unrecorded])
         lines.append(f"  fix: reinstall it: pip install --force-reinstall --no-deps {d.name}=={d.version} "
@@ -450,7 +477,8 @@ def to_json(result: Scan, target: str) -> dict[str, Any]:
         "distributions": len(result.dists), "files": result.files, "bytes": result.bytes,
         "counts": result.counts(), "summary": summary(result, target),
         "problems": [{"name": d.name, "version": d.version, "record": d.record is not None,
-                      "modified": d.modified, "missing": d.missing,
+                      "modified": d.modified, "missing": d.missing, "other_build": d.other_build,
+                      "locked_wheel": d.locked_wheel,
                       "unrecorded": [{"path": u.path, "kind": u.kind} for u in d.unrecorded]}
                      for d in result.dists if d.problems],
         "unowned": [{"path": u.path, "kind": u.kind} for u in result.unowned],
@@ -468,3 +496,62 @@ def resolve_target(python: str | None, venv: str | None) -> str:
     if not Path(target).exists() and not python:
         raise TargetError(f"{target}: no such venv (fix: invoke sync creates it, or pass --venv/--python)")
     return target
+
+
+# ------------------------------------------------------------------------------ against the lock
+
+def _wheel_record(path: Path) -> tuple[str, list[RecordEntry]] | None:
+    """(dist-info folder name, RECORD rows) of a wheel file, read from the zip (nothing extracted)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            name = next((n for n in zf.namelist() if n.endswith(".dist-info/RECORD") and n.count("/") == 1), None)
+            if name is None:
+                return None
+            return name.split("/", 1)[0], parse_record(zf.read(name).decode("utf-8", errors="replace"))
+    except (OSError, zipfile.BadZipFile, KeyError):
+        return None
+
+
+def check_locked_builds(result: Scan, pins: Mapping[NormalizedName, Pin], cache: Path) -> int:
+    """Compare each installed distribution with the locked wheel it should have come from: the wheel of
+    exactly its pinned version in the sync cache whose sha256 the lock lists (only those files are
+    hashed). A file whose installed RECORD hash is not the wheel's (``+cpu`` files under a ``+cu121``
+    lock with the same version string, a hand-installed build) goes to ``other_build``. A
+    distribution without such a wheel (built here from an sdist, or not in the cache) is not compared.
+    Returns how many distributions were compared."""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    from .lockfile import file_sha256
+
+    wheels: dict[tuple[str, str], list[Path]] = {}
+    for path in sorted(cache.glob("*.whl")) if cache.is_dir() else []:
+        try:
+            name, version, _, _ = parse_wheel_filename(path.name)
+        except InvalidWheelFilename:
+            continue
+        wheels.setdefault((name, str(version)), []).append(path)
+    compared = 0
+    for d in result.dists:
+        pin = pins.get(d.name)
+        if pin is None or d.record is None or pin.version != d.version:
+            continue
+        wanted = {h.split(":", 1)[1] for h in pin.hashes if h.startswith("sha256:")}
+        for path in wheels.get((d.name, d.version), []):
+            if file_sha256(path) not in wanted:
+                continue
+            found = _wheel_record(path)
+            if found is None:
+                continue
+            dist_info, rows = found
+            installed = {e.path: e.hash for e in d.record}
+            differ = sorted(e.path for e in rows
+                            if e.hash and not e.path.startswith(dist_info.replace(".dist-info", ".data") + "/")
+                            and not (e.path.startswith(dist_info + "/")
+                                     and e.path.split("/", 1)[1] in INSTALL_RECORDS)
+                            and installed.get(e.path) != e.hash)
+            compared += 1
+            d.locked_wheel, d.other_build = path.name, differ
+            break
+    return compared

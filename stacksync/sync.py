@@ -890,6 +890,16 @@ def _file_sha256(path: Path | None) -> str | None:
     return file_sha256(path) if path is not None and path.is_file() else None
 
 
+def _manifest_entry(python: Path) -> dict[str, Any] | None:
+    """The target's file-level manifest digest (:mod:`stacksync.manifest`): two runs compare by one hash."""
+    from .manifest import receipt_entry
+
+    try:
+        return receipt_entry(python)
+    except (StacksyncError, OSError) as exc:
+        return {"digest": None, "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
+
+
 def _write_receipt(opts: Options, outcome: Outcome, state: State | None, started: _dt.datetime, *,
                    error: str | None = None) -> None:
     """The JSON receipt of ``--report FILE``; every string redacted."""
@@ -916,6 +926,7 @@ def _write_receipt(opts: Options, outcome: Outcome, state: State | None, started
             "backend": {"name": state.backend.name, "versions": state.backend.versions()},
             "plan": state.plan.to_json(),
             "twin": outcome.twin.to_json("lock", "target") if outcome.twin is not None else None,
+            "manifest": _manifest_entry(state.python),
         })
     elif outcome.plan is not None:
         receipt["plan"] = outcome.plan.to_json()

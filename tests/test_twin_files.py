@@ -1,0 +1,206 @@
+"""The byte-exact twin: ``verify --files``, manifests, ``diff --files`` and PEP 751 ``pylock.toml``, with real
+pip / pip-tools / uv installs from the local pypiserver (stand-in stack).
+
+One module fixture exports the stand-in profile's lock as pylock.toml and syncs two venvs: A from the
+pylock.toml (``--lock``), B from requirements.txt. Damage is done to a copy of B, never to A or B.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pkgfactory
+import pytest
+from pkgfactory import IndexServer
+from stackprofile import LOCK_A, TOKEN_VAR, USER_VAR, virtualenv_at, write_profile
+
+from stacksync import manifest, pylock, record
+from stacksync.backend import uv_executable
+from stacksync.lockfile import parse
+from stacksync.sync import Options, run
+
+ROOT = Path(__file__).resolve().parent.parent
+SP = f"lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages"
+
+pytestmark = pytest.mark.slow
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(ROOT), *args],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=ROOT,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def twins(index_server: IndexServer, stack_packages: Path, _virtualenv_app_data: Path,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    root = tmp_path_factory.mktemp("twins")
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in {USER_VAR: index_server.user, TOKEN_VAR: index_server.password,
+                           "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": "", "PIP_NO_INPUT": "1",
+                           "UV_NO_CONFIG": "1", "XDG_CACHE_HOME": str(root / "xdg")}.items():
+            mp.setenv(key, value)
+        prof = write_profile(root / "standin", stack_packages, index_server, LOCK_A)
+        lock = root / "pylock.toml"
+        exported = invoke("export", "--format", "pylock", "--profile", str(prof), "--out", str(lock))
+        assert exported.returncode == 0, exported.stdout + exported.stderr
+        a, b = virtualenv_at(root / "a", _virtualenv_app_data), virtualenv_at(root / "b", _virtualenv_app_data)
+        cache = root / "cache" / "standin"  # where STACKSYNC_CACHE_DIR=root/cache puts the profile's
+        run(Options(profile=str(prof), venv=str(a), cache_dir=cache, lock=lock, report=str(root / "a.json")))
+        run(Options(profile=str(prof), venv=str(b), cache_dir=cache, report=str(root / "b.json")))
+        yield {"root": root, "profile": prof, "pylock": lock, "a": a, "b": b, "cache": cache}
+
+
+# --- pylock.toml ---------------------------------------------------------------------------------------
+
+def _pins(files: list[Path]) -> set[tuple[str, str | None, tuple[str, ...], str | None]]:
+    out = set()
+    for f in files:
+        lock = pylock.read(f) if pylock.is_pylock(f) else parse(f, lock=True)
+        out |= {(p.name, p.version, p.hashes, str(p.marker) if p.marker else None) for p in lock.pins}
+    return out
+
+
+def test_pylock_round_trips_and_uv_accepts_it(twins: dict[str, Path], index_server: IndexServer,
+                                              make_venv) -> None:  # type: ignore[no-untyped-def]
+    text = twins["pylock"].read_text()
+    assert text.splitlines()[2:6] == ['lock-version = "1.0"', "environments = [\"sys_platform == 'linux'\"]",
+                                      f'requires-python = "=={sys.version_info[0]}.{sys.version_info[1]}.*"',
+                                      'created-by = "stacksync"']
+    assert index_server.password not in text and index_server.user not in text
+    # export -> read gives the same pins and hashes as requirements.txt + deferred.txt
+    prof = twins["profile"]
+    assert _pins([twins["pylock"]]) == _pins([prof / "requirements.txt", prof / "deferred.txt"])
+    got = pylock.read(twins["pylock"])
+    assert got.get("torch-like")[0].via == ("flash-attn-like",)  # dependencies read back as `# via`
+    assert 'sdist = { name = "flash_attn_like-2.8.0.tar.gz", url = "' + index_server.base_url in text
+    uv = uv_executable()
+    if uv is None:
+        pytest.skip("uv is not installed (pip install -e '.[uv]'): the second reader of pylock.toml")
+    venv = make_venv("uv-target")
+    proc = subprocess.run([uv, "pip", "install", "--dry-run", "--python", str(venv / "bin" / "python"),
+                           "-r", str(twins["pylock"])], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    planned = {line.strip()[2:] for line in proc.stderr.splitlines() if line.strip().startswith("+ ")}
+    # setuptools is already there at the locked version (virtualenv seeds the same wheel)
+    assert planned >= {"torch-like==2.4.0", "nvidia-cudnn-like==9.1.0", "nvidia-cublas-like==12.1.0",
+                       "einops-like==0.8.0", "plain-a==1.0", "flash-attn-like==2.8.0"}, proc.stderr
+
+
+def test_sync_from_pylock_equals_sync_from_requirements(twins: dict[str, Path]) -> None:
+    receipt_a = json.loads((twins["root"] / "a.json").read_text())
+    receipt_b = json.loads((twins["root"] / "b.json").read_text())
+    assert receipt_a["verdict"] == receipt_b["verdict"] == "synced"
+    assert receipt_a["lock"]["path"] == str(twins["pylock"])
+    # the two runs compare by one hash: every installed file is the same
+    assert receipt_a["manifest"]["digest"] == receipt_b["manifest"]["digest"]
+    assert receipt_a["manifest"]["verified"] and receipt_a["manifest"]["files"] > 10
+    # A (synced from pylock.toml) is already in sync with requirements.txt, and the other way round
+    assert run(Options(profile=str(twins["profile"]), venv=str(twins["a"]), cache_dir=twins["cache"])).verdict \
+        == "in-sync"
+    assert run(Options(profile=str(twins["profile"]), venv=str(twins["b"]), cache_dir=twins["cache"],
+                       lock=twins["pylock"])).verdict == "in-sync"
+    same = invoke("diff", str(twins["pylock"]), str(twins["b"]))
+    assert same.returncode == 0 and "identical" in same.stdout, same.stdout + same.stderr
+
+
+# --- manifests, verify --files, diff --files ------------------------------------------------------------
+
+def test_twins_have_byte_identical_manifests(twins: dict[str, Path], tmp_path: Path) -> None:
+    ma, mb = tmp_path / "a.json", tmp_path / "b.json"
+    for venv, out in ((twins["a"], ma), (twins["b"], mb)):
+        proc = invoke("freeze", "--python", str(venv), "--manifest", str(out))
+        assert proc.returncode == 0, proc.stderr
+    assert ma.read_bytes() == mb.read_bytes()
+    data = json.loads(ma.read_text())
+    assert data["digest"] == manifest.digest(data) == json.loads((twins["root"] / "a.json").read_text())[
+        "manifest"]["digest"]
+    torch = data["distributions"]["torch-like"]
+    assert torch["version"] == "2.4.0" and torch["installer"] == "pip" and torch["wheel"]["tags"] == ["py3-none-any"]
+    assert torch["files"]["torch_like/version.py"].startswith("sha256=")
+    assert not any(p.endswith(".pyc") for p in torch["files"])  # byte-code is derived: not in the manifest
+    ok = invoke("verify", "--files", "--venv", str(twins["a"]))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "every file matches its RECORD" in ok.stderr and " GB/s" in ok.stderr
+    for other in (str(twins["b"]), str(mb)):
+        same = invoke("diff", "--files", str(twins["a"]), other)
+        assert same.returncode == 0, same.stdout + same.stderr
+        assert same.stdout.startswith("identical")
+
+
+def _other_build(tmp_path: Path) -> Path:
+    """einops-like 0.8.0 again, another build: other file content and wheel tag, the same version."""
+    return pkgfactory.build_wheel(tmp_path / "other-build", "einops-like", pkgfactory.EINOPS_LIKE_VERSION,
+                                  files={"einops_like/__init__.py": "# rebuilt elsewhere\n__version__ = '0.8.0'\n"},
+                                  tag="py3-none-linux_x86_64")
+
+
+def test_damage_is_found_by_verify_files_and_diff_files(twins: dict[str, Path], tmp_path: Path) -> None:
+    b = twins["b"]
+    base = tmp_path / "b-manifest.json"
+    assert invoke("freeze", "--python", str(b), "--manifest", str(base)).returncode == 0
+    c = tmp_path / "c"
+    shutil.copytree(b, c, symlinks=True)
+    sp = c / SP
+    (sp / "torch_like" / "version.py").write_text("__version__ = '2.4.0'\ncuda = None  # patched by hand\n")
+    (sp / "plain_a" / "__init__.py").unlink()
+    (sp / "~orch_like").mkdir()  # what pip leaves when it is killed while replacing torch_like/
+    (sp / "~orch_like" / "__init__.py").write_text("# stashed\n")
+    subprocess.run([str(c / "bin" / "python"), "-c", "import torch_like"], check=True)  # writes __pycache__
+    wheel = _other_build(tmp_path)
+    subprocess.run([str(c / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall",
+                    "--no-index", "--find-links", str(wheel.parent), "einops-like==0.8.0"],
+                   check=True, capture_output=True, stdin=subprocess.DEVNULL)
+
+    found = invoke("verify", "--files", "--venv", str(c), "--profile", str(twins["profile"]),
+                   env={"STACKSYNC_CACHE_DIR": str(twins["cache"].parent)})
+    assert found.returncode == 1, found.stdout + found.stderr
+    out = found.stdout
+    assert "  modified: torch_like/version.py" in out
+    assert "  missing: plain_a/__init__.py" in out
+    assert "~orch_like/__init__.py (pip's stash of a killed install or uninstall)" in out
+    # RECORD agrees with the other build's files; the locked wheel in the sync cache does not
+    assert "not the locked build: 2 file(s) differ from the locked wheel einops_like-0.8.0-py3-none-any.whl" in out
+    assert "other build: einops_like/__init__.py" in out
+    assert "__pycache__" not in out  # byte-code written at import time is not noise
+    assert "1 modified, 1 missing, 1 unrecorded" in found.stderr and "1 not the locked build" in found.stderr
+
+    for side in (str(b), str(base)):
+        proc = invoke("diff", "--files", side, str(c), "--json")
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        data = json.loads(proc.stdout)
+        by = {p["name"]: p for p in data["packages"]}
+        assert set(by) == {"einops-like", "plain-a", "torch-like"}
+        assert by["einops-like"]["kind"] == "build" and by["einops-like"]["a"] == by["einops-like"]["b"] == "0.8.0"
+        assert by["einops-like"]["changed"] == ["einops_like-0.8.0.dist-info/WHEEL", "einops_like/__init__.py"]
+        assert "wheel tags: py3-none-any -> py3-none-linux_x86_64" in by["einops-like"]["notes"]
+        assert by["torch-like"]["changed"] == ["torch_like/version.py"]
+        assert by["plain-a"]["only_in_a"] == ["plain_a/__init__.py (missing in B)"]
+        assert data["unrecorded_only_in_b"] == ["~orch_like/__init__.py"]
+    table = invoke("diff", "--files", str(b), str(c))
+    assert table.returncode == 1 and "same version, other files: einops-like 0.8.0" in table.stdout
+
+
+def test_verify_files_flags_orphan_bytecode_and_a_missing_record(twins: dict[str, Path], tmp_path: Path) -> None:
+    c = tmp_path / "c"
+    shutil.copytree(twins["b"], c, symlinks=True)
+    sp = c / SP
+    (sp / "gone" / "__pycache__").mkdir(parents=True)
+    (sp / "gone" / "__pycache__" / "mod.cpython-311.pyc").write_bytes(b"\0" * 16)
+    (sp / "plain_a" / "notes.txt").write_text("added by hand\n")
+    (sp / "plain_a-1.0.dist-info" / "RECORD").unlink()
+    result = record.verify_environment(c)
+    assert not result.ok
+    by = {d.name: d for d in result.dists}
+    assert by["plain-a"].record is None
+    assert [(u.path, u.kind) for u in result.unowned] == [("gone/__pycache__/mod.cpython-311.pyc", "orphan-bytecode"),
+                                                          ("plain_a/__init__.py", "file"),
+                                                          ("plain_a/notes.txt", "file")]
+    lines = record.report_lines(result)
+    assert "  no RECORD: RECORD is missing; its files cannot be verified" in lines

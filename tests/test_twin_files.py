@@ -204,3 +204,18 @@ def test_verify_files_flags_orphan_bytecode_and_a_missing_record(twins: dict[str
                                                           ("plain_a/notes.txt", "file")]
     lines = record.report_lines(result)
     assert "  no RECORD: RECORD is missing; its files cannot be verified" in lines
+
+
+def test_shipped_byte_code_that_pip_recompiles_is_not_modified(make_venv, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """numpy's wheel ships a .pyc with its hash in RECORD; pip's compile step rewrites it (RECORD then
+    lists it twice). Byte-code is checked for presence only, and never lands in a manifest."""
+    pyc = f"shipped/__pycache__/m.{sys.implementation.cache_tag}.pyc"
+    wheel = pkgfactory.build_wheel(tmp_path / "w", "shipped", "1.0", files={
+        "shipped/__init__.py": "", "shipped/m.py": "X = 1\n", pyc: b"not the byte-code pip writes"})
+    venv = make_venv("shipped")
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index", str(wheel)],
+                   check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    assert (venv / SP / pyc).read_bytes() != b"not the byte-code pip writes"  # pip compiled over it
+    result = record.verify_environment(venv)
+    assert result.ok, record.report_lines(result)
+    assert pyc not in manifest.build(result)["distributions"]["shipped"]["files"]

@@ -256,6 +256,9 @@ def export(profile_name: str, *, out: str | None = None, locks_dir: Path | None 
     from .plan import deps_from_via
     from .sync import load_locks
 
+    if out and not is_pylock(out):
+        raise PylockError(f"{out}: PEP 751 names a lock file pylock.toml or pylock.<name>.toml, and readers "
+                          f"(uv) refuse other names (fix: --out {Path(out).with_name('pylock.toml')})")
     prof = profile_mod.load(profile_name, locks_dir)
     lock_file, deferred_file = load_locks(prof)
     if is_pylock(lock_file.path):

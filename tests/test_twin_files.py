@@ -219,3 +219,31 @@ def test_shipped_byte_code_that_pip_recompiles_is_not_modified(make_venv, tmp_pa
     result = record.verify_environment(venv)
     assert result.ok, record.report_lines(result)
     assert pyc not in manifest.build(result)["distributions"]["shipped"]["files"]
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    lock = tmp_path / "requirements.txt"
+    lock.write_text("plain-a==1.0 --hash=sha256:" + "a" * 64 + "\n")
+    proc = invoke("diff", "--files", str(lock), str(tmp_path))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "a lock has no file hashes" in proc.stderr
+    edited = tmp_path / "m.json"
+    edited.write_text(json.dumps({"stacksync_manifest": 1, "distributions": {}, "unrecorded": [],
+                                  "digest": "sha256:" + "0" * 64}))
+    proc = invoke("diff", "--files", str(edited), str(edited))
+    assert proc.returncode == 2 and "does not match its content" in proc.stderr
+    proc = invoke("export", "--format", "pylock", "--out", str(tmp_path / "lock.toml"))
+    assert proc.returncode == 2 and "pylock.<name>.toml" in proc.stderr
+
+
+def test_pylock_reader_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "pylock.toml"
+    path.write_text('lock-version = "1.0"\ncreated-by = "x"\n\n[[packages]]\nname = "ok"\nversion = "1.0"\n'
+                    'wheels = [{ url = "https://h/ok-1.0-py3-none-any.whl", hashes = { sha256 = "ab" } }]\n\n'
+                    '[[packages]]\nname = "nohash"\nversion = "2.0"\n')
+    with pytest.raises(pylock.LockProblems) as info:
+        pylock.read(path)
+    assert str(info.value) == (f"{path}:9: nohash==2.0: no hashes for any wheel or sdist "
+                               "(fix: export the lock again: every artifact needs hashes)")
+    path.write_text('lock-version = "2.0"\n')
+    with pytest.raises(pylock.LockProblems, match="is not a PEP 751 1.x lock"):
+        pylock.read(path)

@@ -219,37 +219,44 @@ def packages_from_lock(pins: Sequence[Pin], index: object, *, built: Mapping[str
     return out
 
 
-def built_wheels(prefix: Path | None) -> dict[str, list[Artifact]]:
-    """Wheels the wheelhouse built for deferred packages (issue 14), by package name.
+def built_wheels(profile_name: str, cache_dir: Path | None = None) -> dict[str, list[Artifact]]:
+    """Wheels the wheelhouse built for the profile's deferred packages (issue 14), by package name.
 
-    HOOK (issue 14): the wheelhouse's API (``stacksync.wheelhouse``) is not on this branch. Until it is,
-    this reads ``built_wheel`` / ``wheel`` entries (``{"path": ..., "sha256": ...}``) from the
-    ``deferred`` records of ``<prefix>/stacksync-state.json`` when a sync wrote them, and returns
-    nothing otherwise. Replace the body with the wheelhouse's own listing once it lands."""
+    HOOK (issue 14): the wheelhouse (``stacksync.wheelhouse``) is not on this branch. When it is there
+    and has ``built_wheels(profile_name) -> {name: [(path, sha256), ...]}``, that is used. Otherwise its
+    state record is read if present: ``<cache>/<profile>/wheelhouse/stacksync-state.json`` with
+    ``{"deferred": {name: {"wheel": {"path": ..., "sha256": ...}}}}``; nothing when there is none.
+    Adjust the path / keys to the wheelhouse's own once it lands."""
+    import importlib
+
+    from . import defaults
+    from .sitepackages import STATE_FILE, read_state
+
     try:
-        from . import wheelhouse  # type: ignore[attr-defined]
-
-        listing = getattr(wheelhouse, "built_wheels", None)
-        if callable(listing):
-            return {canonicalize_name(n): [Artifact({"sha256": s}, path=str(p), name=Path(p).name)
-                                           for p, s in items] for n, items in listing(prefix).items()}
+        wheelhouse = importlib.import_module(f"{__package__}.wheelhouse")
     except ImportError:
-        pass
-    if prefix is None:
+        wheelhouse = None
+    listing = getattr(wheelhouse, "built_wheels", None)
+    if callable(listing):
+        return {canonicalize_name(n): [Artifact({"sha256": str(sha)}, path=str(p), name=Path(str(p)).name)
+                                       for p, sha in items] for n, items in listing(profile_name).items()}
+    folder = (cache_dir or defaults.CACHE_DIR / profile_name) / "wheelhouse"
+    if not (folder / STATE_FILE).is_file():
         return {}
-    from .sitepackages import read_state
-
     out: dict[str, list[Artifact]] = {}
-    for name, record in (read_state(str(prefix)).get("deferred") or {}).items():
-        info = record.get("built_wheel") or record.get("wheel") if isinstance(record, dict) else None
+    for name, record in (read_state(str(folder)).get("deferred") or {}).items():
+        info = (record.get("built_wheel") or record.get("wheel")) if isinstance(record, dict) else None
         if isinstance(info, dict) and info.get("path") and info.get("sha256"):
-            out.setdefault(canonicalize_name(name), []).append(
-                Artifact({"sha256": str(info["sha256"])}, path=str(info["path"]), name=Path(str(info["path"])).name))
+            path = Path(str(info["path"]))
+            path = path if path.is_absolute() else folder / path
+            if path.is_file():
+                out.setdefault(canonicalize_name(name), []).append(
+                    Artifact({"sha256": str(info["sha256"])}, path=str(path), name=path.name))
     return out
 
 
 def export(profile_name: str, *, out: str | None = None, locks_dir: Path | None = None,
-           wheelhouse_prefix: Path | None = None) -> tuple[str, int]:
+           cache_dir: Path | None = None) -> tuple[str, int]:
     """``invoke export --format pylock``: the profile's lock as pylock.toml text (written to ``out`` when
     given). Returns (text, number of packages)."""
     from . import profile as profile_mod
@@ -266,7 +273,7 @@ def export(profile_name: str, *, out: str | None = None, locks_dir: Path | None 
                           "(fix: export from a profile with a requirements.txt lock)")
     pins = [*lock_file.pins, *(deferred_file.pins if deferred_file else [])]
     index = prof.index.expanded(source=str(prof.stack_toml))
-    packages = packages_from_lock(pins, index, built=built_wheels(wheelhouse_prefix),
+    packages = packages_from_lock(pins, index, built=built_wheels(prof.name, cache_dir),
                                   deps=deps_from_via(pins))
     environments = [f"sys_platform == {json.dumps(p)}".replace('"', "'") for p in prof.platforms]
     text = render(packages, requires_python=f"=={prof.python}.*" if prof.python else None,

@@ -247,3 +247,16 @@ def test_pylock_reader_names_file_and_line(tmp_path: Path) -> None:
     path.write_text('lock-version = "2.0"\n')
     with pytest.raises(pylock.LockProblems, match="is not a PEP 751 1.x lock"):
         pylock.read(path)
+
+
+def test_wheelhouse_hook_reads_its_state_record(tmp_path: Path) -> None:
+    """Until the wheelhouse's API lands (issue 14), export reads its state record when there is one."""
+    assert pylock.built_wheels("p", tmp_path) == {}
+    folder = tmp_path / "p" / "wheelhouse"
+    wheel = pkgfactory.build_wheel(folder, "flash-attn-like", "2.8.0", files={"flash_attn_like/__init__.py": ""},
+                                   tag="cp311-cp311-linux_x86_64")
+    (folder / "stacksync-state.json").write_text(json.dumps(
+        {"deferred": {"flash-attn-like": {"wheel": {"path": wheel.name, "sha256": pkgfactory.sha256_of(wheel)}}}}))
+    got = pylock.built_wheels("p", tmp_path)
+    assert [a.to_toml() for a in got["flash-attn-like"]] == [
+        {"name": wheel.name, "path": str(wheel), "hashes": {"sha256": pkgfactory.sha256_of(wheel)}}]

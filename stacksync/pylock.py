@@ -224,7 +224,8 @@ def built_wheels(profile_name: str, cache_dir: Path | None = None) -> dict[str, 
 
     HOOK (issue 14): the wheelhouse (``stacksync.wheelhouse``) is not on this branch. When it is there
     and has ``built_wheels(profile_name) -> {name: [(path, sha256), ...]}``, that is used. Otherwise its
-    state record is read if present: ``<cache>/<profile>/wheelhouse/stacksync-state.json`` with
+    state record is read if present: ``<profile cache>/wheelhouse/stacksync-state.json`` (the profile cache:
+    ``cache_dir`` as sync takes it, default ``.stacksync-cache/<profile>``) with
     ``{"deferred": {name: {"wheel": {"path": ..., "sha256": ...}}}}``; nothing when there is none.
     Adjust the path / keys to the wheelhouse's own once it lands."""
     import importlib

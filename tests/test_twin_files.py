@@ -252,7 +252,7 @@ def test_pylock_reader_names_file_and_line(tmp_path: Path) -> None:
 def test_wheelhouse_hook_reads_its_state_record(tmp_path: Path) -> None:
     """Until the wheelhouse's API lands (issue 14), export reads its state record when there is one."""
     assert pylock.built_wheels("p", tmp_path) == {}
-    folder = tmp_path / "p" / "wheelhouse"
+    folder = tmp_path / "wheelhouse"  # tmp_path: the profile's cache folder, as sync.Options.cache_dir
     wheel = pkgfactory.build_wheel(folder, "flash-attn-like", "2.8.0", files={"flash_attn_like/__init__.py": ""},
                                    tag="cp311-cp311-linux_x86_64")
     (folder / "stacksync-state.json").write_text(json.dumps(

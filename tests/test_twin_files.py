@@ -110,6 +110,18 @@ def test_sync_from_pylock_equals_sync_from_requirements(twins: dict[str, Path]) 
     assert same.returncode == 0 and "identical" in same.stdout, same.stdout + same.stderr
 
 
+def test_a_profile_locked_by_pylock_toml_alone(twins: dict[str, Path], tmp_path: Path) -> None:
+    folder = tmp_path / "pylocked"
+    shutil.copytree(twins["profile"], folder)
+    (folder / "requirements.txt").unlink()
+    (folder / "deferred.txt").unlink()
+    shutil.copyfile(twins["pylock"], folder / "pylock.toml")
+    outcome = run(Options(profile=str(folder), venv=str(twins["b"]), cache_dir=twins["cache"]))
+    assert outcome.verdict == "in-sync" and str(folder / "pylock.toml") in outcome.summary
+    same = invoke("diff", str(folder), str(twins["b"]))
+    assert same.returncode == 0 and "identical" in same.stdout, same.stdout + same.stderr
+
+
 # --- manifests, verify --files, diff --files ------------------------------------------------------------
 
 def test_twins_have_byte_identical_manifests(twins: dict[str, Path], tmp_path: Path) -> None:

@@ -181,15 +181,29 @@ def _direct(pin: Pin, deps: list[str]) -> Package:
     return Package(pin.name, None, marker, archive=art, dependencies=deps)
 
 
+def _same_version(have: Version, want: str | None) -> bool:
+    """Exact version, local label included (``2.4.0`` is not ``2.4.0+cu121``)."""
+    try:
+        return want is not None and have == Version(want) and str(have) == str(Version(want))
+    except InvalidVersion:
+        return str(have) == want
+
+
 def packages_from_lock(pins: Sequence[Pin], index: object, *, built: Mapping[str, Sequence[Artifact]] | None = None,
                        deps: Mapping[NormalizedName, set[NormalizedName]] | None = None) -> list[Package]:
     """Every pin as a :class:`Package`, with the index's files whose sha256 the pin lists (one
     request per project, concurrent). A pin none of whose hashes the index serves is an error."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from . import indexapi
 
     deps = deps or {}
-    by_version = {p.name: p.version for p in pins if p.version is not None and p.url is None}
-    files = indexapi.files_for_pins(index, {n: v for n, v in by_version.items() if v}) if by_version else {}
+    # One page per project (a name pinned twice under two markers is asked for once).
+    names = sorted({p.name for p in pins if p.version is not None and p.url is None})
+    files: dict[str, list[indexapi.IndexFile]] = {}
+    if names:
+        with ThreadPoolExecutor(max_workers=max(1, min(indexapi.WORKERS, len(names)))) as pool:
+            files = dict(zip(names, pool.map(lambda n: indexapi.project_files(index, n), names), strict=True))
     out: list[Package] = []
     problems: list[LockError] = []
     for pin in pins:
@@ -198,7 +212,7 @@ def packages_from_lock(pins: Sequence[Pin], index: object, *, built: Mapping[str
             out.append(_direct(pin, dependencies))
             continue
         wanted = {h.split(":", 1)[1] for h in pin.hashes if h.startswith("sha256:")}
-        matching = [f for f in files.get(pin.name, []) if f.sha256 in wanted]
+        matching = [f for f in files.get(pin.name, []) if f.sha256 in wanted and _same_version(f.version, pin.version)]
         if not matching:
             problems.append(LockError(pin.path, pin.line, f"{pin.name}=={pin.version}: none of its sha256 hashes is "
                                       "a file the index serves, so no URL can be written",

@@ -471,8 +471,11 @@ def report_lines(result: Scan, *, limit: int = 20) -> list[str]:
             some("other build", d.other_build)
         some("unrecorded", [f"{u.path}" + (f" ({_KIND_TEXT[u.kind]})" if u.kind != "file" else "")
                             for u in d.unrecorded])
-        lines.append(f"  fix: reinstall it: pip install --force-reinstall --no-deps {d.name}=={d.version} "
-                     "(or invoke sync)")
+        if d.problems > len(d.unrecorded):
+            lines.append(f"  fix: reinstall it: pip install --force-reinstall --no-deps {d.name}=={d.version} "
+                         "(or invoke sync)")
+        if d.unrecorded:
+            lines.append("  fix: delete the unrecorded files (no installer knows them: a reinstall leaves them)")
     if result.unowned:
         lines.append("files no package owns:")
         some("unrecorded", [f"{u.path}" + (f" ({_KIND_TEXT[u.kind]})" if u.kind != "file" else "")

@@ -240,7 +240,7 @@ def verify(c: Context, profile: str = "", python: str = "", venv: str = "", dry_
            files: bool = False, verbose: bool = False) -> None:
     """Check the target: dependencies, twin of the lock, smoke imports; one summary line; exit 1 if not."""
     if files:
-        from stacksync.manifest import verify_files
+        from stacksync.verify_files import verify_files
 
         with one_line_errors(verbose):
             ok = verify_files(python or None, venv or None, report=report or None, profile=profile or None)

@@ -20,7 +20,7 @@ import pytest
 from pkgfactory import IndexServer
 from stackprofile import LOCK_A, TOKEN_VAR, USER_VAR, virtualenv_at, write_profile
 
-from stacksync import manifest, pylock, record
+from stacksync import manifest, pylock, record, verify_files
 from stacksync.backend import uv_executable
 from stacksync.lockfile import parse
 from stacksync.sync import Options, run
@@ -214,7 +214,7 @@ def test_verify_files_flags_orphan_bytecode_and_a_missing_record(twins: dict[str
     assert [(u.path, u.kind) for u in result.unowned] == [("gone/__pycache__/mod.cpython-311.pyc", "orphan-bytecode"),
                                                           ("plain_a/__init__.py", "file"),
                                                           ("plain_a/notes.txt", "file")]
-    lines = record.report_lines(result)
+    lines = verify_files.report_lines(result)
     assert "  no RECORD: RECORD is missing; its files cannot be verified" in lines
 
 
@@ -229,7 +229,7 @@ def test_shipped_byte_code_that_pip_recompiles_is_not_modified(make_venv, tmp_pa
                    check=True, capture_output=True, stdin=subprocess.DEVNULL)
     assert (venv / SP / pyc).read_bytes() != b"not the byte-code pip writes"  # pip compiled over it
     result = record.verify_environment(venv)
-    assert result.ok, record.report_lines(result)
+    assert result.ok, verify_files.report_lines(result)
     assert pyc not in manifest.build(result)["distributions"]["shipped"]["files"]
 
 

@@ -253,6 +253,8 @@ def load_locks(prof: Profile, lock: Path | None = None) -> tuple[RequirementsFil
     when it has no requirements.txt) holds both, read by :mod:`stacksync.pylock`."""
     from .pylock import profile_locks
 
+    if lock is not None and not lock.is_file():
+        raise StacksyncError(f"{lock}: no such lock file (fix: check the --lock path)")
     pair = profile_locks(prof.folder, prof.deferred_names, lock)
     if pair is not None:
         lock_file, deferred_file = pair

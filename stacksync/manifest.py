@@ -110,6 +110,7 @@ def write(target: str | os.PathLike[str], out: str | os.PathLike[str]) -> tuple[
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(dumps(manifest))
+    os.chmod(tmp, 0o644)  # mkstemp makes it 0600: this file is meant to be shared
     os.replace(tmp, path)
     return manifest, result
 

@@ -307,6 +307,7 @@ def export(profile_name: str, *, out: str | None = None, locks_dir: Path | None 
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600: this file is meant to be shared
         os.replace(tmp, target)
     return text, len(packages)
 

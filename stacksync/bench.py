@@ -1,6 +1,6 @@
 """``nox -s bench``: stacksync against the bare tools, measured side by side in one run.
 
-Three cases (issues 4 and 7), each a list of :class:`Contender` rows timed in the same loop, round
+Four cases (issues 4, 7 and 15), each a list of :class:`Contender` rows timed in the same loop, round
 robin, so that drift of the machine or the network hits every row alike:
 
 ``noop``     a no-op sync of a 120-package target: ``sync.run`` on a venv already in sync (each
@@ -14,6 +14,8 @@ robin, so that drift of the machine or the network hits every row alike:
              warm (pip / uv / stacksync caches filled by an untimed warm-up round); creating the venvs
              is outside every timing. A reference row times the profile's smoke imports alone in a
              venv bare uv just made: the verification a stacksync sync adds to the install.
+``verify``   ``verify --files`` (issue 15) of the demo venv and of each ``--verify-venv DIR`` (a real
+             torch stack), the thread pool and 1 thread; goal: the environment's bytes at 5 GB per 30 s.
 ``compile``  the gpu-cu121 profile: ``compile_profile(check=True)`` (nothing written) per backend vs
              bare ``uv pip compile --generate-hashes`` on the same inputs, warm and cold caches (cold: a
              new empty ``XDG_CACHE_HOME`` / ``UV_CACHE_DIR`` per run). Bare ``pip-compile

@@ -47,6 +47,19 @@ def summary(result: Scan, target: str) -> str:
     return head + f": {', '.join(parts)} ({bad} package{'s' if bad != 1 else ''})"
 
 
+def _stash_of(path: str, result: Scan) -> str:
+    """Which package's folder a ``~`` stash stands for: pip replaces the leading character(s) of the
+    folder it moves aside with ``~`` (``torch_like/`` -> ``~orch_like/``); "" when no guess is unique."""
+    stash = path.split("/", 1)[0]
+    if not stash.startswith("~"):
+        return ""
+    rest = stash.lstrip("~")
+    tops = {(e.path.split("/", 1)[0], d.name) for d in result.dists for e in d.record or () if "/" in e.path}
+    found = {(top, name) for top, name in tops if top != stash and top.endswith(rest)
+             and len(top) == len(stash)}
+    return f", of {next(iter(found))[0]}/ ({next(iter(found))[1]})" if len(found) == 1 else ""
+
+
 def report_lines(result: Scan, *, limit: int = 20) -> list[str]:
     """One line per problem, grouped by package (``limit`` per package and kind; the JSON has all)."""
     lines: list[str] = []
@@ -80,8 +93,8 @@ def report_lines(result: Scan, *, limit: int = 20) -> list[str]:
             lines.append("  fix: delete the unrecorded files (no installer knows them: a reinstall leaves them)")
     if result.unowned:
         lines.append("files no package owns:")
-        some("unrecorded", [f"{u.path}" + (f" ({_KIND_TEXT[u.kind]})" if u.kind != "file" else "")
-                            for u in result.unowned])
+        some("unrecorded", [f"{u.path}" + (f" ({_KIND_TEXT[u.kind]}{_stash_of(u.path, result)})"
+                                           if u.kind != "file" else "") for u in result.unowned])
         if any(u.kind == "stash" for u in result.unowned):
             lines.append("  fix: a `~` folder is pip's leftover stash: delete it, then reinstall the package it "
                          "shadowed (invoke sync)")

@@ -176,7 +176,7 @@ def test_damage_is_found_by_verify_files_and_diff_files(twins: dict[str, Path], 
     out = found.stdout
     assert "  modified: torch_like/version.py" in out
     assert "  missing: plain_a/__init__.py" in out
-    assert "~orch_like/__init__.py (pip's stash of a killed install or uninstall)" in out
+    assert "~orch_like/__init__.py (pip's stash of a killed install or uninstall, of torch_like/ (torch-like))" in out
     # RECORD agrees with the other build's files; the locked wheel in the sync cache does not
     assert "not the locked build: 2 file(s) differ from the locked wheel einops_like-0.8.0-py3-none-any.whl" in out
     assert "other build: einops_like/__init__.py" in out

@@ -348,8 +348,10 @@ def hash_file(path: str, algo: str = "sha256", *, script: bool = False) -> tuple
                 size += len(chunk)
                 digest.update(chunk)
             return f"{algo}=" + _b64(digest.digest()), size, None
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+    except (FileNotFoundError, NotADirectoryError):
         return None, 0, None
+    except OSError as exc:  # unreadable (permissions, a folder where a file should be): not the recorded file
+        return f"unreadable ({exc.strerror or type(exc).__name__})", 0, None
 
 
 def check(result: Scan, *, workers: int = WORKERS) -> Scan:

@@ -78,7 +78,8 @@ def report_lines(result: Scan, *, limit: int = 20) -> list[str]:
         if d.record is None:
             why = "an egg-info install" if d.folder.endswith(".egg-info") else "RECORD is missing"
             lines.append(f"  no RECORD: {why}; its files cannot be verified")
-        some("modified", d.modified)
+        some("modified", [p + (f" ({d.actual[p]})" if str(d.actual.get(p)).startswith("unreadable") else "")
+                          for p in d.modified])
         some("missing", d.missing)
         if d.other_build:
             lines.append(f"  not the locked build: {len(d.other_build)} file(s) differ from the locked wheel "

@@ -272,3 +272,18 @@ def test_wheelhouse_hook_reads_its_state_record(tmp_path: Path) -> None:
     got = pylock.built_wheels("p", tmp_path)
     assert [a.to_toml() for a in got["flash-attn-like"]] == [
         {"name": wheel.name, "path": str(wheel), "hashes": {"sha256": pkgfactory.sha256_of(wheel)}}]
+
+
+def test_reads_the_pylock_toml_uv_writes(stack_packages: Path, tmp_path: Path) -> None:
+    """The other direction: uv's own PEP 751 output is read into the same pins (sync / diff take it)."""
+    uv = uv_executable()
+    if uv is None:
+        pytest.skip("uv is not installed (pip install -e '.[uv]'): it writes the pylock.toml read here")
+    (tmp_path / "requirements.in").write_text("plain-a==1.0\nplain-b==1.0\n")
+    subprocess.run([uv, "pip", "compile", "-q", "--no-index", "--find-links", str(stack_packages),
+                    "--generate-hashes", "requirements.in", "-o", "pylock.toml"],
+                   check=True, capture_output=True, cwd=tmp_path, stdin=subprocess.DEVNULL)
+    pins = {p.name: p for p in pylock.read(tmp_path / "pylock.toml").pins}
+    assert {n: (p.version, p.hashes) for n, p in pins.items()} == {
+        "plain-a": ("1.0", (f"sha256:{pkgfactory.sha256_of(stack_packages / 'plain_a-1.0-py3-none-any.whl')}",)),
+        "plain-b": ("1.0", (f"sha256:{pkgfactory.sha256_of(stack_packages / 'plain_b-1.0-py3-none-any.whl')}",))}

@@ -287,3 +287,21 @@ def test_reads_the_pylock_toml_uv_writes(stack_packages: Path, tmp_path: Path) -
     assert {n: (p.version, p.hashes) for n, p in pins.items()} == {
         "plain-a": ("1.0", (f"sha256:{pkgfactory.sha256_of(stack_packages / 'plain_a-1.0-py3-none-any.whl')}",)),
         "plain-b": ("1.0", (f"sha256:{pkgfactory.sha256_of(stack_packages / 'plain_b-1.0-py3-none-any.whl')}",))}
+
+
+def test_direct_references_round_trip_without_credentials(tmp_path: Path) -> None:
+    lock = tmp_path / "requirements.txt"
+    sha = "ab" * 32
+    lock.write_text(f"proj @ git+https://tok:secret@git.example/o/proj@{'c' * 40}\n"
+                    f"wheelish @ https://u:pw@files.example/wheelish-1.2-py3-none-any.whl --hash=sha256:{sha}\n"
+                    "tarball @ https://files.example/tarball-0.1.tar.gz ; sys_platform == 'linux' "
+                    f"--hash=sha256:{sha}\n")
+    pins = parse(lock, lock=True).pins
+    text = pylock.render(pylock.packages_from_lock(pins, []))
+    assert "secret" not in text and "pw@" not in text and "tok" not in text
+    (tmp_path / "pylock.toml").write_text(text)
+    back = {p.name: p for p in pylock.read(tmp_path / "pylock.toml").pins}
+    assert back["proj"].url == f"git+https://git.example/o/proj@{'c' * 40}"
+    assert (back["wheelish"].version, back["wheelish"].hashes) == ("1.2", (f"sha256:{sha}",))
+    assert back["tarball"].url == "https://files.example/tarball-0.1.tar.gz"
+    assert str(back["tarball"].marker) == 'sys_platform == "linux"'

@@ -289,7 +289,7 @@ def render_lines(result: FileDiff, label_a: str, label_b: str, *, limit: int = 2
     """The file-level diff as text lines."""
     lines: list[str] = []
     titles = {"only-a": "only in A", "only-b": "only in B", "version": "another version",
-              "build": "same version, other files", "install": "same files, installed otherwise"}
+              "build": "same version, other files", "install": "same package files, installed otherwise"}
     for p in result.packages + result.installers:
         counted = "" if p in result.packages else " (installer, not counted)"
         versions = p.a if p.a == p.b else f"{p.a or '-'} -> {p.b or '-'}"

@@ -79,8 +79,8 @@ def lock(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def bench(session: nox.Session) -> None:
-    """Benchmarks against the bare tools (-- --runs 5 --case noop|cold|compile --quick
-    --with-bare-pip-compile); prints the table, writes reports/bench.json."""
+    """Benchmarks against the bare tools (-- --runs 5 --case noop|cold|compile|verify --quick
+    --with-bare-pip-compile --verify-venv DIR); prints the table, writes reports/bench.json."""
     from stacksync.bench import main
 
     try:

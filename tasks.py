@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from invoke.context import Context
 
@@ -23,16 +24,25 @@ from stacksync.edge import one_line_errors
     "out": "write to this file instead of stdout",
     "profile": "write locks/<profile>/requirements.in and, when the profile is new, a commented stack.toml",
     "all": "keep pip, setuptools and wheel",
+    "manifest": "write the file-level JSON manifest (versions, wheel tags, every file's hash, digest) to FILE",
     "verbose": "show every command started",
 })
 def freeze(c: Context, python: str = "", from_: str = "", out: str = "", profile: str = "", all: bool = False,
-           verbose: bool = False) -> None:
+           manifest: str = "", verbose: bool = False) -> None:
     """Capture an environment (or turn a baseline FILE into a profile) as sorted name==version lines."""
     from stacksync.baseline import from_file, write_profile
     from stacksync.errors import StacksyncError
     from stacksync.freeze import write_freeze
 
     with one_line_errors(verbose):
+        if manifest:
+            from stacksync.manifest import write
+
+            doc, scan = write(python or sys.executable, manifest)
+            console.info(f"wrote {manifest} ({len(scan.dists)} distributions, {scan.files:,} files, "
+                         f"{doc['digest']})")
+            if not out and not profile:
+                return
         if from_:
             if not profile:
                 raise StacksyncError(f"{from_}: --from needs --profile NAME (fix: invoke freeze --from {from_} "
@@ -62,12 +72,26 @@ def freeze(c: Context, python: str = "", from_: str = "", out: str = "", profile
     "b": "the other side",
     "json": "print JSON instead of a table",
     "all": "count pip, setuptools and wheel differences too",
+    "files": "compare file by file (venvs, pythons or manifests from invoke freeze --manifest)",
     "verbose": "show every command started",
 })
-def diff(c: Context, a: str, b: str, json_: bool = False, all: bool = False, verbose: bool = False) -> None:
+def diff(c: Context, a: str, b: str, json_: bool = False, all: bool = False, files: bool = False,
+         verbose: bool = False) -> None:
     """Compare two environments: exit 0 identical, 1 different, 2 bad input."""
     from stacksync.diff import diff_sides, render
 
+    if files:
+        from stacksync.manifest import diff_files, render_lines
+
+        with one_line_errors(verbose):
+            found = diff_files(a, b, include_installers=all)
+            if json_:
+                print(json.dumps(found.to_json(a, b), indent=2))
+            else:
+                console.out.print("\n".join(render_lines(found, a, b)), markup=False, highlight=False)
+        if not found.identical:
+            raise SystemExit(1)
+        return
     with one_line_errors(verbose):
         _, _, result = diff_sides(a, b, include_installers=all)
         if json_:
@@ -123,6 +147,28 @@ def compile_(c: Context, profile: str = "", all: bool = False, upgrade: bool = F
         raise SystemExit(1)
 
 
+@task(help={
+    "format": "pylock (PEP 751 pylock.toml); the only format so far",
+    "out": "write to this file (default: stdout)",
+    "profile": "profile whose hashed lock to export (default: STACKSYNC_PROFILE, else demo)",
+    "verbose": "show every command started",
+})
+def export(c: Context, format: str = "pylock", out: str = "", profile: str = "", verbose: bool = False) -> None:
+    """Export the profile's hashed lock (and deferred pins) as a PEP 751 pylock.toml; URLs from the index."""
+    from stacksync import defaults
+    from stacksync.errors import StacksyncError
+    from stacksync.pylock import export as export_pylock
+
+    with one_line_errors(verbose):
+        if format not in ("pylock", "pylock.toml"):
+            raise StacksyncError(f"export: unknown format {format!r} (fix: --format pylock)")
+        text, count = export_pylock(profile or defaults.DEFAULT_PROFILE, out=out or None)
+        if out:
+            console.info(f"wrote {out} ({count} packages)")
+        else:
+            sys.stdout.write(text)
+
+
 # --- sync: `invoke sync` runs plan, fetch, install-base, sync-rest, install-deferred, verify in order ------
 
 _SYNC_HELP = {
@@ -140,7 +186,7 @@ _SYNC_HELP = {
 
 
 def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run: bool, yes: bool, force: bool,
-          wait: bool, report: str, backend: str, verbose: bool, *, wheelhouse: str = "") -> None:
+          wait: bool, report: str, backend: str, verbose: bool, *, wheelhouse: str = "", lock: str = "") -> None:
     from stacksync import defaults
     from stacksync.sync import Options, run
 
@@ -151,18 +197,21 @@ def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run:
         run(Options(profile=profile or defaults.DEFAULT_PROFILE, python=python or None, venv=venv or None,
                     dry_run=dry_run, yes=yes, force=force, wait=wait, report=report or None,
                     backend=backend or None, verbose=verbose, wheelhouse=wheelhouse or None,
-                    confirm=ask if sys.stdin.isatty() else None),
+                    confirm=ask if sys.stdin.isatty() else None, lock=Path(lock) if lock else None),
             steps)
 
 
-@task(help={**_SYNC_HELP, "wheelhouse": "where deferred wheels are kept by build key (default: STACKSYNC_WHEELHOUSE, "
-                                        "stack.toml wheelhouse, .stacksync-cache/wheelhouse)"})
+@task(help={**_SYNC_HELP,
+            "wheelhouse": "where deferred wheels are kept by build key (default: STACKSYNC_WHEELHOUSE, "
+                          "stack.toml wheelhouse, .stacksync-cache/wheelhouse)",
+            "lock": "sync to this lock instead of the profile's requirements.txt (a PEP 751 pylock.toml, or a "
+                    "hashed requirements file)"})
 def sync(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False, yes: bool = False,
          force: bool = False, wait: bool = False, report: str = "", backend: str = "", wheelhouse: str = "",
-         verbose: bool = False) -> None:
+         lock: str = "", verbose: bool = False) -> None:
     """Make the target the exact twin of the profile's lock, in phases; a second run does nothing."""
     _sync(("plan", "fetch", "base", "rest", "deferred", "vcs", "verify"), profile, python, venv, dry_run, yes, force,
-          wait, report, backend, verbose, wheelhouse=wheelhouse)
+          wait, report, backend, verbose, wheelhouse=wheelhouse, lock=lock)
 
 
 @task(help=_SYNC_HELP)
@@ -204,11 +253,21 @@ def install_deferred(c: Context, profile: str = "", python: str = "", venv: str 
           verbose)
 
 
-@task(help=_SYNC_HELP)
+@task(help={**_SYNC_HELP, "files": "instead: check every installed file against its RECORD sha256 (no lock "
+                                   "needed; with --profile also against the locked wheels in the sync cache); "
+                                   "modified, missing, unrecorded files and other builds per package; exit 1 on any"})
 def verify(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False,
            yes: bool = False, force: bool = False, wait: bool = False, report: str = "", backend: str = "",
-           verbose: bool = False) -> None:
+           files: bool = False, verbose: bool = False) -> None:
     """Check the target: dependencies, twin of the lock, smoke imports; one summary line; exit 1 if not."""
+    if files:
+        from stacksync.verify_files import verify_files
+
+        with one_line_errors(verbose):
+            ok = verify_files(python or None, venv or None, report=report or None, profile=profile or None)
+        if not ok:
+            raise SystemExit(1)
+        return
     _sync(("plan", "verify"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose)
 
 

@@ -1,6 +1,6 @@
 """``nox -s bench``: stacksync against the bare tools, measured side by side in one run.
 
-Three cases (issues 4 and 7), each a list of :class:`Contender` rows timed in the same loop, round
+Four cases (issues 4, 7 and 15), each a list of :class:`Contender` rows timed in the same loop, round
 robin, so that drift of the machine or the network hits every row alike:
 
 ``noop``     a no-op sync of a 120-package target: ``sync.run`` on a venv already in sync (each
@@ -14,6 +14,8 @@ robin, so that drift of the machine or the network hits every row alike:
              warm (pip / uv / stacksync caches filled by an untimed warm-up round); creating the venvs
              is outside every timing. A reference row times the profile's smoke imports alone in a
              venv bare uv just made: the verification a stacksync sync adds to the install.
+``verify``   ``verify --files`` (issue 15) of the demo venv and of each ``--verify-venv DIR`` (a real
+             torch stack), the thread pool and 1 thread; goal: the environment's bytes at 5 GB per 30 s.
 ``compile``  the gpu-cu121 profile: ``compile_profile(check=True)`` (nothing written) per backend vs
              bare ``uv pip compile --generate-hashes`` on the same inputs, warm and cold caches (cold: a
              new empty ``XDG_CACHE_HOME`` / ``UV_CACHE_DIR`` per run). Bare ``pip-compile
@@ -54,7 +56,7 @@ from . import defaults, runner
 __all__ = ["BenchOptions", "Contender", "Goal", "Row", "CASES", "CHEAP_CASES", "parse_args", "select_cases",
            "summarize", "judge", "render_table", "to_json", "build_wheel", "run_bench", "main"]
 
-CASES = ("noop", "cold", "compile", "deferred")
+CASES = ("noop", "cold", "compile", "deferred", "verify")
 CHEAP_CASES = ("noop", "cold")  # what --quick runs (one run each)
 NOOP_PACKAGES = 120
 NOOP_PROFILE = "bench-noop"
@@ -79,6 +81,8 @@ class BenchOptions:
     with_bare_pip_compile: bool = False
     backends: tuple[str, ...] = ("pip-tools", "uv")
     json_path: Path | None = None
+    #: extra environments the verify case checks (``--verify-venv DIR``: e.g. a venv with real torch)
+    verify_venvs: tuple[Path, ...] = ()
 
 
 def parse_args(argv: Sequence[str]) -> BenchOptions:
@@ -86,13 +90,15 @@ def parse_args(argv: Sequence[str]) -> BenchOptions:
     ``--runs`` say otherwise."""
     from .errors import StacksyncError
 
-    usage = "-- [--runs N] [--case noop|cold|compile|deferred ...] [--quick] [--with-bare-pip-compile] [--json FILE]"
+    usage = ("-- [--runs N] [--case noop|cold|compile|deferred|verify ...] [--quick] [--with-bare-pip-compile] "
+             "[--verify-venv DIR ...] [--json FILE]")
     parser = argparse.ArgumentParser(prog="nox -s bench --", add_help=False, exit_on_error=False)
     parser.add_argument("--runs", type=int, default=None)
     parser.add_argument("--case", action="append", default=[])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--with-bare-pip-compile", action="store_true")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--verify-venv", action="append", default=[])
     try:
         ns, rest = parser.parse_known_args(list(argv))
     except argparse.ArgumentError as exc:
@@ -105,7 +111,8 @@ def parse_args(argv: Sequence[str]) -> BenchOptions:
         raise StacksyncError(f"nox -s bench: --runs {runs}: need at least 1 (fix: --runs 5)")
     return BenchOptions(runs=runs, cases=cases, quick=bool(ns.quick),
                         with_bare_pip_compile=bool(ns.with_bare_pip_compile),
-                        json_path=Path(ns.json) if ns.json else None)
+                        json_path=Path(ns.json) if ns.json else None,
+                        verify_venvs=tuple(Path(v) for v in ns.verify_venv))
 
 
 def select_cases(names: Sequence[str], *, quick: bool = False) -> tuple[str, ...]:
@@ -683,6 +690,55 @@ def compile_contenders(work: Path, backends: Sequence[str], *, cold: bool,
     return out
 
 
+# -------------------------------------------------------------------------------------------- verify
+
+VERIFY_GOAL_GB_S = 5 / 30  # a 5 GB stack verified in 30 s ("well under a minute")
+
+
+def verify_contenders(work: Path, extra: Sequence[Path] = (), *, demo_venv: bool = True) -> list[Contender]:
+    """The verify case: ``verify --files`` (every installed file hashed against its RECORD, in-process,
+    the default thread pool) of the demo venv (the project's .venv when ``invoke sync`` made it, else
+    the demo profile synced into a new venv, untimed) and of each ``--verify-venv`` (a real torch stack).
+    Warm page cache (the first run is the untimed warm-up); each row also runs with 1 thread, to show
+    what the pool buys. Goal per environment: its bytes at 5 GB per 30 s."""
+    from .record import verify_environment
+
+    targets: list[tuple[str, Path]] = []
+    demo = defaults.DEFAULT_VENV
+    if demo_venv and not (demo / "pyvenv.cfg").is_file():
+        from .sync import Options
+
+        demo = work / "verify-demo"
+        new_venv(demo)
+        _quiet_sync(Options(profile=COLD_PROFILE, venv=str(demo), yes=True))
+    if demo_venv:
+        targets.append(("demo venv", demo))
+    targets += [(f"{p.name}", p) for p in extra]
+    out: list[Contender] = []
+    for label, venv in targets:
+        size = verify_environment(venv)
+        goal_s = round(max(size.bytes / 1e9 / VERIFY_GOAL_GB_S, 0.5), 1)
+        facts = {"distributions": len(size.dists), "files": size.files, "bytes": size.bytes}
+        last: dict[str, float] = {}
+
+        def action(venv: Path = venv, last: dict[str, float] = last, workers: int | None = None) -> None:
+            result = verify_environment(venv) if workers is None else verify_environment(venv, workers=workers)
+            if not result.ok:
+                raise RuntimeError(f"{venv}: verify --files found problems: {result.counts()}")
+            last["seconds"], last["gb_s"] = result.seconds, result.bytes / result.seconds / 1e9
+
+        def detail(facts: dict[str, int] = facts, last: dict[str, float] = last) -> dict[str, Any]:
+            return {**facts, "last_run_gb_s": round(last.get("gb_s", 0.0), 3)}
+
+        one: dict[str, float] = {}
+        out.append(Contender(f"verify --files: {label} ({size.bytes / 1e9:.2f} GB, {size.files:,} files)", action,
+                             goal=Goal(f"<= {goal_s:g} s (5 GB per 30 s, pro rata)", max_s=goal_s), detail=detail))
+        out.append(Contender(f"verify --files, 1 thread: {label}",
+                             lambda venv=venv, one=one: action(venv, one, workers=1),  # type: ignore[misc]
+                             detail=lambda facts=facts, one=one: detail(facts, one)))  # type: ignore[misc]
+    return out
+
+
 def _cache_size(env: dict[str, str]) -> dict[str, int]:
     """Bytes in a cold run's cache folder after the run (what it downloaded); nothing when warm."""
     folder = env.get("XDG_CACHE_HOME")
@@ -742,6 +798,8 @@ def run_bench(opts: BenchOptions, *, log: Callable[[str], None] | None = None,
 
                 with deferred_contenders(work) as contenders:
                     rows += measure("deferred", contenders, opts.runs, log=say)
+            elif case == "verify":
+                rows += measure("verify", verify_contenders(work, opts.verify_venvs), opts.runs, log=say)
             elif case == "compile":
                 for cold in (False, True):
                     name = "compile (cold)" if cold else "compile (warm)"

@@ -301,8 +301,13 @@ def load_side(spec: str, locks_dir: Path | None = None) -> Side:
     if kind == "interpreter":
         snap = probe(path)
         return Side(spec, kind, _snapshot_entries(snap), snapshot=snap)
+    from . import pylock
+
     if kind == "profile":
         prof = profile.load(path)
+        pair = pylock.profile_locks(prof.folder, prof.deferred_names)  # a profile locked by pylock.toml
+        if pair is not None:
+            return Side(spec, kind, files=[f for f in pair if f is not None])
         if not prof.lock_path.exists():
             raise StacksyncError(f"{prof.lock_path}: profile {prof.name!r} has no lock yet "
                                  f"(fix: invoke compile --profile {prof.name})")
@@ -312,7 +317,7 @@ def load_side(spec: str, locks_dir: Path | None = None) -> Side:
         if (prof.folder / vcs.VCS_TXT).exists():
             files.append(parse(prof.folder / vcs.VCS_TXT, lock=True))
         return Side(spec, kind, files=files)
-    return Side(spec, kind, files=[parse(path)])
+    return Side(spec, kind, files=[pylock.read(path) if pylock.is_pylock(path) else parse(path)])
 
 
 def diff_sides(spec_a: str, spec_b: str, *, include_installers: bool = False,

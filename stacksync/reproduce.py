@@ -161,6 +161,8 @@ def reproduce(profile_name: str, venv: Path, *, venv_backend: str, backend: str 
                                           "sha256": file_sha256(prof.lock_path) if prof.lock_path.is_file() else None}),
         "packages": len(snapshot.distributions),
         "freeze_sha256": freeze_sha,
+        # the file-level digest (every installed file's hash, stacksync.manifest) from the sync receipt
+        "manifest_sha256": (receipt.get("manifest") or {}).get("digest"),
         "timings_s": receipt.get("timings_s", {}),
         "twin": receipt.get("twin"),
         "sync_receipt": str(receipt_path),
@@ -189,6 +191,7 @@ def summary(report: dict[str, Any]) -> str:
         f"  lock: {lock.get('path')} sha256 {str(lock.get('sha256'))[:16]}...",
         "  installers: " + ", ".join(f"{k} {v}" for k, v in report["installers"].items() if v),
         f"  packages in the venv: {report['packages']}; freeze sha256 {report['freeze_sha256'][:16]}...",
+        f"  manifest (every installed file): {report.get('manifest_sha256') or '-'}",
         f"  phases: {phases or '-'}",
     ]
     lines += [f"  problem: {p}" for p in report["problems"]]

@@ -88,6 +88,8 @@ class Options:
     wait: bool = False
     report: str | None = None
     backend: str | None = None
+    #: a lock file instead of the profile's requirements.txt (a pylock.toml holds the deferred pins too)
+    lock: Path | None = None
     cache_dir: Path | None = None
     locks_dir: Path | None = None
     #: wheelhouse folder (stacksync.wheelhouse.resolve_dir: this > STACKSYNC_WHEELHOUSE > stack.toml)
@@ -227,7 +229,7 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     *before anything is touched*, the target lock, the probe and the plan (printed)."""
     start = time.perf_counter()
     prof = profile_mod.load(opts.profile, opts.locks_dir)
-    lock_file, deferred_file = load_locks(prof)
+    lock_file, deferred_file = load_locks(prof, opts.lock)
     backend = get_backend(resolve_name(opts.backend, prof.backend))
     # absolute, not resolved: a venv's bin/python is a symlink to the base interpreter.
     python = _target(opts, prof, backend, create=bool(_scope(steps)) and not opts.dry_run).absolute()
@@ -268,13 +270,24 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     return state
 
 
-def load_locks(prof: Profile) -> tuple[RequirementsFile, RequirementsFile | None]:
-    """The profile's hashed lock and its deferred.txt (when present); a missing lock says how to make it."""
-    if not prof.lock_path.is_file():
-        raise StacksyncError(f"{prof.lock_path}: profile {prof.name!r} has no lock yet "
-                             f"(fix: invoke compile --profile {prof.name})")
-    lock_file = parse(prof.lock_path, lock=True)
-    deferred_file = parse(prof.deferred_path, lock=True) if prof.deferred_path.is_file() else None
+def load_locks(prof: Profile, lock: Path | None = None) -> tuple[RequirementsFile, RequirementsFile | None]:
+    """The profile's hashed lock and its deferred.txt (when present); a missing lock says how to make it.
+    ``lock`` (``--lock FILE``) replaces requirements.txt; a PEP 751 pylock.toml (given, or the profile's
+    when it has no requirements.txt) holds both, read by :mod:`stacksync.pylock`."""
+    from .pylock import profile_locks
+
+    if lock is not None and not lock.is_file():
+        raise StacksyncError(f"{lock}: no such lock file (fix: check the --lock path)")
+    pair = profile_locks(prof.folder, prof.deferred_names, lock)
+    if pair is not None:
+        lock_file, deferred_file = pair
+    else:
+        path = lock or prof.lock_path
+        if not path.is_file():
+            raise StacksyncError(f"{path}: profile {prof.name!r} has no lock yet "
+                                 f"(fix: invoke compile --profile {prof.name})")
+        lock_file = parse(path, lock=True)
+        deferred_file = parse(prof.deferred_path, lock=True) if prof.deferred_path.is_file() else None
     try:
         require_hashes([*lock_file.pins, *(deferred_file.pins if deferred_file else [])])
     except LockProblems as exc:
@@ -798,6 +811,16 @@ def _file_sha256(path: Path | None) -> str | None:
     return file_sha256(path) if path is not None and path.is_file() else None
 
 
+def _manifest_entry(python: Path) -> dict[str, Any] | None:
+    """The target's file-level manifest digest (:mod:`stacksync.manifest`): two runs compare by one hash."""
+    from .manifest import receipt_entry
+
+    try:
+        return receipt_entry(python)
+    except (StacksyncError, OSError) as exc:
+        return {"digest": None, "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
+
+
 def _write_receipt(opts: Options, outcome: Outcome, state: State | None, started: _dt.datetime, *,
                    error: str | None = None) -> None:
     """The JSON receipt of ``--report FILE``; every string redacted."""
@@ -825,6 +848,7 @@ def _write_receipt(opts: Options, outcome: Outcome, state: State | None, started
             "plan": {**state.plan.to_json(),
                      "deferred_sources": {n: s.to_json() for n, s in sorted(state.deferred_sources.items())}},
             "twin": outcome.twin.to_json("lock", "target") if outcome.twin is not None else None,
+            "manifest": _manifest_entry(state.python),
         })
     elif outcome.plan is not None:
         receipt["plan"] = outcome.plan.to_json()

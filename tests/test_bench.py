@@ -90,6 +90,8 @@ def test_parse_args() -> None:
     opts = bench.parse_args(["--runs", "7", "--case", "compile", "--with-bare-pip-compile", "--json", "x.json"])
     assert (opts.runs, opts.cases, opts.with_bare_pip_compile, opts.json_path) == (7, ("compile",), True,
                                                                                    Path("x.json"))
+    verify = bench.parse_args(["--case", "verify", "--verify-venv", "/tmp/torch-venv"])
+    assert (verify.cases, verify.verify_venvs) == (("verify",), (Path("/tmp/torch-venv"),))
     with pytest.raises(StacksyncError, match="unknown argument.*--frobnicate"):
         bench.parse_args(["--frobnicate"])
     with pytest.raises(StacksyncError, match="at least 1"):
@@ -257,3 +259,15 @@ def test_measure_records_what_a_self_timed_action_returns() -> None:
                          2, log=lambda _m: None)
     assert rows[0].samples == [0.25, 0.5]
     assert rows[1].status.startswith("failed: broken: a self-timed action returns its seconds")
+
+
+def test_verify_case_runs_for_real(tmp_path: Path, make_venv) -> None:  # type: ignore[no-untyped-def]
+    """The verify case on a fresh venv (pip and setuptools), one run: each row hashes every file and
+    records what it hashed; the pool row has a goal, the 1-thread row is a reference."""
+    venv = make_venv("verify-me")
+    contenders = bench.verify_contenders(tmp_path, [venv], demo_venv=False)
+    rows = bench.measure("verify", contenders, 1, log=lambda _m: None)
+    assert [r.status for r in rows] == ["ok", "ok"] and all(len(r.samples) == 1 for r in rows)
+    assert rows[0].tool.startswith("verify --files: verify-me (") and rows[0].goal is not None
+    assert rows[0].detail["files"] > 100 and rows[0].detail["bytes"] > 1_000_000
+    assert rows[1].goal is None and rows[1].detail["last_run_gb_s"] > 0

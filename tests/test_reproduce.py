@@ -62,7 +62,7 @@ def test_reproduce_twice_gives_the_same_freeze(tmp_path: Path, index_server: Ind
     listed = nox(tmp_path, index_server, "-l")
     assert "reproduce(profile='standin') -> Rebuild a profile's lock in a fresh venv" in listed.stdout
 
-    freezes = []
+    freezes, digests = [], []
     for _ in range(2):
         proc = nox(tmp_path, index_server, "-s", "reproduce(profile='standin')")
         assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -74,7 +74,10 @@ def test_reproduce_twice_gives_the_same_freeze(tmp_path: Path, index_server: Ind
         assert set(report["timings_s"]) >= {"fetch", "base", "rest", "deferred", "verify"}
         freezes.append((tmp_path / "reports" / "reproduce-standin.freeze.txt").read_bytes())
         assert report["freeze_sha256"] == hashlib.sha256(freezes[-1]).hexdigest()
+        digests.append(report["manifest_sha256"])
     assert freezes[0] == freezes[1]
+    # every installed file's hash, in one digest: the two fresh venvs are byte-identical
+    assert digests[0] == digests[1] and digests[0].startswith("sha256:")
     assert b"flash-attn-like==2.8.0\n" in freezes[0] and b"torch-like==2.4.0\n" in freezes[0]
     assert index_server.password not in (tmp_path / "reports" / "reproduce-standin.json").read_text()
 

@@ -4,9 +4,9 @@ Writing (``invoke export --format pylock``): every pin of ``requirements.txt`` a
 becomes a ``[[packages]]`` entry. A lock line carries hashes but no URLs, so the index's simple API
 (:mod:`stacksync.indexapi`, one request per project) gives each file's name and URL, and only the
 files whose sha256 the lock lists are kept: wheels in ``wheels``, the sdist in ``sdist`` (the deferred
-flash-attn). Direct references become ``vcs`` (with the commit) or ``archive`` entries. Wheels built
-by the wheelhouse (:mod:`stacksync.wheelhouse`) for the lock's build are added to their package's ``wheels`` where there is one. Every URL is
-written without credentials (:func:`stacksync.redact.strip_credentials`); the index URL a profile
+flash-attn). Direct references become ``vcs`` (with the commit) or ``archive`` entries. Wheels the
+wheelhouse (:mod:`stacksync.wheelhouse`) built for the lock are added to their package's ``wheels``.
+Every URL is written without credentials (:func:`stacksync.redact.strip_credentials`); the index URL a profile
 holds as ``${VAR}`` is written as the URL without its userinfo.
 
 Reading (:func:`read`): each package becomes a :class:`~stacksync.lockfile.Pin` (``name==version``,

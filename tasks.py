@@ -118,11 +118,12 @@ _SYNC_HELP = {
     "report": "write a JSON receipt to this file",
     "backend": "pip-tools (default), uv or auto",
     "verbose": "show every command started, and pip's output",
+    "accept-foreign-lock": "sync a lock that is not stacksync's output for this profile (header, deferred pins)",
 }
 
 
 def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run: bool, yes: bool, force: bool,
-          wait: bool, report: str, backend: str, verbose: bool) -> None:
+          wait: bool, report: str, backend: str, verbose: bool, accept_foreign_lock: bool = False) -> None:
     from stacksync import defaults
     from stacksync.sync import Options, run
 
@@ -132,60 +133,74 @@ def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run:
     with one_line_errors(verbose):
         run(Options(profile=profile or defaults.DEFAULT_PROFILE, python=python or None, venv=venv or None,
                     dry_run=dry_run, yes=yes, force=force, wait=wait, report=report or None,
-                    backend=backend or None, verbose=verbose, confirm=ask if sys.stdin.isatty() else None),
+                    backend=backend or None, verbose=verbose, accept_foreign_lock=accept_foreign_lock,
+                    confirm=ask if sys.stdin.isatty() else None),
             steps)
 
 
 @task(help=_SYNC_HELP)
 def sync(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False, yes: bool = False,
-         force: bool = False, wait: bool = False, report: str = "", backend: str = "", verbose: bool = False) -> None:
+         force: bool = False, wait: bool = False, report: str = "", backend: str = "", verbose: bool = False,
+         accept_foreign_lock: bool = False) -> None:
     """Make the target the exact twin of the profile's lock, in phases; a second run does nothing."""
     _sync(("plan", "fetch", "base", "rest", "deferred", "verify"), profile, python, venv, dry_run, yes, force,
-          wait, report, backend, verbose)
+          wait, report, backend, verbose,
+          accept_foreign_lock)
 
 
 @task(help=_SYNC_HELP)
 def plan(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False, yes: bool = False,
-         force: bool = False, wait: bool = False, report: str = "", backend: str = "", verbose: bool = False) -> None:
+         force: bool = False, wait: bool = False, report: str = "", backend: str = "", verbose: bool = False,
+         accept_foreign_lock: bool = False) -> None:
     """Print what a sync would install, upgrade, downgrade, rebuild or remove, per phase."""
-    _sync(("plan",), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose)
+    _sync(("plan",), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose,
+          accept_foreign_lock)
 
 
 @task(help=_SYNC_HELP)
 def fetch(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False, yes: bool = False,
-          force: bool = False, wait: bool = False, report: str = "", backend: str = "", verbose: bool = False) -> None:
+          force: bool = False, wait: bool = False, report: str = "", backend: str = "", verbose: bool = False,
+         accept_foreign_lock: bool = False) -> None:
     """Download and hash-verify every artifact the plan needs into the cache; change nothing."""
-    _sync(("plan", "fetch"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose)
+    _sync(("plan", "fetch"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose,
+          accept_foreign_lock)
 
 
 @task(help=_SYNC_HELP)
 def install_base(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False,
                  yes: bool = False, force: bool = False, wait: bool = False, report: str = "", backend: str = "",
-                 verbose: bool = False) -> None:
+                 verbose: bool = False,
+         accept_foreign_lock: bool = False) -> None:
     """Install the base packages with their locked dependencies (binary only, hashed); smoke-import them."""
-    _sync(("plan", "fetch", "base"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose)
+    _sync(("plan", "fetch", "base"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose,
+          accept_foreign_lock)
 
 
 @task(help=_SYNC_HELP)
 def sync_rest(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False,
               yes: bool = False, force: bool = False, wait: bool = False, report: str = "", backend: str = "",
-              verbose: bool = False) -> None:
+              verbose: bool = False,
+         accept_foreign_lock: bool = False) -> None:
     """pip-sync the rest of the lock (a hashed install when nothing is removed), keeping built deferred packages."""
-    _sync(("plan", "fetch", "rest"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose)
+    _sync(("plan", "fetch", "rest"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose,
+          accept_foreign_lock)
 
 
 @task(help=_SYNC_HELP)
 def install_deferred(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False,
                      yes: bool = False, force: bool = False, wait: bool = False, report: str = "",
-                     backend: str = "", verbose: bool = False) -> None:
+                     backend: str = "", verbose: bool = False,
+         accept_foreign_lock: bool = False) -> None:
     """Build the deferred packages (e.g. flash-attn) that are missing or built against other base versions."""
     _sync(("plan", "fetch", "deferred"), profile, python, venv, dry_run, yes, force, wait, report, backend,
-          verbose)
+          verbose, accept_foreign_lock)
 
 
 @task(help=_SYNC_HELP)
 def verify(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False,
            yes: bool = False, force: bool = False, wait: bool = False, report: str = "", backend: str = "",
-           verbose: bool = False) -> None:
+           verbose: bool = False,
+         accept_foreign_lock: bool = False) -> None:
     """Check the target: dependencies, twin of the lock, smoke imports; one summary line; exit 1 if not."""
-    _sync(("plan", "verify"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose)
+    _sync(("plan", "verify"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose,
+          accept_foreign_lock)

@@ -11,6 +11,7 @@ user fixes a broken lock in one pass.
 from __future__ import annotations
 
 import hashlib
+import os
 import shlex
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -209,12 +210,24 @@ def parse_text(text: str, path: str | Path = "<string>", *, lock: bool = False,
     return result
 
 
+#: files whose ``-r`` includes are being read (a file that includes itself, directly or not)
+_INCLUDING: list[Path] = []
+
+
 def _include(result: RequirementsFile, included: Path, *, lock: bool,
              seen: dict[tuple[NormalizedName, str], Pin]) -> list[LockError]:
+    here = Path(os.path.abspath(result.path))
+    chain = [*_INCLUDING, here]
+    if Path(os.path.abspath(included)) in chain or len(chain) > 32:
+        return [LockError(result.path, 0, f"-r {included.name} includes a file that is already being read "
+                          "(an include cycle)", "remove the -r line that closes the cycle")]
+    _INCLUDING.append(here)
     try:
         sub = parse(included, lock=lock)
     except LockProblems as exc:
         return exc.problems
+    finally:
+        _INCLUDING.pop()
     for pin in sub.pins:
         seen.setdefault((pin.name, str(pin.marker)), pin)
         result.pins.append(pin)

@@ -1,0 +1,162 @@
+"""Damage a killed install leaves in a target, found by reading its site-packages (no process, no
+hashing: a listing, the RECORD files, one ``stat`` per recorded file).
+
+What counts, and why:
+
+* a leftover journal (:mod:`stacksync.journal`): a sync stopped part-way;
+* pip's stash entries: ``~``-prefixed folders / files beside the originals (``~orch_like``,
+  ``~orch_like-2.3.0.dist-info``), which pip's uninstall moves the old files to and removes only when
+  the whole install or uninstall commits. pip itself ignores ``~`` dist-infos ("incompletely removed
+  distribution"), and so do the probe and :mod:`stacksync.sitepackages`: they are not installed
+  packages, they are debris;
+* a ``*.dist-info`` with no RECORD (an install killed before pip wrote it: pip then cannot uninstall
+  it either), or whose RECORD lists files that do not exist (a stash that moved them away, a partial
+  write). Byte-code (``.pyc``) is left out: it is derived, and users delete ``__pycache__`` folders.
+
+Everything here is pure reading; :mod:`stacksync.repair` acts on what it finds.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import NormalizedName, canonicalize_name
+
+from . import journal as journal_mod
+from .sitepackages import metadata_headers
+
+__all__ = ["Broken", "Damage", "stashes", "broken_distributions", "scan"]
+
+
+@dataclass(frozen=True)
+class Broken:
+    """A ``*.dist-info`` that does not hold what it says is installed."""
+
+    name: NormalizedName
+    version: str
+    folder: Path
+    has_record: bool
+    missing: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        if not self.has_record:
+            return f"{self.name} {self.version}: no RECORD in {self.folder.name} (an install was cut short)"
+        more = f" and {len(self.missing) - 1} more" if len(self.missing) > 1 else ""
+        return f"{self.name} {self.version}: {self.missing[0]}{more} listed in RECORD but missing"
+
+
+@dataclass(frozen=True)
+class Damage:
+    """What :func:`scan` found. ``journal``: the leftover journal (``None``: none)."""
+
+    journal: Mapping[str, Any] | None = None
+    stashes: tuple[Path, ...] = ()
+    broken: tuple[Broken, ...] = ()
+
+    @property
+    def found(self) -> bool:
+        return self.journal is not None or bool(self.stashes or self.broken)
+
+    @property
+    def files_damaged(self) -> bool:
+        """Damage in site-packages itself (the journal aside)."""
+        return bool(self.stashes or self.broken)
+
+    def names(self) -> set[NormalizedName]:
+        """Packages that must be reinstalled (their installed files are not what RECORD says)."""
+        return {b.name for b in self.broken}
+
+    def lines(self) -> list[str]:
+        out = []
+        if self.journal is not None:
+            out.append(f"journal {journal_mod.JOURNAL_FILE}: {journal_mod.describe(self.journal)}")
+        if self.stashes:
+            shown = ", ".join(p.name for p in self.stashes[:4]) + (" ..." if len(self.stashes) > 4 else "")
+            out.append(f"{len(self.stashes)} pip stash entr{'y' if len(self.stashes) == 1 else 'ies'} "
+                       f"left by an interrupted install/uninstall: {shown}")
+        out += [b.describe() for b in self.broken]
+        return out
+
+    def summary(self) -> str:
+        return "; ".join(self.lines())
+
+
+def stashes(dirs: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """pip's ``~``-prefixed stash entries in ``dirs``."""
+    found: list[Path] = []
+    for entry in dirs:
+        try:
+            names = sorted(os.listdir(entry))
+        except OSError:
+            continue
+        found += [Path(entry, n) for n in names if n.startswith("~")]
+    return found
+
+
+def _name_version(folder: str) -> tuple[NormalizedName, str]:
+    """From METADATA (as importlib.metadata reads it), else from the folder name."""
+    stem = os.path.basename(folder)[: -len(".dist-info")]
+    name, _, version = stem.partition("-")
+    try:
+        with open(os.path.join(folder, "METADATA"), encoding="utf-8") as fh:
+            headers = metadata_headers(fh.read())
+    except (OSError, UnicodeDecodeError):
+        headers = None
+    if headers:
+        name = (headers.get("name") or [name])[0] or name
+        version = (headers.get("version") or [version])[0] or version
+    return canonicalize_name(name), version
+
+
+def _missing_files(folder: str, location: str) -> tuple[str, ...] | None:
+    """Files RECORD lists that do not exist (``None``: no RECORD)."""
+    try:
+        with open(os.path.join(folder, "RECORD"), encoding="utf-8", newline="") as fh:
+            rows = list(csv.reader(fh))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    missing = []
+    for row in rows:
+        if not row or not row[0] or row[0].endswith(".pyc"):
+            continue
+        rel = row[0]
+        full = rel if os.path.isabs(rel) else os.path.join(location, rel)
+        if not os.path.lexists(full):
+            missing.append(rel)
+    return tuple(missing)
+
+
+def broken_distributions(dirs: Sequence[str | os.PathLike[str]]) -> list[Broken]:
+    """Every ``*.dist-info`` in ``dirs`` (not the ``~`` stashes) with no RECORD or missing files."""
+    out: list[Broken] = []
+    for entry in dirs:
+        location = os.fspath(entry)
+        try:
+            names = sorted(os.listdir(location))
+        except OSError:
+            continue
+        for child in names:
+            if child.startswith("~") or not child.lower().endswith(".dist-info"):
+                continue
+            folder = os.path.join(location, child)
+            if not os.path.isdir(folder):
+                continue
+            missing = _missing_files(folder, location)
+            if missing is not None and not missing:
+                continue
+            name, version = _name_version(folder)
+            out.append(Broken(name, version, Path(folder), missing is not None, missing or ()))
+    return out
+
+
+def scan(prefix: Path, site_packages: Sequence[str | os.PathLike[str]], *, with_journal: bool = True) -> Damage:
+    """Everything an interrupted sync can leave in the target whose ``sys.prefix`` is ``prefix``."""
+    return Damage(journal=journal_mod.read(prefix) if with_journal else None,
+                  stashes=tuple(stashes(site_packages)), broken=tuple(broken_distributions(site_packages)))

@@ -11,7 +11,8 @@ What counts, and why:
   packages, they are debris;
 * a ``*.dist-info`` with no RECORD (an install killed before pip wrote it: pip then cannot uninstall
   it either), or whose RECORD lists files that do not exist (a stash that moved them away, a partial
-  write). Byte-code (``.pyc``) is left out: it is derived, and users delete ``__pycache__`` folders.
+  write). Byte-code (``.pyc``, ``__pycache__``) is left out: it is derived, users delete it, and
+  virtualenv's seeder records ``__pycache__`` folders it never writes.
 
 Everything here is pure reading; :mod:`stacksync.repair` acts on what it finds.
 """
@@ -124,8 +125,8 @@ def _missing_files(folder: str, location: str) -> tuple[str, ...] | None:
         return None
     missing = []
     for row in rows:
-        if not row or not row[0] or row[0].endswith(".pyc"):
-            continue
+        if not row or not row[0] or row[0].endswith((".pyc", ".pyo")) or "__pycache__" in row[0].split("/"):
+            continue  # byte-code and its folders (virtualenv's seeder records them unwritten)
         rel = row[0]
         full = rel if os.path.isabs(rel) else os.path.join(location, rel)
         if not os.path.lexists(full):

@@ -6,6 +6,7 @@ this module refuses what pip would take but stacksync must not act on:
   ``--yes`` it would remove every package of the target;
 * a hash whose digest has the wrong length for its algorithm (``sha256`` is 64 hex digits): such a
   pin can never match a file, and the no-op path would otherwise call the target "in sync";
+* a lock that does not pin a base package stack.toml names;
 * a lock that is not stacksync's output for this profile (:func:`requirements_lock_origin`: the header
   :func:`stacksync.compile.header` writes, naming the profile and its Python), and a ``deferred.txt``
   that pins anything but the profile's deferred packages. ``--accept-foreign-lock`` takes such a lock
@@ -25,7 +26,7 @@ from .lockfile import LockProblems, Pin, RequirementsFile
 from .profile import Profile
 
 __all__ = ["DIGEST_LENGTHS", "ORIGIN_CHECKS", "check", "empty_problems", "digest_problems",
-           "looks_like_requirements_lock", "requirements_lock_origin", "deferred_pin_problems"]
+           "looks_like_requirements_lock", "requirements_lock_origin", "deferred_pin_problems", "base_problems"]
 
 #: hex digits of each hash algorithm pip accepts in a lock
 DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
@@ -112,14 +113,28 @@ def deferred_pin_problems(profile: Profile, file: RequirementsFile) -> list[Lock
 
 def check(profile: Profile, lock: RequirementsFile, deferred: RequirementsFile | None, *,
           accept_foreign: bool = False) -> None:
-    """Every check above; raises :class:`LockProblems` (the first problem of each kind)."""
-    problems = empty_problems(lock)
-    if deferred is not None and profile.deferred:
-        problems += empty_problems(deferred)
-    problems += digest_problems([*lock.pins, *(deferred.pins if deferred else [])])[:1]
-    if not accept_foreign:
-        problems += origin_problems(profile, lock, "lock")
-        if deferred is not None:
-            problems += origin_problems(profile, deferred, "deferred") or deferred_pin_problems(profile, deferred)
-    if problems:
-        raise LockProblems(problems)
+    """Every check above, in that order; raises :class:`LockProblems` with the first problem found
+    (one line: an empty lock is not also reported as foreign)."""
+    checks: list[Callable[[], list[LockError]]] = [
+        lambda: empty_problems(lock),
+        lambda: empty_problems(deferred) if deferred is not None and profile.deferred else [],
+        lambda: digest_problems([*lock.pins, *(deferred.pins if deferred else [])]),
+        lambda: [] if accept_foreign else origin_problems(profile, lock, "lock"),
+        lambda: [] if accept_foreign or deferred is None else (origin_problems(profile, deferred, "deferred")
+                                                               or deferred_pin_problems(profile, deferred)),
+        lambda: base_problems(profile, lock),
+    ]
+    for found in checks:
+        problems = found()
+        if problems:
+            raise LockProblems(problems[:1])
+
+
+def base_problems(profile: Profile, lock: RequirementsFile) -> list[LockError]:
+    """Each base package of stack.toml is pinned in the lock (under some marker): a lock that misses
+    one is another profile's, or stack.toml changed without a compile."""
+    missing = [n for n in profile.base if not lock.get(n)]
+    if not missing:
+        return []
+    return [LockError(lock.path, 1, f"base package {missing[0]} ({profile.stack_toml}: base) is not pinned in "
+                      "the lock", f"invoke compile --profile {profile.name}")]

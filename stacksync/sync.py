@@ -187,12 +187,12 @@ def _drive(state: State) -> None:
             _timed(state, "verify", lambda: verify(state, smoke=False, snapshot=state.snapshot, quiet=True))
         return
     _timed(state, "preflight", lambda: preflight(state))
-    if acting:
-        state.journal = repair.begin(state.snapshot.prefix, state.damage, plan=plan.to_json(),
+    _timed(state, "fetch", lambda: fetch(state))
+    if acting:  # the first change: journal first, then the debris of an interrupted run cleared
+        state.journal = repair.begin(state.snapshot.prefix, state.damage, plan=state.plan.to_json(),
                                      lock_sha256=_file_sha256(state.lock_file.path), profile=state.profile.name,
                                      deferred_sha256=_file_sha256(state.deferred_file.path if state.deferred_file
                                                                   else None), steps=list(steps))
-    _timed(state, "fetch", lambda: fetch(state))
     if "base" in steps:
         _timed(state, "base", lambda: install_base(state))
     if "rest" in steps:

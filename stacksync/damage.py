@@ -1,7 +1,7 @@
 """Damage a killed install leaves in a target, found by reading its site-packages (no process, no
-hashing: a listing, the RECORD files, one ``stat`` per recorded file).
+hashing: a listing per folder, the RECORD files).
 
-Existence is read from one listing per folder, not one ``stat`` per file. What counts, and why:
+What counts, and why:
 
 * a leftover journal (:mod:`stacksync.journal`): a sync stopped part-way;
 * pip's stash entries: ``~``-prefixed folders / files beside the originals (``~orch_like``,
@@ -9,10 +9,11 @@ Existence is read from one listing per folder, not one ``stat`` per file. What c
   the whole install or uninstall commits. pip itself ignores ``~`` dist-infos ("incompletely removed
   distribution"), and so do the probe and :mod:`stacksync.sitepackages`: they are not installed
   packages, they are debris;
-* a ``*.dist-info`` with no RECORD (an install killed before pip wrote it: pip then cannot uninstall
-  it either), or whose RECORD lists files that do not exist (a stash that moved them away, a partial
-  write). Byte-code (``.pyc``, ``__pycache__``) is left out: it is derived, users delete it, and
-  virtualenv's seeder records ``__pycache__`` folders it never writes.
+* a ``*.dist-info`` (written by pip or uv, or with no INSTALLER yet) with no RECORD (an install killed
+  before pip wrote it: pip then cannot uninstall it either), or whose RECORD lists files that do not
+  exist (a stash that moved them away, a partial write). Byte-code (``.pyc``, ``__pycache__``) is left
+  out: it is derived, users delete it, and virtualenv's seeder records ``__pycache__`` folders it
+  never writes. Existence is read from one listing per folder, not one ``stat`` per file.
 
 Everything here is pure reading; :mod:`stacksync.repair` acts on what it finds.
 """
@@ -146,6 +147,22 @@ def _missing_files(folder: str, location: str, listings: dict[str, frozenset[str
     return tuple(missing)
 
 
+#: installers whose half-done work this module judges; a dist-info conda (or another tool) wrote is
+#: that tool's business, and removing it would break the tool's own records
+INSTALLERS = frozenset({"pip", "uv"})
+
+
+def _ours(folder: str) -> bool:
+    """Installed by pip / uv, or by nothing yet: pip writes INSTALLER after the files, just before
+    RECORD, so a cut-short install may have neither."""
+    try:
+        with open(os.path.join(folder, "INSTALLER"), encoding="utf-8") as fh:
+            installer = fh.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return True
+    return not installer or installer in INSTALLERS
+
+
 def broken_distributions(dirs: Sequence[str | os.PathLike[str]]) -> list[Broken]:
     """Every ``*.dist-info`` in ``dirs`` (not the ``~`` stashes) with no RECORD or missing files."""
     out: list[Broken] = []
@@ -160,7 +177,7 @@ def broken_distributions(dirs: Sequence[str | os.PathLike[str]]) -> list[Broken]
             if child.startswith("~") or not child.lower().endswith(".dist-info"):
                 continue
             folder = os.path.join(location, child)
-            if not os.path.isdir(folder):
+            if not os.path.isdir(folder) or not _ours(folder):
                 continue
             missing = _missing_files(folder, location, listings)
             if missing is not None and not missing:

@@ -51,15 +51,15 @@ KILL_POINTS = [
                                                               "new one half written"),
     ("inside-base-record", "child:base.txt", "write:RECORD:1", "base upgrade: files written, RECORD not"),
     ("before-rest", "at:before:rest", "", "between base and rest"),
-    ("inside-rest-uninstall", "child:piptools", "rmtree:~:1", "pip-sync uninstalling plain-b: stashed, "
-                                                              "not committed"),
+    ("inside-rest-uninstall", "child:piptools", "rmtree:~:1", "pip-sync uninstalling (flash-attn-like, "
+                                                              "plain-b): stashed, not committed"),
     ("inside-rest-install", "child:piptools", "write:RECORD:1", "pip-sync's install of plain-a 1.0: RECORD "
                                                                 "not written"),
     ("before-deferred", "at:before:deferred", "", "between rest and the deferred build"),
     ("inside-deferred-build", "child:deferred-flash-attn-like.txt", "write:_built_against.py:1",
      "flash-attn-like's setup.py running"),
     ("inside-deferred-install", "child:deferred-flash-attn-like.txt", "write:{sp}:2",
-     "the rebuilt flash-attn-like half installed"),
+     "the rebuilt flash-attn-like half written (no dist-info yet)"),
     ("before-verify", "at:before:verify", "", "after the deferred phase"),
     ("inside-verify", "at:inside:verify", "", "verify between the twin check and the smoke imports"),
     ("after-verify", "at:after:verify", "", "verified, journal not yet removed"),

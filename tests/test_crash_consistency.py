@@ -71,6 +71,8 @@ def test_damage_scan_finds_stashes_recordless_and_missing_files(tmp_path: Path) 
     _dist(sp, "torch-like", "2.4.0", {"torch_like/__init__.py": ""}, record=False)
     _dist(sp, "plain-a", "1.0", {"plain_a/__init__.py": ""})
     (sp / "plain_a" / "__init__.py").unlink()
+    conda = _dist(sp, "conda-made", "1.0", {}, record=False)  # another installer's records: not ours to judge
+    (conda / "INSTALLER").write_text("conda\n")
     stash = _dist(sp, "torch-like", "2.3.0", {}).rename(sp / "~orch_like-2.3.0.dist-info")
     (sp / "~lain_b").mkdir()
     found = damage.scan(tmp_path, [str(sp)])

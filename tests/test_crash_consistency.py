@@ -238,3 +238,38 @@ def test_noise_on_stdout_does_not_reach_the_document(tmp_path: Path, capsys: pyt
                            text=True, check=True)
     assert json.loads(plain.stdout)["probe"] == 1  # without --json-out: stdout, as before
     assert os.environ.get("STACKSYNC_FAULT") is None  # the fault seam is inert here
+
+
+def test_an_index_that_stalls_mid_response_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every index request has a timeout, reads included: a server that sends headers and then
+    nothing gives one IndexUnavailable line, not a hang or a traceback."""
+    import socket
+    import threading
+
+    from stacksync import indexapi
+    from stacksync.errors import IndexUnavailable
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    done = threading.Event()
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5000\r\n\r\n<html>")
+        done.wait(10)
+        conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    monkeypatch.setattr(indexapi, "TIMEOUT", 0.5)
+    try:
+        with pytest.raises(IndexUnavailable) as info:
+            indexapi.project_files(f"http://127.0.0.1:{port}/simple/", "plain-a")
+    finally:
+        done.set()
+        server.close()
+    assert "stalled" in str(info.value) and "STACKSYNC_INDEX_TIMEOUT" in str(info.value)
+    assert "\n" not in str(info.value)

@@ -103,9 +103,13 @@ def end(prefix: Path, data: dict[str, Any] | None) -> None:
         journal.finish(prefix)
 
 
-def verify_lines(snapshot: Snapshot, *, own_journal: bool) -> list[str]:
-    """Damage verify must report: files always; a journal unless this run wrote it."""
-    found = scan(snapshot.prefix, site_packages(snapshot), with_journal=not own_journal)
+def verify_lines(snapshot: Snapshot, *, own_journal: bool, known: Damage | None = None) -> list[str]:
+    """Damage verify must report: files always; a journal unless this run wrote it. ``known``: what
+    :func:`detect` found in this same reading of the target (the no-op path does not scan twice)."""
+    if known is not None and not own_journal:
+        found = known
+    else:
+        found = scan(snapshot.prefix, site_packages(snapshot), with_journal=not own_journal)
     lines = [f"interrupted: {line}" for line in found.lines()]
     if lines:
         lines.append(f"the target is damaged by an interrupted sync (fix: invoke sync --profile <name> "

@@ -866,7 +866,8 @@ def verify(state: State, *, smoke: bool = True, snapshot: Snapshot | None = None
         modules = state.profile.smoke_modules()
         # Imports that passed after this run's last change are not run twice.
         failed = [r for r in _smoke_all(state, [m for m in modules if m not in state.smoked]) if not r["ok"]]
-    damaged = repair.verify_lines(snapshot, own_journal=state.journal is not None)
+    damaged = repair.verify_lines(snapshot, own_journal=state.journal is not None,
+                                  known=state.damage if snapshot is state.snapshot else None)
     is_twin = twin.identical and not installer_off and not damaged
     twin_text = "twin of the lock" if is_twin else (
         f"NOT the lock's twin ({len(twin.only_in_a)} missing, {len(twin.only_in_b)} extra, "

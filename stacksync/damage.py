@@ -13,7 +13,9 @@ What counts, and why:
   before pip wrote it: pip then cannot uninstall it either), or whose RECORD lists files that do not
   exist (a stash that moved them away, a partial write). Byte-code (``.pyc``, ``__pycache__``) is left
   out: it is derived, users delete it, and virtualenv's seeder records ``__pycache__`` folders it
-  never writes. Existence is read from one listing per folder, not one ``stat`` per file.
+  never writes. Existence is read from one listing per folder, not one ``stat`` per file; a
+  distribution found intact is remembered (the caller keeps the memo) and checked again with a
+  ``stat`` of its RECORD and of its folders, whose mtimes change when a file in them is removed.
 
 Everything here is pure reading; :mod:`stacksync.repair` acts on what it finds.
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import os
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,26 +118,34 @@ def _name_version(folder: str) -> tuple[NormalizedName, str]:
     return canonicalize_name(name), version
 
 
-def _missing_files(folder: str, location: str, listings: dict[str, frozenset[str]]) -> tuple[str, ...] | None:
+def _missing_files(folder: str, location: str, listings: dict[str, frozenset[str]],
+                   used: set[str]) -> tuple[str, ...] | None:
     """Files RECORD lists that do not exist (``None``: no RECORD). Each folder is listed once
-    (``listings``, shared by the scan): a torch wheel's 15k files live in ~1k folders."""
+    (``listings``, shared by the scan): a torch wheel's 15k files live in ~1k folders. ``used``
+    collects the folders this RECORD's files live in."""
     try:
         with open(os.path.join(folder, "RECORD"), encoding="utf-8", newline="") as fh:
-            rows = list(csv.reader(fh))
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError, csv.Error):
+            text = fh.read()
+    except (OSError, UnicodeDecodeError):
         return None
     missing = []
-    for row in rows:
-        if not row or not row[0] or row[0].endswith((".pyc", ".pyo")) or "__pycache__" in row[0].split("/"):
+    for line in text.splitlines():
+        # path,hash,size: csv quotes a path only when it holds a comma or a quote
+        if line.startswith('"'):
+            try:
+                rel = next(csv.reader([line]))[0]
+            except (csv.Error, StopIteration, IndexError):
+                continue
+        else:
+            rel = line.partition(",")[0]
+        if not rel or rel.endswith((".pyc", ".pyo")) or "__pycache__" in rel:
             continue  # byte-code and its folders (virtualenv's seeder records them unwritten)
-        rel = row[0]
         if rel[0] != "/" and ".." not in rel:  # the common case, in plain string operations
             sub, _, base = rel.rpartition("/")
             head = f"{location}/{sub}" if sub else location
         else:
             head, base = os.path.split(os.path.normpath(rel if os.path.isabs(rel) else os.path.join(location, rel)))
+        used.add(head)
         names = listings.get(head)
         if names is None:
             try:
@@ -163,10 +174,43 @@ def _ours(folder: str) -> bool:
     return not installer or installer in INSTALLERS
 
 
-def broken_distributions(dirs: Sequence[str | os.PathLike[str]]) -> list[Broken]:
-    """Every ``*.dist-info`` in ``dirs`` (not the ``~`` stashes) with no RECORD or missing files."""
+#: dist-info folder -> [RECORD mtime_ns, RECORD size, {folder: mtime_ns}] of a distribution found
+#: intact: while none of these changed, no file was added to, removed from or renamed in its folders
+Memo = dict[str, list[Any]]
+#: a folder changed this close to the check is not memoized (a change within the file system's
+#: timestamp resolution could go unseen: git's "racy" rule)
+_RACY_NS = 2_000_000_000
+
+
+def _memo_holds(folder: str, entry: Any) -> bool:
+    try:
+        st = os.stat(os.path.join(folder, "RECORD"))
+        if [st.st_mtime_ns, st.st_size] != list(entry[:2]):
+            return False
+        return all(os.stat(d).st_mtime_ns == m for d, m in entry[2].items())
+    except (OSError, TypeError, ValueError, IndexError, AttributeError):
+        return False
+
+
+def _memo_entry(folder: str, used: set[str]) -> list[Any] | None:
+    limit = time.time_ns() - _RACY_NS
+    try:
+        st = os.stat(os.path.join(folder, "RECORD"))
+        stamps = {d: os.stat(d).st_mtime_ns for d in sorted(used)}
+    except OSError:
+        return None
+    if st.st_mtime_ns > limit or any(m > limit for m in stamps.values()):
+        return None
+    return [st.st_mtime_ns, st.st_size, stamps]
+
+
+def broken_distributions(dirs: Sequence[str | os.PathLike[str]], memo: Memo | None = None) -> list[Broken]:
+    """Every ``*.dist-info`` in ``dirs`` (not the ``~`` stashes) with no RECORD or missing files.
+    With ``memo`` (updated in place), a distribution found intact before is checked with a few
+    ``stat`` calls (its RECORD and the folders its files live in) instead of listing them again."""
     out: list[Broken] = []
     listings: dict[str, frozenset[str]] = {}
+    seen: set[str] = set()
     for entry in dirs:
         location = os.fspath(entry)
         try:
@@ -177,17 +221,31 @@ def broken_distributions(dirs: Sequence[str | os.PathLike[str]]) -> list[Broken]
             if child.startswith("~") or not child.lower().endswith(".dist-info"):
                 continue
             folder = os.path.join(location, child)
-            if not os.path.isdir(folder) or not _ours(folder):
+            seen.add(folder)
+            if memo is not None and folder in memo and _memo_holds(folder, memo[folder]):
                 continue
-            missing = _missing_files(folder, location, listings)
-            if missing is not None and not missing:
+            if not os.path.isdir(folder):
+                continue
+            used: set[str] = set()
+            missing = _missing_files(folder, location, listings, used)
+            if memo is not None:
+                remembered = _memo_entry(folder, used) if missing is not None and not missing else None
+                if remembered is None:
+                    memo.pop(folder, None)
+                else:
+                    memo[folder] = remembered
+            if (missing is not None and not missing) or not _ours(folder):
                 continue
             name, version = _name_version(folder)
             out.append(Broken(name, version, Path(folder), missing is not None, missing or ()))
+    if memo is not None:
+        for gone in set(memo) - seen:
+            del memo[gone]
     return out
 
 
-def scan(prefix: Path, site_packages: Sequence[str | os.PathLike[str]], *, with_journal: bool = True) -> Damage:
+def scan(prefix: Path, site_packages: Sequence[str | os.PathLike[str]], *, with_journal: bool = True,
+         memo: Memo | None = None) -> Damage:
     """Everything an interrupted sync can leave in the target whose ``sys.prefix`` is ``prefix``."""
     return Damage(journal=journal_mod.read(prefix) if with_journal else None,
-                  stashes=tuple(stashes(site_packages)), broken=tuple(broken_distributions(site_packages)))
+                  stashes=tuple(stashes(site_packages)), broken=tuple(broken_distributions(site_packages, memo)))

@@ -11,15 +11,18 @@ not the lock's twin, whatever its versions say.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from packaging.utils import NormalizedName
 
-from . import console, journal
+from . import console, defaults, journal
 from .damage import Damage, scan
 from .environment import Snapshot
 from .plan import Action, Plan
@@ -32,9 +35,39 @@ def site_packages(snapshot: Snapshot) -> list[str]:
     return [str(p) for p in (snapshot.raw.get("python", {}).get("site_packages") or [])]
 
 
+def _memo_path(prefix: Path) -> Path:
+    key = hashlib.sha256(os.fsencode(os.path.abspath(prefix))).hexdigest()[:24]
+    return defaults.CACHE_DIR / "records" / f"{key}.json"
+
+
+def _scan(snapshot: Snapshot, *, with_journal: bool = True) -> Damage:
+    """:func:`damage.scan` with the target's memo of intact distributions (``.stacksync-cache/records``):
+    the no-op path then costs a few ``stat`` calls per distribution. A memo that cannot be read or
+    written only makes the scan slower."""
+    path = _memo_path(snapshot.prefix)
+    try:
+        before = path.read_text(encoding="utf-8")
+        memo = json.loads(before)
+        assert isinstance(memo, dict)
+    except (OSError, ValueError, AssertionError):
+        before, memo = "", {}
+    found = scan(snapshot.prefix, site_packages(snapshot), with_journal=with_journal, memo=memo)
+    after = json.dumps(memo, sort_keys=True)
+    if after != before:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".records-", suffix=".json")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(after)
+            os.replace(tmp, path)
+        except OSError:
+            pass
+    return found
+
+
 def detect(snapshot: Snapshot, *, quiet: bool = False) -> Damage:
     """What an interrupted sync left in the target (cheap: listings, RECORDs, stats)."""
-    found = scan(snapshot.prefix, site_packages(snapshot))
+    found = _scan(snapshot)
     if found.found and not quiet:
         console.warn(f"{snapshot.python}: target was interrupted (a sync or pip run was killed part-way); "
                      "it is repaired before the sync goes on:")
@@ -109,7 +142,7 @@ def verify_lines(snapshot: Snapshot, *, own_journal: bool, known: Damage | None 
     if known is not None and not own_journal:
         found = known
     else:
-        found = scan(snapshot.prefix, site_packages(snapshot), with_journal=not own_journal)
+        found = _scan(snapshot, with_journal=not own_journal)
     lines = [f"interrupted: {line}" for line in found.lines()]
     if lines:
         lines.append(f"the target is damaged by an interrupted sync (fix: invoke sync --profile <name> "

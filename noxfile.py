@@ -89,3 +89,13 @@ def bench(session: nox.Session) -> None:
         session.error(str(exc))
     if failed:
         session.error("a benchmark contender failed (see its row)")
+
+
+@nox.session(python=False)
+def chaos(session: nox.Session) -> None:
+    """The fault suite alone: kill -9 a real sync at every phase and inside pip, fuzz hostile inputs;
+    prints the table (counts in reports/chaos.json). Extra pytest options after `--`."""
+    from stacksync.chaos import main
+
+    if not main(session.posargs, log=session.log):
+        session.error("the fault suite failed (see above)")

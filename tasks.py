@@ -182,11 +182,13 @@ _SYNC_HELP = {
     "report": "write a JSON receipt to this file",
     "backend": "pip-tools (default), uv or auto",
     "verbose": "show every command started, and pip's output",
+    "accept-foreign-lock": "sync a lock that is not stacksync's output for this profile (header, deferred pins)",
 }
 
 
 def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run: bool, yes: bool, force: bool,
-          wait: bool, report: str, backend: str, verbose: bool, *, wheelhouse: str = "", lock: str = "") -> None:
+          wait: bool, report: str, backend: str, verbose: bool, accept_foreign_lock: bool = False, *,
+          wheelhouse: str = "", lock: str = "") -> None:
     from stacksync import defaults
     from stacksync.sync import Options, run
 
@@ -196,8 +198,9 @@ def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run:
     with one_line_errors(verbose):
         run(Options(profile=profile or defaults.DEFAULT_PROFILE, python=python or None, venv=venv or None,
                     dry_run=dry_run, yes=yes, force=force, wait=wait, report=report or None,
-                    backend=backend or None, verbose=verbose, wheelhouse=wheelhouse or None,
-                    confirm=ask if sys.stdin.isatty() else None, lock=Path(lock) if lock else None),
+                    backend=backend or None, verbose=verbose, accept_foreign_lock=accept_foreign_lock,
+                    wheelhouse=wheelhouse or None, confirm=ask if sys.stdin.isatty() else None,
+                    lock=Path(lock) if lock else None),
             steps)
 
 
@@ -208,49 +211,58 @@ def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run:
                     "hashed requirements file)"})
 def sync(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False, yes: bool = False,
          force: bool = False, wait: bool = False, report: str = "", backend: str = "", wheelhouse: str = "",
-         lock: str = "", verbose: bool = False) -> None:
+         lock: str = "", verbose: bool = False, accept_foreign_lock: bool = False) -> None:
     """Make the target the exact twin of the profile's lock, in phases; a second run does nothing."""
     _sync(("plan", "fetch", "base", "rest", "deferred", "vcs", "verify"), profile, python, venv, dry_run, yes, force,
-          wait, report, backend, verbose, wheelhouse=wheelhouse, lock=lock)
+          wait, report, backend, verbose, accept_foreign_lock, wheelhouse=wheelhouse, lock=lock)
 
 
 @task(help=_SYNC_HELP)
 def plan(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False, yes: bool = False,
-         force: bool = False, wait: bool = False, report: str = "", backend: str = "", verbose: bool = False) -> None:
+         force: bool = False, wait: bool = False, report: str = "", backend: str = "", verbose: bool = False,
+         accept_foreign_lock: bool = False) -> None:
     """Print what a sync would install, upgrade, downgrade, rebuild or remove, per phase."""
-    _sync(("plan",), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose)
+    _sync(("plan",), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose,
+          accept_foreign_lock)
 
 
 @task(help=_SYNC_HELP)
 def fetch(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False, yes: bool = False,
-          force: bool = False, wait: bool = False, report: str = "", backend: str = "", verbose: bool = False) -> None:
+          force: bool = False, wait: bool = False, report: str = "", backend: str = "", verbose: bool = False,
+         accept_foreign_lock: bool = False) -> None:
     """Download and hash-verify every artifact the plan needs into the cache; change nothing."""
-    _sync(("plan", "fetch"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose)
+    _sync(("plan", "fetch"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose,
+          accept_foreign_lock)
 
 
 @task(help=_SYNC_HELP)
 def install_base(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False,
                  yes: bool = False, force: bool = False, wait: bool = False, report: str = "", backend: str = "",
-                 verbose: bool = False) -> None:
+                 verbose: bool = False,
+         accept_foreign_lock: bool = False) -> None:
     """Install the base packages with their locked dependencies (binary only, hashed); smoke-import them."""
-    _sync(("plan", "fetch", "base"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose)
+    _sync(("plan", "fetch", "base"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose,
+          accept_foreign_lock)
 
 
 @task(help=_SYNC_HELP)
 def sync_rest(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False,
               yes: bool = False, force: bool = False, wait: bool = False, report: str = "", backend: str = "",
-              verbose: bool = False) -> None:
+              verbose: bool = False,
+         accept_foreign_lock: bool = False) -> None:
     """pip-sync the rest of the lock (a hashed install when nothing is removed), keeping built deferred packages."""
-    _sync(("plan", "fetch", "rest"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose)
+    _sync(("plan", "fetch", "rest"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose,
+          accept_foreign_lock)
 
 
 @task(help=_SYNC_HELP)
 def install_deferred(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False,
                      yes: bool = False, force: bool = False, wait: bool = False, report: str = "",
-                     backend: str = "", verbose: bool = False) -> None:
+                     backend: str = "", verbose: bool = False,
+         accept_foreign_lock: bool = False) -> None:
     """Build the deferred packages (e.g. flash-attn) that are missing or built against other base versions."""
     _sync(("plan", "fetch", "deferred"), profile, python, venv, dry_run, yes, force, wait, report, backend,
-          verbose)
+          verbose, accept_foreign_lock)
 
 
 @task(help={**_SYNC_HELP, "files": "instead: check every installed file against its RECORD sha256 (no lock "
@@ -258,7 +270,7 @@ def install_deferred(c: Context, profile: str = "", python: str = "", venv: str 
                                    "modified, missing, unrecorded files and other builds per package; exit 1 on any"})
 def verify(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False,
            yes: bool = False, force: bool = False, wait: bool = False, report: str = "", backend: str = "",
-           files: bool = False, verbose: bool = False) -> None:
+           files: bool = False, verbose: bool = False, accept_foreign_lock: bool = False) -> None:
     """Check the target: dependencies, twin of the lock, smoke imports; one summary line; exit 1 if not."""
     if files:
         from stacksync.verify_files import verify_files
@@ -268,7 +280,8 @@ def verify(c: Context, profile: str = "", python: str = "", venv: str = "", dry_
         if not ok:
             raise SystemExit(1)
         return
-    _sync(("plan", "verify"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose)
+    _sync(("plan", "verify"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose,
+          accept_foreign_lock)
 
 
 # --- build once, install everywhere: the wheelhouse and the team index (stacksync.wheelhouse / publish) ---

@@ -363,7 +363,27 @@ def torch_import():
     return facts
 
 
+def json_out(argv):
+    """(path or None, the other args): ``--json-out PATH`` first sends the document to a file of its
+    own, so that what imported modules print on stdout (vllm does) never mixes with it."""
+    if argv[:1] == ["--json-out"] and len(argv) > 1:
+        return argv[1], argv[2:]
+    return None, argv
+
+
+def emit(doc, path):
+    """Write ``doc`` as one JSON document to ``path`` (stdout when ``None``)."""
+    if path is None:
+        json.dump(doc, sys.stdout, indent=None, sort_keys=True)
+        sys.stdout.write("\n")
+        return
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh, indent=None, sort_keys=True)
+        fh.write("\n")
+
+
 def main(argv):
+    path, argv = json_out(argv)
     sp = site_packages()
     driver = driver_from_libcuda()
     if not driver["found"] and not os.environ.get("STACKSYNC_LIBCUDA"):
@@ -388,8 +408,7 @@ def main(argv):
     }
     if "--import-torch" in argv:
         info["torch_import"] = torch_import()
-    json.dump(info, sys.stdout, indent=None, sort_keys=True)
-    sys.stdout.write("\n")
+    emit(info, path)
 
 
 if __name__ == "__main__":

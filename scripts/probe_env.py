@@ -1,7 +1,8 @@
 """Describe the interpreter that runs this file, as one JSON document on stdout.
 
 Runs *inside a target interpreter* (CPython >= 3.8): standard library only, never imports pip or
-torch. stacksync runs it with ``python -I scripts/probe_env.py``.
+torch. stacksync runs it with ``python -I scripts/probe_env.py --json-out FILE`` (the document goes to
+FILE: its own channel; stdout only without ``--json-out``).
 
 Keys: python, marker_environment, platform, distributions (name, version, direct_url, installer,
 location, requires), pip_version, cuda (facts readable from files, no import), state (what
@@ -77,6 +78,10 @@ def distributions():
     """Installed distributions, first on sys.path wins (as import does)."""
     seen = {}
     for dist in metadata.distributions():
+        # pip's "~"-prefixed stash of an uninstall that never committed is not installed (pip
+        # ignores it too): importlib.metadata would list it under the package's own name.
+        if os.path.basename(str(getattr(dist, "_path", ""))).startswith("~"):
+            continue
         name = dist.metadata["Name"]
         if not name:
             continue
@@ -143,7 +148,27 @@ def stacksync_state():
         return {}
 
 
-def main():
+def json_out(argv):
+    """(path or None, the other args): ``--json-out PATH`` first sends the document to a file of its
+    own, so that what imported modules print on stdout (vllm does) never mixes with it."""
+    if argv[:1] == ["--json-out"] and len(argv) > 1:
+        return argv[1], argv[2:]
+    return None, argv
+
+
+def emit(doc, path):
+    """Write ``doc`` as one JSON document to ``path`` (stdout when ``None``)."""
+    if path is None:
+        json.dump(doc, sys.stdout, indent=None, sort_keys=True)
+        sys.stdout.write("\n")
+        return
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh, indent=None, sort_keys=True)
+        fh.write("\n")
+
+
+def main(argv):
+    path, _ = json_out(argv)
     dists = distributions()
     sp = site_packages()
     pip = [d["version"] for d in dists if d["name"] == "pip"]
@@ -167,9 +192,8 @@ def main():
         "cuda": cuda_facts(sp),
         "state": stacksync_state(),
     }
-    json.dump(info, sys.stdout, indent=None, sort_keys=True)
-    sys.stdout.write("\n")
+    emit(info, path)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

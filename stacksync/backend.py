@@ -231,7 +231,10 @@ class PipTools:
         interpreter's bundled pip offline (pip is an installer, shown apart from the twin check)."""
         from . import runner
 
-        if runner.run([python, "-I", "-c", "import pip"], check=False).returncode != 0:
+        probe: list[str | os.PathLike[str]] = [python, "-I", "-c", "import pip"]
+        limit = runner.timeout_from_env(runner.PROBE_TIMEOUT_ENV, runner.DEFAULT_PROBE_TIMEOUT)
+        if runner.run(probe, check=False, timeout=limit, hint=f"set {runner.PROBE_TIMEOUT_ENV}=SECONDS for a slow "
+                      "interpreter").returncode != 0:
             runner.run([python, "-I", "-m", "ensurepip", "--default-pip"], hint=f"could not give {python} a pip")
 
     def create_venv(self, venv: Path, base_python: str) -> None:

@@ -361,9 +361,11 @@ def write_noop_profile(root: Path, count: int = NOOP_PACKAGES) -> tuple[Path, Pa
         f'description = "benchmark: {count} tiny wheels from a static file:// index"\n'
         f'python = "{xy}"\nplatforms = ["{sys.platform}"]\nindex_url = "{simple.as_uri()}"\n', encoding="utf-8")
     (folder / defaults.REQUIREMENTS_IN).write_text("\n".join(names) + "\n", encoding="utf-8")
-    (folder / defaults.LOCK_TXT).write_text(
-        f"#\n# Hashed lock of profile '{NOOP_PROFILE}' (written by stacksync.bench).\n#\n"
-        + "\n".join(lock_lines) + "\n", encoding="utf-8")
+    from .compile import header  # the header sync checks (stacksync.lockcheck)
+
+    head = header(NOOP_PROFILE, {}, "bench", xy, [f"Hashed lock of profile {NOOP_PROFILE!r}.",
+                                                   "(written by stacksync.bench)"])
+    (folder / defaults.LOCK_TXT).write_text(head + "\n".join(lock_lines) + "\n", encoding="utf-8")
     return root / "locks", wheels
 
 

@@ -39,6 +39,7 @@ from typing import Any
 
 from . import defaults, runner
 from .bench import Contender, Goal, _environ, _quiet_sync, build_wheel, new_venv
+from .compile import header
 
 __all__ = ["deferred_contenders", "BARE", "FIRST", "WHEELHOUSE_HIT", "TEAM_HIT", "write_deferred_profile"]
 
@@ -113,12 +114,17 @@ def write_deferred_profile(root: Path, index_port: int, team_port: int) -> tuple
             '[deferred.bench-ext]\nrequires = ["bench-torch"]\nimports = ["bench_torch"]\n'
             'build_requires = ["setuptools"]\nbuild_env = { MAX_JOBS = "2" }\n', encoding="utf-8")
         (folder / defaults.REQUIREMENTS_IN).write_text("bench-torch\nbench-ext==1.0\nsetuptools\n", encoding="utf-8")
+        # The headers `invoke compile` writes: sync refuses a lock without its profile's (stacksync.lockcheck).
+        lock_head = header(name, {}, "bench", xy, [f"Hashed lock of profile {name!r}.", "(written by stacksync.bench)"])
+        deferred_head = header(name, {}, "bench", xy, [
+            f"Deferred packages of profile {name!r}: pinned in requirements.in,", "(written by stacksync.bench)"])
         (folder / defaults.LOCK_TXT).write_text(
-            f"bench-torch==2.4.0 \\\n    --hash=sha256:{_sha(torch)}\n    # via -r requirements.in\n"
+            lock_head + f"bench-torch==2.4.0 \\\n    --hash=sha256:{_sha(torch)}\n    # via -r requirements.in\n"
             f"setuptools=={st_version} \\\n    --hash=sha256:{_sha(setuptools)}\n    # via -r requirements.in\n",
             encoding="utf-8")
         (folder / defaults.DEFERRED_TXT).write_text(
-            f"bench-ext==1.0 \\\n    --hash=sha256:{_sha(sdist)}\n    # via -r requirements.in\n", encoding="utf-8")
+            deferred_head + f"bench-ext==1.0 \\\n    --hash=sha256:{_sha(sdist)}\n    # via -r requirements.in\n",
+            encoding="utf-8")
     return root / "locks", packages
 
 

@@ -222,6 +222,9 @@ def find_python(spec: str | os.PathLike[str]) -> Path:
             raise TargetError(f"{path}: not a virtual environment (no bin/python)")
         return exe
     if path.exists():
+        if not os.access(path, os.X_OK):
+            raise TargetError(f"{path}: not an executable file (fix: pass --python an interpreter such as "
+                              f"{path.parent / 'python3'}, or --venv a venv folder)")
         return path
     found = shutil.which(str(spec))
     if found:

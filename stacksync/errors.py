@@ -70,6 +70,20 @@ class CommandFailed(StacksyncError):
         return msg
 
 
+class TimedOut(CommandFailed):
+    """A spawned program did not finish within its time limit; its whole process group was killed."""
+
+    def __init__(self, argv: list[str], seconds: float, hint: str = "") -> None:
+        super().__init__(argv, -9, "", hint)
+        self.seconds = seconds
+
+    def __str__(self) -> str:
+        import shlex
+
+        msg = f"no answer within {self.seconds:g} s (killed): {shlex.join(self.argv)}"
+        return msg + (f" ({self.hint})" if self.hint else "")
+
+
 class TargetError(StacksyncError):
     """The target interpreter / venv is missing, wrong, or is stacksync's own interpreter."""
 

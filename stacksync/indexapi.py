@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import json
 import os
 import ssl
@@ -32,8 +33,9 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -139,6 +141,18 @@ def _open(url: str, auth: str | None, *, accept: str | None, shown: str):  # typ
             f"index {redact(shown)} is unreachable: {redact(str(reason))} "
             "(fix: check the URL in stack.toml / PIP_INDEX_URL, the network or proxy, and that the server is up)"
         ) from None
+
+
+@contextmanager
+def _reading(shown: str) -> Iterator[None]:
+    """A response that stalls (the ``TIMEOUT`` applies to each read too) or breaks part-way is one
+    line, not a traceback."""
+    try:
+        yield
+    except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
+        raise IndexUnavailable(f"index {redact(shown)}: the response stalled or broke while reading "
+                               f"({type(exc).__name__}: {redact(str(exc)) or 'no data'}; limit {TIMEOUT:g} s per read) "
+                               "(fix: retry; for a slow index set STACKSYNC_INDEX_TIMEOUT=SECONDS)") from None
 
 
 def _http_error(code: int, index_shown: str, url: str) -> IndexUnavailable:
@@ -253,7 +267,7 @@ def _project_page(index_url: str, name: str) -> list[IndexFile]:
     """One index's files for ``name``; :class:`ProjectNotFound` on 404."""
     bare, auth = _split_auth(index_url)
     page = urllib.parse.urljoin(bare.rstrip("/") + "/", f"{canonicalize_name(name)}/")
-    with _open(page, auth, accept=ACCEPT, shown=index_url) as resp:
+    with _open(page, auth, accept=ACCEPT, shown=index_url) as resp, _reading(index_url):
         final = resp.geturl()
         ctype = resp.headers.get("Content-Type", "")
         body = resp.read().decode(resp.headers.get_content_charset() or "utf-8", errors="replace")
@@ -342,7 +356,7 @@ def _auth_for(file: IndexFile) -> str | None:
 def hash_file_url(file: IndexFile) -> str:
     """Download ``file`` (streamed, not kept) and return its hex sha256: for indexes that publish none."""
     digest = hashlib.sha256()
-    with _open(file.url, _auth_for(file), accept=None, shown=file.index_url) as resp:
+    with _open(file.url, _auth_for(file), accept=None, shown=file.index_url) as resp, _reading(file.index_url):
         for chunk in iter(lambda: resp.read(_CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -362,7 +376,8 @@ def fetch_file(file: IndexFile, dest_dir: Path, *, sha256: str | None = None) ->
     tmp = Path(tmp_name)
     try:
         digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, _open(file.url, _auth_for(file), accept=None, shown=file.index_url) as resp:
+        with os.fdopen(fd, "wb") as out, _open(file.url, _auth_for(file), accept=None, shown=file.index_url) as resp, \
+                _reading(file.index_url):
             for chunk in iter(lambda: resp.read(_CHUNK), b""):
                 digest.update(chunk)
                 out.write(chunk)

@@ -15,6 +15,7 @@ VCS reference without a commit).
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -195,7 +196,7 @@ def parse_text(text: str, path: str | Path = "<string>", *, lock: bool = False,
             result.options.append(option)
             if follow_includes and option.name in ("-r", "-c"):
                 problems.extend(_include(result, option, Path(path), lock=lock, seen=seen, environ=environ,
-                                         stack=(*_stack, Path(path).absolute())))
+                                         stack=(*_stack, Path(os.path.abspath(path)))))
         pin = parsed[0]
         if pin is None:
             last_pin = None
@@ -228,9 +229,9 @@ def _include(result: RequirementsFile, option: Option, here: Path, *, lock: bool
         return [LockError(here, option.line, f"includes a URL ({option.value}); stacksync reads local files only",
                           f"download it and include the local copy: {option.name} FILE")]
     included = here.parent / option.value
-    if included.absolute() in stack:
-        return [LockError(here, option.line, f"{option.value} includes itself (through {here.name})",
-                          f"remove the {option.name} line")]
+    if Path(os.path.abspath(included)) in stack or len(stack) > 32:
+        return [LockError(here, option.line, f"{option.value} includes a file that is already being read "
+                          f"(an include cycle, through {here.name})", f"remove the {option.name} line")]
     if not included.is_file():
         kind = "constraints" if option.name == "-c" else "requirements"
         return [LockError(here, option.line, f"{kind} file {option.value} not found ({included})",

@@ -215,9 +215,17 @@ def load(name_or_path: str | os.PathLike[str], locks_dir: Path | None = None) ->
     """Load and validate a profile by name (``locks/<name>``) or by folder path."""
     root = locks_dir or defaults.LOCKS_DIR
     given = Path(name_or_path)
-    folder = given if (given.is_dir() and (given / defaults.STACK_TOML).exists()) else root / str(name_or_path)
-    toml_path = folder / defaults.STACK_TOML
-    if not toml_path.is_file():
+    try:
+        folder = given if (given.is_dir() and (given / defaults.STACK_TOML).exists()) else root / str(name_or_path)
+        toml_path = folder / defaults.STACK_TOML
+        found = toml_path.is_file()
+    except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL byte
+        shown = str(name_or_path)
+        shown = shown if len(shown) <= 60 else f"{shown[:40]}...({len(shown)} characters)"
+        raise ProfileError(root, "", f"profile {shown!r} is not a usable folder name "
+                           f"({getattr(exc, 'strerror', None) or exc})",
+                           f"pick one of: {', '.join(available(root)) or '(none)'}") from None
+    if not found:
         names = available(root)
         hint = difflib.get_close_matches(str(name_or_path), names, n=1)
         fix = f"did you mean {hint[0]!r}?" if hint else f"pick one of: {', '.join(names) or '(none)'}"
@@ -226,6 +234,11 @@ def load(name_or_path: str | os.PathLike[str], locks_dir: Path | None = None) ->
         data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(toml_path, "", f"not valid TOML: {exc}", "fix the syntax") from exc
+    except UnicodeDecodeError as exc:
+        raise ProfileError(toml_path, "", f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})",
+                           "save it as UTF-8 (TOML files are UTF-8)") from None
+    except OSError as exc:
+        raise ProfileError(toml_path, "", f"cannot read it ({exc.strerror or exc})", "check the file") from None
     profile = _build(folder.name, folder, toml_path, data)
     _check_against_inputs(profile)
     return profile

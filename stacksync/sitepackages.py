@@ -141,6 +141,8 @@ def read_distributions(dirs: Sequence[str]) -> list[dict[str, Any]] | None:
         except OSError:
             return None
         for child in children:
+            if child.startswith("~"):
+                continue  # pip's stash of an uncommitted uninstall: the probe skips it too (damage.py)
             low = child.lower()
             if low.endswith((".egg-info", ".egg")):
                 return None  # egg metadata is read differently (requires.txt, PKG-INFO): probe it

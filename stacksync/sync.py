@@ -43,9 +43,10 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from . import console, defaults, runner, targetlock, vcsphase
+from . import console, defaults, faults, lockcheck, repair, runner, targetlock, vcsphase
 from . import profile as profile_mod
 from .backend import Backend, get_backend, resolve_name
+from .damage import Damage
 from .deferred import (
     STATE_FILE,
     _adopt_unrecorded,
@@ -95,6 +96,8 @@ class Options:
     #: wheelhouse folder (stacksync.wheelhouse.resolve_dir: this > STACKSYNC_WHEELHOUSE > stack.toml)
     wheelhouse: str | None = None
     verbose: bool = False
+    #: take a lock that is not stacksync's output for this profile (lockcheck: header, deferred pins)
+    accept_foreign_lock: bool = False
     #: asks the user to go on with a destructive plan; ``None``: no prompt (needs ``yes``)
     confirm: Callable[[str], bool] | None = None
 
@@ -137,6 +140,9 @@ class State:
     vcs: dict[NormalizedName, Pin] = field(default_factory=dict)
     #: where each deferred package's wheel comes from (stacksync.deferred.Source), decided in fetch
     deferred_sources: dict[NormalizedName, Any] = field(default_factory=dict)
+    #: what an interrupted run left in the target (repair.detect), and this run's journal once written
+    damage: Damage = field(default_factory=Damage)
+    journal: dict[str, Any] | None = None
 
 
 # ------------------------------------------------------------------------------------------- entry point
@@ -178,8 +184,9 @@ def _drive(state: State) -> None:
     if opts.dry_run or steps == ("plan",):
         outcome.verdict, outcome.summary = "planned", f"plan: {plan.summary()}"
         return
-    if not pending:
-        # The no-op path: no pip, no doctor; what the probe and the lock say is enough.
+    if not pending and not (state.damage.found and _scope(steps)):
+        # The no-op path: no pip, no doctor; what the probe and the lock say is enough (and the
+        # damage check found nothing an interrupted run left).
         if "deferred" in acting:
             _adopt_unrecorded(state)
         if _scope(steps):
@@ -198,6 +205,11 @@ def _drive(state: State) -> None:
         return
     _timed(state, "preflight", lambda: preflight(state))
     _timed(state, "fetch", lambda: fetch(state))
+    if acting:  # the first change: journal first, then the debris of an interrupted run cleared
+        state.journal = repair.begin(state.snapshot.prefix, state.damage, plan=state.plan.to_json(),
+                                     lock_sha256=_file_sha256(state.lock_file.path), profile=state.profile.name,
+                                     deferred_sha256=_file_sha256(state.deferred_file.path if state.deferred_file
+                                                                  else None), steps=list(steps))
     if "base" in steps:
         _timed(state, "base", lambda: install_base(state))
     if "rest" in steps:
@@ -212,9 +224,13 @@ def _drive(state: State) -> None:
         _timed(state, "verify", lambda: verify(state, smoke=True))
     else:
         console.info(outcome.summary)
+    faults.point("after:verify")
+    repair.end(state.snapshot.prefix, state.journal)
 
 
 def _timed(state: State, name: str, step: Callable[[], object]) -> None:
+    faults.point(f"before:{name}")
+    repair.phase(state.snapshot.prefix, state.journal, name)
     start = time.perf_counter()
     try:
         step()
@@ -229,7 +245,7 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     *before anything is touched*, the target lock, the probe and the plan (printed)."""
     start = time.perf_counter()
     prof = profile_mod.load(opts.profile, opts.locks_dir)
-    lock_file, deferred_file = load_locks(prof, opts.lock)
+    lock_file, deferred_file = load_locks(prof, opts.lock, accept_foreign=opts.accept_foreign_lock)
     backend = get_backend(resolve_name(opts.backend, prof.backend))
     # absolute, not resolved: a venv's bin/python is a symlink to the base interpreter.
     python = _target(opts, prof, backend, create=bool(_scope(steps)) and not opts.dry_run).absolute()
@@ -244,22 +260,23 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     # interpreter); every step that changes the target probes it for real afterwards.
     snapshot = read_snapshot(python)
     check_target(prof, snapshot)
+    damage = repair.detect(snapshot)
     env = snapshot.marker_environment
     lock = lock_file.for_environment(env)
     deferred = deferred_file.for_environment(env) if deferred_file is not None else {}
     _check_deferred_pins(prof, lock, deferred, lock_file, deferred_file)
     vcs_pins = vcsphase.load(prof, env)
     cache = (opts.cache_dir or defaults.CACHE_DIR / prof.name).absolute()
-    plan = vcsphase.adjust_plan(
+    plan = repair.mark_reinstall(vcsphase.adjust_plan(
         make_plan(prof, lock, deferred, snapshot, build_keys=planned_keys(prof, lock, deferred, snapshot, cache)),
-        vcs_pins, snapshot, prof.vcs_checkouts)
+        vcs_pins, snapshot, prof.vcs_checkouts), damage)
     workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stacksync-sync-")))
     state = State(opts, prof, backend, python, lock_file, deferred_file, snapshot, lock, deferred, plan,
-                  cache, workdir, steps, outcome, vcs=vcs_pins)
+                  cache, workdir, steps, outcome, vcs=vcs_pins, damage=damage)
     outcome.plan = plan
     outcome.timings["plan"] = round(time.perf_counter() - start, 3)
     planning = opts.dry_run or steps == ("plan",)
-    if not planning and not [a for p in _scope(steps) for a in plan.changes(p)]:
+    if not planning and not [a for p in _scope(steps) for a in plan.changes(p)] and not damage.found:
         return state  # the no-op path prints one line, not the plan
     console.out.print(f"target: {python} (Python {snapshot.version}), profile {prof.name!r}, "
                       f"lock {lock_file.path}", markup=False)
@@ -270,10 +287,12 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     return state
 
 
-def load_locks(prof: Profile, lock: Path | None = None) -> tuple[RequirementsFile, RequirementsFile | None]:
+def load_locks(prof: Profile, lock: Path | None = None, *,
+               accept_foreign: bool = False) -> tuple[RequirementsFile, RequirementsFile | None]:
     """The profile's hashed lock and its deferred.txt (when present); a missing lock says how to make it.
     ``lock`` (``--lock FILE``) replaces requirements.txt; a PEP 751 pylock.toml (given, or the profile's
-    when it has no requirements.txt) holds both, read by :mod:`stacksync.pylock`."""
+    when it has no requirements.txt) holds both, read by :mod:`stacksync.pylock`. Fully checked on every path, the no-op
+    one included (:mod:`stacksync.lockcheck`)."""
     from .pylock import profile_locks
 
     if lock is not None and not lock.is_file():
@@ -292,6 +311,7 @@ def load_locks(prof: Profile, lock: Path | None = None) -> tuple[RequirementsFil
         require_hashes([*lock_file.pins, *(deferred_file.pins if deferred_file else [])])
     except LockProblems as exc:
         raise LockProblems([*exc.problems[:1]]) from None
+    lockcheck.check(prof, lock_file, deferred_file, accept_foreign=accept_foreign)
     return lock_file, deferred_file
 
 
@@ -311,6 +331,9 @@ def _target(opts: Options, prof: Profile, backend: Backend, *, create: bool) -> 
     if opts.python:
         return find_python(opts.python)
     venv = Path(opts.venv) if opts.venv else defaults.DEFAULT_VENV
+    if venv.exists() and not venv.is_dir():
+        raise TargetError(f"{venv}: is a file, not a venv folder (fix: pass --venv a folder, or --python "
+                          "for an interpreter)")
     if venv.exists():
         return find_python(venv)
     if not create:
@@ -453,10 +476,10 @@ def fetch(state: State) -> None:
     # Confirm the base closure from the wheels' own metadata; a dependency the `# via` comments missed
     # moves into the base phase.
     if state.wheel_deps:
-        replanned = vcsphase.adjust_plan(
+        replanned = repair.mark_reinstall(vcsphase.adjust_plan(
             make_plan(state.profile, state.lock, state.deferred, state.snapshot, extra_deps=state.wheel_deps,
                       build_keys=planned_keys(state.profile, state.lock, state.deferred, state.snapshot, state.cache)),
-            state.vcs, state.snapshot, state.profile.vcs_checkouts)
+            state.vcs, state.snapshot, state.profile.vcs_checkouts), state.damage)
         if replanned.base_names != state.plan.base_names:
             moved = sorted(replanned.base_names - state.plan.base_names)
             if moved:
@@ -612,7 +635,8 @@ def smoke(python: Path, modules: Sequence[str]) -> list[dict[str, Any]]:
     """Import ``modules`` in the target (scripts/smoke.py); one entry per module."""
     if not modules:
         return []
-    data = runner.run_script(python, "smoke.py", *modules)
+    data = runner.run_script(python, "smoke.py", *modules, timeout_var=runner.SMOKE_TIMEOUT_ENV,
+                             timeout=runner.timeout_from_env(runner.SMOKE_TIMEOUT_ENV, runner.DEFAULT_SMOKE_TIMEOUT))
     try:
         results = data["modules"]
         assert isinstance(results, list) and all(isinstance(r, dict) and "ok" in r for r in results)
@@ -769,14 +793,18 @@ def verify(state: State, *, smoke: bool = True, snapshot: Snapshot | None = None
                      if n not in target or target[n].key != locked[n].key]
     failed: list[Mapping[str, Any]] = []
     modules: list[str] = []
+    faults.point("inside:verify")
     if smoke:
         modules = state.profile.smoke_modules()
         # Imports that passed after this run's last change are not run twice.
         failed = [r for r in _smoke_all(state, [m for m in modules if m not in state.smoked]) if not r["ok"]]
-    is_twin = twin.identical and not installer_off
+    damaged = repair.verify_lines(snapshot, own_journal=state.journal is not None,
+                                  known=state.damage if snapshot is state.snapshot else None)
+    is_twin = twin.identical and not installer_off and not damaged
     twin_text = "twin of the lock" if is_twin else (
         f"NOT the lock's twin ({len(twin.only_in_a)} missing, {len(twin.only_in_b)} extra, "
-        f"{len(twin.changed) + len(installer_off)} at another version)")
+        f"{len(twin.changed) + len(installer_off)} at another version"
+        + (", damaged by an interrupted sync" if damaged else "") + ")")
     deps_text = "dependencies ok" if not problems else f"{len(problems)} dependency problem(s)"
     smoke_text = f"smoke {len(modules) - len(failed)}/{len(modules)} ok" if smoke else "smoke not run"
     installers = f"; installers (lock -> target): {'; '.join(twin.installers)}" if twin.installers else ""
@@ -793,7 +821,7 @@ def verify(state: State, *, smoke: bool = True, snapshot: Snapshot | None = None
     details += [f"only in the lock: {e.name}=={e.key}" for e in twin.only_in_a]
     details += [f"only in the target: {e.name}=={e.key}" for e in twin.only_in_b]
     details += [f"differs: {c.name}: lock {c.a}, target {c.b}" for c in twin.changed] + installer_off
-    details += [f"dependency check: {p}" for p in problems]
+    details += [f"dependency check: {p}" for p in problems] + damaged
     if failed:
         details.append(_explain_smoke(state, "verify", failed))
     if not is_twin:

@@ -310,6 +310,17 @@ def _package_lines(text: str) -> list[int]:
     return [i for i, line in enumerate(text.splitlines(), start=1) if line.strip().startswith("[[packages]]")]
 
 
+def _built_here(art: Any) -> bool:
+    """A wheel entry :func:`built_wheels` wrote: a wheelhouse wheel, named with stacksync's build tag."""
+    from .buildkey import BUILD_TAG_PREFIX
+
+    if not isinstance(art, dict):
+        return False
+    name = str(art.get("name") or Path(str(art.get("path") or art.get("url") or "")).name)
+    parts = name[:-len(".whl")].split("-") if name.endswith(".whl") else []
+    return len(parts) == 6 and parts[2].startswith(BUILD_TAG_PREFIX)
+
+
 def _artifact_hashes(art: Any) -> list[str]:
     if not isinstance(art, dict) or not isinstance(art.get("hashes"), dict):
         return []
@@ -369,7 +380,10 @@ def _pin(pkg: Any, path: str, line: int) -> Pin:
             raise LockError(path, line, f"{name}: malformed marker {pkg['marker']!r}: {exc}",
                             "write a PEP 508 marker") from None
     hashes: list[str] = []
-    for art in [*(pkg.get("wheels") or []), pkg.get("sdist"), pkg.get("archive")]:
+    # A wheel the wheelhouse built (build tag 0ss<key>, see :func:`built_wheels`) is an output of the sdist
+    # pinned beside it, not an input: its hash is not the lock's (the build key hashes the lock's inputs),
+    # and sync finds it again in the wheelhouse by its key. Other readers (uv) may install it.
+    for art in [*(w for w in pkg.get("wheels") or [] if not _built_here(w)), pkg.get("sdist"), pkg.get("archive")]:
         hashes += _artifact_hashes(art)
     url = None
     vcs = pkg.get("vcs")

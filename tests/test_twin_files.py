@@ -292,6 +292,15 @@ def test_export_adds_the_wheelhouse_wheels_built_for_the_lock(tmp_path: Path) ->
     assert [a.to_toml() for a in got["flash-attn-like"]] == [
         {"name": ours.wheel.name, "path": str(ours.wheel), "hashes": {"sha256": pkgfactory.sha256_of(wheel)}}]
     assert pylock.built_wheels(prof, pins, tmp_path / "empty-wheelhouse") == {}
+    # Read back, the built wheel is not an input of the lock: the pin keeps the sdist's hash alone (the
+    # build key hashes the lock's inputs; sync finds the wheel again by its key).
+    sdist = pylock.Artifact({"sha256": "b" * 64}, url="https://example.invalid/flash_attn_like-2.8.0.tar.gz",
+                            name="flash_attn_like-2.8.0.tar.gz")
+    text = pylock.render([pylock.Package(pins[1].name, "2.8.0", sdist=sdist, wheels=got["flash-attn-like"])])
+    assert ours.wheel.name in text
+    (tmp_path / "pylock.toml").write_text(text)
+    (back,) = pylock.read(tmp_path / "pylock.toml").pins
+    assert back.hashes == ("sha256:" + "b" * 64,)
 
 
 def test_reads_the_pylock_toml_uv_writes(stack_packages: Path, tmp_path: Path) -> None:

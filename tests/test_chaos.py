@@ -56,9 +56,9 @@ KILL_POINTS = [
     ("inside-rest-install", "child:piptools", "write:RECORD:1", "pip-sync's install of plain-a 1.0: RECORD "
                                                                 "not written"),
     ("before-deferred", "at:before:deferred", "", "between rest and the deferred build"),
-    ("inside-deferred-build", "child:deferred-flash-attn-like.txt", "write:_built_against.py:1",
+    ("inside-deferred-build", "child:deferred-flash-attn-like-build.txt", "write:_built_against.py:1",
      "flash-attn-like's setup.py running"),
-    ("inside-deferred-install", "child:deferred-flash-attn-like.txt", "write:{sp}:2",
+    ("inside-deferred-install", "child:deferred-flash-attn-like-wheel.txt", "write:{sp}:2",
      "the rebuilt flash-attn-like half written (no dist-info yet)"),
     ("before-verify", "at:before:verify", "", "after the deferred phase"),
     ("inside-verify", "at:inside:verify", "", "verify between the twin check and the smoke imports"),

@@ -145,8 +145,9 @@ def test_a_changed_prebuilt_file_is_refused_and_a_missing_one_builds_or_refuses(
         prof = Path(str(compiled["profile"]))
         strict = root / "strict"
         strict.mkdir()
-        for f in ("requirements.in", "requirements.txt", "deferred.txt"):
-            (strict / f).write_bytes((prof / f).read_bytes())
+        for f in ("requirements.in", "requirements.txt", "deferred.txt"):  # the headers name the profile
+            (strict / f).write_text((prof / f).read_text().replace(f"'{prof.name}'", "'strict'")
+                                    .replace(f"--profile {prof.name}\n", "--profile strict\n"))
         (strict / "stack.toml").write_text((prof / "stack.toml").read_text() + 'prebuilt = "require"\n')
         with pytest.raises(FetchError, match="HTTP 404"):
             _sync(compiled, "venv-strict", profile=strict)

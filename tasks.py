@@ -229,7 +229,7 @@ def plan(c: Context, profile: str = "", python: str = "", venv: str = "", dry_ru
 @task(help=_SYNC_HELP)
 def fetch(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False, yes: bool = False,
           force: bool = False, wait: bool = False, report: str = "", backend: str = "", verbose: bool = False,
-         accept_foreign_lock: bool = False) -> None:
+          accept_foreign_lock: bool = False) -> None:
     """Download and hash-verify every artifact the plan needs into the cache; change nothing."""
     _sync(("plan", "fetch"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose,
           accept_foreign_lock)
@@ -238,8 +238,7 @@ def fetch(c: Context, profile: str = "", python: str = "", venv: str = "", dry_r
 @task(help=_SYNC_HELP)
 def install_base(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False,
                  yes: bool = False, force: bool = False, wait: bool = False, report: str = "", backend: str = "",
-                 verbose: bool = False,
-         accept_foreign_lock: bool = False) -> None:
+                 verbose: bool = False, accept_foreign_lock: bool = False) -> None:
     """Install the base packages with their locked dependencies (binary only, hashed); smoke-import them."""
     _sync(("plan", "fetch", "base"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose,
           accept_foreign_lock)
@@ -248,8 +247,7 @@ def install_base(c: Context, profile: str = "", python: str = "", venv: str = ""
 @task(help=_SYNC_HELP)
 def sync_rest(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False,
               yes: bool = False, force: bool = False, wait: bool = False, report: str = "", backend: str = "",
-              verbose: bool = False,
-         accept_foreign_lock: bool = False) -> None:
+              verbose: bool = False, accept_foreign_lock: bool = False) -> None:
     """pip-sync the rest of the lock (a hashed install when nothing is removed), keeping built deferred packages."""
     _sync(("plan", "fetch", "rest"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose,
           accept_foreign_lock)
@@ -258,10 +256,18 @@ def sync_rest(c: Context, profile: str = "", python: str = "", venv: str = "", d
 @task(help=_SYNC_HELP)
 def install_deferred(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False,
                      yes: bool = False, force: bool = False, wait: bool = False, report: str = "",
-                     backend: str = "", verbose: bool = False,
-         accept_foreign_lock: bool = False) -> None:
+                     backend: str = "", verbose: bool = False, accept_foreign_lock: bool = False) -> None:
     """Build the deferred packages (e.g. flash-attn) that are missing or built against other base versions."""
     _sync(("plan", "fetch", "deferred"), profile, python, venv, dry_run, yes, force, wait, report, backend,
+          verbose, accept_foreign_lock)
+
+
+@task(help=_SYNC_HELP)
+def install_vcs(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False,
+                yes: bool = False, force: bool = False, wait: bool = False, report: str = "",
+                backend: str = "", verbose: bool = False, accept_foreign_lock: bool = False) -> None:
+    """Install the VCS pins of vcs.txt at their locked commit (no hash can cover a checkout)."""
+    _sync(("plan", "fetch", "vcs"), profile, python, venv, dry_run, yes, force, wait, report, backend,
           verbose, accept_foreign_lock)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from invoke.context import Context
 
 from stacksync import console
-from stacksync.cli import task  # explicit short flags: -p --profile, -y --yes, -n --dry-run, -v --verbose
+from stacksync.cli import task  # explicit short flags: -p --profile, -y --yes, -n --dry-run, -v --verbose, -o --out
 from stacksync.edge import one_line_errors
 
 

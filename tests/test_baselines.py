@@ -194,12 +194,13 @@ def test_short_flags_are_the_same_in_every_task(tmp_path: Path) -> None:
     ns = Collection.from_module(tasks)
     for name in ns.task_names:
         args = {a.name: set(a.names) for a in ns[name].get_arguments()}
-        for long, short in (("yes", "y"), ("profile", "p"), ("dry_run", "n"), ("verbose", "v")):
+        table = {"yes": "y", "profile": "p", "dry_run": "n", "verbose": "v", "out": "o"}
+        for long, short in table.items():
             if long in args:
                 assert short in args[long], (name, long)
         for a in ns[name].get_arguments():
             extra = [n for n in a.names if len(n) == 1 and not a.positional]
-            assert extra in ([], [{"yes": "y", "profile": "p", "dry_run": "n", "verbose": "v"}.get(a.name)]), (name, a)
+            assert extra in ([], [table.get(a.name)]), (name, a)
     shown = invoke("sync", "--dry-run", "-y", "-p", "no-such-profile", cwd=tmp_path)
     assert shown.returncode == 2 and "unknown profile 'no-such-profile'" in shown.stderr, shown.stderr
 

@@ -31,9 +31,7 @@ import os
 import re
 import string
 import tempfile
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -93,6 +91,9 @@ def fetch(url: str, dest_dir: Path, wanted: set[str] | None) -> tuple[Path, str]
     then renamed. With ``wanted`` (hex sha256s the lock lists), any other content raises
     :class:`FetchError` and leaves nothing behind; a file already there with a wanted hash is reused.
     A 404 or an unreachable host raises :class:`Missing`. Returns (path, hex sha256)."""
+    import urllib.error  # here: urllib.request brings ssl and http.client, which the no-op sync never needs
+    import urllib.request
+
     from .lockfile import file_sha256
 
     dest_dir.mkdir(parents=True, exist_ok=True)

@@ -291,8 +291,8 @@ def load_locks(prof: Profile, lock: Path | None = None, *,
                accept_foreign: bool = False) -> tuple[RequirementsFile, RequirementsFile | None]:
     """The profile's hashed lock and its deferred.txt (when present); a missing lock says how to make it.
     ``lock`` (``--lock FILE``) replaces requirements.txt; a PEP 751 pylock.toml (given, or the profile's
-    when it has no requirements.txt) holds both, read by :mod:`stacksync.pylock`. Fully checked on every path, the no-op
-    one included (:mod:`stacksync.lockcheck`)."""
+    when it has no requirements.txt) holds both, read by :mod:`stacksync.pylock`. Fully checked on every
+    path, the no-op one included (:mod:`stacksync.lockcheck`)."""
     from .pylock import profile_locks
 
     if lock is not None and not lock.is_file():

@@ -221,17 +221,18 @@ def _package(name: str, da: Mapping[str, Any], db: Mapping[str, Any]) -> Package
     for side, d in (("A", da), ("B", db)):
         if d.get("modified"):
             notes.append(f"{side}: {len(d['modified'])} file(s) differ from their RECORD")
-    # Scripts outside site-packages (`../../../bin/x`) that differ under two installers are their
-    # entry-point wrappers: each installer writes its own (uv's has no `import re`); not another build.
-    wrappers = da.get("installer") != db.get("installer") and all(p.startswith("../") for p in changed)
-    if wrappers and changed:
-        notes.append(f"entry-point scripts written by each installer differ: {', '.join(changed)}")
+    # Scripts outside site-packages (`../../../bin/x`) that differ are their entry-point wrappers: the
+    # installer writes them, each its own (uv's has no `import re`; pip's template changed between pip
+    # 23.2 and 26.3, the pip of `python -m venv` and of virtualenv): installed otherwise, not another build.
+    wrappers = bool(changed) and all(p.startswith("../") for p in changed)
+    if wrappers:
+        notes.append(f"entry-point scripts written by the installers differ: {', '.join(changed)}")
     if da["version"] != db["version"]:
         kind = "version"
     elif (changed and not wrappers) or only_a or only_b or any(n.startswith(("wheel tags", "build tag"))
                                                                 for n in notes):
         kind = "build"
-    elif any(n.startswith(("installer", "direct_url", "record")) for n in notes):
+    elif wrappers or any(n.startswith(("installer", "direct_url", "record")) for n in notes):
         kind = "install"
     else:
         return None

@@ -334,3 +334,20 @@ def test_direct_references_round_trip_without_credentials(tmp_path: Path) -> Non
     assert (back["wheelish"].version, back["wheelish"].hashes) == ("1.2", (f"sha256:{sha}",))
     assert back["tarball"].url == "https://files.example/tarball-0.1.tar.gz"
     assert str(back["tarball"].marker) == 'sys_platform == "linux"'
+
+
+def test_entry_point_wrappers_alone_are_installed_otherwise_not_the_same() -> None:
+    """Only a bin/ wrapper differs (pip 23.2's template vs 26.3's, same installer name): reported as
+    installed otherwise, never as identical and never as another build."""
+    from stacksync.manifest import compare
+
+    def side(script: str) -> dict[str, object]:
+        return {"digest": script, "distributions": {"numpy 2.2.6": {
+            "version": "2.2.6", "installer": "pip",
+            "files": {"../../../bin/f2py": script, "numpy/__init__.py": "sha256=same"}}}}
+
+    found = compare(side("sha256=old-template"), side("sha256=new-template"))
+    assert not found.identical
+    (pkg,) = found.packages
+    assert pkg.kind == "install" and pkg.changed == ["../../../bin/f2py"]
+    assert compare(side("sha256=x"), side("sha256=x")).identical

@@ -33,7 +33,7 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -372,25 +372,38 @@ def fetch_file(file: IndexFile, dest_dir: Path, *, sha256: str | None = None) ->
     target = dest_dir / file.filename
     if want and target.is_file() and file_sha256(target) == want:
         return target
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{file.filename}.", suffix=".part", dir=dest_dir)
-    tmp = Path(tmp_name)
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, _open(file.url, _auth_for(file), accept=None, shown=file.index_url) as resp, \
-                _reading(file.index_url):
-            for chunk in iter(lambda: resp.read(_CHUNK), b""):
-                digest.update(chunk)
-                out.write(chunk)
-        got = digest.hexdigest()
+
+    def check(got: str) -> None:
         if want and got != want:
             raise HashMismatch(f"{file.filename}: sha256 {got} does not match the expected {want} "
                                f"(from {redact(strip_credentials(file.url))}) (fix: the file on the index "
                                "changed or the download was corrupted; check the index, then compile the lock again)")
+
+    download(file.url, target, auth=_auth_for(file), shown=file.index_url, check=check)
+    return target
+
+
+def download(url: str, target: Path, *, auth: str | None, shown: str,
+             check: Callable[[str], None] | None = None) -> str:
+    """Stream ``url`` into a temporary file beside ``target``, hashing as it goes; ``check`` sees the hex
+    sha256 and raises to refuse the content; else the file is renamed to ``target``. Nothing is left
+    behind on any failure. Returns the sha256. (The one download loop: index files, prebuilt wheels.)"""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    tmp = Path(tmp_name)
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out, _open(url, auth, accept=None, shown=shown) as resp, _reading(shown):
+            for chunk in iter(lambda: resp.read(_CHUNK), b""):
+                digest.update(chunk)
+                out.write(chunk)
+        got = digest.hexdigest()
+        if check is not None:
+            check(got)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return target
+    return got
 
 
 def sha256_options(files: Iterable[IndexFile]) -> list[str]:

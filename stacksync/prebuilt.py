@@ -26,11 +26,8 @@ Template variables (flash-attn's release naming:
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 import string
-import tempfile
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,9 +37,8 @@ from packaging.version import InvalidVersion, Version
 from .errors import FetchError, IndexUnavailable, ProfileError
 from .redact import redact
 
-__all__ = ["template_vars", "fill", "fetch", "Missing", "TIMEOUT"]
+__all__ = ["template_vars", "fill", "fetch", "Missing"]
 
-TIMEOUT = 60.0
 _CUDA_LABEL = re.compile(r"^cu(\d+)$")
 
 
@@ -88,12 +84,11 @@ def file_name(url: str) -> str:
 
 def fetch(url: str, dest_dir: Path, wanted: set[str] | None) -> tuple[Path, str]:
     """Download ``url`` into ``dest_dir`` under its file name: written to a temporary name, hashed,
-    then renamed. With ``wanted`` (hex sha256s the lock lists), any other content raises
+    then renamed (:func:`stacksync.indexapi.download`: the index client's TLS, PIP_CERT, timeouts and
+    one-line errors). With ``wanted`` (hex sha256s the lock lists), any other content raises
     :class:`FetchError` and leaves nothing behind; a file already there with a wanted hash is reused.
     A 404 or an unreachable host raises :class:`Missing`. Returns (path, hex sha256)."""
-    import urllib.error  # here: urllib.request brings ssl and http.client, which the no-op sync never needs
-    import urllib.request
-
+    from . import indexapi  # here: the index client (urllib, ssl) is not needed on the no-op path
     from .lockfile import file_sha256
 
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -103,33 +98,20 @@ def fetch(url: str, dest_dir: Path, wanted: set[str] | None) -> tuple[Path, str]
         have = file_sha256(target)
         if have in wanted:
             return target, have
-    from .indexapi import _split_auth  # basic auth from the URL's userinfo, never shown
 
-    bare, auth = _split_auth(url)
-    request = urllib.request.Request(bare, headers={"User-Agent": "stacksync", **({"Authorization": auth}
-                                                                                  if auth else {})})
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=dest_dir)
-    tmp = Path(tmp_name)
-    try:
-        digest = hashlib.sha256()
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=TIMEOUT) as resp:
-                for chunk in iter(lambda: resp.read(1 << 20), b""):
-                    digest.update(chunk)
-                    out.write(chunk)
-        except urllib.error.HTTPError as exc:
-            raise Missing(f"prebuilt wheel {shown}: HTTP {exc.code}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise Missing(f"prebuilt wheel {shown}: unreachable ({redact(str(getattr(exc, 'reason', exc)))})") from None
-        got = digest.hexdigest()
+    def check(got: str) -> None:
         if wanted is not None and got not in wanted:
             raise FetchError(f"prebuilt wheel {shown}: sha256 {got} is not one the lock lists "
                              f"({', '.join(sorted(wanted))}); refusing it, nothing was installed (fix: find out "
                              "why the file changed; if it is legitimate, invoke compile again)")
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+
+    bare, auth = indexapi._split_auth(url)  # basic auth from the URL's userinfo, never shown
+    try:
+        got = indexapi.download(bare, target, auth=auth, shown=url, check=check)
+    except FetchError:
         raise
+    except IndexUnavailable as exc:  # HTTP 404 / 401 / unreachable / stalled: fall back or refuse, per profile
+        raise Missing(f"prebuilt wheel {shown}: {exc}") from None
     return target, got
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import nox
 
-from stacksync.backend import reproduce_venv_backend
-from stacksync.errors import StacksyncError
-from stacksync.reproduce import selected_profiles
+from stacksync.backends.backend import reproduce_venv_backend
+from stacksync.core.errors import StacksyncError
+from stacksync.sync.reproduce import selected_profiles
 
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = False
@@ -41,9 +41,9 @@ def lint(session: nox.Session) -> None:
 @nox.parametrize("python,profile", [nox.param(py, name, id=f"profile='{name}'") for py, name in selected_profiles()])
 def reproduce(session: nox.Session, profile: str) -> None:
     """Rebuild a profile's lock in a fresh venv and prove it is the exact twin (-- --profile X, --force)."""
-    from stacksync import profile as profile_mod
-    from stacksync.reproduce import hardware_skip_reason, parse_posargs, summary
-    from stacksync.reproduce import reproduce as run_reproduce
+    from stacksync.lock import profile as profile_mod
+    from stacksync.sync.reproduce import hardware_skip_reason, parse_posargs, summary
+    from stacksync.sync.reproduce import reproduce as run_reproduce
 
     try:
         args = parse_posargs(session.posargs)
@@ -66,7 +66,7 @@ def reproduce(session: nox.Session, profile: str) -> None:
 @nox.session(python=False)
 def lock(session: nox.Session) -> None:
     """Regenerate every profile's hashed lock (`-- --check`: exit non-zero when one is stale)."""
-    from stacksync.compile import compile_profiles, report
+    from stacksync.compile.compiler import compile_profiles, report
 
     check = "--check" in session.posargs
     try:
@@ -81,7 +81,7 @@ def lock(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks against the bare tools (-- --runs 5 --case noop|cold|compile|verify --quick
     --with-bare-pip-compile --verify-venv DIR); prints the table, writes reports/bench.json."""
-    from stacksync.bench import main
+    from devtools.bench import main
 
     try:
         failed = main(session.posargs, log=session.log)
@@ -95,7 +95,7 @@ def bench(session: nox.Session) -> None:
 def chaos(session: nox.Session) -> None:
     """The fault suite alone: kill -9 a real sync at every phase and inside pip, fuzz hostile inputs;
     prints the table (counts in reports/chaos.json). Extra pytest options after `--`."""
-    from stacksync.chaos import main
+    from devtools.chaos import main
 
     if not main(session.posargs, log=session.log):
         session.error("the fault suite failed (see above)")

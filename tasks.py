@@ -1,7 +1,7 @@
 """invoke tasks: thin wrappers that parse options and call stacksync.
 
 `invoke --list` shows them; `invoke --help TASK` shows each option. Errors become one line on
-stderr and a non-zero exit (stacksync.edge).
+stderr and a non-zero exit (stacksync.cli.edge).
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ from pathlib import Path
 
 from invoke.context import Context
 
-from stacksync import console
-from stacksync.cli import task  # explicit short flags: -p --profile, -y --yes, -n --dry-run, -v --verbose, -o --out
-from stacksync.edge import one_line_errors
+from stacksync.cli.edge import one_line_errors
+from stacksync.cli.flags import (
+    task,  # explicit short flags: -p --profile, -y --yes, -n --dry-run, -v --verbose, -o --out
+)
+from stacksync.core import console
 
 
 @task(help={
@@ -30,13 +32,13 @@ from stacksync.edge import one_line_errors
 def freeze(c: Context, python: str = "", from_: str = "", out: str = "", profile: str = "", all: bool = False,
            manifest: str = "", verbose: bool = False) -> None:
     """Capture an environment (or turn a baseline FILE into a profile) as sorted name==version lines."""
-    from stacksync.baseline import from_file, write_profile
-    from stacksync.errors import StacksyncError
-    from stacksync.freeze import write_freeze
+    from stacksync.core.errors import StacksyncError
+    from stacksync.env.baseline import from_file, write_profile
+    from stacksync.env.freeze import write_freeze
 
     with one_line_errors(verbose):
         if manifest:
-            from stacksync.manifest import write
+            from stacksync.env.manifest import write
 
             doc, scan = write(python or sys.executable, manifest)
             console.info(f"wrote {manifest} ({len(scan.dists)} distributions, {scan.files:,} files, "
@@ -78,10 +80,10 @@ def freeze(c: Context, python: str = "", from_: str = "", out: str = "", profile
 def diff(c: Context, a: str, b: str, json_: bool = False, all: bool = False, files: bool = False,
          verbose: bool = False) -> None:
     """Compare two environments: exit 0 identical, 1 different, 2 bad input."""
-    from stacksync.diff import diff_sides, render
+    from stacksync.env.diff import diff_sides, render
 
     if files:
-        from stacksync.manifest import diff_files, render_lines
+        from stacksync.env.manifest import diff_files, render_lines
 
         with one_line_errors(verbose):
             found = diff_files(a, b, include_installers=all)
@@ -112,7 +114,7 @@ def diff(c: Context, a: str, b: str, json_: bool = False, all: bool = False, fil
 def doctor(c: Context, python: str = "", venv: str = "", profile: str = "", json_: bool = False,
            verbose: bool = False) -> None:
     """Diagnose the CUDA / torch / build side of a target: exit 1 when any finding is an error."""
-    from stacksync.doctor import diagnose, render
+    from stacksync.cuda.doctor import diagnose, render
 
     with one_line_errors(verbose):
         report = diagnose(python=python or None, venv=venv or None, profile=profile or None)
@@ -137,7 +139,7 @@ def compile_(c: Context, profile: str = "", all: bool = False, upgrade: bool = F
              upgrade_package: list[str] | None = None, check: bool = False, backend: str = "",
              verbose: bool = False) -> None:
     """Write locks/<profile>/requirements.txt (+ deferred.txt): every pin hashed from the index."""
-    from stacksync.compile import compile_profiles, report
+    from stacksync.compile.compiler import compile_profiles, report
 
     with one_line_errors(verbose):
         results = compile_profiles([profile] if profile else [], all_profiles=all, backend=backend or None,
@@ -155,9 +157,9 @@ def compile_(c: Context, profile: str = "", all: bool = False, upgrade: bool = F
 })
 def export(c: Context, format: str = "pylock", out: str = "", profile: str = "", verbose: bool = False) -> None:
     """Export the profile's hashed lock (and deferred pins) as a PEP 751 pylock.toml; URLs from the index."""
-    from stacksync import defaults
-    from stacksync.errors import StacksyncError
-    from stacksync.pylock import export as export_pylock
+    from stacksync.build.export import export as export_pylock
+    from stacksync.core import defaults
+    from stacksync.core.errors import StacksyncError
 
     with one_line_errors(verbose):
         if format not in ("pylock", "pylock.toml"):
@@ -189,8 +191,8 @@ _SYNC_HELP = {
 def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run: bool, yes: bool, force: bool,
           wait: bool, report: str, backend: str, verbose: bool, accept_foreign_lock: bool = False, *,
           wheelhouse: str = "", lock: str = "") -> None:
-    from stacksync import defaults
-    from stacksync.sync import Options, run
+    from stacksync.core import defaults
+    from stacksync.sync.run import Options, run
 
     def ask(question: str) -> bool:
         return console.err.input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
@@ -279,7 +281,7 @@ def verify(c: Context, profile: str = "", python: str = "", venv: str = "", dry_
            files: bool = False, verbose: bool = False, accept_foreign_lock: bool = False) -> None:
     """Check the target: dependencies, twin of the lock, smoke imports; one summary line; exit 1 if not."""
     if files:
-        from stacksync.verify_files import verify_files
+        from stacksync.env.verify_files import verify_files
 
         with one_line_errors(verbose):
             ok = verify_files(python or None, venv or None, report=report or None, profile=profile or None)
@@ -290,7 +292,7 @@ def verify(c: Context, profile: str = "", python: str = "", venv: str = "", dry_
           accept_foreign_lock)
 
 
-# --- build once, install everywhere: the wheelhouse and the team index (stacksync.wheelhouse / publish) ---
+# --- build once, install everywhere: the wheelhouse and the team index (stacksync.build.wheelhouse / publish) ---
 
 @task(name="wheelhouse", iterable=["key"], help={
     "wheelhouse": "the folder (default: STACKSYNC_WHEELHOUSE, the profile's stack.toml wheelhouse, "
@@ -307,8 +309,8 @@ def wheelhouse_(c: Context, wheelhouse: str = "", profile: str = "", json_: bool
                 older_than: str = "", key: list[str] | None = None, dry_run: bool = False,
                 verbose: bool = False) -> None:
     """List the wheelhouse (key, package, built for, size, built when / where / from), or prune it."""
-    from stacksync import wheelhouse as wh
-    from stacksync.profile import load
+    from stacksync.build import wheelhouse as wh
+    from stacksync.lock.profile import load
 
     with one_line_errors(verbose):
         prof = load(profile) if profile else None
@@ -337,8 +339,8 @@ def wheelhouse_(c: Context, wheelhouse: str = "", profile: str = "", json_: bool
 def publish(c: Context, profile: str = "", to: str = "", wheelhouse: str = "", dry_run: bool = False,
             verbose: bool = False) -> None:
     """Upload the wheelhouse's deferred wheels to the team index (twine), skipping those it has."""
-    from stacksync import defaults
-    from stacksync.publish import publish as run_publish
+    from stacksync.build.publish import publish as run_publish
+    from stacksync.core import defaults
 
     with one_line_errors(verbose):
         result = run_publish(profile or defaults.DEFAULT_PROFILE, to=to or None, wheelhouse_dir=wheelhouse or None,

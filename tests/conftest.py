@@ -32,7 +32,7 @@ import pkgfactory
 import pytest
 from pkgfactory import IndexServer
 
-# Transport-only pip settings may stay (as stacksync.runner keeps them); everything else is dropped,
+# Transport-only pip settings may stay (as stacksync.core.runner keeps them); everything else is dropped,
 # the cache locations included: each test gets its own cache (below).
 _PIP_KEEP = frozenset({"PIP_CERT", "PIP_CLIENT_CERT", "PIP_DEFAULT_TIMEOUT", "PIP_RETRIES", "PIP_PROXY"})
 

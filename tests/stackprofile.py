@@ -13,9 +13,9 @@ from pathlib import Path
 import pkgfactory
 from pkgfactory import IndexServer
 
-from stacksync.compile import header
-from stacksync.environment import probe
-from stacksync.sync import STATE_FILE
+from stacksync.compile.compiler import header
+from stacksync.env.environment import probe
+from stacksync.sync.run import STATE_FILE
 
 PY_XY = f"{sys.version_info[0]}.{sys.version_info[1]}"
 USER_VAR, TOKEN_VAR = "SS_TEST_INDEX_USER", "SS_TEST_INDEX_TOKEN"
@@ -58,7 +58,7 @@ def lock_text(stack: Path, pins: dict[str, str], via: dict[str, list[str]], head
 
 
 def stacksync_header(profile: str, python: str, kind: str = "lock") -> str:
-    """The header ``invoke compile`` writes (sync refuses a lock without it: stacksync.lockcheck)."""
+    """The header ``invoke compile`` writes (sync refuses a lock without it: stacksync.lock.lockcheck)."""
     what = ([f"Hashed lock of profile {profile!r}."] if kind == "lock" else
             [f"Deferred packages of profile {profile!r}: pinned in requirements.in,",
              "hashes read from the index (nothing built); installed last, see stack.toml."])

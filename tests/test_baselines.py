@@ -16,11 +16,12 @@ import pytest
 import stackprofile
 from pkgfactory import IndexServer
 
-from stacksync import compile as comp
-from stacksync import defaults, profile
-from stacksync.diff import diff_sides
-from stacksync.errors import ProfileError
-from stacksync.lockfile import LockProblems, parse
+from stacksync.compile import compiler as comp
+from stacksync.core import defaults
+from stacksync.core.errors import ProfileError
+from stacksync.env.diff import diff_sides
+from stacksync.lock import profile
+from stacksync.lock.lockfile import LockProblems, parse
 
 SHA_A = "3f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a"
 SHA_B = "8fa9bff7e8f5e5f5b2c1a6f1e0a1c2d3e4f5a6b7"
@@ -238,7 +239,7 @@ def test_propose_from_a_conda_training_freeze(tmp_path: Path, monkeypatch: pytes
     VCS section, base / deferred / [smoke] from the known stacks; the live env repairs the rest."""
     import tomllib
 
-    from stacksync.baseline import propose
+    from stacksync.env.baseline import propose
 
     data = Path(__file__).parent / "data" / "real"
     pins = parse(data / "conda-training-env-freeze.txt").pins
@@ -270,7 +271,7 @@ def test_a_bare_wheel_url_with_a_marker_compiles_hashed_and_syncs(index_server: 
                                                                   ) -> None:
     import pkgfactory
 
-    from stacksync.lockfile import require_hashes
+    from stacksync.lock.lockfile import require_hashes
 
     wheel = pkgfactory.build_wheel(tmp_path / "wheels", "local-extra", "1.0",
                                    files={"local_extra/__init__.py": ""})
@@ -282,7 +283,7 @@ def test_a_bare_wheel_url_with_a_marker_compiles_hashed_and_syncs(index_server: 
     require_hashes(lock.pins)  # every line hashed: the URL pin by its file
     (url_pin,) = [p for p in lock.pins if p.url]
     assert url_pin.name == "local-extra" and url_pin.hashes == (f"sha256:{pkgfactory.sha256_of(wheel)}",)
-    from stacksync.sync import Options, run
+    from stacksync.sync.run import Options, run
 
     venv = make_venv("url-twin")
     opts = Options(profile="p", venv=str(venv), yes=True, locks_dir=tmp_path / "locks", cache_dir=tmp_path / "cache")

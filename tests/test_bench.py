@@ -1,4 +1,4 @@
-"""stacksync.bench: statistics, goals, case selection, table and JSON (pure), the wheel / profile
+"""devtools.bench: statistics, goals, case selection, table and JSON (pure), the wheel / profile
 builder, the measuring loop with real callables, and one small real no-op run (slow). No timing asserts:
 only that rows were measured, judged by their own rules and reported."""
 
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from stacksync import bench
-from stacksync.bench import BenchOptions, Contender, Goal, Row
-from stacksync.errors import StacksyncError
-from stacksync.lockfile import parse
+from devtools import bench
+from devtools.bench import BenchOptions, Contender, Goal, Row
+from stacksync.core.errors import StacksyncError
+from stacksync.lock.lockfile import parse
 
 
 def test_summarize_median_min_max() -> None:
@@ -151,7 +151,7 @@ def test_build_wheel_is_a_valid_wheel(tmp_path: Path) -> None:
 
 
 def test_write_noop_profile(tmp_path: Path) -> None:
-    from stacksync import profile as profile_mod
+    from stacksync.lock import profile as profile_mod
 
     locks, wheels = bench.write_noop_profile(tmp_path, count=9)
     prof = profile_mod.load(bench.NOOP_PROFILE, locks)
@@ -231,8 +231,8 @@ def test_deferred_case_profile_and_sdist(tmp_path: Path) -> None:
     ${VAR} credentials, and an sdist that imports the base in setup.py (byte-identical when rebuilt)."""
     import tarfile
 
-    from stacksync import bench_deferred
-    from stacksync import profile as profile_mod
+    from devtools import bench_deferred
+    from stacksync.lock import profile as profile_mod
 
     assert bench.select_cases(["deferred"]) == ("deferred",)
     locks, packages = bench_deferred.write_deferred_profile(tmp_path, 5001, 5002)

@@ -13,11 +13,11 @@ import pkgfactory
 import pytest
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from stacksync import buildkey, prebuilt, wheelhouse
-from stacksync import profile as profile_mod
-from stacksync.buildkey import BuildKey
-from stacksync.errors import ProfileError, StacksyncError
-from stacksync.publish import listing_url, upload_url
+from stacksync.build import buildkey, prebuilt, wheelhouse
+from stacksync.build.buildkey import BuildKey
+from stacksync.build.publish import listing_url, upload_url
+from stacksync.core.errors import ProfileError, StacksyncError
+from stacksync.lock import profile as profile_mod
 
 TORCH_CONFIG = 'set(TORCH_CXX_FLAGS "-D_GLIBCXX_USE_CXX11_ABI=0")\n'
 

@@ -19,11 +19,13 @@ import pkgfactory
 import pytest
 from pkgfactory import IndexServer
 
-from stacksync import compile as comp
-from stacksync import defaults, indexapi, profile
-from stacksync.errors import IndexUnavailable, LockError, ProfileError
-from stacksync.lockfile import parse
-from stacksync.profile import IndexConfig
+from stacksync.backends import indexapi, lockhashes
+from stacksync.compile import compiler as comp
+from stacksync.core import defaults
+from stacksync.core.errors import IndexUnavailable, LockError, ProfileError
+from stacksync.lock import profile
+from stacksync.lock.lockfile import parse
+from stacksync.lock.profile import IndexConfig
 
 PY_XY = f"{sys.version_info.major}.{sys.version_info.minor}"
 IDX_URL = "http://${IDX_USER}:${IDX_PASS}@127.0.0.1:%d/simple/"
@@ -271,7 +273,7 @@ def test_compile_refuses_another_python(tmp_path: Path) -> None:
 
 def test_add_hashes_and_index_lines_are_pure_and_credential_free() -> None:
     body = "a==1.0\n    # via -r requirements.in\nb==2.0 ; python_version >= \"3\"\n    # via a\n"
-    out = comp.add_hashes(body, {"a": ["sha256:bb", "sha256:aa"], "b": ["sha256:cc"]})
+    out = lockhashes.add_hashes(body, {"a": ["sha256:bb", "sha256:aa"], "b": ["sha256:cc"]})
     assert out == ("a==1.0 \\\n    --hash=sha256:aa \\\n    --hash=sha256:bb\n    # via -r requirements.in\n"
                    "b==2.0 ; python_version >= \"3\" \\\n    --hash=sha256:cc\n    # via a\n")
     lines = IndexConfig("https://u:tok@art.example/simple", emit=True).lock_lines()

@@ -13,13 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from stacksync import damage, journal, lockcheck, repair, runner, sitepackages
-from stacksync import profile as profile_mod
-from stacksync.compile import header
-from stacksync.environment import probe
-from stacksync.errors import CommandFailed, ProbeError, ProfileError
-from stacksync.lockfile import LockProblems, parse
-from stacksync.plan import Action, Plan
+from stacksync.compile.compiler import header
+from stacksync.core import runner
+from stacksync.core.errors import CommandFailed, ProbeError, ProfileError
+from stacksync.env import damage, journal, sitepackages
+from stacksync.env.environment import probe
+from stacksync.lock import lockcheck
+from stacksync.lock import profile as profile_mod
+from stacksync.lock.lockfile import LockProblems, parse
+from stacksync.sync import repair
+from stacksync.sync.plan import Action, Plan
 
 HASH = "a" * 64
 
@@ -157,7 +160,7 @@ def test_lockcheck_refuses(tmp_path: Path, body: str, expect: str) -> None:
 
 
 def test_lockcheck_header_names_profile_and_python_and_can_be_overridden(tmp_path: Path) -> None:
-    from stacksync.compile import regenerate_command
+    from stacksync.compile.compiler import regenerate_command
 
     _check(_profile(tmp_path, _head() + PIN))  # stacksync's own output (compile.header) passes
     assert lockcheck.GENERATED_LINE in _head().splitlines()
@@ -250,8 +253,8 @@ def test_an_index_that_stalls_mid_response_is_one_line(monkeypatch: pytest.Monke
     import socket
     import threading
 
-    from stacksync import indexapi
-    from stacksync.errors import IndexUnavailable
+    from stacksync.backends import indexapi
+    from stacksync.core.errors import IndexUnavailable
 
     server = socket.socket()
     server.bind(("127.0.0.1", 0))

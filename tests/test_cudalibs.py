@@ -1,4 +1,4 @@
-"""stacksync.cudalibs: soname -> nvidia package, the driver/CUDA table, and the one-line explanation
+"""stacksync.cuda.cudalibs: soname -> nvidia package, the driver/CUDA table, and the one-line explanation
 of ``libX.so.N: cannot open shared object file`` that sync and doctor print."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import pkgfactory
 import pytest
 from packaging.utils import canonicalize_name
 
-from stacksync import cudalibs
-from stacksync.lockfile import parse_text
+from stacksync.cuda import cudalibs
+from stacksync.lock.lockfile import parse_text
 
 CUDNN_ERROR = ("ImportError: libcudnn.so.9: cannot open shared object file: No such file or directory")
 

@@ -20,14 +20,14 @@ from typing import Any
 
 import pytest
 
-from stacksync import doctor
-from stacksync import profile as profile_mod
-from stacksync.defaults import PROJECT_ROOT
-from stacksync.doctor import Finding
-from stacksync.environment import Snapshot, snapshot_from_json
-from stacksync.errors import ProbeError
-from stacksync.lockfile import parse
-from stacksync.runner import run_script
+from stacksync.core.defaults import PROJECT_ROOT
+from stacksync.core.errors import ProbeError
+from stacksync.core.runner import run_script
+from stacksync.cuda import doctor
+from stacksync.cuda.doctor import Finding
+from stacksync.env.environment import Snapshot, snapshot_from_json
+from stacksync.lock import profile as profile_mod
+from stacksync.lock.lockfile import parse
 
 # ------------------------------------------------------------------------------------------ helpers
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pkgfactory
 import pytest
 
-from stacksync.diff import compare, diff_sides, direction
-from stacksync.environment import probe
-from stacksync.freeze import render
-from stacksync.lockfile import parse
+from stacksync.env.diff import compare, diff_sides, direction
+from stacksync.env.environment import probe
+from stacksync.env.freeze import render
+from stacksync.lock.lockfile import parse
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -148,7 +148,7 @@ def test_diff_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
 
 
 def test_compare_is_pure_and_separates_installers_and_rehashes() -> None:
-    from stacksync.diff import Entry
+    from stacksync.env.diff import Entry
 
     a = {"pip": Entry("pip", "23.2.1"), "x": Entry("x", "1.0", hashes=("sha256:aa",)),  # type: ignore[arg-type]
          "y": Entry("y", "1.0")}  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stacksync.lockfile import LockProblems, parse, parse_text, require_hashes
+from stacksync.lock.lockfile import LockProblems, parse, parse_text, require_hashes
 
 H1 = "sha256:" + "a" * 64
 H2 = "sha256:" + "b" * 64

@@ -8,11 +8,12 @@ import pytest
 from packaging.markers import default_environment
 from packaging.utils import canonicalize_name
 
-from stacksync.environment import Installed, Snapshot
-from stacksync.lockfile import parse_text
-from stacksync.plan import base_closure, deps_from_requires, deps_from_via, make_plan, version_change
-from stacksync.profile import Deferred, Profile
-from stacksync.sync import dependency_problems
+from stacksync.env.environment import Installed, Snapshot
+from stacksync.lock.load import deps_from_via
+from stacksync.lock.lockfile import parse_text
+from stacksync.lock.profile import Deferred, Profile
+from stacksync.sync.plan import base_closure, deps_from_requires, make_plan, version_change
+from stacksync.sync.run import dependency_problems
 
 H = "--hash=sha256:" + "a" * 64
 LOCK = f"""\

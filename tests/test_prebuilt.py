@@ -19,12 +19,12 @@ import pytest
 from pkgfactory import IndexServer
 from stackprofile import LOCK_A, TOKEN_VAR, USER_VAR, builds, freeze, record, virtualenv_at, write_profile
 
-from stacksync import compile as comp
-from stacksync import profile as profile_mod
-from stacksync import runner
-from stacksync.errors import FetchError
-from stacksync.lockfile import parse
-from stacksync.sync import Options, run
+from stacksync.compile import compiler as comp
+from stacksync.core import runner
+from stacksync.core.errors import FetchError
+from stacksync.lock import profile as profile_mod
+from stacksync.lock.lockfile import parse
+from stacksync.sync.run import Options, run
 
 pytestmark = pytest.mark.slow
 XY = f"{sys.version_info[0]}{sys.version_info[1]}"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from stacksync import profile
-from stacksync.errors import ProfileError
-from stacksync.redact import redact, strip_credentials
+from stacksync.core.errors import ProfileError
+from stacksync.core.redact import redact, strip_credentials
+from stacksync.lock import profile
 
 
 def make(tmp_path: Path, toml: str, requirements: str = "torch==2.4.0\nflash-attn==2.8.0\n") -> Path:

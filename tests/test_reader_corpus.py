@@ -16,7 +16,7 @@ from pip._internal.network.session import PipSession
 from pip._internal.req.constructors import install_req_from_parsed_requirement
 from pip._internal.req.req_file import parse_requirements
 
-from stacksync.lockfile import LockProblems, Pin, parse
+from stacksync.lock.lockfile import LockProblems, Pin, parse
 
 DATA = Path(__file__).parent / "data" / "real"
 CORPUS = sorted(p.name for p in DATA.iterdir() if p.suffix == ".txt"

@@ -15,9 +15,9 @@ import pytest
 from pkgfactory import IndexServer
 from stackprofile import LOCK_A, TOKEN_VAR, USER_VAR, write_profile
 
-from stacksync import doctor
-from stacksync.errors import StacksyncError
-from stacksync.reproduce import Posargs, parse_posargs, summary
+from stacksync.core.errors import StacksyncError
+from stacksync.cuda import doctor
+from stacksync.sync.reproduce import Posargs, parse_posargs, summary
 
 ROOT = Path(__file__).resolve().parent.parent
 

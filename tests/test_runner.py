@@ -1,4 +1,4 @@
-"""stacksync.runner: the child environment (what of the machine's pip / uv configuration reaches pip,
+"""stacksync.core.runner: the child environment (what of the machine's pip / uv configuration reaches pip,
 pip-tools and uv) and a real run against this interpreter."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from stacksync import runner
-from stacksync.errors import CommandFailed
+from stacksync.core import runner
+from stacksync.core.errors import CommandFailed
 
 
 def test_clean_env_drops_index_and_config_keeps_transport_and_cache_location() -> None:

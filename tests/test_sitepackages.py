@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from stackprofile import LOCK_A, TOKEN_VAR, USER_VAR, expected_a, write_profile
 
-from stacksync import environment, runner, sitepackages
-from stacksync.environment import Snapshot, probe, snapshot
-from stacksync.sync import Options, run, write_state
+from stacksync.core import runner
+from stacksync.env import environment, sitepackages
+from stacksync.env.environment import Snapshot, probe, snapshot
+from stacksync.sync.run import Options, run, write_state
 
 MakeVenv = Callable[..., Path]
 

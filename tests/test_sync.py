@@ -32,9 +32,10 @@ from stackprofile import (
     write_profile,
 )
 
-from stacksync import runner, targetlock
-from stacksync.errors import FetchError, StacksyncError, SyncError, TargetError
-from stacksync.sync import STATE_FILE, Options, run
+from stacksync.core import runner
+from stacksync.core.errors import FetchError, StacksyncError, SyncError, TargetError
+from stacksync.env import targetlock
+from stacksync.sync.run import STATE_FILE, Options, run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -186,7 +187,7 @@ def test_a_missing_venv_is_created_with_pip_and_synced(synced: dict[str, object]
 def test_fetch_hashes_each_cached_wheel_once(synced: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
     """A wheel the cache already holds is hashed once per run, not once to find it and again to
     confirm it (a CUDA stack's wheels are GBs); the installer verifies the hashes itself."""
-    from stacksync import sync as sync_mod
+    from stacksync.sync import run as sync_mod
 
     venv = synced["venv"]
     assert isinstance(venv, Path)

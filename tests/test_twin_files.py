@@ -20,10 +20,12 @@ import pytest
 from pkgfactory import IndexServer
 from stackprofile import LOCK_A, TOKEN_VAR, USER_VAR, virtualenv_at, write_profile
 
-from stacksync import manifest, pylock, record, verify_files
-from stacksync.backend import uv_executable
-from stacksync.lockfile import parse
-from stacksync.sync import Options, run
+from stacksync.backends.backend import uv_executable
+from stacksync.build import export
+from stacksync.env import manifest, record, verify_files
+from stacksync.lock import pylock
+from stacksync.lock.lockfile import parse
+from stacksync.sync.run import Options, run
 
 ROOT = Path(__file__).resolve().parent.parent
 SP = f"lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages"
@@ -264,10 +266,10 @@ def test_pylock_reader_names_file_and_line(tmp_path: Path) -> None:
 def test_export_adds_the_wheelhouse_wheels_built_for_the_lock(tmp_path: Path) -> None:
     """Wheels the wheelhouse holds for a deferred package at its locked version, built against the base
     the lock pins, are written beside its sdist; one built against another base is not this lock's."""
-    from stacksync import profile as profile_mod
-    from stacksync import wheelhouse
-    from stacksync.buildkey import BuildKey
-    from stacksync.lockfile import parse_text
+    from stacksync.build import wheelhouse
+    from stacksync.build.buildkey import BuildKey
+    from stacksync.lock import profile as profile_mod
+    from stacksync.lock.lockfile import parse_text
 
     folder = tmp_path / "locks" / "p"
     folder.mkdir(parents=True)
@@ -288,10 +290,10 @@ def test_export_adds_the_wheelhouse_wheels_built_for_the_lock(tmp_path: Path) ->
 
     ours = wheelhouse.add(root, wheel, key("2.4.0"), profile="p", source="built")
     wheelhouse.add(root, wheel, key("2.3.0"), profile="p", source="built")  # another torch: another key
-    got = pylock.built_wheels(prof, pins, root)
+    got = export.built_wheels(prof, pins, root)
     assert [a.to_toml() for a in got["flash-attn-like"]] == [
         {"name": ours.wheel.name, "path": str(ours.wheel), "hashes": {"sha256": pkgfactory.sha256_of(wheel)}}]
-    assert pylock.built_wheels(prof, pins, tmp_path / "empty-wheelhouse") == {}
+    assert export.built_wheels(prof, pins, tmp_path / "empty-wheelhouse") == {}
     # Read back, the built wheel is not an input of the lock: the pin keeps the sdist's hash alone (the
     # build key hashes the lock's inputs; sync finds the wheel again by its key).
     sdist = pylock.Artifact({"sha256": "b" * 64}, url="https://example.invalid/flash_attn_like-2.8.0.tar.gz",
@@ -326,7 +328,7 @@ def test_direct_references_round_trip_without_credentials(tmp_path: Path) -> Non
                     "tarball @ https://files.example/tarball-0.1.tar.gz ; sys_platform == 'linux' "
                     f"--hash=sha256:{sha}\n")
     pins = parse(lock, lock=True).pins
-    text = pylock.render(pylock.packages_from_lock(pins, []))
+    text = pylock.render(export.packages_from_lock(pins, []))
     assert "secret" not in text and "pw@" not in text and "tok" not in text
     (tmp_path / "pylock.toml").write_text(text)
     back = {p.name: p for p in pylock.read(tmp_path / "pylock.toml").pins}
@@ -339,7 +341,7 @@ def test_direct_references_round_trip_without_credentials(tmp_path: Path) -> Non
 def test_entry_point_wrappers_alone_are_installed_otherwise_not_the_same() -> None:
     """Only a bin/ wrapper differs (pip 23.2's template vs 26.3's, same installer name): reported as
     installed otherwise, never as identical and never as another build."""
-    from stacksync.manifest import compare
+    from stacksync.env.manifest import compare
 
     def side(script: str) -> dict[str, object]:
         return {"digest": script, "distributions": {"numpy 2.2.6": {

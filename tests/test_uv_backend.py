@@ -17,12 +17,13 @@ import pytest
 from pkgfactory import IndexServer
 from stackprofile import LOCK_A, PY_XY, TOKEN_VAR, USER_VAR, expected_a, freeze, write_profile
 
-from stacksync import backend as backend_mod
-from stacksync import compile as comp
-from stacksync import profile, runner
-from stacksync.errors import ProfileError
-from stacksync.lockfile import parse_text
-from stacksync.sync import Options, run
+from stacksync.backends import backend as backend_mod
+from stacksync.compile import compiler as comp
+from stacksync.core import runner
+from stacksync.core.errors import ProfileError
+from stacksync.lock import profile
+from stacksync.lock.lockfile import parse_text
+from stacksync.sync.run import Options, run
 
 UV = backend_mod.uv_executable()
 pytestmark = pytest.mark.skipif(UV is None, reason="uv is not installed (pip install -e .[uv])")
@@ -94,7 +95,7 @@ def test_target_tags_and_wheel_choice() -> None:
     from packaging.tags import Tag
     from packaging.version import Version
 
-    from stacksync.indexapi import IndexFile
+    from stacksync.backends.indexapi import IndexFile
 
     tags = backend_mod.target_tags("3.11", "cpython-311-x86_64-linux-gnu")
     assert Tag("py3", "none", "any") in tags and Tag("cp311", "abi3", tags[0].platform) in tags
@@ -206,7 +207,7 @@ def test_uv_fetch_failure_leaves_the_target_alone(auth: IndexServer, stack_packa
     venv = tmp_path / "venv"
     subprocess.run([str(UV), "venv", "--no-config", "-q", "--python", sys.executable, str(venv)], check=True,
                    capture_output=True)
-    from stacksync.errors import FetchError
+    from stacksync.core.errors import FetchError
 
     with pytest.raises(FetchError, match=r"plain-a==1\.0.*nothing was installed or removed"):
         run(Options(profile=str(folder), venv=str(venv), cache_dir=tmp_path / "cache", backend="uv"))
@@ -274,6 +275,6 @@ def test_lock_compiled_for_another_python_syncs_into_it(auth: IndexServer, stack
 
 
 def probe_version(venv: Path) -> str:
-    from stacksync.environment import probe
+    from stacksync.env.environment import probe
 
     return probe(venv).version

@@ -30,11 +30,12 @@ from stackprofile import (
     write_profile,
 )
 
-from stacksync import runner, wheelhouse
-from stacksync.backend import uv_executable
-from stacksync.errors import SyncError
-from stacksync.publish import PublishError, publish
-from stacksync.sync import Options, run
+from stacksync.backends.backend import uv_executable
+from stacksync.build import wheelhouse
+from stacksync.build.publish import PublishError, publish
+from stacksync.core import runner
+from stacksync.core.errors import SyncError
+from stacksync.sync.run import Options, run
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,5 +1,5 @@
 """Fault injector for tests/test_chaos.py: put on PYTHONPATH of the pip / pip-sync commands whose argv
-matches ``STACKSYNC_FAULT=child:<word>`` (stacksync.faults.child_env). An audit hook counts one kind of
+matches ``STACKSYNC_FAULT=child:<word>`` (stacksync.core.faults.child_env). An audit hook counts one kind of
 file-system event and SIGKILLs the whole process group (stacksync, pip-sync, pip, the build) at the
 Nth one, so the kill lands *inside* the pip operation at a chosen instant, with no race.
 

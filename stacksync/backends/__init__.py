@@ -1,0 +1,1 @@
+"""Installer backends (pip-tools, uv) and the simple-API index client."""

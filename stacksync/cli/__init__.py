@@ -1,0 +1,1 @@
+"""The command-line edge: invoke tasks, flags, and where errors become one line."""

@@ -1,0 +1,1 @@
+"""`compile`: requirements.in to the hashed lock."""

@@ -1,0 +1,1 @@
+"""Bottom layer: errors, defaults, console output, redaction, the one module that starts processes."""

@@ -1,0 +1,31 @@
+"""Output: results on stdout, messages on stderr; every message redacted."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from rich.console import Console
+
+from stacksync.core.redact import redact
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def info(message: str) -> None:
+    err.print(redact(message), markup=False)
+
+
+def warn(message: str) -> None:
+    err.print(f"stacksync: warning: {redact(message)}", style="yellow", markup=False)
+
+
+def error(message: str) -> None:
+    err.print(f"stacksync: error: {redact(message)}", style="bold red", markup=False)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """``--verbose`` shows every command stacksync starts (redacted)."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, stream=sys.stderr,
+                        format="stacksync: %(message)s")

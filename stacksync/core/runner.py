@@ -1,0 +1,221 @@
+"""The one module that starts processes: pip, pip-compile, pip-sync, uv, and probe scripts run in a
+target interpreter. Everything else builds argv lists and plans, and calls :func:`run`.
+
+Commands are argv lists, never shell strings (``foo<2`` must not become a redirect). The argv is
+logged redacted. Child environments are cleaned: pip is isolated from the machine's user/global
+configuration so that find-links / extra-index-url lines from a pip.conf never leak into a lock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stacksync.core import faults
+from stacksync.core.defaults import SCRIPTS_DIR
+from stacksync.core.errors import CommandFailed, ProbeError, TimedOut
+from stacksync.core.redact import redact
+
+log = logging.getLogger("stacksync")
+
+# PIP_* / UV_* variables that only tune transport or say where the download cache lives (GBs for a
+# CUDA stack: users move it off a small home disk); everything else (index, find-links, config) is
+# decided by the profile and passed explicitly.
+_PIP_KEEP = frozenset({"PIP_CERT", "PIP_CLIENT_CERT", "PIP_DEFAULT_TIMEOUT", "PIP_RETRIES", "PIP_PROXY",
+                       "PIP_CACHE_DIR", "UV_CACHE_DIR", "UV_HTTP_TIMEOUT"})
+# Variables that would make a target interpreter import the wrong code.
+_PYTHON_DROP = frozenset({"PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "VIRTUAL_ENV",
+                          "__PYVENV_LAUNCHER__"})
+
+
+#: seconds a probe of a target interpreter may take (``STACKSYNC_PROBE_TIMEOUT``); smoke imports get
+#: ``STACKSYNC_SMOKE_TIMEOUT`` (importing torch + vllm takes tens of seconds on a cold disk)
+PROBE_TIMEOUT_ENV, DEFAULT_PROBE_TIMEOUT = "STACKSYNC_PROBE_TIMEOUT", 60.0
+SMOKE_TIMEOUT_ENV, DEFAULT_SMOKE_TIMEOUT = "STACKSYNC_SMOKE_TIMEOUT", 600.0
+
+
+def timeout_from_env(var: str, default: float) -> float:
+    """A positive number of seconds from ``var``; ``default`` when unset or not a positive number."""
+    try:
+        value = float(os.environ.get(var, ""))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+@dataclass(frozen=True)
+class Result:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+# Every process started in this run, in order (redacted argv). Reports and tests read it, e.g. to
+# prove that a no-op sync started no pip process that changes anything.
+history: list[list[str]] = []
+
+
+def clean_env(extra: Mapping[str, str] | None = None, *, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """An environment for child processes: pip isolated from config files and stray ``PIP_*``
+    variables, no prompts (a credential prompt would hang CI), no PYTHONPATH leaking in."""
+    env = {k: v for k, v in (os.environ if base is None else base).items()
+           if k not in _PYTHON_DROP and not (k.startswith(("PIP_", "UV_")) and k not in _PIP_KEEP)}
+    env.update({
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_NO_INPUT": "1",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "PYTHONNOUSERSITE": "1",
+        "UV_NO_CONFIG": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    })
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    check: bool = True,
+    stream: bool = False,
+    hint: str = "",
+    timeout: float | None = None,
+) -> Result:
+    """Run ``argv``; return its output. With ``check``, a non-zero exit raises :class:`CommandFailed`
+    (redacted). ``stream`` passes output through to the terminal (long installs) instead of capturing.
+    With ``timeout`` the command runs in a process group of its own, and the whole group is killed
+    when the time is up (:class:`TimedOut`): a wrapper script's own children die with it."""
+    args = [os.fspath(a) for a in argv]
+    shown = [redact(a) for a in args]
+    history.append(shown)
+    log.debug("$ %s", shlex.join(shown))
+    start = time.perf_counter()
+    try:
+        proc = subprocess.Popen(
+            args,
+            env=faults.child_env(args, env if env is not None else clean_env()),
+            cwd=cwd,
+            text=True,
+            errors="replace",
+            stdout=None if stream else subprocess.PIPE,
+            stderr=None if stream else subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            start_new_session=timeout is not None,
+        )
+    except OSError as exc:
+        raise CommandFailed(shown, 127, f"cannot start {shown[0]}: {exc.strerror or exc}",
+                            hint=hint or "check that the path is an executable program") from None
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill(proc, group=True)
+        raise TimedOut(shown, float(timeout or 0), hint=hint) from None
+    except BaseException:
+        _kill(proc, group=timeout is not None)
+        raise
+    result = Result(shown, proc.returncode, redact(stdout or ""), redact(stderr or ""),
+                    time.perf_counter() - start)
+    if check and proc.returncode != 0:
+        raise CommandFailed(shown, proc.returncode, result.stderr + result.stdout, hint=hint)
+    return result
+
+
+def _kill(proc: subprocess.Popen[str], *, group: bool) -> None:
+    """SIGKILL ``proc`` (its whole process group with ``group``) and reap it."""
+    try:
+        if group:
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.communicate(timeout=5)
+    except (subprocess.TimeoutExpired, ValueError, OSError):
+        pass
+
+
+def run_script(python: str | os.PathLike[str], script: str, *args: str,
+               env: Mapping[str, str] | None = None, timeout: float | None = None,
+               timeout_var: str = PROBE_TIMEOUT_ENV) -> Any:
+    """Run ``scripts/<script>`` (standard library only) with the target interpreter and parse the one
+    JSON document it writes to a file of its own (``--json-out``): what imported modules print on
+    stdout is shown to the user, never parsed. ``-I`` keeps the target's own site-packages but
+    ignores the caller's environment and current directory. A target that does not answer within
+    ``timeout`` (default: ``$STACKSYNC_PROBE_TIMEOUT``, 60 s) is killed with its process group."""
+    path = SCRIPTS_DIR / script
+    limit = timeout if timeout is not None else timeout_from_env(PROBE_TIMEOUT_ENV, DEFAULT_PROBE_TIMEOUT)
+    with tempfile.TemporaryDirectory(prefix="stacksync-json-") as tmp:
+        out = Path(tmp) / f"{path.stem}.json"
+        try:
+            result = run([os.fspath(python), "-I", os.fspath(path), "--json-out", os.fspath(out), *args], env=env,
+                         check=False, timeout=limit)
+        except TimedOut:
+            raise ProbeError(f"{python}: {path.name} got no answer within {limit:g} s; the interpreter hangs or is "
+                             f"very slow to start (fix: check that `{python} -c pass` returns, or that it is the "
+                             f"interpreter you mean; for a slow one set {timeout_var}=SECONDS)") from None
+        except CommandFailed as exc:
+            raise ProbeError(f"{python}: cannot run it: {exc.output} (fix: pass --python / --venv for a "
+                             "working interpreter)") from None
+        try:
+            text = out.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            text = ""
+    if result.returncode != 0:
+        raise ProbeError(f"{path.name} failed in {python} (exit {result.returncode}): "
+                         f"{(result.stderr or result.stdout).strip().splitlines()[-1:] or ['no output']}")
+    _show_output(python, path.name, result.stdout)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ProbeError(f"{path.name} in {python} wrote no JSON document ({exc}); it printed "
+                         f"{result.stdout[:200]!r} (fix: check that {python} is a CPython >= 3.8)") from exc
+
+
+def _show_output(python: str | os.PathLike[str], script: str, stdout: str) -> None:
+    """What the target printed on stdout while the script ran (an import's warnings): the user's to
+    read, on stderr, not stacksync's to parse."""
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    if not lines:
+        return
+    from stacksync.core import console
+
+    for line in lines[:20]:
+        console.info(f"{script} in {python}: {line}")
+    if len(lines) > 20:
+        console.info(f"{script} in {python}: ... {len(lines) - 20} more line(s)")
+
+
+def python_in(venv: Path) -> Path:
+    """The interpreter of a venv folder (POSIX and Windows layouts)."""
+    for rel in ("bin/python", "Scripts/python.exe"):
+        if (venv / rel).exists():
+            return venv / rel
+    return venv / "bin/python"
+
+
+def start(argv: Sequence[str | os.PathLike[str]], *, log_path: Path,
+          env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start a long-running helper (the benchmarks' local pypiservers) with its output in ``log_path``;
+    logged and recorded like :func:`run`. The caller stops it (``terminate()``, then ``wait()``)."""
+    args = [os.fspath(a) for a in argv]
+    shown = [redact(a) for a in args]
+    history.append(shown)
+    log.debug("$ %s &", shlex.join(shown))
+    with open(log_path, "ab") as out:
+        return subprocess.Popen(args, env=dict(env) if env is not None else clean_env(), stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)

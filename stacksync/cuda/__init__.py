@@ -1,0 +1,1 @@
+"""CUDA knowledge and `doctor`."""

@@ -1,0 +1,1 @@
+"""Target environments: probes, site-packages and dist-info reading, RECORD, damage, journal, manifests, diff."""

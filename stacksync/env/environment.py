@@ -1,0 +1,251 @@
+"""Target environments: find the interpreter, probe it, and hold what the probe saw.
+
+The probe (``scripts/probe_env.py``) runs inside the target; this module only checks the shape of
+what it prints and turns it into :class:`Snapshot`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import NormalizedName, canonicalize_name
+
+from stacksync.core import defaults
+from stacksync.core.errors import ProbeError, TargetError
+from stacksync.core.runner import clean_env, python_in, run_script
+from stacksync.env import sitepackages
+
+
+@dataclass(frozen=True)
+class Installed:
+    """One installed distribution."""
+
+    name: NormalizedName
+    version: str
+    display_name: str = ""
+    direct_url: Mapping[str, Any] | None = None
+    installer: str | None = None
+    location: str | None = None
+    requires: tuple[str, ...] = ()
+
+    @property
+    def editable(self) -> bool:
+        return bool((self.direct_url or {}).get("dir_info", {}).get("editable"))
+
+    @property
+    def kind(self) -> str:
+        """``index`` (a plain ``name==version``), ``vcs``, ``editable``, ``local-dir``,
+        ``local-file`` (``@ file://``, typical of conda) or ``url``."""
+        info = self.direct_url
+        if not info:
+            return "index"
+        if "vcs_info" in info:
+            return "vcs"
+        if "dir_info" in info:
+            return "editable" if info["dir_info"].get("editable") else "local-dir"
+        return "local-file" if str(info.get("url", "")).startswith("file:") else "url"
+
+    @property
+    def url(self) -> str | None:
+        """The direct reference pip freeze would print (VCS with the commit), else ``None``."""
+        info = self.direct_url
+        if not info:
+            return None
+        url = str(info.get("url", ""))
+        if "vcs_info" in info:
+            vcs = info["vcs_info"]
+            return f"{vcs.get('vcs', 'git')}+{url}@{vcs.get('commit_id', '')}"
+        return url
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the probe saw in one interpreter."""
+
+    python: Path
+    version: str
+    marker_environment: Mapping[str, str]
+    distributions: Mapping[NormalizedName, Installed]
+    platform: Mapping[str, Any] = field(default_factory=dict)
+    pip_version: str | None = None
+    cuda: Mapping[str, Any] = field(default_factory=dict)
+    state: Mapping[str, Any] = field(default_factory=dict)
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def python_xy(self) -> str:
+        return ".".join(self.version.split(".")[:2])
+
+    @property
+    def prefix(self) -> Path:
+        return Path(self.raw.get("python", {}).get("prefix", self.python.parent.parent))
+
+    def versions(self) -> dict[NormalizedName, str]:
+        return {n: d.version for n, d in self.distributions.items()}
+
+
+def snapshot_from_json(python: Path, data: Any) -> Snapshot:
+    """Check the probe's JSON shape and build a :class:`Snapshot` (a wrong shape is a ProbeError)."""
+    try:
+        assert isinstance(data, dict) and data.get("probe") == 1
+        dists = {}
+        for d in data["distributions"]:
+            assert isinstance(d["name"], str) and isinstance(d["version"], str)
+            name = canonicalize_name(d["name"])
+            dists[name] = Installed(name=name, version=d["version"], display_name=d.get("display_name", ""),
+                                    direct_url=d.get("direct_url"), installer=d.get("installer"),
+                                    location=d.get("location"), requires=tuple(d.get("requires") or ()))
+        env = data["marker_environment"]
+        assert isinstance(env, dict) and all(isinstance(v, str) for v in env.values())
+        return Snapshot(python=python, version=data["python"]["version"], marker_environment=env,
+                        distributions=dists, platform=data.get("platform", {}),
+                        pip_version=data.get("pip_version"), cuda=data.get("cuda", {}),
+                        state=data.get("state", {}), raw=data)
+    except (AssertionError, KeyError, TypeError) as exc:
+        raise ProbeError(f"probe_env.py in {python} printed an unexpected document ({exc!r})") from exc
+
+
+def probe(python: str | os.PathLike[str]) -> Snapshot:
+    """Run the probe in ``python`` and return what it saw."""
+    exe = find_python(python)
+    return snapshot_from_json(exe, run_script(exe, "probe_env.py"))
+
+
+# ------------------------------------------------------------------ the fast snapshot (no interpreter)
+
+#: the parts of a probe document that depend on the interpreter only, not on what is installed
+_INTERPRETER_KEYS = ("python", "marker_environment", "platform")
+#: entries kept in the cache of interpreter facts (the oldest go first)
+_CACHE_ENTRIES = 64
+
+
+def snapshot(python: str | os.PathLike[str], *, fast: bool = True, cache_dir: Path | None = None) -> Snapshot:
+    """What :func:`probe` would return. With ``fast``, a venv's distributions are read from its
+    site-packages in-process and the interpreter facts come from an earlier probe cached under
+    ``cache_dir`` (default ``.stacksync-cache/probe``), keyed by everything that changes with the
+    interpreter; whenever the reading cannot be sure to equal the probe, the probe runs.
+
+    Only for deciding: a path that changes the target probes it for real afterwards."""
+    exe = find_python(python)
+    if fast:
+        data = _fast_document(exe, cache_dir or defaults.CACHE_DIR / "probe")
+        if data is not None:
+            return snapshot_from_json(exe, data)
+    return probe(exe)
+
+
+def _interpreter_key(exe: Path) -> str | None:
+    """A hash of what the interpreter facts depend on (and of the ``.pth`` files); ``None``
+    for a target the fast path does not take (not a venv, system site-packages visible)."""
+    prefix = exe.parent.parent
+    config = sitepackages.venv_config(prefix)
+    if config is None or config.get("include-system-site-packages", "false").lower() != "false":
+        return None
+    try:
+        cfg = prefix / "pyvenv.cfg"
+        base = exe.resolve()
+        base_stat, cfg_stat = base.stat(), cfg.stat()
+        sp = [str(p) for p in sorted(prefix.glob("lib*/python*/site-packages"))] or [str(prefix / "Lib/site-packages")]
+    except OSError:
+        return None
+    pth = sitepackages.pth_fingerprint(sp)
+    if pth is None:
+        return None
+    try:
+        glibc = os.confstr("CS_GNU_LIBC_VERSION")
+    except (AttributeError, ValueError, OSError):
+        glibc = None
+    parts = [str(exe), str(base), cfg.read_text(encoding="utf-8", errors="replace"), cfg_stat.st_mtime_ns,
+             base_stat.st_mtime_ns, base_stat.st_size, list(os.uname()) if hasattr(os, "uname") else None,
+             glibc, (defaults.SCRIPTS_DIR / "probe_env.py").read_bytes().hex(), pth]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
+
+
+def _fast_document(exe: Path, cache: Path) -> dict[str, Any] | None:
+    """The probe document read without starting ``exe`` (``None``: run the probe). On a cache miss
+    this runs the probe once, keeps its interpreter facts if the fast reading matches it exactly,
+    and returns the probe's own document."""
+    key = _interpreter_key(exe)
+    if key is None:
+        return None
+    entry = cache / f"{key}.json"
+    env = clean_env()
+    try:
+        cached = json.loads(entry.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        cached = None
+    if isinstance(cached, dict) and all(k in cached for k in ("fast", *_INTERPRETER_KEYS)):
+        return sitepackages.document(cached, env) if cached["fast"] else None
+    data = run_script(exe, "probe_env.py")
+    interpreter = {k: data.get(k) for k in _INTERPRETER_KEYS} if isinstance(data, dict) else {}
+    try:
+        fast = sitepackages.document(interpreter, env)
+    except (KeyError, TypeError):
+        fast = None
+    if fast is not None:
+        # Unsure (``None``: an egg-info, a duplicate...) says nothing about the interpreter: try
+        # again next time. A reading that differs does: keep probing this interpreter.
+        same = json.loads(json.dumps(fast, sort_keys=True)) == data
+        _write_json(entry, {"fast": same, **interpreter})
+    return data  # type: ignore[no-any-return]
+
+
+def _write_json(path: Path, data: Any) -> None:
+    """Write atomically (two syncs may fill the cache at once); a cache that cannot be written is skipped."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, sort_keys=True)
+        os.replace(tmp, path)
+        entries = sorted(path.parent.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        for old in entries[:-_CACHE_ENTRIES]:  # one entry per interpreter (and .pth set) seen
+            old.unlink(missing_ok=True)
+    except OSError:
+        return
+
+
+def find_python(spec: str | os.PathLike[str]) -> Path:
+    """An interpreter from a path, a venv folder, or a name on PATH (``python3.11``)."""
+    path = Path(spec)
+    if path.is_dir():
+        exe = python_in(path)
+        if not exe.exists():
+            raise TargetError(f"{path}: not a virtual environment (no bin/python)")
+        return exe
+    if path.exists():
+        if not os.access(path, os.X_OK):
+            raise TargetError(f"{path}: not an executable file (fix: pass --python an interpreter such as "
+                              f"{path.parent / 'python3'}, or --venv a venv folder)")
+        return path
+    found = shutil.which(str(spec))
+    if found:
+        return Path(found)
+    raise TargetError(f"{spec}: no such interpreter or venv (give a path to python, a venv folder, "
+                      f"or a name on PATH such as python3.11)")
+
+
+def is_own_interpreter(python: Path) -> bool:
+    """Whether ``python`` is the interpreter (or venv) running stacksync: syncing it would uninstall
+    invoke, nox or pip-tools from under the tool."""
+    own = {Path(sys.prefix).resolve()}
+    try:
+        exe_prefix = python.resolve().parent.parent
+    except OSError:
+        return False
+    venv_root = python.parent.parent
+    return venv_root.resolve() in own or (exe_prefix in own and not (venv_root / "pyvenv.cfg").exists())
+
+
+def looks_like_python(path: Path) -> bool:
+    """A path a user typed that names an interpreter (an executable file that is not a requirements file)."""
+    return path.is_file() and os.access(path, os.X_OK) and path.suffix not in (".txt", ".in")

@@ -1,0 +1,97 @@
+"""What a sync's steps share: the options the tasks pass in, the outcome a run reports, and the state
+the phases read and update."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import NormalizedName
+
+from stacksync.backends.backend import Backend
+from stacksync.core import defaults
+from stacksync.env.damage import Damage
+from stacksync.env.diff import DiffResult
+from stacksync.env.environment import Snapshot
+from stacksync.lock.lockfile import Pin, RequirementsFile
+from stacksync.lock.profile import Profile
+from stacksync.sync.plan import Plan
+
+__all__ = ["STEPS", "Options", "Outcome", "State"]
+
+# Steps in the order `sync` runs them; each task runs a prefix-free subset. "vcs": the VCS pins at a
+# commit (vcs.txt), after the rest (stacksync.sync.vcsphase).
+STEPS = ("plan", "fetch", "base", "rest", "deferred", "vcs", "verify")
+
+
+@dataclass
+class Options:
+    """What the tasks pass in. ``python`` / ``venv`` pick the target (default: the project's .venv,
+    created with the profile's Python when missing)."""
+
+    profile: str = defaults.DEFAULT_PROFILE
+    python: str | None = None
+    venv: str | None = None
+    dry_run: bool = False
+    yes: bool = False
+    force: bool = False
+    wait: bool = False
+    report: str | None = None
+    backend: str | None = None
+    #: a lock file instead of the profile's requirements.txt (a pylock.toml holds the deferred pins too)
+    lock: Path | None = None
+    cache_dir: Path | None = None
+    locks_dir: Path | None = None
+    #: wheelhouse folder (stacksync.build.wheelhouse.resolve_dir: this > STACKSYNC_WHEELHOUSE > stack.toml)
+    wheelhouse: str | None = None
+    verbose: bool = False
+    #: take a lock that is not stacksync's output for this profile (lockcheck: header, deferred pins)
+    accept_foreign_lock: bool = False
+    #: asks the user to go on with a destructive plan; ``None``: no prompt (needs ``yes``)
+    confirm: Callable[[str], bool] | None = None
+
+
+@dataclass
+class Outcome:
+    """What a run did: the plan, per-step seconds, the verdict and its one summary line."""
+
+    plan: Plan | None = None
+    verdict: str = "not-run"  # planned | in-sync | synced | fetched | verified | failed
+    summary: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+    twin: DiffResult | None = None
+    receipt: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class State:
+    """What the steps share. ``lock`` / ``deferred`` are the pins whose markers hold for the target."""
+
+    opts: Options
+    profile: Profile
+    backend: Backend
+    python: Path
+    lock_file: RequirementsFile
+    deferred_file: RequirementsFile | None
+    snapshot: Snapshot
+    lock: dict[NormalizedName, Pin]
+    deferred: dict[NormalizedName, Pin]
+    plan: Plan
+    cache: Path
+    workdir: Path
+    steps: tuple[str, ...]
+    outcome: Outcome
+    fetched: bool = False
+    wheel_deps: dict[NormalizedName, set[NormalizedName]] = field(default_factory=dict)
+    #: modules whose smoke import passed after the last change this run made (verify skips them)
+    smoked: set[str] = field(default_factory=set)
+    #: VCS pins at a commit (vcs.txt) whose markers hold for the target
+    vcs: dict[NormalizedName, Pin] = field(default_factory=dict)
+    #: where each deferred package's wheel comes from (stacksync.sync.deferred.Source), decided in fetch
+    deferred_sources: dict[NormalizedName, Any] = field(default_factory=dict)
+    #: what an interrupted run left in the target (repair.detect), and this run's journal once written
+    damage: Damage = field(default_factory=Damage)
+    journal: dict[str, Any] | None = None
+

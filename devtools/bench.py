@@ -500,7 +500,7 @@ def noop_contenders(work: Path, backends: Sequence[str], count: int = NOOP_PACKA
     """The no-op case: build the 120-package profile, sync a venv to it once (stacksync, pip-tools
     backend, from the file:// index), then every contender re-syncs that venv (uv gets a copy of its
     own: ``uv pip sync`` removes pip and setuptools, which the lock does not list)."""
-    from stacksync.sync.run import Options
+    from stacksync.sync.state import Options
 
     locks, wheels = write_noop_profile(work / "noop", count)
     lock = locks / NOOP_PROFILE / defaults.LOCK_TXT
@@ -709,7 +709,7 @@ def verify_contenders(work: Path, extra: Sequence[Path] = (), *, demo_venv: bool
     targets: list[tuple[str, Path]] = []
     demo = defaults.DEFAULT_VENV
     if demo_venv and not (demo / "pyvenv.cfg").is_file():
-        from stacksync.sync.run import Options
+        from stacksync.sync.state import Options
 
         demo = work / "verify-demo"
         new_venv(demo)

@@ -167,7 +167,7 @@ def deferred_contenders(work: Path) -> Iterator[list[Contender]]:
     import warnings
 
     from stacksync.build.publish import publish
-    from stacksync.sync.run import Options
+    from stacksync.sync.state import Options
 
     if any(importlib.util.find_spec(m) is None for m in ("pypiserver", "passlib", "virtualenv")):
         yield [Contender(t, lambda: None, skip="not available (pip install 'stacksync[test]': pypiserver, virtualenv)")

@@ -25,7 +25,8 @@ from stacksync.build import export
 from stacksync.env import manifest, record, verify_files
 from stacksync.lock import pylock
 from stacksync.lock.lockfile import parse
-from stacksync.sync.run import Options, run
+from stacksync.sync.run import run
+from stacksync.sync.state import Options
 
 ROOT = Path(__file__).resolve().parent.parent
 SP = f"lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages"

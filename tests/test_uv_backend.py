@@ -23,7 +23,8 @@ from stacksync.core import runner
 from stacksync.core.errors import ProfileError
 from stacksync.lock import profile
 from stacksync.lock.lockfile import parse_text
-from stacksync.sync.run import Options, run
+from stacksync.sync.run import run
+from stacksync.sync.state import Options
 
 UV = backend_mod.uv_executable()
 pytestmark = pytest.mark.skipif(UV is None, reason="uv is not installed (pip install -e .[uv])")

@@ -28,8 +28,8 @@ from stacksync.env.environment import Snapshot, probe
 from stacksync.env.freeze import freeze
 from stacksync.lock import profile as profile_mod
 from stacksync.lock.lockfile import file_sha256
-from stacksync.sync.run import Options
 from stacksync.sync.run import run as run_sync
+from stacksync.sync.state import Options
 
 __all__ = ["ReproduceError", "Result", "hardware_skip_reason", "parse_posargs", "reproduce", "selected_profiles"]
 

@@ -16,11 +16,10 @@ from stacksync.core.errors import CommandFailed, FetchError, IndexUnavailable
 from stacksync.env.environment import Snapshot
 from stacksync.lock import profile as profile_mod
 from stacksync.lock.lockfile import Pin, file_sha256
-from stacksync.sync import repair, vcsphase
-from stacksync.sync.deferred import choose_sources, planned_keys
+from stacksync.sync.deferred import choose_sources
 from stacksync.sync.pinfile import write_requirements
-from stacksync.sync.plan import deps_from_requires, make_plan
-from stacksync.sync.prepare import scope_of
+from stacksync.sync.plan import deps_from_requires
+from stacksync.sync.prepare import build_plan, scope_of
 from stacksync.sync.state import State
 
 __all__ = ["fetch"]
@@ -69,10 +68,8 @@ def fetch(state: State) -> None:
     # Confirm the base closure from the wheels' own metadata; a dependency the `# via` comments missed
     # moves into the base phase.
     if state.wheel_deps:
-        replanned = repair.mark_reinstall(vcsphase.adjust_plan(
-            make_plan(state.profile, state.lock, state.deferred, state.snapshot, extra_deps=state.wheel_deps,
-                      build_keys=planned_keys(state.profile, state.lock, state.deferred, state.snapshot, state.cache)),
-            state.vcs, state.snapshot, state.profile.vcs_checkouts), state.damage)
+        replanned = build_plan(state.profile, state.lock, state.deferred, state.snapshot, state.cache, state.vcs,
+                               state.damage, extra_deps=state.wheel_deps)
         if replanned.base_names != state.plan.base_names:
             moved = sorted(replanned.base_names - state.plan.base_names)
             if moved:

@@ -8,7 +8,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from stacksync.backends.backend import Backend, get_backend, resolve_name
 from stacksync.core import console, defaults
 from stacksync.core.errors import StacksyncError, SyncError, TargetError
 from stacksync.env import targetlock
+from stacksync.env.damage import Damage
 from stacksync.env.environment import Snapshot, find_python, is_own_interpreter, probe
 from stacksync.env.environment import snapshot as read_snapshot
 from stacksync.lock import profile as profile_mod
@@ -27,10 +28,10 @@ from stacksync.lock.lockfile import Pin, RequirementsFile
 from stacksync.lock.profile import Profile
 from stacksync.sync import repair, vcsphase
 from stacksync.sync.deferred import expected_sources, planned_keys, wheels_expected
-from stacksync.sync.plan import make_plan
+from stacksync.sync.plan import Plan, make_plan
 from stacksync.sync.state import Options, Outcome, State
 
-__all__ = ["prepare", "preflight", "check_target", "create_venv", "scope_of"]
+__all__ = ["prepare", "build_plan", "preflight", "check_target", "create_venv", "scope_of"]
 
 
 def scope_of(steps: Sequence[str]) -> list[str]:
@@ -66,9 +67,7 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     _check_deferred_pins(prof, lock, deferred, lock_file, deferred_file)
     vcs_pins = vcsphase.load(prof, env)
     cache = (opts.cache_dir or defaults.CACHE_DIR / prof.name).absolute()
-    plan = repair.mark_reinstall(vcsphase.adjust_plan(
-        make_plan(prof, lock, deferred, snapshot, build_keys=planned_keys(prof, lock, deferred, snapshot, cache)),
-        vcs_pins, snapshot, prof.vcs_checkouts), damage)
+    plan = build_plan(prof, lock, deferred, snapshot, cache, vcs_pins, damage)
     workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stacksync-sync-")))
     state = State(opts, prof, backend, python, lock_file, deferred_file, snapshot, lock, deferred, plan,
                   cache, workdir, steps, outcome, vcs=vcs_pins, damage=damage)
@@ -84,6 +83,17 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
         for name, how in expected_sources(state).items():
             console.out.print(f"deferred source: {name}: {how}", markup=False)
     return state
+
+
+def build_plan(prof: Profile, lock: Mapping[NormalizedName, Pin], deferred: Mapping[NormalizedName, Pin],
+               snapshot: Snapshot, cache: Path, vcs_pins: Mapping[NormalizedName, Pin], damage: Damage, *,
+               extra_deps: Mapping[NormalizedName, Iterable[NormalizedName]] | None = None) -> Plan:
+    """The one way a sync plans: :func:`~stacksync.sync.plan.make_plan` (with the deferred packages'
+    build keys), the VCS phase added, damaged packages turned into forced reinstalls. ``extra_deps``:
+    the fetched wheels' Requires-Dist edges, when :func:`~stacksync.sync.fetch.fetch` re-plans."""
+    plan = make_plan(prof, lock, deferred, snapshot, extra_deps=extra_deps,
+                     build_keys=planned_keys(prof, lock, deferred, snapshot, cache))
+    return repair.mark_reinstall(vcsphase.adjust_plan(plan, vcs_pins, snapshot, prof.vcs_checkouts), damage)
 
 
 def _check_deferred_pins(prof: Profile, lock: Mapping[NormalizedName, Pin], deferred: Mapping[NormalizedName, Pin],

@@ -155,7 +155,8 @@ def check_target(prof: Profile, snapshot: Snapshot) -> None:
 def preflight(state: State) -> None:
     """doctor's pre-install checks (errors stop the sync unless ``--force``), then the confirmation of
     a plan that removes or downgrades packages."""
-    from stacksync.cuda import doctor
+    from stacksync.cuda.checks import preinstall_findings
+    from stacksync.cuda.facts import probe_facts
 
     pip = state.snapshot.pip_version
     needs_pip = bool(getattr(state.backend, "needs_target_pip", True))  # uv installs into a pip-less venv
@@ -163,9 +164,9 @@ def preflight(state: State) -> None:
         found = f"pip {pip}" if pip else "no pip"
         raise TargetError(f"{state.python}: has {found}; installs and pip-sync need pip >= 22.2 in the target "
                           f"(fix: {state.python} -m ensurepip --upgrade, or create it with `uv venv --seed`)")
-    facts = doctor.probe_facts(state.python)
-    findings = doctor.preinstall_findings(state.profile, state.snapshot, facts, lock=state.lock_file,
-                                          have_wheels=wheels_expected(state))
+    facts = probe_facts(state.python)
+    findings = preinstall_findings(state.profile, state.snapshot, facts, lock=state.lock_file,
+                                   have_wheels=wheels_expected(state))
     errors = [f for f in findings if f.level == "error"]
     for f in findings:
         if f.level == "warning":

@@ -100,9 +100,10 @@ def hardware_skip_reason(prof: profile_mod.Profile, *, python: str | Path = sys.
     driver that loads and runs that CUDA version; the facts come from doctor's probe of the host."""
     if prof.cuda is None:
         return None
-    from stacksync.cuda import cudalibs, doctor
+    from stacksync.cuda import cudalibs
+    from stacksync.cuda.facts import probe_facts
 
-    driver = doctor.probe_facts(python).driver
+    driver = probe_facts(python).driver
     if not driver.found:
         return (f"profile {prof.name!r} needs CUDA {prof.cuda} and an NVIDIA driver; none loads here "
                 "(libcuda.so.1 cannot be loaded); run it on a GPU machine, or force it with "

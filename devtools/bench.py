@@ -391,7 +391,8 @@ class Contender:
 
 def backend_unavailable(name: str) -> str | None:
     """Why the stacksync backend ``name`` cannot run here, ``None`` when it can."""
-    from stacksync.backends.backend import get_backend, uv_executable
+    from stacksync.backends.backend import get_backend
+    from stacksync.backends.uv import uv_executable
     from stacksync.core.errors import StacksyncError
 
     if name == "uv" and uv_executable() is None:
@@ -480,7 +481,7 @@ def _quiet_sync(opts: Any) -> Any:
 
 def new_venv(path: Path) -> Path:
     """A fresh venv (``python -m venv``, seeds pip) at ``path``, replacing what is there; untimed."""
-    from stacksync.backends.backend import PipTools
+    from stacksync.backends.piptools import PipTools
 
     if path.exists():
         shutil.rmtree(path)
@@ -489,7 +490,7 @@ def new_venv(path: Path) -> Path:
 
 
 def _uv() -> str:
-    from stacksync.backends.backend import uv_executable
+    from stacksync.backends.uv import uv_executable
 
     return uv_executable() or "uv"
 

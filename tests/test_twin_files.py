@@ -20,7 +20,7 @@ import pytest
 from pkgfactory import IndexServer
 from stackprofile import LOCK_A, TOKEN_VAR, USER_VAR, virtualenv_at, write_profile
 
-from stacksync.backends.backend import uv_executable
+from stacksync.backends.uv import uv_executable
 from stacksync.build import export
 from stacksync.env import manifest, record, verify_files
 from stacksync.lock import pylock

@@ -30,7 +30,7 @@ from stackprofile import (
     write_profile,
 )
 
-from stacksync.backends.backend import uv_executable
+from stacksync.backends.uv import uv_executable
 from stacksync.build import wheelhouse
 from stacksync.build.publish import PublishError, publish
 from stacksync.core import runner

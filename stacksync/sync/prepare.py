@@ -15,7 +15,8 @@ from pathlib import Path
 from packaging.utils import NormalizedName
 from packaging.version import InvalidVersion, Version
 
-from stacksync.backends.backend import Backend, get_backend, resolve_name
+from stacksync.backends.backend import get_backend, resolve_name
+from stacksync.backends.base import Backend
 from stacksync.core import console, defaults
 from stacksync.core.errors import StacksyncError, SyncError, TargetError
 from stacksync.env import targetlock

@@ -19,7 +19,7 @@ This module holds the driver; the steps live in :mod:`~stacksync.sync.prepare` (
 :mod:`~stacksync.sync.verify` and :mod:`~stacksync.sync.receipt`.
 
 A synced target re-plans to nothing: :func:`run` then prints "already in sync" and starts no pip
-process at all (the probe and the lock decide). The backend (``stacksync.backends.backend``) builds every pip /
+process at all (the probe and the lock decide). The backend (``stacksync.backends.base.Backend``) builds every pip /
 pip-sync command; this module decides what to run and in which order.
 """
 

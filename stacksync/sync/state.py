@@ -10,7 +10,7 @@ from typing import Any
 
 from packaging.utils import NormalizedName
 
-from stacksync.backends.backend import Backend
+from stacksync.backends.base import Backend
 from stacksync.core import defaults
 from stacksync.env.damage import Damage
 from stacksync.env.diff import DiffResult

@@ -48,7 +48,7 @@ from stacksync.sync.plan import STATE_KEY
 from stacksync.sync.smoke import smoke, smoke_phase
 from stacksync.sync.state import State
 
-__all__ = ["STATE_FILE", "Source", "install_deferred", "write_state", "compute_key", "planned_keys",
+__all__ = ["STATE_FILE", "adopt_unrecorded", "Source", "install_deferred", "write_state", "compute_key", "planned_keys",
            "choose_sources", "wheelhouse_dir", "wheels_expected", "expected_sources"]
 
 STATE_FILE = "stacksync-state.json"
@@ -339,7 +339,7 @@ def install_deferred(state: State) -> None:
 
     todo = state.plan.changes("deferred")
     if not todo:
-        _adopt_unrecorded(state)
+        adopt_unrecorded(state)
         return
     now = read_snapshot(state.python)  # after the base / rest phases: the key's facts as they are now
     for action in todo:
@@ -360,7 +360,7 @@ def install_deferred(state: State) -> None:
         built_against = {str(b): state.lock[b].key() for b in d.rebuild_on if b in state.lock}
         write_state(state.snapshot.prefix, d.name, pin.key(), built_against,
                     key=source.key.to_json() if source.key else None, source=source.to_json())
-    _adopt_unrecorded(state)
+    adopt_unrecorded(state)
     smoke_phase(state, "deferred")
 
 
@@ -377,7 +377,7 @@ def _install_wheel(state: State, d: Deferred, pin: Pin, source: Source, *, force
                           force_reinstall=force, stream=state.opts.verbose)
 
 
-def _adopt_unrecorded(state: State) -> None:
+def adopt_unrecorded(state: State) -> None:
     """A deferred package installed as locked with no build record (installed before stacksync, base
     unchanged since): record the current base versions (and the key) so later changes trigger a rebuild."""
     if not state.plan.unrecorded:

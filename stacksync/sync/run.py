@@ -33,7 +33,7 @@ from contextlib import ExitStack
 from stacksync.core import console, faults
 from stacksync.core.errors import StacksyncError
 from stacksync.sync import repair, vcsphase
-from stacksync.sync.deferred import _adopt_unrecorded, install_deferred
+from stacksync.sync.deferred import adopt_unrecorded, install_deferred
 from stacksync.sync.fetch import fetch
 from stacksync.sync.phases import install_base, sync_rest
 from stacksync.sync.prepare import preflight, prepare, scope_of
@@ -80,7 +80,7 @@ def _drive(state: State) -> None:
         # The no-op path: no pip, no doctor; what the probe and the lock say is enough (and the
         # damage check found nothing an interrupted run left).
         if "deferred" in acting:
-            _adopt_unrecorded(state)
+            adopt_unrecorded(state)
         if scope_of(steps):
             outcome.verdict = "in-sync"
             scope = scope_of(steps)

@@ -258,7 +258,7 @@ class Uv:
         start = time.perf_counter()
         tail = "nothing was installed or removed"
         snapshot = probe(python)
-        supported = target_tags(snapshot.python_xy, snapshot.raw.get("python", {}).get("soabi"))
+        supported = target_tags(snapshot.python_xy, snapshot.soabi)
         pins = parse(requirements, lock=True).pins
         for pin in pins:
             if pin.version is None:  # `name @ URL`: not on the index's pages

@@ -462,7 +462,7 @@ def _python_findings(profile: Profile, snapshot: Snapshot, lock: RequirementsFil
     if impl != "cpython":
         out.append(warn("python", f"the target runs {impl}; ML wheels (torch, nvidia-*) are CPython-only",
                         "use a CPython target"))
-    soabi = str(snapshot.raw.get("python", {}).get("soabi") or "")
+    soabi = snapshot.soabi or ""
     if re.match(r"cpython-\d+t-", soabi):
         out.append(warn("python", f"the target is a free-threaded build ({soabi}): few ML packages ship "
                         "cp3XXt wheels", "use the regular (GIL) build of the same Python"))

@@ -109,24 +109,22 @@ def compute_key(d: Deferred, pin: Pin, lock: Mapping[NormalizedName, Pin], snaps
     src = buildkey.cuda_source(d.rebuild_on)
     facts: tuple[str | None, bool | None] = (None, None)
     if src is not None and src in lock:
-        site_packages = snapshot.raw.get("python", {}).get("site_packages") or []
         if snapshot.versions().get(src) == lock[src].key():
-            facts = buildkey.files_facts(site_packages, src) or (None, None)
+            facts = buildkey.files_facts(snapshot.site_packages, src) or (None, None)
         else:
             wheel = _cached_base_wheel(cache, lock[src])
             read = buildkey.wheel_facts(wheel, src) if wheel is not None else None
             if read is None and not assume_absent:
                 return None
             facts = read or (None, None)
-    raw_python = snapshot.raw.get("python", {})
     return BuildKey(
         package=d.name, version=pin.key(),
         source_sha256=tuple(sorted(h.split(":", 1)[1] for h in pin.hashes if h.startswith("sha256:"))),
         base=base, cuda=facts[0], cxx11_abi=facts[1], cuda_from=src if facts != (None, None) else None,
-        python=buildkey.python_tag(snapshot.python_xy, raw_python.get("soabi")),
-        platform=buildkey.platform_tag(raw_python.get("platform_tag"),
+        python=buildkey.python_tag(snapshot.python_xy, snapshot.soabi),
+        platform=buildkey.platform_tag(snapshot.platform_tag,
                                        str(snapshot.marker_environment.get("platform_machine", ""))),
-        glibc=str(snapshot.platform.get("glibc")) if snapshot.platform.get("glibc") else None,
+        glibc=snapshot.glibc,
         build_env=buildkey.key_env(d.build_env, env),
     )
 

@@ -33,7 +33,7 @@ __all__ = ["site_packages", "detect", "mark_reinstall", "clear_debris", "begin",
 
 def site_packages(snapshot: Snapshot) -> list[str]:
     """The target's site-packages folders, as its probe reported them."""
-    return [str(p) for p in (snapshot.raw.get("python", {}).get("site_packages") or [])]
+    return list(snapshot.site_packages)
 
 
 def _memo_path(prefix: Path) -> Path:

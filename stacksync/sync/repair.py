@@ -118,7 +118,7 @@ def clear_debris(damage: Damage) -> list[str]:
 
 
 def begin(prefix: Path, damage: Damage, *, plan: Mapping[str, Any], lock_sha256: str | None,
-          deferred_sha256: str | None, profile: str, steps: list[str]) -> dict[str, Any]:
+          deferred_sha256: str | None, profile: str, steps: list[str]) -> journal.Journal:
     """Before the first change: the journal, then the debris of an earlier run cleared."""
     data = journal.begin(prefix, plan=plan, lock_sha256=lock_sha256, deferred_sha256=deferred_sha256,
                          profile=profile, steps=steps)
@@ -127,12 +127,12 @@ def begin(prefix: Path, damage: Damage, *, plan: Mapping[str, Any], lock_sha256:
     return data
 
 
-def phase(prefix: Path, data: dict[str, Any] | None, name: str) -> None:
+def phase(prefix: Path, data: journal.Journal | None, name: str) -> None:
     if data is not None:
         journal.phase(prefix, data, name)
 
 
-def end(prefix: Path, data: dict[str, Any] | None) -> None:
+def end(prefix: Path, data: journal.Journal | None) -> None:
     if data is not None:
         journal.finish(prefix)
 

@@ -2,11 +2,12 @@
 plan reinstall it, clear pip's debris before the first install, and keep the journal
 (:mod:`stacksync.env.journal`) from the first change to the end of a run.
 
-:mod:`stacksync.sync.run` calls these at four points: :func:`detect` after the target is read (a damaged
-target never takes the no-op path), :func:`mark_reinstall` on every plan, :func:`begin` before the
-first change (journal written, stashes and RECORD-less dist-infos removed), :func:`end` when the run
-ended well (journal removed). :func:`verify_lines` is the twin check's part: an interrupted target is
-not the lock's twin, whatever its versions say.
+The sync steps call these at four points: :func:`detect` after the target is read (a damaged
+target never takes the no-op path), :func:`mark_reinstall` on every plan
+(:func:`stacksync.sync.prepare.build_plan`), :func:`begin` before the first change (journal written,
+stashes and RECORD-less dist-infos removed), :func:`end` when the run ended well (journal removed).
+:func:`verify_lines` is the twin check's part: an interrupted target is not the lock's twin, whatever
+its versions say.
 """
 
 from __future__ import annotations

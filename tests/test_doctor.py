@@ -25,7 +25,7 @@ from stacksync.core.errors import ProbeError
 from stacksync.core.runner import run_script
 from stacksync.cuda import checks, doctor
 from stacksync.cuda import facts as cuda_facts
-from stacksync.cuda.checks import Finding
+from stacksync.cuda.finding import Finding
 from stacksync.env.environment import Snapshot, snapshot_from_json
 from stacksync.lock import profile as profile_mod
 from stacksync.lock.lockfile import parse

@@ -1,4 +1,5 @@
-"""doctor's checks, all pure: facts and a snapshot in, a list of :class:`Finding` out, each with its fix.
+"""doctor's checks, all pure: facts and a snapshot in, a list of findings
+(:class:`~stacksync.cuda.finding.Finding`) out, each with its fix.
 
 - :func:`host_findings`: the driver and GPUs, glibc.
 - :func:`target_findings`: torch's CUDA build against the driver, the CUDA libraries it needs.
@@ -12,43 +13,32 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from stacksync.core.redact import redact
 from stacksync.cuda import cudalibs
 from stacksync.cuda.facts import TORCH_MANYLINUX_2_28, Facts, Nvcc, lock_cuda, requires_pins, torch_build
+from stacksync.cuda.finding import Finding, Level, err, ok, warn
 from stacksync.env.environment import Snapshot
 from stacksync.lock.lockfile import LockProblems, Pin, RequirementsFile, parse
 from stacksync.lock.profile import Deferred, Profile
 
 __all__ = [
-    "Finding", "GIB_PER_BUILD_JOB", "LEVELS", "Level", "MIN_GLIBC", "build_findings", "err", "findings_for",
-    "host_findings", "library_findings", "ok", "preinstall_findings", "target_findings", "warn"
+    "GIB_PER_BUILD_JOB", "MIN_GLIBC", "build_findings", "findings_for", "host_findings", "library_findings",
+    "preinstall_findings", "target_findings",
 ]
-
-
-Level = Literal["ok", "warning", "error"]
-
-
-LEVELS: tuple[Level, ...] = ("ok", "warning", "error")
 
 
 # Rough peak memory of one nvcc job compiling flash-attn-sized kernels; flash-attn's README asks for
 # MAX_JOBS on machines with < 96 GB RAM and many cores.
 GIB_PER_BUILD_JOB = 4
 
-
 # manylinux2014: the oldest glibc any current torch / nvidia wheel installs on.
 MIN_GLIBC = "2.17"
 
-
 _HEADER_PYTHON = re.compile(r"with Python (\d+\.\d+)")
-
 
 _CU_ERROR_FIX = {
     803: "the driver library and the loaded kernel module differ in version: reboot, or reinstall the driver",
@@ -57,33 +47,6 @@ _CU_ERROR_FIX = {
     999: "reload the nvidia kernel module or reboot; check `nvidia-smi` and the kernel log",
     3: "check `nvidia-smi`; reinstall the NVIDIA driver",
 }
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One result of a check: ``level`` ok / warning / error, a ``topic`` (driver, torch, libraries,
-    nvcc, ninja, compiler, memory, glibc, python, lock ...), what was found, and the fix."""
-
-    level: Level
-    topic: str
-    message: str
-    fix: str = ""
-
-    def to_json(self) -> dict[str, str]:
-        return {"level": self.level, "topic": self.topic, "message": redact(self.message),
-                "fix": redact(self.fix)}
-
-
-def ok(topic: str, message: str) -> Finding:
-    return Finding("ok", topic, message)
-
-
-def warn(topic: str, message: str, fix: str) -> Finding:
-    return Finding("warning", topic, message, fix)
-
-
-def err(topic: str, message: str, fix: str) -> Finding:
-    return Finding("error", topic, message, fix)
 
 
 def _gib(mib: int) -> str:

@@ -3,7 +3,7 @@
 Facts come from two probes run in the target interpreter: ``scripts/probe_env.py`` (distributions,
 markers; a :class:`~stacksync.env.environment.Snapshot`) and ``scripts/probe_cuda.py`` (driver through
 libcuda, nvcc, ninja, compiler, memory, glibc, CUDA libraries; :class:`Facts`). Everything else here
-is pure: facts in, a list of :class:`~stacksync.cuda.checks.Finding` out, each with its fix.
+is pure: facts in, a list of :class:`~stacksync.cuda.finding.Finding` out, each with its fix.
 
 - :mod:`stacksync.cuda.facts`: the facts (:func:`~stacksync.cuda.facts.probe_facts`) and the CUDA build
   a torch or a lock needs.
@@ -24,8 +24,9 @@ from rich.text import Text
 from stacksync.core import defaults
 from stacksync.core.errors import TargetError
 from stacksync.core.redact import redact
-from stacksync.cuda.checks import Finding, findings_for
+from stacksync.cuda.checks import findings_for
 from stacksync.cuda.facts import Facts, probe_facts
+from stacksync.cuda.finding import Finding
 from stacksync.env.environment import find_python, probe
 from stacksync.lock import profile as profile_mod
 

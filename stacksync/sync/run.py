@@ -41,7 +41,7 @@ from stacksync.sync.receipt import sha256_or_none, write_receipt
 from stacksync.sync.state import STEPS, Options, Outcome, State
 from stacksync.sync.verify import verify
 
-__all__ = ["run"]
+__all__ = ["STEPS", "Options", "Outcome", "run"]  # run(opts: Options, steps) -> Outcome
 
 # ------------------------------------------------------------------------------------------- entry point
 

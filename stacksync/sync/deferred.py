@@ -43,6 +43,7 @@ from stacksync.env.environment import Snapshot, probe
 from stacksync.lock import profile as profile_mod
 from stacksync.lock.lockfile import Pin, file_sha256
 from stacksync.lock.profile import Deferred, Profile
+from stacksync.sync import provenance
 from stacksync.sync.pinfile import write_requirements
 from stacksync.sync.plan import STATE_KEY
 from stacksync.sync.smoke import smoke, smoke_phase
@@ -355,6 +356,7 @@ def install_deferred(state: State) -> None:
         else:
             console.info(f"deferred: installing {d.name} {pin.key()} from the {source.describe()}")
         _install_wheel(state, d, pin, source, force=d.name in now.versions())
+        provenance.record_installed(state.snapshot, {d.name: (pin.key(), source.sha256)}, source.kind)
         built_against = {str(b): state.lock[b].key() for b in d.rebuild_on if b in state.lock}
         write_state(state.snapshot.prefix, d.name, pin.key(), built_against,
                     key=source.key.to_json() if source.key else None, source=source.to_json())

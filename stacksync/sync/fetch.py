@@ -46,7 +46,8 @@ def fetch(state: State) -> None:
     # A wheel already in the cache with a hash the lock lists and tags the target takes is not asked
     # for again (pip download would query the index for each one). Each file is hashed once per run
     # (GBs for a CUDA stack); the installer checks the hashes again as it installs.
-    found = {p.name: _cached_wheel(state.cache, p, state.snapshot) for p in need}
+    digests: dict[Path, str] = {}  # each file hashed once: the sha256 is recorded once it is installed
+    found = {p.name: _cached_wheel(state.cache, p, state.snapshot, digests) for p in need}
     missing = [p for p in need if found[p.name] is None]
     if missing:
         req = write_requirements(state.workdir / "fetch.txt", missing)
@@ -56,12 +57,14 @@ def fetch(state: State) -> None:
             state.backend.download(state.python, req, state.cache, index.pip_args())
         except CommandFailed as exc:
             raise _fetch_error(exc, state.lock_file.path, missing, index) from None
-        found.update({p.name: _cached_wheel(state.cache, p, state.snapshot) or _cached_any(state.cache, p)
-                      for p in missing})
+        found.update({p.name: _cached_wheel(state.cache, p, state.snapshot, digests)
+                      or _cached_any(state.cache, p, digests) for p in missing})
     elif need:
         console.info(f"all {len(need)} wheel(s) already in {state.cache}")
     if need:
         _confirm_cache(state, need, found)
+        state.fetched_sha256.update({p.name: digests[path] for p in need
+                                     if (path := found.get(p.name)) is not None and path in digests})
     if "deferred" in scope:
         choose_sources(state)  # the wheel (prebuilt, wheelhouse, team index) or the sdist to build
     state.fetched = True
@@ -69,7 +72,7 @@ def fetch(state: State) -> None:
     # moves into the base phase.
     if state.wheel_deps:
         replanned = build_plan(state.profile, state.lock, state.deferred, state.snapshot, state.cache, state.vcs,
-                               state.damage, extra_deps=state.wheel_deps)
+                               state.damage, extra_deps=state.wheel_deps, artifacts=state.provenance)
         if replanned.base_names != state.plan.base_names:
             moved = sorted(replanned.base_names - state.plan.base_names)
             if moved:
@@ -107,9 +110,9 @@ def _takes(tag: Tag, snapshot: Snapshot) -> bool:
     return ok_interp and ok_abi and have >= need
 
 
-def _cached_wheel(cache: Path, pin: Pin, snapshot: Snapshot) -> Path | None:
+def _cached_wheel(cache: Path, pin: Pin, snapshot: Snapshot, digests: dict[Path, str] | None = None) -> Path | None:
     """A wheel of exactly ``pin`` (local version included) in ``cache`` whose sha256 the lock lists and
-    that the target can install; only those files are hashed."""
+    that the target can install; only those files are hashed (``digests``: path -> sha256 of the one found)."""
     if pin.version is None or not cache.is_dir():
         return None
     try:
@@ -123,19 +126,26 @@ def _cached_wheel(cache: Path, pin: Pin, snapshot: Snapshot) -> Path | None:
             continue
         if name != pin.name or version != want or str(version) != str(want):
             continue
-        if any(_takes(t, snapshot) for t in tags) and f"sha256:{file_sha256(path)}" in pin.hashes:
-            return path
+        if any(_takes(t, snapshot) for t in tags):
+            digest = file_sha256(path)
+            if f"sha256:{digest}" in pin.hashes:
+                if digests is not None:
+                    digests[path] = digest
+                return path
     return None
 
 
-def _cached_any(cache: Path, pin: Pin) -> Path | None:
+def _cached_any(cache: Path, pin: Pin, digests: dict[Path, str] | None = None) -> Path | None:
     """Any file of ``pin`` in ``cache`` (wheel or sdist) whose sha256 the lock lists."""
     for path in sorted(cache.iterdir()) if cache.is_dir() else []:
         if path.name.startswith(".") or not path.is_file():
             continue
         if canonicalize_name(path.name.split("-", 1)[0]) != pin.name:
             continue
-        if f"sha256:{file_sha256(path)}" in pin.hashes:
+        digest = file_sha256(path)
+        if f"sha256:{digest}" in pin.hashes:
+            if digests is not None:
+                digests[path] = digest
             return path
     return None
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from stacksync.core import console, defaults
 from stacksync.env.environment import probe
 from stacksync.lock.lockfile import Pin
-from stacksync.sync import vcsphase
+from stacksync.sync import provenance, vcsphase
 from stacksync.sync.pinfile import write_requirements
 from stacksync.sync.plan import Action
 from stacksync.sync.smoke import smoke_phase
@@ -30,6 +30,7 @@ def install_base(state: State) -> None:
     console.info(f"base: installing {', '.join(a.name for a in changes)}")
     state.backend.install(state.python, req, state.cache, stream=state.opts.verbose)
     _reinstall(state, [a for a in changes if a.kind == "reinstall"], "base")
+    _record(state, changes)
     smoke_phase(state, "base")
 
 
@@ -41,6 +42,14 @@ def _reinstall(state: State, actions: Sequence[Action], phase: str) -> None:
     req = write_requirements(state.workdir / f"{phase}-reinstall.txt", [state.lock[a.name] for a in actions])
     state.backend.install(state.python, req, state.cache, no_deps=True, force_reinstall=True,
                           stream=state.opts.verbose)
+
+
+def _record(state: State, changes: Sequence[Action]) -> None:
+    """Which wheel each package this phase installed came from (the one the fetch confirmed), for the
+    twin check by artifact (:mod:`stacksync.sync.provenance`)."""
+    installed = {a.name: (state.lock[a.name].key(), state.fetched_sha256[a.name]) for a in changes
+                 if a.kind != "remove" and a.name in state.fetched_sha256 and a.name in state.lock}
+    provenance.record_installed(state.snapshot, installed, "fetch")
 
 
 def _satisfied_deferred(state: State) -> list[Pin]:
@@ -81,4 +90,5 @@ def sync_rest(state: State) -> None:
         console.info(f"rest: installing {len(changes)} package(s) (nothing to remove)")
         state.backend.install(state.python, lock_txt, state.cache, stream=state.opts.verbose)
     _reinstall(state, [a for a in changes if a.kind == "reinstall"], "rest")
+    _record(state, changes)
     smoke_phase(state, "rest")

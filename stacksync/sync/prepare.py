@@ -27,12 +27,12 @@ from stacksync.lock import profile as profile_mod
 from stacksync.lock.load import load_locks
 from stacksync.lock.lockfile import Pin, RequirementsFile
 from stacksync.lock.profile import Profile
-from stacksync.sync import repair, vcsphase
+from stacksync.sync import provenance, repair, vcsphase
 from stacksync.sync.deferred import expected_sources, planned_keys, wheels_expected
 from stacksync.sync.plan import Plan, make_plan
 from stacksync.sync.state import Options, Outcome, State
 
-__all__ = ["prepare", "build_plan", "preflight", "check_target", "create_venv", "scope_of"]
+__all__ = ["prepare", "build_plan", "check_artifacts", "preflight", "check_target", "create_venv", "scope_of"]
 
 
 def scope_of(steps: Sequence[str]) -> list[str]:
@@ -68,10 +68,11 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     _check_deferred_pins(prof, lock, deferred, lock_file, deferred_file)
     vcs_pins = vcsphase.load(prof, env)
     cache = (opts.cache_dir or defaults.CACHE_DIR / prof.name).absolute()
-    plan = build_plan(prof, lock, deferred, snapshot, cache, vcs_pins, damage)
+    found = check_artifacts(prof, lock, deferred, snapshot, cache)
+    plan = build_plan(prof, lock, deferred, snapshot, cache, vcs_pins, damage, artifacts=found)
     workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stacksync-sync-")))
     state = State(opts, prof, backend, python, lock_file, deferred_file, snapshot, lock, deferred, plan,
-                  cache, workdir, steps, outcome, vcs=vcs_pins, damage=damage)
+                  cache, workdir, steps, outcome, vcs=vcs_pins, damage=damage, provenance=found)
     outcome.plan = plan
     outcome.timings["plan"] = round(time.perf_counter() - start, 3)
     planning = opts.dry_run or steps == ("plan",)
@@ -88,13 +89,26 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
 
 def build_plan(prof: Profile, lock: Mapping[NormalizedName, Pin], deferred: Mapping[NormalizedName, Pin],
                snapshot: Snapshot, cache: Path, vcs_pins: Mapping[NormalizedName, Pin], damage: Damage, *,
-               extra_deps: Mapping[NormalizedName, Iterable[NormalizedName]] | None = None) -> Plan:
+               extra_deps: Mapping[NormalizedName, Iterable[NormalizedName]] | None = None,
+               artifacts: provenance.Provenance | None = None) -> Plan:
     """The one way a sync plans: :func:`~stacksync.sync.plan.make_plan` (with the deferred packages'
-    build keys), the VCS phase added, damaged packages turned into forced reinstalls. ``extra_deps``:
-    the fetched wheels' Requires-Dist edges, when :func:`~stacksync.sync.fetch.fetch` re-plans."""
+    build keys), the VCS phase added, damaged packages and other builds of a locked version
+    (``artifacts``, from :func:`check_artifacts`) turned into forced reinstalls. ``extra_deps``: the
+    fetched wheels' Requires-Dist edges, when :func:`~stacksync.sync.fetch.fetch` re-plans."""
     plan = make_plan(prof, lock, deferred, snapshot, extra_deps=extra_deps,
                      build_keys=planned_keys(prof, lock, deferred, snapshot, cache))
-    return repair.mark_reinstall(vcsphase.adjust_plan(plan, vcs_pins, snapshot, prof.vcs_checkouts), damage)
+    plan = repair.mark_reinstall(vcsphase.adjust_plan(plan, vcs_pins, snapshot, prof.vcs_checkouts), damage)
+    return provenance.mark_reinstall(plan, artifacts) if artifacts is not None else plan
+
+
+def check_artifacts(prof: Profile, lock: Mapping[NormalizedName, Pin], deferred: Mapping[NormalizedName, Pin],
+                    snapshot: Snapshot, cache: Path) -> provenance.Provenance:
+    """:func:`stacksync.sync.provenance.check` of the target against the lock: the main pins by their
+    hashes, the deferred ones (built or chosen by key) by their record only."""
+    names = prof.deferred_names
+    main = {n: p for n, p in lock.items() if n not in names}
+    deferred_pins = {**{n: p for n, p in lock.items() if n in names}, **deferred}
+    return provenance.check(snapshot, main, cache, deferred=deferred_pins)
 
 
 def _check_deferred_pins(prof: Profile, lock: Mapping[NormalizedName, Pin], deferred: Mapping[NormalizedName, Pin],

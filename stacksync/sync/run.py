@@ -32,7 +32,7 @@ from contextlib import ExitStack
 
 from stacksync.core import console, faults
 from stacksync.core.errors import StacksyncError
-from stacksync.sync import repair, vcsphase
+from stacksync.sync import provenance, repair, vcsphase
 from stacksync.sync.deferred import adopt_unrecorded, install_deferred
 from stacksync.sync.fetch import fetch
 from stacksync.sync.phases import install_base, sync_rest
@@ -81,6 +81,8 @@ def _drive(state: State) -> None:
         # damage check found nothing an interrupted run left).
         if "deferred" in acting:
             adopt_unrecorded(state)
+        if acting:  # installed artifacts confirmed by evidence: recorded, so the next check is a stat
+            provenance.adopt(state.snapshot, state.provenance)
         if scope_of(steps):
             outcome.verdict = "in-sync"
             scope = scope_of(steps)
@@ -110,6 +112,9 @@ def _drive(state: State) -> None:
         _timed(state, "deferred", lambda: install_deferred(state))
     if "vcs" in steps:
         _timed(state, "vcs", lambda: vcsphase.install(state, state.vcs))
+    if acting:
+        kept = [a.name for a in state.plan.actions() if a.kind == "keep"]
+        provenance.adopt(state.snapshot, state.provenance, kept)
     outcome.verdict = "synced" if acting else "fetched"
     outcome.summary = f"{state.python}: {outcome.verdict} ({plan.summary()})"
     if "verify" in steps:

@@ -19,6 +19,7 @@ from stacksync.env.journal import Journal
 from stacksync.lock.lockfile import Pin, RequirementsFile
 from stacksync.lock.profile import Profile
 from stacksync.sync.plan import Plan
+from stacksync.sync.provenance import Provenance
 
 __all__ = ["STEPS", "Options", "Outcome", "State"]
 
@@ -95,4 +96,8 @@ class State:
     #: what an interrupted run left in the target (repair.detect), and this run's journal once written
     damage: Damage = field(default_factory=Damage)
     journal: Journal | None = None
+    #: which artifact each installed distribution came from (stacksync.sync.provenance.check, in prepare)
+    provenance: Provenance = field(default_factory=Provenance)
+    #: name -> sha256 of the wheel the fetch confirmed for it (recorded once it is installed)
+    fetched_sha256: dict[NormalizedName, str] = field(default_factory=dict)
 

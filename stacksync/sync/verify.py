@@ -14,6 +14,7 @@ from stacksync.core.errors import SyncError
 from stacksync.env.diff import Entry, compare, entry_from_installed, entry_from_pin
 from stacksync.env.environment import Snapshot, probe
 from stacksync.sync import repair, vcsphase
+from stacksync.sync.prepare import check_artifacts
 from stacksync.sync.smoke import explain_smoke, smoke
 from stacksync.sync.state import State
 
@@ -78,16 +79,23 @@ def verify(state: State, *, smoke: bool = True, snapshot: Snapshot | None = None
         failed = [r for r in _smoke_all(state, [m for m in modules if m not in state.smoked]) if not r["ok"]]
     damaged = repair.verify_lines(snapshot, own_journal=state.journal is not None,
                                   known=state.damage if snapshot is state.snapshot else None)
-    is_twin = twin.identical and not installer_off and not damaged
+    # Same version is not yet the same file: which artifact each one came from (a stat each).
+    found = state.provenance if snapshot is state.snapshot else check_artifacts(
+        state.profile, state.lock, state.deferred, snapshot, state.cache)
+    builds = found.reinstall()
+    is_twin = twin.identical and not installer_off and not damaged and not builds
     twin_text = "twin of the lock" if is_twin else (
         f"NOT the lock's twin ({len(twin.only_in_a)} missing, {len(twin.only_in_b)} extra, "
         f"{len(twin.changed) + len(installer_off)} at another version"
+        + (f", {len(builds)} at the locked version but another build" if builds else "")
         + (", damaged by an interrupted sync" if damaged else "") + ")")
     deps_text = "dependencies ok" if not problems else f"{len(problems)} dependency problem(s)"
     smoke_text = f"smoke {len(modules) - len(failed)}/{len(modules)} ok" if smoke else "smoke not run"
     installers = f"; installers (lock -> target): {'; '.join(twin.installers)}" if twin.installers else ""
+    unknown = (f"; {len(found.unknown)} installed before stacksync recorded artifacts (compared by version)"
+               if found.unknown else "")
     line = (f"verify: {state.python}: {twin_text} {state.lock_file.path} "
-            f"({twin.same} packages as locked), {deps_text}, {smoke_text}{installers}")
+            f"({twin.same} packages as locked), {deps_text}, {smoke_text}{installers}{unknown}")
     if is_twin and not problems and not failed:
         if state.outcome.verdict == "not-run":
             state.outcome.verdict = "verified"
@@ -99,6 +107,7 @@ def verify(state: State, *, smoke: bool = True, snapshot: Snapshot | None = None
     details += [f"only in the lock: {e.name}=={e.key}" for e in twin.only_in_a]
     details += [f"only in the target: {e.name}=={e.key}" for e in twin.only_in_b]
     details += [f"differs: {c.name}: lock {c.a}, target {c.b}" for c in twin.changed] + installer_off
+    details += [f"differs: {n}: {why}" for n, why in sorted(builds.items())]
     details += [f"dependency check: {p}" for p in problems] + damaged
     if failed:
         details.append(explain_smoke(state, "verify", failed))

@@ -1,0 +1,232 @@
+"""Which artifact each installed distribution came from: ``<prefix>/stacksync-artifacts.json``.
+
+pip and pip-sync decide by name and version only, so a target holding another build of the locked
+version (a local rebuild, a wheel installed by hand) looks like the lock's twin to them. stacksync
+records, after each install phase, the sha256 of the wheel it installed for each distribution, keyed
+by the distribution's ``*.dist-info`` folder and its RECORD's ``stat`` (mtime, size, inode): a
+reinstall behind stacksync's back writes a new RECORD, so the entry no longer holds, at the cost of
+one ``stat`` per distribution. Shape::
+
+    {"artifacts": 1,
+     "dists": {"plain-a": {"version": "1.0", "sha256": "2c70...", "dist_info": "plain_a-1.0.dist-info",
+                           "record": [1733216400123456789, 512, 1234567], "source": "fetch"}}}
+
+Where there is no entry that holds, two other pieces of evidence say where the files came from:
+``direct_url.json``'s ``archive_info`` hash (pip writes it for a wheel installed from a file or URL)
+and a wheel file whose RECORD rows equal the installed ones (:func:`same_files`: pip copies the
+wheel's files and their RECORD rows unchanged).
+
+Pure reading and one atomic write; the decisions are :mod:`stacksync.sync.provenance`'s.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import NormalizedName, canonicalize_name
+
+__all__ = ["ARTIFACTS_FILE", "Artifact", "read", "write", "record_stat", "dist_info_folders", "installed_rows",
+           "wheel_rows", "same_files", "direct_url_sha256"]
+
+ARTIFACTS_FILE = "stacksync-artifacts.json"
+#: files an installer writes into a dist-info that no wheel carries (or that it rewrites)
+_GENERATED = frozenset({"INSTALLER", "REQUESTED", "RECORD", "direct_url.json"})
+
+Stat = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """The wheel (its sha256) stacksync installed for one distribution, and how to tell it still is."""
+
+    version: str
+    sha256: str
+    dist_info: str
+    record: Stat
+    source: str = "fetch"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "sha256": self.sha256, "dist_info": self.dist_info,
+                "record": list(self.record), "source": self.source}
+
+    def holds(self, location: str | None) -> bool:
+        """Whether the dist-info this entry names, under ``location`` (the site-packages folder), still
+        has the RECORD that was there when the entry was written (one ``stat``)."""
+        if not location:
+            return False
+        return record_stat(os.path.join(location, self.dist_info)) == self.record
+
+
+def _artifact(data: Any) -> Artifact | None:
+    try:
+        record = tuple(int(x) for x in data["record"])
+        if len(record) != 3:
+            return None
+        return Artifact(str(data["version"]), str(data["sha256"]), str(data["dist_info"]),
+                        (record[0], record[1], record[2]), str(data.get("source", "fetch")))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def read(prefix: str | os.PathLike[str]) -> dict[NormalizedName, Artifact]:
+    """The entries of ``<prefix>/stacksync-artifacts.json`` (``{}``: none, or an unreadable file)."""
+    try:
+        with open(os.path.join(prefix, ARTIFACTS_FILE), encoding="utf-8") as fh:
+            data = json.load(fh)
+        dists = data["dists"]
+        assert isinstance(dists, dict)
+    except (OSError, ValueError, KeyError, TypeError, AssertionError):
+        return {}
+    out: dict[NormalizedName, Artifact] = {}
+    for name, entry in dists.items():
+        artifact = _artifact(entry)
+        if artifact is not None:
+            out[canonicalize_name(str(name))] = artifact
+    return out
+
+
+def write(prefix: str | os.PathLike[str], entries: Mapping[NormalizedName, Artifact],
+          installed: Iterable[NormalizedName] | None = None) -> Path:
+    """Add ``entries`` to the record (atomically); with ``installed``, entries of distributions no
+    longer installed are dropped."""
+    path = Path(prefix) / ARTIFACTS_FILE
+    current = read(prefix)
+    current.update(entries)
+    if installed is not None:
+        keep = set(installed)
+        current = {n: a for n, a in current.items() if n in keep}
+    doc = {"artifacts": 1, "dists": {n: current[n].to_json() for n in sorted(current)}}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{ARTIFACTS_FILE}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent=1, sort_keys=True)
+            fh.write("\n")
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def record_stat(dist_info: str | os.PathLike[str]) -> Stat | None:
+    """``(mtime_ns, size, inode)`` of ``dist_info/RECORD``; ``None`` when it cannot be read."""
+    try:
+        st = os.stat(os.path.join(dist_info, "RECORD"))
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+def dist_info_folders(site_packages: Iterable[str]) -> dict[NormalizedName, tuple[str, str]]:
+    """name -> (site-packages folder, dist-info folder name), from the folder names (one listing per
+    site-packages folder); a name found twice is left out (which one Python imports is not ours to say)."""
+    found: dict[NormalizedName, tuple[str, str]] = {}
+    twice: set[NormalizedName] = set()
+    for location in site_packages:
+        try:
+            children = os.listdir(location)
+        except OSError:
+            continue
+        for child in children:
+            if child.startswith("~") or not child.endswith(".dist-info"):
+                continue
+            name = canonicalize_name(child[: -len(".dist-info")].partition("-")[0])
+            if name in found:
+                twice.add(name)
+            found[name] = (location, child)
+    return {n: v for n, v in found.items() if n not in twice}
+
+
+def _rows(text: str) -> set[tuple[str, str]]:
+    out = set()
+    for row in csv.reader(io.StringIO(text)):
+        if len(row) >= 2 and row[0] and row[1]:
+            out.add((row[0], row[1]))
+    return out
+
+
+def _comparable(rows: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The rows a wheel and its installed copy share: files under site-packages, no byte-code, none of
+    the files an installer writes itself."""
+    out = set()
+    for path, digest in rows:
+        if path.startswith(("/", "..")) or path.endswith((".pyc", ".pyo")) or "__pycache__" in path:
+            continue
+        folder, _, base = path.rpartition("/")
+        if folder.endswith(".dist-info") and "/" not in folder and base in _GENERATED:
+            continue
+        out.add((path, digest))
+    return out
+
+
+def installed_rows(dist_info: str | os.PathLike[str]) -> set[tuple[str, str]] | None:
+    """The comparable ``(path, hash)`` rows of an installed distribution's RECORD (``None``: unreadable)."""
+    try:
+        with open(os.path.join(dist_info, "RECORD"), encoding="utf-8", newline="") as fh:
+            return _comparable(_rows(fh.read()))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+
+
+def wheel_rows(wheel: str | os.PathLike[str]) -> set[tuple[str, str]] | None:
+    """The comparable rows of a wheel's own RECORD, ``.data/purelib`` and ``.data/platlib`` paths
+    mapped to where an installer puts them (``None``: not a readable wheel)."""
+    import zipfile  # here, not at the top: the no-op path (a stat per distribution) never opens a wheel
+
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            record = next((n for n in zf.namelist() if n.endswith(".dist-info/RECORD") and n.count("/") == 1), None)
+            if record is None:
+                return None
+            text = zf.read(record).decode("utf-8")
+    except (OSError, zipfile.BadZipFile, KeyError, UnicodeDecodeError):
+        return None
+    rows = set()
+    for path, digest in _rows(text):
+        head, _, rest = path.partition("/")
+        if head.endswith(".data"):
+            kind, _, inner = rest.partition("/")
+            if kind not in ("purelib", "platlib"):
+                continue  # scripts, headers, data: installed outside site-packages (scripts rewritten)
+            path = inner
+        rows.add((path, digest))
+    return _comparable(rows)
+
+
+def same_files(dist_info: str | os.PathLike[str], wheel: str | os.PathLike[str]) -> bool | None:
+    """Whether the installed distribution holds exactly the files of ``wheel`` (RECORD rows compared);
+    ``None`` when either RECORD cannot be read."""
+    installed, packed = installed_rows(dist_info), wheel_rows(wheel)
+    if installed is None or packed is None:
+        return None
+    return installed == packed
+
+
+def direct_url_sha256(direct_url: Mapping[str, Any] | None) -> str | None:
+    """The sha256 of the archive pip installed, from ``direct_url.json`` (a wheel installed from a
+    file or URL); ``None`` when it does not say."""
+    info = (direct_url or {}).get("archive_info")
+    if not isinstance(info, Mapping):
+        return None
+    hashes = info.get("hashes")
+    if isinstance(hashes, Mapping) and isinstance(hashes.get("sha256"), str):
+        return str(hashes["sha256"]).lower()
+    legacy = info.get("hash")
+    if isinstance(legacy, str) and legacy.startswith("sha256="):
+        return legacy.split("=", 1)[1].lower()
+    return None

@@ -1,0 +1,211 @@
+"""The twin check by artifact: is each installed distribution the very wheel the lock pins, not only
+the same version? (another build of one version: a local rebuild, ``+cpu`` / ``+cu121`` labels stripped,
+a wheel installed by hand.)
+
+:func:`check` reads what :mod:`stacksync.env.artifacts` recorded at install time (one ``stat`` per
+distribution while nothing changed behind stacksync's back), else the evidence there is
+(``direct_url.json``'s hash, the locked wheel in the sync cache compared file by file), and sorts the
+distributions installed at their locked version into: known to be a locked file, **another build**
+(its sha256 is not one the lock lists for the pin, or its files differ from the locked wheel's),
+**reinstalled outside stacksync** (the record no longer holds and nothing tells what was installed),
+and unknown (never recorded: a target synced before stacksync recorded artifacts, or by another tool;
+counted, not failed). :func:`mark_reinstall` turns the first two into forced reinstalls in a plan;
+:func:`record_installed` writes the record after each install phase (:mod:`stacksync.sync.phases`,
+:mod:`stacksync.sync.deferred`) and :func:`adopt` the entries the evidence confirmed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.utils import InvalidWheelFilename, NormalizedName, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
+
+from stacksync.env import artifacts
+from stacksync.env.artifacts import Artifact
+from stacksync.env.environment import Snapshot
+from stacksync.lock.lockfile import Pin, file_sha256
+from stacksync.sync.plan import Action, Plan
+
+__all__ = ["Provenance", "check", "mark_reinstall", "record_installed", "adopt"]
+
+
+@dataclass
+class Provenance:
+    """What :func:`check` found, per distribution installed at its locked version."""
+
+    #: name -> sha256 of the installed wheel, where known
+    known: dict[NormalizedName, str] = field(default_factory=dict)
+    #: name -> why it is another build of the locked version (one phrase)
+    other_build: dict[NormalizedName, str] = field(default_factory=dict)
+    #: name -> why its artifact is not known since it was reinstalled outside stacksync
+    outside: dict[NormalizedName, str] = field(default_factory=dict)
+    #: never recorded, no evidence either way
+    unknown: set[NormalizedName] = field(default_factory=set)
+    #: entries the evidence confirmed, to be written by :func:`adopt`
+    adoptable: dict[NormalizedName, Artifact] = field(default_factory=dict)
+
+    def reinstall(self) -> dict[NormalizedName, str]:
+        """name -> reason, for every distribution a sync must reinstall from the locked file."""
+        return {**self.outside, **self.other_build}
+
+
+def _sha256s(pin: Pin) -> set[str]:
+    return {h.split(":", 1)[1].lower() for h in pin.hashes if h.startswith("sha256:")}
+
+
+def _short(digest: str) -> str:
+    return digest[:12]
+
+
+def _may_take(path: Path, snapshot: Snapshot) -> bool:
+    """A cheap tag filter (interpreter and machine) so that a locked wheel for another platform in the
+    cache is not taken for evidence; a wrong "yes" only compares two file lists that then differ."""
+    try:
+        _, _, _, tags = parse_wheel_filename(path.name)
+    except InvalidWheelFilename:
+        return False
+    xy = snapshot.python_xy.replace(".", "")
+    machine = str(snapshot.marker_environment.get("platform_machine", ""))
+    return any((t.platform == "any" or (machine and t.platform.endswith(machine)))
+               and (t.interpreter.startswith("py") or t.interpreter == f"cp{xy}" or t.abi == "abi3")
+               for t in tags)
+
+
+def _cached_locked_wheels(cache: Path, pin: Pin, snapshot: Snapshot) -> list[tuple[Path, str]]:
+    """The sync cache's wheels of exactly ``pin`` whose sha256 the lock lists (hashed: only on the
+    rare path where the record does not hold)."""
+    if pin.version is None or not cache.is_dir():
+        return []
+    try:
+        want = Version(pin.version)
+    except InvalidVersion:
+        return []
+    wanted = _sha256s(pin)
+    out = []
+    for path in sorted(cache.glob("*.whl")):
+        try:
+            name, version, _, _ = parse_wheel_filename(path.name)
+        except InvalidWheelFilename:
+            continue
+        if name != pin.name or version != want or str(version) != str(want) or not _may_take(path, snapshot):
+            continue
+        digest = file_sha256(path)
+        if digest in wanted:
+            out.append((path, digest))
+    return out
+
+
+def check(snapshot: Snapshot, pins: Mapping[NormalizedName, Pin], cache: Path | None, *,
+          deferred: Mapping[NormalizedName, Pin] | None = None) -> Provenance:
+    """Sort the distributions of ``snapshot`` installed at exactly their pin's version (``pins``:
+    hashed lock pins; others are the version check's business). While the record holds this costs one
+    ``stat`` per distribution; otherwise ``direct_url.json``, then the locked wheels in ``cache``.
+    ``deferred``: packages installed from a wheel built or chosen by key (their lock hashes are the
+    sdist's): only a record that no longer holds counts, as a reinstall outside stacksync."""
+    found = Provenance()
+    recorded = artifacts.read(snapshot.prefix)
+    for name, pin in (deferred or {}).items():
+        dist, entry = snapshot.distributions.get(name), recorded.get(name)
+        if dist is not None and entry is not None and dist.version == pin.key() and not entry.holds(dist.location):
+            found.outside[name] = ("reinstalled outside stacksync since the last sync (its RECORD changed); "
+                                   "the installed wheel is unknown")
+    folders: dict[NormalizedName, tuple[str, str]] | None = None
+    for name, pin in pins.items():
+        dist = snapshot.distributions.get(name)
+        wanted = _sha256s(pin)
+        if dist is None or not wanted or dist.version != pin.key() or dist.kind in ("vcs", "editable", "local-dir"):
+            continue
+        entry = recorded.get(name)
+        if entry is not None and entry.version == dist.version and entry.holds(dist.location):
+            found.known[name] = entry.sha256
+            if entry.sha256 not in wanted:
+                found.other_build[name] = (f"another build of {dist.version}: installed sha256 "
+                                           f"{_short(entry.sha256)}..., the lock lists "
+                                           + ", ".join(_short(h) + "..." for h in sorted(wanted)))
+            continue
+        if folders is None:  # one listing per site-packages folder, and only off the common path
+            folders = artifacts.dist_info_folders(snapshot.site_packages)
+        _evidence(found, snapshot, name, pin, wanted, cache, folders.get(name), stale=entry is not None)
+    return found
+
+
+def _evidence(found: Provenance, snapshot: Snapshot, name: NormalizedName, pin: Pin, wanted: set[str],
+              cache: Path | None, folder: tuple[str, str] | None, *, stale: bool) -> None:
+    dist = snapshot.distributions[name]
+    stat = artifacts.record_stat(os.path.join(*folder)) if folder is not None else None
+    direct = artifacts.direct_url_sha256(dist.direct_url)
+    if direct is not None:
+        found.known[name] = direct
+        if direct in wanted:
+            if folder is not None and stat is not None:
+                found.adoptable[name] = Artifact(dist.version, direct, folder[1], stat, "direct_url.json")
+        else:
+            found.other_build[name] = (f"another build of {dist.version}: installed from a file with sha256 "
+                                       f"{_short(direct)}... (direct_url.json), the lock lists "
+                                       + ", ".join(_short(h) + "..." for h in sorted(wanted)))
+        return
+    candidates = _cached_locked_wheels(cache, pin, snapshot) if cache is not None and folder is not None else []
+    verdicts = [(path, digest, artifacts.same_files(os.path.join(*folder), path))
+                for path, digest in candidates] if folder is not None else []
+    match = next(((p, d) for p, d, same in verdicts if same), None)
+    if match is not None and folder is not None and stat is not None:
+        found.known[name] = match[1]
+        found.adoptable[name] = Artifact(dist.version, match[1], folder[1], stat, "same files as the cached wheel")
+        return
+    if any(same is False for _, _, same in verdicts):
+        shown = ", ".join(p.name for p, _, same in verdicts if same is False)
+        found.other_build[name] = f"another build of {dist.version}: its files differ from the locked wheel {shown}"
+        return
+    if stale:
+        found.outside[name] = ("reinstalled outside stacksync since the last sync (its RECORD changed); "
+                               "the installed wheel is unknown")
+    else:
+        found.unknown.add(name)
+
+
+def mark_reinstall(plan: Plan, provenance: Provenance) -> Plan:
+    """The plan with every distribution :func:`check` found to be another build (or reinstalled outside
+    stacksync) turned from keep into a forced reinstall of the locked file."""
+    reasons = provenance.reinstall()
+    if not reasons:
+        return plan
+    for phase_name, actions in plan.phases.items():
+        plan.phases[phase_name] = [
+            Action(a.phase, a.name, "reinstall", a.have, a.want, reasons[a.name])
+            if a.name in reasons and a.kind == "keep" else a for a in actions]
+    plan.unrecorded = tuple(n for n in plan.unrecorded if n not in reasons)
+    return plan
+
+
+def record_installed(snapshot: Snapshot, installed: Mapping[NormalizedName, tuple[str, str]], source: str) -> None:
+    """After an install phase: record ``installed`` (name -> (version, sha256 of the wheel installed))
+    with each one's dist-info and RECORD stat as they are now; entries of distributions no longer
+    installed are dropped. A dist-info that cannot be found is left unrecorded (the next check then
+    looks for evidence)."""
+    folders = artifacts.dist_info_folders(snapshot.site_packages)
+    entries: dict[NormalizedName, Artifact] = {}
+    for name, (version, sha256) in installed.items():
+        where = folders.get(name)
+        stat = artifacts.record_stat(os.path.join(*where)) if where is not None else None
+        if where is not None and stat is not None:
+            entries[name] = Artifact(version, sha256, where[1], stat, source)
+    try:
+        artifacts.write(snapshot.prefix, entries, installed=folders)
+    except OSError:
+        return  # the record is an optimisation of the check: without it, evidence is looked for
+
+
+def adopt(snapshot: Snapshot, provenance: Provenance, names: Iterable[NormalizedName] | None = None) -> None:
+    """Write the entries :func:`check` confirmed by evidence, so that the next check is a ``stat``."""
+    wanted = set(names) if names is not None else None
+    entries = {n: a for n, a in provenance.adoptable.items() if wanted is None or n in wanted}
+    if not entries:
+        return
+    try:
+        artifacts.write(snapshot.prefix, entries)
+    except OSError:
+        return

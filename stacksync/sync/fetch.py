@@ -12,10 +12,12 @@ from packaging.utils import InvalidWheelFilename, NormalizedName, canonicalize_n
 from packaging.version import InvalidVersion, Version
 
 from stacksync.core import console
-from stacksync.core.errors import CommandFailed, FetchError, IndexUnavailable
+from stacksync.core.defaults import INSTALLER_PACKAGES
+from stacksync.core.errors import CommandFailed, FetchError, IndexUnavailable, SyncError
 from stacksync.env.environment import Snapshot
 from stacksync.lock import profile as profile_mod
 from stacksync.lock.lockfile import Pin, file_sha256
+from stacksync.sync import depcheck
 from stacksync.sync.deferred import choose_sources
 from stacksync.sync.pinfile import write_requirements
 from stacksync.sync.plan import deps_from_requires
@@ -67,6 +69,7 @@ def fetch(state: State) -> None:
                                      if (path := found.get(p.name)) is not None and path in digests})
     if "deferred" in scope:
         choose_sources(state)  # the wheel (prebuilt, wheelhouse, team index) or the sdist to build
+    check_dependencies(state)
     state.fetched = True
     # Confirm the base closure from the wheels' own metadata; a dependency the `# via` comments missed
     # moves into the base phase.
@@ -162,7 +165,71 @@ def _confirm_cache(state: State, need: Sequence[Pin], found: Mapping[NormalizedN
         if path.suffix == ".whl":
             requires = _wheel_requires(path)
             if requires is not None:
+                state.wheel_requires[pin.name] = requires
                 state.wheel_deps.update(deps_from_requires({pin.name: requires}, env))
+
+
+def check_dependencies(state: State) -> None:
+    """Refuse, before anything changes, a lock that would leave a dependency missing (or at a version
+    its requirement does not admit): the fetched wheels' Requires-Dist, the deferred sources' metadata
+    and the installed metadata of what stays, against the lock, the deferred and VCS pins and what the
+    sync keeps (:mod:`stacksync.sync.depcheck`)."""
+    installed = state.snapshot.distributions
+
+    def kept(name: NormalizedName, version: str | None) -> tuple[str, ...] | None:
+        dist = installed.get(name)
+        return tuple(dist.requires) if dist is not None and version is not None and dist.version == version else None
+
+    packages: dict[NormalizedName, depcheck.Package] = {}
+    for name, pin in {**state.lock, **state.deferred}.items():
+        version = pin.key()
+        fetched = state.wheel_requires.get(name)
+        source = state.deferred_sources.get(name)
+        if fetched is None and source is not None:  # chosen by this fetch: a deferred package it installs
+            fetched = _source_requires(Path(source.path))
+        packages[name] = depcheck.Package(version, tuple(fetched) if fetched is not None else kept(name, version),
+                                          pin.extras)
+    for name, pin in state.vcs.items():
+        packages[name] = depcheck.Package(None, None, pin.extras)  # cloned at install: read afterwards
+    build_reqs = {n for d in state.profile.deferred for n in d.build_requires}
+    removes = "rest" in state.steps
+    for name, dist in installed.items():  # what the sync keeps that the lock does not name (not judged)
+        if name not in packages and (not removes or name in INSTALLER_PACKAGES or name in build_reqs):
+            packages[name] = depcheck.Package(dist.version)
+    found = depcheck.problems(packages, state.snapshot.marker_environment)
+    if found:
+        raise SyncError(f"{state.lock_file.path}: the lock does not hold what its packages require: "
+                        + "; ".join(p.describe() for p in found)
+                        + f"; nothing was installed or removed (fix: invoke compile --profile {state.profile.name})")
+
+
+def _source_requires(path: Path) -> list[str] | None:
+    """A deferred package's Requires-Dist from its wheel, or from its sdist's PKG-INFO when that is
+    static (metadata 2.2 or later without ``Dynamic: Requires-Dist``); ``None``: known only once built."""
+    if path.suffix == ".whl":
+        return _wheel_requires(path)
+    import tarfile  # here, not at the top: the no-op path never needs them
+    from email.parser import Parser
+
+    try:
+        with tarfile.open(path) as tf:
+            member = next((m for m in tf.getmembers() if m.name.count("/") == 1 and m.name.endswith("/PKG-INFO")
+                           and m.isfile()), None)
+            handle = tf.extractfile(member) if member is not None else None
+            if handle is None:
+                return None
+            text = handle.read(1 << 20).decode("utf-8", errors="replace")
+    except (tarfile.TarError, OSError):
+        return None
+    meta = Parser().parsestr(text, headersonly=True)
+    try:
+        static = Version(str(meta.get("Metadata-Version", "1.0"))) >= Version("2.2")
+    except InvalidVersion:
+        static = False
+    dynamic = {str(v).strip().lower() for v in meta.get_all("Dynamic") or []}
+    if not static or "requires-dist" in dynamic:
+        return None
+    return [str(v) for v in meta.get_all("Requires-Dist") or []]
 
 
 def _wheel_requires(path: Path) -> list[str] | None:

@@ -87,6 +87,8 @@ class State:
     outcome: Outcome
     fetched: bool = False
     wheel_deps: dict[NormalizedName, set[NormalizedName]] = field(default_factory=dict)
+    #: name -> the fetched wheel's Requires-Dist lines (stacksync.sync.depcheck, before any change)
+    wheel_requires: dict[NormalizedName, list[str]] = field(default_factory=dict)
     #: modules whose smoke import passed after the last change this run made (verify skips them)
     smoked: set[str] = field(default_factory=set)
     #: VCS pins at a commit (vcs.txt) whose markers hold for the target

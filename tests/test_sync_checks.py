@@ -81,6 +81,29 @@ def test_artifact_record_round_trip_and_a_rewritten_record_no_longer_holds(tmp_p
     assert artifacts.read(tmp_path) == {}
 
 
+def test_a_record_that_is_not_a_regular_file_is_not_read(tmp_path: Path) -> None:
+    folder = tmp_path / "plain_a-1.0.dist-info"
+    folder.mkdir()
+    os.mkfifo(folder / "RECORD")  # opening it would block until a writer came
+    assert artifacts.installed_rows(folder) is None
+
+
+def test_installed_files_compared_with_the_wheel(tmp_path: Path) -> None:
+    """Rows an installer writes itself (INSTALLER, REQUESTED, direct_url.json, RECORD, byte-code,
+    scripts outside site-packages) do not count; a changed file does."""
+    wheel = pkgfactory.build_wheel(tmp_path / "w", "plain-a", "1.0", files={"plain_a/__init__.py": "x = 1\n"})
+    packed = artifacts.wheel_rows(wheel)
+    assert packed is not None and ("plain_a/__init__.py" in {p for p, _ in packed})
+    folder = tmp_path / "site" / "plain_a-1.0.dist-info"
+    folder.mkdir(parents=True)
+    extra = ["plain_a-1.0.dist-info/INSTALLER,sha256=abc,4", "plain_a-1.0.dist-info/RECORD,,",
+             "plain_a/__pycache__/__init__.cpython-311.pyc,,", "../../../bin/plain-a,sha256=def,10"]
+    (folder / "RECORD").write_text("\n".join([f"{p},{h},1" for p, h in sorted(packed)] + extra) + "\n")
+    assert artifacts.same_files(folder, wheel) is True
+    other = pkgfactory.build_wheel(tmp_path / "o", "plain-a", "1.0", files={"plain_a/__init__.py": "x = 2\n"})
+    assert artifacts.same_files(folder, other) is False
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)

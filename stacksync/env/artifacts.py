@@ -21,11 +21,10 @@ Pure reading and one atomic write; the decisions are :mod:`stacksync.sync.proven
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
-import tempfile
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,8 @@ ARTIFACTS_FILE = "stacksync-artifacts.json"
 _GENERATED = frozenset({"INSTALLER", "REQUESTED", "RECORD", "direct_url.json"})
 
 Stat = tuple[int, int, int]
+#: the largest RECORD read (torch's is ~2 MB)
+_RECORD_MAX = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,8 @@ def write(prefix: str | os.PathLike[str], entries: Mapping[NormalizedName, Artif
           installed: Iterable[NormalizedName] | None = None) -> Path:
     """Add ``entries`` to the record (atomically); with ``installed``, entries of distributions no
     longer installed are dropped."""
+    import tempfile  # here and below, not at the top: the no-op path only reads and stats
+
     path = Path(prefix) / ARTIFACTS_FILE
     current = read(prefix)
     current.update(entries)
@@ -152,11 +155,17 @@ def dist_info_folders(site_packages: Iterable[str]) -> dict[NormalizedName, tupl
     return {n: v for n, v in found.items() if n not in twice}
 
 
-def _rows(text: str) -> set[tuple[str, str]]:
+def _rows(text: str) -> set[tuple[str, str]] | None:
+    """``(path, hash)`` of each hashed RECORD row; ``None`` for a RECORD csv cannot read."""
+    import csv
+
     out = set()
-    for row in csv.reader(io.StringIO(text)):
-        if len(row) >= 2 and row[0] and row[1]:
-            out.add((row[0], row[1]))
+    try:
+        for row in csv.reader(io.StringIO(text)):
+            if len(row) >= 2 and row[0] and row[1]:
+                out.add((row[0], row[1]))
+    except csv.Error:
+        return None
     return out
 
 
@@ -175,12 +184,19 @@ def _comparable(rows: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
 
 
 def installed_rows(dist_info: str | os.PathLike[str]) -> set[tuple[str, str]] | None:
-    """The comparable ``(path, hash)`` rows of an installed distribution's RECORD (``None``: unreadable)."""
+    """The comparable ``(path, hash)`` rows of an installed distribution's RECORD (``None``: unreadable,
+    or not a regular file of a sane size: a RECORD is data whatever installed the package wrote)."""
+    path = os.path.join(dist_info, "RECORD")
     try:
-        with open(os.path.join(dist_info, "RECORD"), encoding="utf-8", newline="") as fh:
-            return _comparable(_rows(fh.read()))
-    except (OSError, UnicodeDecodeError, csv.Error):
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > _RECORD_MAX:
+            return None
+        with open(path, encoding="utf-8", newline="") as fh:
+            text = fh.read(_RECORD_MAX)
+    except (OSError, UnicodeDecodeError):
         return None
+    rows = _rows(text)
+    return _comparable(rows) if rows is not None else None
 
 
 def wheel_rows(wheel: str | os.PathLike[str]) -> set[tuple[str, str]] | None:
@@ -196,8 +212,11 @@ def wheel_rows(wheel: str | os.PathLike[str]) -> set[tuple[str, str]] | None:
             text = zf.read(record).decode("utf-8")
     except (OSError, zipfile.BadZipFile, KeyError, UnicodeDecodeError):
         return None
+    listed = _rows(text)
+    if listed is None:
+        return None
     rows = set()
-    for path, digest in _rows(text):
+    for path, digest in listed:
         head, _, rest = path.partition("/")
         if head.endswith(".data"):
             kind, _, inner = rest.partition("/")

@@ -75,10 +75,25 @@ def _may_take(path: Path, snapshot: Snapshot) -> bool:
                for t in tags)
 
 
-def _cached_locked_wheels(cache: Path, pin: Pin, snapshot: Snapshot) -> list[tuple[Path, str]]:
+def _wheel_index(cache: Path | None) -> dict[NormalizedName, list[tuple[Path, Version]]]:
+    """name -> the wheels of the sync cache (one listing, only off the common path)."""
+    index: dict[NormalizedName, list[tuple[Path, Version]]] = {}
+    if cache is None or not cache.is_dir():
+        return index
+    for path in sorted(cache.glob("*.whl")):
+        try:
+            name, version, _, _ = parse_wheel_filename(path.name)
+        except InvalidWheelFilename:
+            continue
+        index.setdefault(name, []).append((path, version))
+    return index
+
+
+def _cached_locked_wheels(wheels: Mapping[NormalizedName, list[tuple[Path, Version]]], pin: Pin,
+                          snapshot: Snapshot) -> list[tuple[Path, str]]:
     """The sync cache's wheels of exactly ``pin`` whose sha256 the lock lists (hashed: only on the
     rare path where the record does not hold)."""
-    if pin.version is None or not cache.is_dir():
+    if pin.version is None:
         return []
     try:
         want = Version(pin.version)
@@ -86,12 +101,8 @@ def _cached_locked_wheels(cache: Path, pin: Pin, snapshot: Snapshot) -> list[tup
         return []
     wanted = _sha256s(pin)
     out = []
-    for path in sorted(cache.glob("*.whl")):
-        try:
-            name, version, _, _ = parse_wheel_filename(path.name)
-        except InvalidWheelFilename:
-            continue
-        if name != pin.name or version != want or str(version) != str(want) or not _may_take(path, snapshot):
+    for path, version in wheels.get(pin.name, []):
+        if version != want or str(version) != str(want) or not _may_take(path, snapshot):
             continue
         digest = file_sha256(path)
         if digest in wanted:
@@ -114,6 +125,7 @@ def check(snapshot: Snapshot, pins: Mapping[NormalizedName, Pin], cache: Path | 
             found.outside[name] = ("reinstalled outside stacksync since the last sync (its RECORD changed); "
                                    "the installed wheel is unknown")
     folders: dict[NormalizedName, tuple[str, str]] | None = None
+    wheels: dict[NormalizedName, list[tuple[Path, Version]]] | None = None
     for name, pin in pins.items():
         dist = snapshot.distributions.get(name)
         wanted = _sha256s(pin)
@@ -127,14 +139,15 @@ def check(snapshot: Snapshot, pins: Mapping[NormalizedName, Pin], cache: Path | 
                                            f"{_short(entry.sha256)}..., the lock lists "
                                            + ", ".join(_short(h) + "..." for h in sorted(wanted)))
             continue
-        if folders is None:  # one listing per site-packages folder, and only off the common path
-            folders = artifacts.dist_info_folders(snapshot.site_packages)
-        _evidence(found, snapshot, name, pin, wanted, cache, folders.get(name), stale=entry is not None)
+        if folders is None or wheels is None:  # one listing each, and only off the common path
+            folders, wheels = artifacts.dist_info_folders(snapshot.site_packages), _wheel_index(cache)
+        _evidence(found, snapshot, name, pin, wanted, wheels, folders.get(name), stale=entry is not None)
     return found
 
 
 def _evidence(found: Provenance, snapshot: Snapshot, name: NormalizedName, pin: Pin, wanted: set[str],
-              cache: Path | None, folder: tuple[str, str] | None, *, stale: bool) -> None:
+              wheels: Mapping[NormalizedName, list[tuple[Path, Version]]], folder: tuple[str, str] | None, *,
+              stale: bool) -> None:
     dist = snapshot.distributions[name]
     stat = artifacts.record_stat(os.path.join(*folder)) if folder is not None else None
     direct = artifacts.direct_url_sha256(dist.direct_url)
@@ -148,7 +161,7 @@ def _evidence(found: Provenance, snapshot: Snapshot, name: NormalizedName, pin: 
                                        f"{_short(direct)}... (direct_url.json), the lock lists "
                                        + ", ".join(_short(h) + "..." for h in sorted(wanted)))
         return
-    candidates = _cached_locked_wheels(cache, pin, snapshot) if cache is not None and folder is not None else []
+    candidates = _cached_locked_wheels(wheels, pin, snapshot) if folder is not None else []
     verdicts = [(path, digest, artifacts.same_files(os.path.join(*folder), path))
                 for path, digest in candidates] if folder is not None else []
     match = next(((p, d) for p, d, same in verdicts if same), None)

@@ -90,7 +90,7 @@ def read(prefix: str | os.PathLike[str]) -> dict[NormalizedName, Artifact]:
     for name, entry in dists.items():
         artifact = _artifact(entry)
         if artifact is not None:
-            out[canonicalize_name(str(name))] = artifact
+            out[NormalizedName(str(name))] = artifact  # written canonical; another spelling is not found
     return out
 
 

@@ -126,18 +126,22 @@ def check(snapshot: Snapshot, pins: Mapping[NormalizedName, Pin], cache: Path | 
                                    "the installed wheel is unknown")
     folders: dict[NormalizedName, tuple[str, str]] | None = None
     wheels: dict[NormalizedName, list[tuple[Path, Version]]] | None = None
+    distributions = snapshot.distributions
     for name, pin in pins.items():
-        dist = snapshot.distributions.get(name)
-        wanted = _sha256s(pin)
-        if dist is None or not wanted or dist.version != pin.key() or dist.kind in ("vcs", "editable", "local-dir"):
+        dist = distributions.get(name)
+        if dist is None or dist.version != pin.key() or not pin.hashes:
             continue
         entry = recorded.get(name)
         if entry is not None and entry.version == dist.version and entry.holds(dist.location):
+            # the common path: one stat, one lookup in the pin's hashes
             found.known[name] = entry.sha256
-            if entry.sha256 not in wanted:
+            if f"sha256:{entry.sha256}" not in pin.hashes and entry.sha256 not in _sha256s(pin):
                 found.other_build[name] = (f"another build of {dist.version}: installed sha256 "
                                            f"{_short(entry.sha256)}..., the lock lists "
-                                           + ", ".join(_short(h) + "..." for h in sorted(wanted)))
+                                           + ", ".join(_short(h) + "..." for h in sorted(_sha256s(pin))))
+            continue
+        wanted = _sha256s(pin)
+        if not wanted or dist.kind in ("vcs", "editable", "local-dir"):
             continue
         if folders is None or wheels is None:  # one listing each, and only off the common path
             folders, wheels = artifacts.dist_info_folders(snapshot.site_packages), _wheel_index(cache)

@@ -92,7 +92,8 @@ def verify(state: State, *, smoke: bool = True, snapshot: Snapshot | None = None
     deps_text = "dependencies ok" if not problems else f"{len(problems)} dependency problem(s)"
     smoke_text = f"smoke {len(modules) - len(failed)}/{len(modules)} ok" if smoke else "smoke not run"
     installers = f"; installers (lock -> target): {'; '.join(twin.installers)}" if twin.installers else ""
-    unknown = (f"; {len(found.unknown)} installed before stacksync recorded artifacts (compared by version)"
+    shown = ", ".join(sorted(found.unknown)[:3]) + (", ..." if len(found.unknown) > 3 else "")
+    unknown = (f"; {len(found.unknown)} compared by version only (not installed by stacksync: {shown})"
                if found.unknown else "")
     line = (f"verify: {state.python}: {twin_text} {state.lock_file.path} "
             f"({twin.same} packages as locked), {deps_text}, {smoke_text}{installers}{unknown}")

@@ -16,6 +16,10 @@ What counts, and why:
   never writes. Existence is read from one listing per folder, not one ``stat`` per file; a
   distribution found intact is remembered (the caller keeps the memo) and checked again with a
   ``stat`` of its RECORD and of its folders, whose mtimes change when a file in them is removed.
+  A RECORD row that leads outside the environment's prefix (``..``, an absolute path elsewhere, a
+  folder symlinked out: :mod:`stacksync.env.confine`) is not looked at here (no folder outside is
+  listed); ``invoke verify --files`` reports it. RECORD, METADATA and INSTALLER are read only when
+  they are regular files (a FIFO there would block the read).
 
 Everything here is pure reading; :mod:`stacksync.sync.repair` acts on what it finds.
 """
@@ -33,6 +37,7 @@ from typing import Any
 from packaging.utils import NormalizedName, canonicalize_name
 
 from stacksync.env import journal as journal_mod
+from stacksync.env.confine import Confine, read_regular, scheme_base
 from stacksync.env.sitepackages import metadata_headers
 
 __all__ = ["Broken", "Damage", "stashes", "broken_distributions", "scan"]
@@ -108,8 +113,7 @@ def _name_version(folder: str) -> tuple[NormalizedName, str]:
     stem = os.path.basename(folder)[: -len(".dist-info")]
     name, _, version = stem.partition("-")
     try:
-        with open(os.path.join(folder, "METADATA"), encoding="utf-8") as fh:
-            headers = metadata_headers(fh.read())
+        headers = metadata_headers(read_regular(os.path.join(folder, "METADATA")).decode("utf-8"))
     except (OSError, UnicodeDecodeError):
         headers = None
     if headers:
@@ -119,13 +123,13 @@ def _name_version(folder: str) -> tuple[NormalizedName, str]:
 
 
 def _missing_files(folder: str, location: str, listings: dict[str, frozenset[str]],
-                   used: set[str]) -> tuple[str, ...] | None:
+                   used: set[str], confine: Confine) -> tuple[str, ...] | None:
     """Files RECORD lists that do not exist (``None``: no RECORD). Each folder is listed once
     (``listings``, shared by the scan): a torch wheel's 15k files live in ~1k folders. ``used``
-    collects the folders this RECORD's files live in."""
+    collects the folders this RECORD's files live in. A row with ``..`` or an absolute path (scripts:
+    ``../../../bin/x``) is resolved by ``confine`` and skipped when it leads outside the prefix."""
     try:
-        with open(os.path.join(folder, "RECORD"), encoding="utf-8", newline="") as fh:
-            text = fh.read()
+        text = read_regular(os.path.join(folder, "RECORD")).decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return None
     missing = []
@@ -144,7 +148,10 @@ def _missing_files(folder: str, location: str, listings: dict[str, frozenset[str
             sub, _, base = rel.rpartition("/")
             head = f"{location}/{sub}" if sub else location
         else:
-            head, base = os.path.split(os.path.normpath(rel if os.path.isabs(rel) else os.path.join(location, rel)))
+            place = confine.place(location, rel)
+            if place is None:
+                continue  # outside the environment: never listed (verify --files reports it)
+            head, base = os.path.split(place)
         used.add(head)
         names = listings.get(head)
         if names is None:
@@ -167,8 +174,7 @@ def _ours(folder: str) -> bool:
     """Installed by pip / uv, or by nothing yet: pip writes INSTALLER after the files, just before
     RECORD, so a cut-short install may have neither."""
     try:
-        with open(os.path.join(folder, "INSTALLER"), encoding="utf-8") as fh:
-            installer = fh.read().strip()
+        installer = read_regular(os.path.join(folder, "INSTALLER")).decode("utf-8").strip()
     except (OSError, UnicodeDecodeError):
         return True
     return not installer or installer in INSTALLERS
@@ -217,6 +223,7 @@ def broken_distributions(dirs: Sequence[str | os.PathLike[str]], memo: Memo | No
             names = sorted(os.listdir(location))
         except OSError:
             continue
+        confine: Confine | None = None
         for child in names:
             if child.startswith("~") or not child.lower().endswith(".dist-info"):
                 continue
@@ -227,7 +234,8 @@ def broken_distributions(dirs: Sequence[str | os.PathLike[str]], memo: Memo | No
             if not os.path.isdir(folder):
                 continue
             used: set[str] = set()
-            missing = _missing_files(folder, location, listings, used)
+            confine = confine or Confine(scheme_base(location))
+            missing = _missing_files(folder, location, listings, used, confine)
             if memo is not None:
                 remembered = _memo_entry(folder, used) if missing is not None and not missing else None
                 if remembered is None:

@@ -51,7 +51,8 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from stacksync.core.errors import IndexUnavailable
+from stacksync.core import runner
+from stacksync.core.errors import IndexUnavailable, StacksyncError
 from stacksync.core.redact import redact, strip_credentials
 from stacksync.lock.lockfile import file_sha256
 
@@ -60,7 +61,10 @@ __all__ = ["IndexFile", "IndexUnavailable", "HashMismatch", "ProjectNotFound", "
 
 ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
-TIMEOUT = float(os.environ.get("STACKSYNC_INDEX_TIMEOUT", "30"))
+try:
+    TIMEOUT = runner.timeout_from_env(runner.INDEX_TIMEOUT_ENV, runner.DEFAULT_INDEX_TIMEOUT)
+except StacksyncError:  # a bad value is refused by the edge (runner.check_numeric_env) before any work
+    TIMEOUT = runner.DEFAULT_INDEX_TIMEOUT
 WORKERS = 12
 _CHUNK = 1 << 20
 # Archive types pip accepts from an index (pip's SUPPORTED_EXTENSIONS); .egg / .exe are ignored as pip does.

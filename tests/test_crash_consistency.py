@@ -185,6 +185,54 @@ def test_lockcheck_deferred_txt_pins_only_deferred_packages(tmp_path: Path) -> N
         _check(prof)
 
 
+@pytest.mark.parametrize("line,expect", [
+    ("--find-links /srv/wheels", "--find-links /srv/wheels: sync does not act on this option in a lock"),
+    ("--no-index", "--no-index: sync does not act on this option"),
+    ("--pre", "--pre: sync does not act on this option"),
+    ("--no-require-hashes", "--no-require-hashes: sync installs every pin hash-checked"),
+    ("--extra-index-url https://other.example/simple", "--extra-index-url https://other.example/simple: not the "
+                                                       "index of profile 'prof'"),
+    ("--index-url https://me:s3cret@x.invalid/simple", "--index-url https://x.invalid/simple: not the index"),
+])
+def test_lockcheck_refuses_option_lines_sync_would_ignore(tmp_path: Path, line: str, expect: str) -> None:
+    prof = _profile(tmp_path, _head() + line + "\n\n" + PIN)
+    with pytest.raises(LockProblems) as info:
+        _check(prof)
+    text = str(info.value)
+    assert len(text.splitlines()) == 1 and "s3cret" not in text
+    assert f"requirements.txt:{len(_head().splitlines()) + 1}: {expect}" in text and "(fix: remove the line" in text
+    with pytest.raises(LockProblems):  # --accept-foreign-lock does not make the line honoured
+        _check(prof, accept=True)
+
+
+def test_lockcheck_refuses_an_option_on_a_requirement_line_and_in_vcs_txt(tmp_path: Path) -> None:
+    from stacksync.sync import vcsphase
+
+    prof = _profile(tmp_path, _head() + PIN.replace(" \\\n", " --index-url https://x.invalid/simple \\\n", 1))
+    with pytest.raises(LockProblems, match="--index-url https://x.invalid/simple: not the index"):
+        _check(prof)
+    prof = _profile(tmp_path, _head() + PIN)
+    (prof.folder / "vcs.txt").write_text("--find-links /srv/wheels\ntrainer @ git+https://example.org/t.git@" +
+                                         "a" * 40 + "\n")
+    with pytest.raises(LockProblems, match=r"vcs.txt:1: --find-links /srv/wheels: sync does not act"):
+        vcsphase.load(prof, {})
+
+
+def test_lockcheck_keeps_the_index_lines_compile_writes_for_the_profile(tmp_path: Path) -> None:
+    prof = _profile(tmp_path, "")
+    toml = prof.stack_toml.read_text()
+    prof.stack_toml.write_text(toml + 'index_url = "https://${ART_USER}:${ART_TOKEN}@art.example/api/pypi/simple"\n'
+                               'extra_index_urls = ["https://download.example/whl/cu121"]\n'
+                               'trusted_hosts = ["art.example"]\nemit_index_urls = true\n')
+    lines = profile_mod.load(prof.folder).index.lock_lines()
+    assert lines[0] == "--index-url https://art.example/api/pypi/simple"
+    prof = _profile(tmp_path, _head() + "\n".join([*lines, "--require-hashes"]) + "\n\n" + PIN)
+    prof.stack_toml.write_text(toml + 'index_url = "https://${ART_USER}:${ART_TOKEN}@art.example/api/pypi/simple"\n'
+                               'extra_index_urls = ["https://download.example/whl/cu121"]\n'
+                               'trusted_hosts = ["art.example"]\nemit_index_urls = true\n')
+    _check(profile_mod.load(prof.folder))  # the profile's own index, credential-free: kept
+
+
 def test_include_cycles_are_one_error(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("-r b.txt\nplain-a==1.0\n")
     (tmp_path / "b.txt").write_text("-r ./a.txt\n")

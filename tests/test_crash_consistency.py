@@ -185,6 +185,22 @@ def test_lockcheck_deferred_txt_pins_only_deferred_packages(tmp_path: Path) -> N
         _check(prof)
 
 
+def test_only_a_run_that_changes_the_target_promises_the_repair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from stacksync.env.environment import Snapshot
+
+    sp = tmp_path / "lib" / "python3.11" / "site-packages"
+    (sp / "~lain_b").mkdir(parents=True)
+    snap = Snapshot(tmp_path / "bin" / "python", "3.11.0", {}, {},
+                    raw={"python": {"prefix": str(tmp_path), "site_packages": [str(sp)]}})
+    monkeypatch.setattr(repair, "_memo_path", lambda prefix: tmp_path / "memo.json")
+    assert repair.detect(snap, repairs=False).found
+    said = capsys.readouterr().err
+    assert "this run changes nothing; invoke sync repairs it" in said and "repaired before" not in said
+    assert repair.detect(snap).found
+    assert "it is repaired before the sync goes on" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("line,expect", [
     ("--find-links /srv/wheels", "--find-links /srv/wheels: sync does not act on this option in a lock"),
     ("--no-index", "--no-index: sync does not act on this option"),

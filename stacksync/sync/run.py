@@ -110,9 +110,14 @@ def _scope(steps: Sequence[str]) -> list[str]:
     return acting or (["base", "rest", "deferred"] if "fetch" in steps else [])
 
 
+def _acting(steps: Sequence[str]) -> list[str]:
+    """The phases among ``steps`` that change the target."""
+    return [s for s in ("base", "rest", "deferred", "vcs") if s in steps]
+
+
 def _drive(state: State) -> None:
     opts, plan, outcome, steps = state.opts, state.plan, state.outcome, state.steps
-    acting = [s for s in ("base", "rest", "deferred", "vcs") if s in steps]
+    acting = _acting(steps)
     pending = [a for s in _scope(steps) for a in plan.changes(s)]
     if opts.dry_run or steps == ("plan",):
         outcome.verdict, outcome.summary = "planned", f"plan: {plan.summary()}"
@@ -193,7 +198,7 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     # interpreter); every step that changes the target probes it for real afterwards.
     snapshot = read_snapshot(python)
     check_target(prof, snapshot)
-    damage = repair.detect(snapshot)
+    damage = repair.detect(snapshot, repairs=bool(_acting(steps)) and not opts.dry_run)
     env = snapshot.marker_environment
     lock = lock_file.for_environment(env)
     deferred = deferred_file.for_environment(env) if deferred_file is not None else {}

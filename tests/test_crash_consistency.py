@@ -362,3 +362,85 @@ def test_memo_of_intact_distributions_still_sees_a_removed_file(tmp_path: Path) 
     broken = damage.broken_distributions([sp], memo)
     assert [(b.name, b.missing) for b in broken] == [("plain-a", ("plain_a/sub/mod.py",))]
     assert str(info) not in memo
+
+
+# --- Ctrl-C -------------------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+#: a sitecustomize that sends this very process SIGINT when the compile task starts importing its module:
+#: the early window (before the task's one_line_errors block) where invoke used to exit 1 without a word
+_SIGINT_AT_IMPORT = '''
+import os, signal, sys
+
+class _InterruptAtImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == "stacksync.compile.compiler":
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, _InterruptAtImport())
+'''
+
+
+def _compile_argv(prof: Path) -> list[str]:
+    return [sys.executable, "-m", "invoke", "--search-root", str(ROOT), "compile", "--profile", str(prof)]
+
+
+def _interrupted(done: subprocess.CompletedProcess[str] | tuple[int, str]) -> tuple[int, list[str]]:
+    rc, err = (done.returncode, done.stderr) if isinstance(done, subprocess.CompletedProcess) else done
+    return rc, [line for line in err.splitlines() if line.strip()]
+
+
+def test_ctrl_c_while_compile_loads_its_modules_is_one_line_and_exit_130(tmp_path: Path) -> None:
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_SIGINT_AT_IMPORT)
+    prof = tmp_path / "prof"
+    prof.mkdir()
+    (prof / "stack.toml").write_text('index_url = "http://127.0.0.1:9/simple"\n')
+    (prof / "requirements.in").write_text("plain-a\n")
+    done = subprocess.run(_compile_argv(prof), capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(hook)})
+    rc, lines = _interrupted(done)
+    assert (rc, lines) == (130, ["stacksync: error: interrupted"]), done.stdout + done.stderr
+
+
+def test_ctrl_c_during_compile_is_one_line_and_exit_130(tmp_path: Path) -> None:
+    import signal
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    held: list[socket.socket] = []
+    connected = threading.Event()
+
+    def accept() -> None:  # an index that takes the connection and never answers
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            held.append(conn)
+            connected.set()
+
+    threading.Thread(target=accept, daemon=True).start()
+    prof = tmp_path / "prof"
+    prof.mkdir()
+    (prof / "stack.toml").write_text(f'index_url = "http://127.0.0.1:{server.getsockname()[1]}/simple"\n')
+    (prof / "requirements.in").write_text("plain-a\n")
+    proc = subprocess.Popen(_compile_argv(prof), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT, stdin=subprocess.DEVNULL)
+    try:
+        assert connected.wait(90), "compile never reached the index"  # it is well inside the task now
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        server.close()
+        for conn in held:
+            conn.close()
+    rc, lines = _interrupted((proc.returncode, err))
+    assert (rc, lines) == (130, ["stacksync: error: interrupted"]), err

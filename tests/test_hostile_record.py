@@ -201,3 +201,18 @@ def test_report_and_manifest_compare_name_outside_rows() -> None:
     assert [p.kind for p in diff.packages] == ["install"]
     assert any("outside the environment" in n for n in diff.packages[0].notes)
     assert damage.Damage().found is False  # the module imports cleanly with the confinement in place
+
+
+def test_honest_rows_pass_whether_the_target_is_given_relative_or_through_a_symlink(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    venv = _hostile_venv(tmp_path)
+    (tmp_path / "alias").symlink_to(venv, target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    for target in ("venv", "alias", str(tmp_path / "alias")):
+        result = record.verify_environment(target)
+        (good,) = result.dists
+        assert len(good.outside) == 5, (target, good.outside)
+        assert good.modified == ["good/big.bin", "good/pipe"] and good.missing == [], target
+        assert set(good.paths) >= {"good/__init__.py", "../../../bin/good"}
+    site = f"venv/lib/{PY}/site-packages"
+    assert damage.broken_distributions([site]) == []

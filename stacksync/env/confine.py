@@ -75,7 +75,7 @@ class Confine:
         """Where RECORD row ``rel`` (relative to ``location``, or absolute) is: its folder resolved, its
         last component as written (``open_regular(..., follow=False)`` refuses it if it is a symlink;
         :meth:`follow` then decides); ``None`` when the folder is outside the base."""
-        path = os.path.normpath(os.path.join(location, rel))  # an absolute rel replaces location
+        path = os.path.abspath(os.path.join(location, rel))  # an absolute rel replaces location
         folder, name = os.path.split(path)
         real = os.path.join(self.real_dir(folder), name)
         return real if self.inside(real) else None

@@ -46,6 +46,7 @@ class Confine:
     base: str
     _real: str = ""
     _dirs: dict[str, str] = field(default_factory=dict)
+    _places: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._real = os.path.realpath(self.base)
@@ -74,11 +75,23 @@ class Confine:
     def place(self, location: str, rel: str) -> str | None:
         """Where RECORD row ``rel`` (relative to ``location``, or absolute) is: its folder resolved, its
         last component as written (``open_regular(..., follow=False)`` refuses it if it is a symlink;
-        :meth:`follow` then decides); ``None`` when the folder is outside the base."""
-        path = os.path.abspath(os.path.join(location, rel))  # an absolute rel replaces location
-        folder, name = os.path.split(path)
-        real = os.path.join(self.real_dir(folder), name)
-        return real if self.inside(real) else None
+        :meth:`follow` then decides); ``None`` when the folder is outside the base. Each row's folder
+        is resolved once (``_places``): per row this is a split, a lookup and a join."""
+        sub, _, name = rel.rpartition("/")
+        if name in ("", ".", ".."):
+            path = os.path.abspath(os.path.join(location, rel))  # an absolute rel replaces location
+            sub, name = os.path.split(path)
+            if not name:
+                return None
+            real = os.path.join(self.real_dir(sub), name)
+            return real if self.inside(real) else None
+        key = (location, sub)
+        folder = self._places.get(key)
+        if folder is None:
+            real = self.real_dir(os.path.abspath(os.path.join(location, sub) if sub else location))
+            folder = real if self.inside(real) else ""
+            self._places[key] = folder
+        return os.path.join(folder, name) if folder else None
 
     def follow(self, path: str) -> str | None:
         """The real path of a symlink at ``path`` when it stays inside the base, else ``None``."""

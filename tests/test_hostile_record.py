@@ -206,6 +206,9 @@ def test_report_and_manifest_compare_name_outside_rows() -> None:
 def test_honest_rows_pass_whether_the_target_is_given_relative_or_through_a_symlink(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     venv = _hostile_venv(tmp_path)
+    pipe = venv / "lib" / PY / "site-packages" / "good" / "pipe"
+    pipe.unlink()  # in-process here: a regular file, so that a regression cannot hang this test
+    pipe.write_text("x")
     (tmp_path / "alias").symlink_to(venv, target_is_directory=True)
     monkeypatch.chdir(tmp_path)
     for target in ("venv", "alias", str(tmp_path / "alias")):
@@ -216,3 +219,22 @@ def test_honest_rows_pass_whether_the_target_is_given_relative_or_through_a_syml
         assert set(good.paths) >= {"good/__init__.py", "../../../bin/good"}
     site = f"venv/lib/{PY}/site-packages"
     assert damage.broken_distributions([site]) == []
+
+
+def test_check_confines_a_dist_that_scan_did_not_place(tmp_path: Path) -> None:
+    venv = _hostile_venv(tmp_path)
+    done = _bounded("""
+        import json, sys
+        from pathlib import Path
+        from stacksync.env import record
+        site = Path(sys.argv[1])
+        rows = record.parse_record((site / "good-1.0.dist-info" / "RECORD").read_text())
+        dist = record.Dist(record.canonicalize_name("good"), "1.0", str(site / "good-1.0.dist-info"), str(site),
+                           rows)
+        result = record.check(record.Scan([str(site)], [dist]))
+        print(json.dumps({"outside": dist.outside, "modified": dist.modified, "bytes": result.bytes}))
+    """, str(venv / "lib" / PY / "site-packages"))
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert len(out["outside"]) == 5 and out["modified"] == ["good/big.bin", "good/pipe"]
+    assert out["bytes"] <= len(b"VALUE = 1\n") + len(b"#!/x/python\nprint('hi')\n") + 2

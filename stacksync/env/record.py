@@ -265,18 +265,28 @@ def scan(dirs: Sequence[str]) -> Scan:
     dists.sort(key=lambda d: (d.name, d.version, d.folder))
     confines: dict[str, Confine] = {}
     for d in dists:
-        if d.location not in confines:
-            confines[d.location] = Confine(scheme_base(d.location))
-        confine = confines[d.location]
-        for e in d.record or ():
-            where = confine.place(d.location, e.path)
-            if where is None:
-                d.outside.append(e.path)
-            else:
-                d.paths[e.path] = where
+        _place(d, confines)
     result = Scan(list(dirs), dists)
     _find_unrecorded(result)
     return result
+
+
+def _confine_for(location: str, confines: dict[str, Confine]) -> Confine:
+    """One :class:`Confine` per site-packages folder: its prefix (:func:`scheme_base`) is the bound."""
+    if location not in confines:
+        confines[location] = Confine(scheme_base(location))
+    return confines[location]
+
+
+def _place(d: Dist, confines: dict[str, Confine]) -> None:
+    """Fill ``d.paths`` (rows inside the prefix, where they are) and ``d.outside`` (the others)."""
+    confine = _confine_for(d.location, confines)
+    for e in d.record or ():
+        where = confine.place(d.location, e.path)
+        if where is None:
+            d.outside.append(e.path)
+        else:
+            d.paths[e.path] = where
 
 
 def _find_unrecorded(result: Scan) -> None:
@@ -411,6 +421,8 @@ def check(result: Scan, *, workers: int = WORKERS) -> Scan:
     jobs: list[tuple[Dist, RecordEntry]] = []
     confines: dict[str, Confine] = {}
     for d in result.dists:
+        if d.record and not d.paths and not d.outside:  # a Dist made by hand, not by scan
+            _place(d, confines)
         for e in d.record or ():
             if e.path not in d.paths:
                 continue  # outside the environment: reported by scan, never opened
@@ -426,8 +438,7 @@ def check(result: Scan, *, workers: int = WORKERS) -> Scan:
                 d.files += 1
 
     for d in result.dists:
-        if d.location not in confines:
-            confines[d.location] = Confine(scheme_base(d.location))
+        _confine_for(d.location, confines)
 
     def work(batch: list[tuple[Dist, RecordEntry]]) -> list[tuple[str | None, int, str | None]]:
         return [hash_file(d.paths[e.path], e.hash.split("=", 1)[0] if e.hash else "sha256",

@@ -72,6 +72,7 @@ def _hostile_venv(tmp_path: Path) -> Path:
         "good/pipe,sha256=AAAA,1",
         "good/big.bin,sha256=AAAA,1",
         "good-1.0.dist-info/METADATA,,",
+        "good-1.0.dist-info/INSTALLER,,",
         "good-1.0.dist-info/RECORD,,",
     ]
     (dist_info / "RECORD").write_text("\n".join(rows) + "\n")
@@ -106,7 +107,7 @@ def test_verify_files_reports_hostile_rows_without_reading_them(tmp_path: Path) 
         DEV_ZERO_ROW.split(",")[0], "../" * 40 + "dev/zero", str(tmp_path / "outside" / "secret.txt"),
         "good/escape/secret.txt", "good/zero.bin"])
     assert sorted(problem["modified"]) == ["good/big.bin", "good/pipe"]
-    assert problem["missing"] == []
+    assert problem["missing"] == [] and problem["unrecorded"] == [] and out["json"]["unowned"] == []
     # only the honest files and at most size+1 bytes of the oversized one were read
     assert out["bytes"] <= len(b"VALUE = 1\n") + len(b"#!/x/python\nprint('hi')\n") + 2
     lines = "\n".join(out["lines"])

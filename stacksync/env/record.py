@@ -293,8 +293,9 @@ def _find_unrecorded(result: Scan) -> None:
     claimed: set[str] = set()
     owners: dict[str, set[NormalizedName]] = {}
     for d in result.dists:
-        paths = [d.abspath(e.path) for e in d.record if e.path in d.paths] if d.record is not None \
-            else _egg_files(d)
+        # every row claims its path, one outside too (a symlink named by such a row is reported once,
+        # as outside, not again as unrecorded); claiming only compares strings, nothing is opened
+        paths = [d.abspath(e.path) for e in d.record] if d.record is not None else _egg_files(d)
         paths.append(os.path.normpath(d.folder))
         for p in paths:
             claimed.add(p)

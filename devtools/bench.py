@@ -295,7 +295,8 @@ def measured_line(machine: dict[str, Any], opts: BenchOptions, argv: Sequence[st
     if machine.get("stacksync_tree_modified"):
         commit += " + uncommitted changes"
     parts = [f"{machine.get('cpu_count')} cores {machine.get('machine')}", f"Python {machine.get('python')}",
-             *(f"{name} {tools[name]}" for name in ("pip", "pip-tools", "uv") if tools.get(name))]
+             *(f"{name} {str(tools[name]).removeprefix(name + ' ').split(' (')[0]}"  # `uv --version`: "uv X (..)"
+               for name in ("pip", "pip-tools", "uv") if tools.get(name))]
     if load:
         parts.append("load average " + " / ".join(f"{x:.1f}" for x in load))
     command = " ".join(["nox -s bench", *(["--", *argv] if argv else [])])

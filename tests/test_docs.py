@@ -81,7 +81,8 @@ def test_results_page_has_a_section_per_bench_case() -> None:
 def _machine() -> dict[str, object]:
     return {"cpu_count": 2, "machine": "x86_64", "python": "3.11.7", "date_utc": "2026-12-03T09:00:00Z",
             "stacksync_commit": "0123456789abcdef", "stacksync_tree_modified": False,
-            "load_average_1_5_15": [1.0, 2.0, 3.0], "tools": {"pip": "26.3", "pip-tools": "7.6.2", "uv": None}}
+            "load_average_1_5_15": [1.0, 2.0, 3.0],
+            "tools": {"pip": "26.3", "pip-tools": "7.6.2", "uv": "uv 0.13.9 (x86_64-unknown-linux-gnu)"}}
 
 
 def test_bench_rewrites_only_the_sections_of_the_cases_it_ran() -> None:
@@ -93,7 +94,7 @@ def test_bench_rewrites_only_the_sections_of_the_cases_it_ran() -> None:
     sections = bench.results_sections(rows, _machine(), opts, ["--case", "noop", "--case", "compile"])
     assert set(sections) == {"noop", "compile"}
     assert ("Measured 2026-12-03T09:00:00Z with `nox -s bench -- --case noop --case compile` (3 run(s) each), "
-            "2 cores x86_64, Python 3.11.7, pip 26.3, pip-tools 7.6.2, load average 1.0 / 2.0 / 3.0, "
+            "2 cores x86_64, Python 3.11.7, pip 26.3, pip-tools 7.6.2, uv 0.13.9, load average 1.0 / 2.0 / 3.0, "
             "at 0123456.") in sections["noop"]
     assert "compile (warm)" in sections["compile"] and "compile (cold)" in sections["compile"]
     assert "| noop | stacksync | 0.200 |" in sections["noop"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LOCKS_DIR = Path(os.environ.get("STACKSYNC_LOCKS_DIR", PROJECT_ROOT / "locks"))
-SCRIPTS_DIR = PROJECT_ROOT / "scripts"
+SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "probes"
 DEFAULT_PROFILE = os.environ.get("STACKSYNC_PROFILE", "demo")
 DEFAULT_VENV = PROJECT_ROOT / ".venv"
 # Artifacts a sync downloads before touching the target (one folder per profile; gitignored).

@@ -1,6 +1,6 @@
 """``invoke doctor``: every finding and its fix, from prepared inputs (no GPU needed).
 
-Pure checks get facts built from a probe_cuda-shaped dict. The real probe script runs too: against
+Pure checks get facts built from a ``probe.py cuda``-shaped dict. The real probe script runs too: against
 a fake ``libcuda`` built here with gcc (exports cuDriverGetVersion, cuInit, cuDeviceGetCount ... with
 chosen values), fake ``nvcc`` scripts on PATH / CUDA_HOME, and a fake nvidia wheel layout in a real
 venv's site-packages.
@@ -44,7 +44,7 @@ MARKERS = {"implementation_name": "cpython", "implementation_version": "3.11.7",
 
 
 def make_facts(**changes: Any) -> doctor.Facts:
-    """Facts as probe_cuda.py prints them: a healthy host (driver 550 / CUDA 12.4, one H100, nvcc 12.1,
+    """Facts as ``probe.py cuda`` prints them: a healthy host (driver 550 / CUDA 12.4, one H100, nvcc 12.1,
     ninja, gcc, 64 GiB, glibc 2.36) with ``changes`` applied to the top-level keys."""
     data: dict[str, Any] = {
         "probe_cuda": 1,
@@ -456,7 +456,7 @@ def test_preinstall_broken_lock_is_an_error_finding(tmp_path: Path) -> None:
 
 
 def test_facts_with_the_wrong_shape_are_a_probe_error() -> None:
-    with pytest.raises(ProbeError, match="probe_cuda.py printed an unexpected document"):
+    with pytest.raises(ProbeError, match="probe.py cuda printed an unexpected document"):
         doctor.facts_from_json({"probe_cuda": 1, "driver": {"found": True, "cuda_int": "12040"}})
     with pytest.raises(ProbeError):
         doctor.facts_from_json({"probe": 1})
@@ -506,7 +506,7 @@ def fake_libcuda(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path
 
 
 def probe(python: str | Path = sys.executable) -> doctor.Facts:
-    return doctor.facts_from_json(run_script(python, "probe_cuda.py"))
+    return doctor.facts_from_json(run_script(python, "cuda"))
 
 
 def test_probe_reads_the_fake_driver(fake_libcuda: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,7 +25,8 @@ MakeVenv = Callable[..., Path]
 
 
 def probes(history: list[list[str]]) -> int:
-    return sum(1 for argv in history if any(a.endswith("probe_env.py") for a in argv))
+    return sum(1 for argv in history if any(a.endswith("probe.py") and argv[i + 1:i + 2] == ["env"]
+                                             for i, a in enumerate(argv)))
 
 
 def fast(venv: Path, cache: Path) -> tuple[Snapshot, int]:

@@ -8,13 +8,15 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LOCKS_DIR = Path(os.environ.get("STACKSYNC_LOCKS_DIR", PROJECT_ROOT / "locks"))
-SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "probes"
 DEFAULT_PROFILE = os.environ.get("STACKSYNC_PROFILE", "demo")
 DEFAULT_VENV = PROJECT_ROOT / ".venv"
 # Artifacts a sync downloads before touching the target (one folder per profile; gitignored).
 CACHE_DIR = Path(os.environ.get("STACKSYNC_CACHE_DIR", PROJECT_ROOT / ".stacksync-cache"))
 # Where `nox -s reproduce` (and the benchmarks) write their JSON reports and summaries (gitignored).
 REPORTS_DIR = Path(os.environ.get("STACKSYNC_REPORTS_DIR", PROJECT_ROOT / "reports"))
+
+# The probe run *inside* a target interpreter by path (standard library only; shipped in the wheel).
+PROBE_SCRIPT = Path(__file__).resolve().parents[1] / "probes" / "probe.py"
 
 # File names inside a profile folder locks/<name>/.
 REQUIREMENTS_IN = "requirements.in"

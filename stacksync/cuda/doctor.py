@@ -1,7 +1,7 @@
 """``invoke doctor``: diagnose the CUDA / torch / build side of a target, before and after a sync.
 
-Facts come from two probes run in the target interpreter: ``scripts/probe_env.py`` (distributions,
-markers; a :class:`~stacksync.env.environment.Snapshot`) and ``scripts/probe_cuda.py`` (driver through
+Facts come from two probe commands run in the target interpreter: ``probe.py env`` (distributions,
+markers; a :class:`~stacksync.env.environment.Snapshot`) and ``probe.py cuda`` (driver through
 libcuda, nvcc, ninja, compiler, memory, glibc, CUDA libraries; :class:`Facts`). Everything else here
 is pure: facts in, a list of :class:`Finding` out, each with its fix.
 
@@ -152,7 +152,7 @@ class TorchFiles:
 
 @dataclass(frozen=True)
 class Facts:
-    """What ``scripts/probe_cuda.py`` saw in the target."""
+    """What ``probe.py cuda`` saw in the target."""
 
     driver: Driver
     nvcc: Nvcc
@@ -202,8 +202,8 @@ def _tool(data: Any) -> Tool | None:
                 bool(data.get("on_path", True)))
 
 
-def facts_from_json(data: Any, *, source: str = "probe_cuda.py") -> Facts:
-    """Check the shape of what ``probe_cuda.py`` printed and build :class:`Facts` (a wrong shape is a
+def facts_from_json(data: Any, *, source: str = "probe.py cuda") -> Facts:
+    """Check the shape of what ``probe.py cuda`` printed and build :class:`Facts` (a wrong shape is a
     :class:`ProbeError`)."""
     try:
         assert isinstance(data, dict) and data.get("probe_cuda") == 1, "not a probe_cuda document"
@@ -259,9 +259,9 @@ def facts_from_json(data: Any, *, source: str = "probe_cuda.py") -> Facts:
 
 
 def probe_facts(python: str | Path, *, import_torch: bool = False) -> Facts:
-    """Run ``scripts/probe_cuda.py`` in ``python`` (an interpreter path)."""
+    """Run ``probe.py cuda`` in ``python`` (an interpreter path)."""
     args = ["--import-torch"] if import_torch else []
-    return facts_from_json(run_script(python, "probe_cuda.py", *args), source=f"probe_cuda.py in {python}")
+    return facts_from_json(run_script(python, "cuda", *args), source=f"probe.py cuda in {python}")
 
 
 # ------------------------------------------------------------------------------------- CUDA builds

@@ -164,7 +164,7 @@ def export(c: Context, format: str = "pylock", out: str = "", profile: str = "",
     with one_line_errors(verbose):
         if format not in ("pylock", "pylock.toml"):
             raise StacksyncError(f"export: unknown format {format!r} (fix: --format pylock)")
-        text, count = export_pylock(profile or defaults.DEFAULT_PROFILE, out=out or None)
+        text, count = export_pylock(profile or defaults.profile_name(), out=out or None)
         if out:
             console.info(f"wrote {out} ({count} packages)")
         else:
@@ -198,7 +198,7 @@ def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run:
         return console.err.input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
     with one_line_errors(verbose):
-        run(Options(profile=profile or defaults.DEFAULT_PROFILE, python=python or None, venv=venv or None,
+        run(Options(profile=profile or defaults.profile_name(), python=python or None, venv=venv or None,
                     dry_run=dry_run, yes=yes, force=force, wait=wait, report=report or None,
                     backend=backend or None, verbose=verbose, accept_foreign_lock=accept_foreign_lock,
                     wheelhouse=wheelhouse or None, confirm=ask if sys.stdin.isatty() else None,
@@ -343,7 +343,7 @@ def publish(c: Context, profile: str = "", to: str = "", wheelhouse: str = "", d
     from stacksync.core import defaults
 
     with one_line_errors(verbose):
-        result = run_publish(profile or defaults.DEFAULT_PROFILE, to=to or None, wheelhouse_dir=wheelhouse or None,
+        result = run_publish(profile or defaults.profile_name(), to=to or None, wheelhouse_dir=wheelhouse or None,
                              dry_run=dry_run)
         for e in result.uploaded:
             console.info(f"{'would upload' if dry_run else 'uploaded'} {e.wheel.name} (key {e.short})")

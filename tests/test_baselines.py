@@ -17,18 +17,19 @@ import stackprofile
 from pkgfactory import IndexServer
 
 from stacksync.compile import compiler as comp
-from stacksync.core import defaults
 from stacksync.core.errors import ProfileError
 from stacksync.env.diff import diff_sides
 from stacksync.lock import profile
 from stacksync.lock.lockfile import LockProblems, parse
+
+REPO = Path(__file__).resolve().parent.parent  # this checkout: its tasks.py and locks/
 
 SHA_A = "3f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a"
 SHA_B = "8fa9bff7e8f5e5f5b2c1a6f1e0a1c2d3e4f5a6b7"
 
 
 def invoke(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "invoke", "-r", str(defaults.PROJECT_ROOT), *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "invoke", "-r", str(REPO), *args], cwd=cwd,
                           env={**os.environ, **(env or {})}, capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, timeout=600)
 

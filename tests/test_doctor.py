@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from stacksync.core.defaults import PROJECT_ROOT
 from stacksync.core.errors import ProbeError
 from stacksync.core.runner import run_script
 from stacksync.cuda import doctor
@@ -30,6 +29,8 @@ from stacksync.lock import profile as profile_mod
 from stacksync.lock.lockfile import parse
 
 # ------------------------------------------------------------------------------------------ helpers
+
+REPO = Path(__file__).resolve().parent.parent  # this checkout: its tasks.py and locks/
 
 TORCH_REQUIRES = [
     'nvidia-cudnn-cu12==9.1.0.70; platform_system == "Linux" and platform_machine == "x86_64"',
@@ -668,7 +669,7 @@ def test_doctor_on_a_fake_gpu_venv(make_venv: Callable[..., Path], fake_libcuda:
 
 
 def run_invoke(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "invoke", "doctor", *args], cwd=PROJECT_ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "invoke", "doctor", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
 
 

@@ -46,6 +46,19 @@ class ProfileError(StacksyncError):
         return f"{where}{self.message}{fix}"
 
 
+@dataclass
+class ProjectNotFound(StacksyncError):
+    """No project folder: no ``locks/`` in ``cwd`` or above it, no ``$STACKSYNC_PROJECT`` and no
+    ``$STACKSYNC_LOCKS_DIR``."""
+
+    cwd: Path
+
+    def __str__(self) -> str:
+        return (f"{self.cwd}: not in a stacksync project (no locks/ folder here or in any folder above) "
+                "(fix: cd to the folder holding locks/<profile>/, or set STACKSYNC_PROJECT=DIR; start one "
+                "with `stacksync freeze --profile NAME`)")
+
+
 class CommandFailed(StacksyncError):
     """A spawned program exited non-zero. ``argv`` is already redacted."""
 

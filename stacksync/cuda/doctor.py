@@ -926,9 +926,11 @@ def _target(python: str | None, venv: str | None) -> tuple[Path, str]:
         raise TargetError("give --python or --venv, not both")
     if python or venv:
         return find_python(python or venv or ""), ""
-    if defaults.DEFAULT_VENV.is_dir():
-        return find_python(defaults.DEFAULT_VENV), ""
-    return Path(sys.executable), (f"no --python/--venv and no {defaults.DEFAULT_VENV}: checking the "
+    project = defaults.find_project_dir()
+    default = project / ".venv" if project is not None else Path(".venv")
+    if default.is_dir():
+        return find_python(default), ""
+    return Path(sys.executable), (f"no --python/--venv and no {default.absolute()}: checking the "
                                   "interpreter that runs stacksync")
 
 

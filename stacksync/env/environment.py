@@ -137,7 +137,7 @@ def snapshot(python: str | os.PathLike[str], *, fast: bool = True, cache_dir: Pa
     Only for deciding: a path that changes the target probes it for real afterwards."""
     exe = find_python(python)
     if fast:
-        data = _fast_document(exe, cache_dir or defaults.CACHE_DIR / "probe")
+        data = _fast_document(exe, cache_dir or defaults.cache_dir() / "probe")
         if data is not None:
             return snapshot_from_json(exe, data)
     return probe(exe)

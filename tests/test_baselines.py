@@ -203,6 +203,7 @@ def test_short_flags_are_the_same_in_every_task(tmp_path: Path) -> None:
         for a in ns[name].get_arguments():
             extra = [n for n in a.names if len(n) == 1 and not a.positional]
             assert extra in ([], [table.get(a.name)]), (name, a)
+    (tmp_path / "locks").mkdir()  # a project folder (without one, the error is that there is no project)
     shown = invoke("sync", "--dry-run", "-y", "-p", "no-such-profile", cwd=tmp_path)
     assert shown.returncode == 2 and "unknown profile 'no-such-profile'" in shown.stderr, shown.stderr
 

@@ -102,7 +102,7 @@ def test_the_wheel_installs_like_a_tool_and_runs_the_users_path(
 
     (project / "src").mkdir()
     verified = run(stacksync, "verify", cwd=project / "src")  # the project folder is found upwards
-    assert "twin" in (verified.stdout + verified.stderr).lower()
+    assert "twin of the lock" in verified.stdout + verified.stderr
 
     # Everything stacksync wrote is in the project folder, nothing next to where it is installed.
     assert (project / ".stacksync-cache").is_dir()

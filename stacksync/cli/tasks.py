@@ -1,7 +1,8 @@
-"""invoke tasks: thin wrappers that parse options and call stacksync.
+"""stacksync's tasks: thin wrappers that parse options and call stacksync, collected in :data:`ns`.
 
-`invoke --list` shows them; `invoke --help TASK` shows each option. Errors become one line on
-stderr and a non-zero exit (stacksync.cli.edge).
+They run as ``stacksync TASK`` (stacksync.cli.program) or as ``invoke TASK`` in a project whose tasks.py
+is ``from stacksync.tasks import ns``. ``--list`` shows them; ``--help TASK`` shows each option. Errors
+become one line on stderr and a non-zero exit (stacksync.cli.edge).
 """
 
 from __future__ import annotations

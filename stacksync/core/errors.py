@@ -1,5 +1,5 @@
-"""Typed errors. Library code raises these; only the edges (tasks.py, noxfile.py) turn them into
-one line and an exit code.
+"""Typed errors. Library code raises these; only the edges (the tasks and nox sessions of
+stacksync.cli) turn them into one line and an exit code.
 
 Every error formats itself in ``__str__`` so the one line names the file, the line or key, what was
 wanted, what was found, and the fix.

@@ -275,7 +275,7 @@ def test_an_index_that_stalls_mid_response_is_one_line(monkeypatch: pytest.Monke
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    monkeypatch.setattr(indexapi, "TIMEOUT", 0.5)
+    monkeypatch.setenv("STACKSYNC_INDEX_TIMEOUT", "0.5")
     try:
         with pytest.raises(IndexUnavailable) as info:
             indexapi.project_files(f"http://127.0.0.1:{port}/simple/", "plain-a")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from stacksync.core import defaults
-from stacksync.core.errors import ProjectNotFound
+from stacksync.core.errors import NoProjectFolder
 from stacksync.lock import profile
 
 SETTINGS = ("STACKSYNC_PROJECT", "STACKSYNC_LOCKS_DIR", "STACKSYNC_PROFILE", "STACKSYNC_CACHE_DIR",
@@ -55,11 +55,11 @@ def test_environment_is_read_per_call_and_wins(bare: pytest.MonkeyPatch, tmp_pat
 def test_no_project_is_one_line_naming_the_fix(bare: pytest.MonkeyPatch, tmp_path: Path) -> None:
     bare.chdir(tmp_path)
     assert defaults.find_project_dir() is None
-    with pytest.raises(ProjectNotFound) as info:
+    with pytest.raises(NoProjectFolder) as info:
         defaults.cache_dir()
     text = str(info.value)
     assert "\n" not in text and str(tmp_path) in text and "locks/" in text and "STACKSYNC_PROJECT" in text
-    with pytest.raises(ProjectNotFound):
+    with pytest.raises(NoProjectFolder):
         profile.load("demo")
     # What needs no project still works: listing (nothing), and where a first profile would go.
     assert profile.available() == []

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from stacksync.core.errors import ProjectNotFound
+from stacksync.core.errors import NoProjectFolder
 
 PROJECT_ENV = "STACKSYNC_PROJECT"
 LOCKS_ENV = "STACKSYNC_LOCKS_DIR"
@@ -42,10 +42,10 @@ def find_project_dir(start: Path | None = None) -> Path | None:
 
 
 def project_dir() -> Path:
-    """The project folder (see the module docstring); :class:`ProjectNotFound` when there is none."""
+    """The project folder (see the module docstring); :class:`NoProjectFolder` when there is none."""
     found = find_project_dir()
     if found is None:
-        raise ProjectNotFound(Path.cwd())
+        raise NoProjectFolder(Path.cwd())
     return found
 
 
@@ -62,7 +62,7 @@ def locks_dir() -> Path:
     """Where the profiles are: ``$STACKSYNC_LOCKS_DIR``, else ``<project>/locks``."""
     found = find_locks_dir()
     if found is None:
-        raise ProjectNotFound(Path.cwd())
+        raise NoProjectFolder(Path.cwd())
     return found
 
 

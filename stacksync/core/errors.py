@@ -47,7 +47,7 @@ class ProfileError(StacksyncError):
 
 
 @dataclass
-class ProjectNotFound(StacksyncError):
+class NoProjectFolder(StacksyncError):
     """No project folder: no ``locks/`` in ``cwd`` or above it, no ``$STACKSYNC_PROJECT`` and no
     ``$STACKSYNC_LOCKS_DIR``."""
 

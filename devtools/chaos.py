@@ -22,13 +22,16 @@ from stacksync.core import defaults, runner
 
 __all__ = ["REPORT_ENV", "RESULTS_PATH", "report_path", "run_suite", "summary", "table", "results_page", "main"]
 
+# The stacksync checkout (devtools/ lives only there): benchmarks and the fault suite run its code.
+REPO = Path(__file__).resolve().parents[1]
+
 REPORT_ENV = "STACKSYNC_CHAOS_REPORT"
 SUITE = "tests/test_chaos.py"
-RESULTS_PATH = Path(__file__).resolve().parent.parent / "docs" / "results" / "chaos.md"
+RESULTS_PATH = REPO / "docs" / "results" / "chaos.md"
 
 
 def report_path() -> Path:
-    return defaults.REPORTS_DIR / "chaos.json"
+    return defaults.reports_dir() / "chaos.json"
 
 
 def run_suite(report: Path, pytest_args: Sequence[str] = ()) -> int:
@@ -37,7 +40,7 @@ def run_suite(report: Path, pytest_args: Sequence[str] = ()) -> int:
     report.unlink(missing_ok=True)
     env = {**os.environ, REPORT_ENV: str(report)}
     result = runner.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", SUITE, *pytest_args],
-                        env=env, cwd=defaults.PROJECT_ROOT, check=False, stream=True)
+                        env=env, cwd=REPO, check=False, stream=True)
     return result.returncode
 
 
@@ -108,8 +111,8 @@ def _machine() -> str:
 
 
 def _commit() -> str:
-    head = runner.run(["git", "rev-parse", "--short=7", "HEAD"], cwd=defaults.PROJECT_ROOT, check=False)
-    dirty = runner.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=defaults.PROJECT_ROOT,
+    head = runner.run(["git", "rev-parse", "--short=7", "HEAD"], cwd=REPO, check=False)
+    dirty = runner.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
                        check=False)
     commit = head.stdout.strip() if head.returncode == 0 else "unknown commit"
     return commit + (" + uncommitted changes" if dirty.returncode == 0 and dirty.stdout.strip() else "")

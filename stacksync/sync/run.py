@@ -45,6 +45,7 @@ from packaging.version import InvalidVersion, Version
 from stacksync.backends.backend import Backend, get_backend, resolve_name
 from stacksync.core import console, defaults, faults
 from stacksync.core.errors import CommandFailed, FetchError, IndexUnavailable, StacksyncError, SyncError, TargetError
+from stacksync.core.fs import atomic_write_text
 from stacksync.core.redact import redact
 from stacksync.env import targetlock
 from stacksync.env.diff import Entry, compare, entry_from_installed, entry_from_pin
@@ -728,5 +729,5 @@ def _write_receipt(opts: Options, outcome: Outcome, state: State | None, started
     outcome.receipt = receipt
     path = Path(opts.report or "")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(redact(json.dumps(receipt, indent=2, sort_keys=True)) + "\n", encoding="utf-8")
+    atomic_write_text(path, redact(json.dumps(receipt, indent=2, sort_keys=True)) + "\n")
 

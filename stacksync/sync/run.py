@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.tags import Tag
 from packaging.utils import (
     InvalidWheelFilename,
     NormalizedName,
@@ -51,6 +50,7 @@ from stacksync.env import targetlock
 from stacksync.env.diff import Entry, compare, entry_from_installed, entry_from_pin
 from stacksync.env.environment import Snapshot, find_python, is_own_interpreter, probe
 from stacksync.env.environment import snapshot as read_snapshot
+from stacksync.env.tags import supported_tags, wheel_fits
 from stacksync.lock import profile as profile_mod
 from stacksync.lock.load import load_locks
 from stacksync.lock.lockfile import Pin, RequirementsFile, file_sha256
@@ -377,35 +377,6 @@ def fetch(state: State) -> None:
             state.outcome.plan = replanned
 
 
-_MANYLINUX_LEGACY = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
-
-
-def _takes(tag: Tag, snapshot: Snapshot) -> bool:
-    """Whether the target can install a wheel with ``tag`` (CPython / pure wheels; glibc for manylinux).
-    A wrong "no" only costs a pip download, which decides with pip's own tag list."""
-    env = snapshot.marker_environment
-    xy = snapshot.python_xy.replace(".", "")
-    if tag.interpreter.startswith("py"):
-        ok_interp = tag.interpreter in ("py3", f"py{xy}", "py2.py3") or tag.interpreter == "py" + xy[0]
-    else:
-        ok_interp = tag.interpreter == f"cp{xy}" or (tag.abi == "abi3" and tag.interpreter.startswith("cp3")
-                                                    and int(tag.interpreter[3:] or 0) <= int(xy[1:]))
-    ok_abi = tag.abi in ("none", "abi3", f"cp{xy}")
-    if tag.platform == "any":
-        return ok_interp and ok_abi
-    machine = env.get("platform_machine", "")
-    if env.get("sys_platform") != "linux" or not tag.platform.endswith(machine):
-        return False
-    glibc = str(snapshot.platform.get("glibc") or "")
-    legacy = next((v for k, v in _MANYLINUX_LEGACY.items() if tag.platform.startswith(k + "_")), None)
-    parts = tag.platform.split("_")
-    need = legacy or ((int(parts[1]), int(parts[2])) if tag.platform.startswith("manylinux_") else None)
-    if need is None or not glibc:
-        return False
-    have = tuple(int(x) for x in glibc.split(".")[:2])
-    return ok_interp and ok_abi and have >= need
-
-
 def _cached_wheel(cache: Path, pin: Pin, snapshot: Snapshot) -> Path | None:
     """A wheel of exactly ``pin`` (local version included) in ``cache`` whose sha256 the lock lists and
     that the target can install; only those files are hashed."""
@@ -415,14 +386,15 @@ def _cached_wheel(cache: Path, pin: Pin, snapshot: Snapshot) -> Path | None:
         want = Version(pin.version)
     except InvalidVersion:
         return None
+    supported = frozenset(supported_tags(snapshot))
     for path in sorted(cache.glob("*.whl")):
         try:
-            name, version, _, tags = parse_wheel_filename(path.name)
+            name, version, _, _ = parse_wheel_filename(path.name)
         except InvalidWheelFilename:
             continue
         if name != pin.name or version != want or str(version) != str(want):
             continue
-        if any(_takes(t, snapshot) for t in tags) and f"sha256:{file_sha256(path)}" in pin.hashes:
+        if wheel_fits(path.name, supported) and f"sha256:{file_sha256(path)}" in pin.hashes:
             return path
     return None
 

@@ -33,7 +33,7 @@ from typing import Any
 from packaging.utils import NormalizedName, canonicalize_name
 
 from stacksync.env import journal as journal_mod
-from stacksync.env.sitepackages import metadata_headers
+from stacksync.env.distinfo import metadata_headers
 
 __all__ = ["Broken", "Damage", "stashes", "broken_distributions", "scan"]
 

@@ -33,10 +33,8 @@ verified: it is reported as such; the files its ``installed-files.txt`` names ar
 from __future__ import annotations
 
 import base64
-import csv
 import glob
 import hashlib
-import io
 import json
 import os
 import time
@@ -48,6 +46,8 @@ from pathlib import Path
 from typing import Any
 
 from packaging.utils import NormalizedName, canonicalize_name
+
+from stacksync.env.distinfo import RecordEntry, parse_record
 
 __all__ = ["RecordEntry", "Dist", "Unrecorded", "Scan", "scan", "check", "site_dirs", "verify_environment",
            "parse_record", "WORKERS"]
@@ -61,16 +61,6 @@ VENV_TOOL_FILES = frozenset({"_virtualenv.py", "_virtualenv.pth"})
 #: fields: installer, direct_url; REQUESTED only says whether a user asked for the package by name)
 INSTALL_RECORDS = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"})
 _CHUNK = 1 << 20
-
-
-@dataclass(frozen=True)
-class RecordEntry:
-    """One RECORD row: ``path`` as RECORD writes it (relative to site-packages, ``/``-separated),
-    ``hash`` as ``algo=urlsafe-b64`` or ``None``, ``size`` in bytes or ``None``."""
-
-    path: str
-    hash: str | None
-    size: int | None
 
 
 @dataclass(frozen=True)
@@ -151,18 +141,6 @@ class Scan:
 
 
 # ------------------------------------------------------------------------------------------ reading
-
-def parse_record(text: str) -> list[RecordEntry]:
-    """RECORD rows (csv: path, hash, size), as pip and uv write them."""
-    out = []
-    for row in csv.reader(io.StringIO(text)):
-        if not row or not row[0]:
-            continue
-        digest = row[1] if len(row) > 1 and row[1] else None
-        size = int(row[2]) if len(row) > 2 and row[2].strip().isdigit() else None
-        out.append(RecordEntry(row[0], digest, size))
-    return out
-
 
 def _read(path: str) -> str | None:
     try:

@@ -10,11 +10,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from email.parser import HeaderParser
 from typing import Any
 
-__all__ = ["RecordEntry", "metadata_headers", "parse_record", "read_json", "read_text"]
+from packaging.utils import NormalizedName, canonicalize_name
+
+__all__ = ["RecordEntry", "dist_info_folders", "metadata_headers", "parse_record", "read_direct_url", "read_file",
+           "read_installer", "read_json", "read_name_version", "read_record", "read_text"]
 
 # email.feedparser's header line: a name of printable characters but ':', then ':'
 # (the "From " envelope line and folded continuations are handled apart).
@@ -91,3 +97,63 @@ def read_json(path: str) -> Any:
         return json.loads(text)
     except ValueError:
         return None
+
+
+def read_file(folder: str, name: str) -> str | None:
+    """A text file of a ``*.dist-info`` / ``*.egg-info`` folder; ``None`` when it is missing or cannot
+    be read. Bytes that are not UTF-8 are replaced (a RECORD naming such a path then lists a file
+    that is not there, which is what a check should say)."""
+    try:
+        with open(os.path.join(folder, name), encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def read_installer(folder: str) -> str | None:
+    """The INSTALLER file's tool name (``pip``, ``uv``); ``None`` when missing, empty or unreadable."""
+    return (read_file(folder, "INSTALLER") or "").strip() or None
+
+
+def read_direct_url(folder: str) -> dict[str, Any] | None:
+    """``direct_url.json`` (PEP 610) as a dict; ``None`` when missing, invalid or not an object."""
+    data = read_json(os.path.join(folder, "direct_url.json"))
+    return data if isinstance(data, dict) else None
+
+
+def read_record(folder: str) -> list[RecordEntry] | None:
+    """The RECORD rows; ``None`` when there is no readable RECORD."""
+    text = read_file(folder, "RECORD")
+    return None if text is None else parse_record(text)
+
+
+def read_name_version(folder: str) -> tuple[NormalizedName, str] | None:
+    """Name (canonical) and Version from METADATA (PKG-INFO for an ``*.egg-info``), read as
+    importlib.metadata reads them (the email parser); ``None`` when either is missing."""
+    meta = read_file(folder, "PKG-INFO" if folder.endswith(".egg-info") else "METADATA")
+    if meta is None:
+        return None
+    headers = HeaderParser().parsestr(meta)
+    name, version = headers.get("Name"), headers.get("Version")
+    if not name or not version:
+        return None
+    return canonicalize_name(str(name)), str(version).strip()
+
+
+def dist_info_folders(dirs: Iterable[str | os.PathLike[str]], *, egg_info: bool = False,
+                      stashes: bool = True) -> Iterator[tuple[str, str]]:
+    """``(location, folder)`` for each ``*.dist-info`` folder (and ``*.egg-info`` with ``egg_info``)
+    in ``dirs``, sorted by name within each location; unreadable locations are skipped. ``stashes``:
+    include pip's ``~``-prefixed stash folders of an uncommitted uninstall."""
+    suffixes = (".dist-info", ".egg-info") if egg_info else (".dist-info",)
+    for entry in dirs:
+        location = os.fspath(entry)
+        try:
+            children = sorted(os.listdir(location))
+        except OSError:
+            continue
+        for child in children:
+            if not stashes and child.startswith("~"):
+                continue
+            if child.lower().endswith(suffixes):
+                yield location, os.path.join(location, child)

@@ -14,7 +14,8 @@ SHA = "3f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a"
 
 def test_pep508_pin_and_marker() -> None:
     shape = rsh.read_requirement('Torch_Like[cuda]==2.4.0 ; sys_platform == "linux"', base=Path("."))
-    assert (shape.name, shape.specifier, shape.extras, shape.url) == ("torch-like", "==2.4.0", frozenset({"cuda"}), None)
+    assert (shape.name, shape.specifier, shape.extras, shape.url) == \
+        ("torch-like", "==2.4.0", frozenset({"cuda"}), None)
     assert shape.marker is not None and str(shape.marker) == 'sys_platform == "linux"'
     assert not shape.bare and not shape.editable
 

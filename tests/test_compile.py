@@ -346,6 +346,7 @@ def test_compile_a_tiny_real_profile_against_pypi(tmp_path: Path) -> None:
 
 
 @pytest.mark.network
+@pytest.mark.slow  # ~75 s: resolves every committed profile against the index
 def test_committed_locks_are_fresh(tmp_path: Path) -> None:
     proc = invoke("compile", "--check", "--all", cwd=defaults.PROJECT_ROOT,
                   env={**os.environ, "STACKSYNC_LOCKS_DIR": str(defaults.PROJECT_ROOT / "locks")})

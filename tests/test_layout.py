@@ -4,6 +4,7 @@ cycle, subpackages import only from their own layer or lower ones, and no module
 from __future__ import annotations
 
 import ast
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ def _modules() -> dict[str, Path]:
     return out
 
 
+@cache
 def import_graph() -> dict[str, set[str]]:
     """module -> the package modules it imports, anywhere in its body (``from a import b`` counts as
     importing ``a.b`` when that is a module, else ``a``)."""

@@ -202,10 +202,8 @@ def add(root: Path, wheel: Path, key: BuildKey, *, profile: str, source: str, bu
     except InvalidWheelFilename as exc:
         raise StacksyncError(f"{wheel}: not a wheel file name ({exc})") from None
     target = folder / name
-    if sha256 is None:
-        sha256 = file_sha256(wheel)
+    sha = sha256 or file_sha256(wheel)  # hashed before a move takes the file away
     atomic_copy(wheel, target, move=move)
-    sha = sha256
     entry = Entry(wheel=target, key=key.to_json(), digest=key.digest, sha256=sha, size=target.stat().st_size,
                   built_at=built_at or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                   built_on=built_on or socket.gethostname(), profile=profile, source=redact(source))

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from stacksync.backends.backend import PipTools, ResolveRequest, Uv
+from stacksync.backends.base import ResolveRequest
+from stacksync.backends.piptools import PipTools
+from stacksync.backends.uv import Uv
 from stacksync.core import runner
 from stacksync.lock.profile import IndexConfig
 

@@ -20,7 +20,7 @@ from stacksync.lock import profile as profile_mod
 from stacksync.lock.load import deps_from_via, load_locks
 from stacksync.lock.lockfile import LockProblems, Pin
 from stacksync.lock.profile import Profile
-from stacksync.lock.pylock import Artifact, Package, PylockError, _direct, _same_version, is_pylock, render
+from stacksync.lock.pylock import Artifact, Package, PylockError, direct_package, is_pylock, render, same_version
 
 __all__ = ["export", "built_wheels", "packages_from_lock"]
 
@@ -41,10 +41,10 @@ def packages_from_lock(pins: Sequence[Pin], index: object, *, built: Mapping[str
     for pin in pins:
         dependencies: list[str] = sorted(deps.get(pin.name, ()))
         if pin.url is not None:
-            out.append(_direct(pin, dependencies))
+            out.append(direct_package(pin, dependencies))
             continue
         wanted = {h.split(":", 1)[1] for h in pin.hashes if h.startswith("sha256:")}
-        matching = [f for f in files.get(pin.name, []) if f.sha256 in wanted and _same_version(f.version, pin.version)]
+        matching = [f for f in files.get(pin.name, []) if f.sha256 in wanted and same_version(f.version, pin.version)]
         if not matching:
             problems.append(LockError(pin.path, pin.line, f"{pin.name}=={pin.version}: none of its sha256 hashes is "
                                       "a file the index serves, so no URL can be written",
@@ -78,7 +78,7 @@ def built_wheels(prof: Profile, pins: Sequence[Pin], wheelhouse_dir: Path | None
         pin = locked.get(name)
         if name not in prof.deferred_names or entry.profile != prof.name or pin is None:
             continue
-        if not _same_version(Version(entry.version), pin.version):
+        if not same_version(Version(entry.version), pin.version):
             continue
         base = entry.key.get("base") or {}
         if any(locked.get(canonicalize_name(b)) is None or locked[canonicalize_name(b)].key() != v

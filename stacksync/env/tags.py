@@ -29,7 +29,7 @@ _LEGACY_ARCHS = {"manylinux2014": {"x86_64", "i686", "aarch64", "armv7l", "ppc64
 def _arch(snapshot: Snapshot) -> str:
     """``x86_64`` / ``aarch64`` / ``i686``: from ``sysconfig.get_platform()`` in the target (a 32-bit
     Python on a 64-bit kernel says ``linux-i686`` there while ``platform.machine()`` says ``x86_64``)."""
-    platform_tag = str(snapshot.raw.get("python", {}).get("platform_tag") or "")
+    platform_tag = snapshot.platform_tag or ""
     if platform_tag.startswith("linux-"):
         return platform_tag.split("-", 1)[1].replace("-", "_").replace(".", "_")
     return str(snapshot.platform.get("machine") or snapshot.marker_environment.get("platform_machine", ""))
@@ -78,8 +78,7 @@ def cpython_tags(python_xy: str, soabi: str | None, platforms: Sequence[str]) ->
 
 def supported_tags(snapshot: Snapshot) -> list[Tag]:
     """The wheel tags the probed target installs, most preferred first (pip's order)."""
-    soabi = snapshot.raw.get("python", {}).get("soabi")
-    return cpython_tags(snapshot.python_xy, soabi if isinstance(soabi, str) else None, _platforms(snapshot))
+    return cpython_tags(snapshot.python_xy, snapshot.soabi, _platforms(snapshot))
 
 
 def wheel_fits(filename: str, supported: Sequence[Tag] | frozenset[Tag]) -> bool:

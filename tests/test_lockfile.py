@@ -149,6 +149,7 @@ def test_a_url_pin_is_named_by_its_url_without_credentials_not_name_none() -> No
     assert "==None" not in text and "secret" not in text
 
 
+@pytest.mark.slow  # ~9 s on 2 cores: builds and parses 50 MB
 def test_a_50_mb_lock_and_a_1_mb_line_parse_whole() -> None:
     """Linear time: the shape of a CUDA-stack lock (many hashes per pin) blown up to 50 MB, and one
     1 MB line (the result is asserted; the time is the benchmark's business)."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stacksync.core import runner
+from stacksync.core import defaults, runner
 from stacksync.core.errors import CommandFailed, StacksyncError
 
 
@@ -68,3 +68,19 @@ def test_the_edge_refuses_a_bad_numeric_setting_before_the_task_runs(var: str, t
     lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
     assert len(lines) == 1 and f"{var}='abc': not a positive number of seconds" in lines[0], lines
     assert "no such venv" not in done.stderr  # refused before the task looked at its arguments
+
+
+def test_one_probe_script_with_three_commands() -> None:
+    """stacksync/probes/probe.py (shipped in the package) answers env, cuda and smoke, each with its own
+    document; anything else is a usage line and exit 2."""
+    assert defaults.PROBE_SCRIPT.is_file() and defaults.PROBE_SCRIPT.parent.parent.name == "stacksync"
+    env = runner.run_script(sys.executable, "env")
+    assert env["probe"] == 1 and env["python"]["executable"]
+    cuda = runner.run_script(sys.executable, "cuda")
+    assert cuda["probe_cuda"] == 1 and "driver" in cuda
+    smoke = runner.run_script(sys.executable, "smoke", "json", "no_such_module_here")
+    assert [(m["name"], m["ok"]) for m in smoke["modules"]] == [("json", True), ("no_such_module_here", False)]
+    for argv in ([], ["nope"]):
+        proc = subprocess.run([sys.executable, "-I", str(defaults.PROBE_SCRIPT), *argv], capture_output=True,
+                              text=True)
+        assert proc.returncode == 2 and "usage: probe.py {env,cuda,smoke}" in proc.stderr

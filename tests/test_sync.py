@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pkgfactory
 import pytest
+from clihelp import invoke
 from pkgfactory import IndexServer
 from stackprofile import (
     LOCK_A,
@@ -122,8 +123,9 @@ def test_sync_makes_the_target_the_lock_twin(synced: dict[str, object], stack_pa
 
 
 def smoke_runs(history: list[list[str]]) -> list[list[str]]:
-    """The module lists of the smoke.py runs in ``history``, in order."""
-    runs = [argv[argv.index(a) + 1:] for argv in history for a in argv if a.endswith("smoke.py")]
+    """The module lists of the ``probe.py smoke`` runs in ``history``, in order."""
+    runs = [argv[argv.index(a) + 2:] for argv in history for i, a in enumerate(argv)
+            if a.endswith("probe.py") and argv[i + 1:i + 2] == ["smoke"]]
     return [run[2:] if run[:1] == ["--json-out"] else run for run in runs]  # the document's own file
 
 
@@ -393,9 +395,7 @@ def test_cli_refuses_a_second_concurrent_sync(synced: dict[str, object]) -> None
     assert isinstance(venv, Path)
     env = runner.clean_env()
     with targetlock.hold(venv):
-        proc = subprocess.run([str(Path(sys.executable).parent / "invoke"), "sync", "--profile", str(synced["profile"]),
-                               "--venv", str(venv)], cwd=ROOT, env=env, capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL)
+        proc = invoke("sync", "--profile", str(synced["profile"]), "--venv", str(venv), env=env)
     assert proc.returncode == 1, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("stacksync: error: ")

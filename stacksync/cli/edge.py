@@ -1,9 +1,11 @@
-"""The edge: where typed errors become one line on stderr and an exit code. Only tasks.py and
-noxfile.py use this; library code raises."""
+"""The edge: where typed errors become one line on stderr and an exit code. Only the tasks
+(stacksync.cli.tasks) and nox sessions use this; library code raises."""
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,11 +32,21 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(INTERRUPTED_EXIT)
 
 
+def _launched_as_cli() -> bool:
+    """The process is ``invoke`` / ``inv`` / ``stacksync`` (console script or ``python -m``), not a test
+    runner or another program that imported the tasks."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    name = spec.name if spec is not None else os.path.basename(str(getattr(main, "__file__", "") or ""))
+    return name.split(".")[0] in ("invoke", "inv", "stacksync")
+
+
 def catch_early_interrupts() -> None:
-    """Install :func:`_on_sigint` (tasks.py calls it when invoke loads it). Left alone when SIGINT is
-    ignored (a job started with ``nohup`` or in the background keeps ignoring it) or already handled
-    by someone else, and off the main thread (where no handler can be set)."""
-    if threading.current_thread() is threading.main_thread() and \
+    """Install :func:`_on_sigint` (stacksync.cli.tasks calls it when invoke or the ``stacksync`` command
+    loads the tasks). Left alone outside those commands (a test runner importing the tasks keeps its
+    own Ctrl-C), when SIGINT is ignored (a job started with ``nohup`` or in the background keeps
+    ignoring it) or already handled by someone else, and off the main thread (where no handler can be set)."""
+    if _launched_as_cli() and threading.current_thread() is threading.main_thread() and \
             signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _on_sigint)
 

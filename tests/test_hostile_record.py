@@ -18,6 +18,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from stacksync.env import damage, manifest, record
 from stacksync.env.confine import Confine, NotRegular, open_regular, scheme_base
@@ -196,7 +197,7 @@ def test_confine_and_open_regular(tmp_path: Path) -> None:
 
 
 def test_report_and_manifest_compare_name_outside_rows() -> None:
-    dist = record.Dist(record.canonicalize_name("good"), "1.0", "/v/site/good-1.0.dist-info", "/v/site", [],
+    dist = record.Dist(canonicalize_name("good"), "1.0", "/v/site/good-1.0.dist-info", "/v/site", [],
                        outside=["../../../../dev/zero"])
     scan = record.Scan(["/v/site"], [dist])
     assert not scan.ok
@@ -233,10 +234,11 @@ def test_check_confines_a_dist_that_scan_did_not_place(tmp_path: Path) -> None:
     done = _bounded("""
         import json, sys
         from pathlib import Path
+        from packaging.utils import canonicalize_name
         from stacksync.env import record
         site = Path(sys.argv[1])
         rows = record.parse_record((site / "good-1.0.dist-info" / "RECORD").read_text())
-        dist = record.Dist(record.canonicalize_name("good"), "1.0", str(site / "good-1.0.dist-info"), str(site),
+        dist = record.Dist(canonicalize_name("good"), "1.0", str(site / "good-1.0.dist-info"), str(site),
                            rows)
         result = record.check(record.Scan([str(site)], [dist]))
         print(json.dumps({"outside": dist.outside, "modified": dist.modified, "bytes": result.bytes}))

@@ -171,3 +171,46 @@ def test_invoke_freeze_from_a_conda_list_names_the_format(tmp_path: Path) -> Non
     req = (tmp_path / "locks" / "conda" / "requirements.in").read_text()
     assert "torch===2.3.1" in req and "#   line 28: pytorch-cuda 12.1:" in req
     assert 'python = "3.10"' in (tmp_path / "locks" / "conda" / "stack.toml").read_text()
+
+
+COLLECTED = Path(__file__).parent / "data" / "real" / "collected"
+
+
+@pytest.mark.parametrize(("name", "fmt", "python", "platform"), [
+    ("assistant-base-pip-freeze.txt", listing.FREEZE, None, "linux"),
+    ("clinical-bert-pip-list.txt", listing.PIP_LIST, None, "linux"),
+    ("dcl-conda-explicit.txt", listing.CONDA_EXPLICIT, "3.6", "linux"),
+    ("emcad-environment.yml", listing.CONDA_YAML, "3.8", "linux"),
+    ("mega-sam-environment.yml", listing.CONDA_YAML, "3.10", None),
+    ("paris-conda-explicit.txt", listing.CONDA_EXPLICIT, "3.9", "linux"),
+    ("proteinmpnn-environment.yml", listing.CONDA_YAML, None, None),
+    ("pytorch-morph-pip-freeze.txt", listing.FREEZE, None, "win32"),
+    ("tinyzero-pip-list.txt", listing.PIP_LIST_EDITABLE, None, "linux"),
+    ("topographicvae-conda-list.txt", listing.CONDA_LIST, "3.6", "linux"),
+])
+def test_collected_public_baselines_become_loadable_profiles(name: str, fmt: str, python: str | None,
+                                                             platform: str | None, tmp_path: Path) -> None:
+    """Lists published in ML repositories (source in each file's first line): the format is recognised,
+    the Python / platform read where the file says them, and the proposal loads as a profile."""
+    from stacksync.env.baseline import write_profile
+    from stacksync.lock import profile
+
+    found = parse_listing(COLLECTED / name)[1]
+    assert found.format == fmt
+    assert ([h.value for h in found.python][:1] or [None]) == [python]
+    assert ([h.value for h in found.platform][:1] or [None]) == [platform]
+    proposal = from_file(str(COLLECTED / name), "p")
+    write_profile(proposal, "p", locks_dir=tmp_path)
+    loaded = profile.load(tmp_path / "p")
+    assert loaded.python == (python or f"{sys.version_info[0]}.{sys.version_info[1]}")
+    assert proposal.pinned + proposal.as_written > 0
+
+
+def test_a_build_column_is_not_a_location_and_develop_rows_are_apart() -> None:
+    parsed, _ = parse_listing(COLLECTED / "clinical-bert-pip-list.txt")
+    (torch,) = parsed.get("torch")
+    assert (torch.version, torch.editable) == ("2.10.0", False)
+    (verl,) = parse_listing(COLLECTED / "tinyzero-pip-list.txt")[0].get("verl")
+    assert verl.editable and verl.url == "file:///users/gwang16/Jillian/TinyZero"
+    found = parse_listing(COLLECTED / "topographicvae-conda-list.txt")[1]
+    assert any(a.name == "tvae" and "development (editable) install" in a.why for a in found.apart)

@@ -34,6 +34,7 @@ PIP_LIST_EDITABLE = "pip list / uv pip list (columns, with the editable project 
 PIP_JSON = "pip list --format=json"
 CONDA_LIST = "conda list"
 CONDA_EXPORT = "conda list --export"
+CONDA_EXPLICIT = "conda list --explicit"
 CONDA_YAML = "conda env export (environment.yml)"
 COLUMNS = "a name / version table without a header"
 
@@ -152,6 +153,10 @@ def detect(text: str) -> str:
             return CONDA_LIST
         if line.startswith("# packages in environment at"):
             return CONDA_LIST
+        if line.strip() == "@EXPLICIT":
+            return CONDA_EXPLICIT
+        if line.startswith(("# platform:", "# $ conda create")) and any(ln.strip() == "@EXPLICIT" for ln in lines):
+            return CONDA_EXPLICIT
         if line.startswith(("# platform:", "# $ conda create")):
             return CONDA_EXPORT
         if [w.lower() for w in words[:2]] == ["package", "version"] and not line.startswith("#") \
@@ -179,6 +184,8 @@ def read_listing(text: str) -> Listing:
         _from_conda_table(listing, lines, out)
     elif fmt == CONDA_EXPORT:
         _from_conda_export(listing, lines, out)
+    elif fmt == CONDA_EXPLICIT:
+        _from_conda_explicit(listing, lines, out)
     elif fmt == CONDA_YAML:
         _from_yaml(listing, lines, out)
     else:
@@ -288,6 +295,7 @@ def _columns(rule: str) -> list[int]:
 
 def _from_pip_table(listing: Listing, lines: list[str], out: list[str | None]) -> None:
     starts: list[int] = []
+    location_at: int | None = None
     for i, line in enumerate(lines):
         if out[i] is None:
             continue
@@ -295,6 +303,10 @@ def _from_pip_table(listing: Listing, lines: list[str], out: list[str | None]) -
         if [w.lower() for w in words[:2]] == ["package", "version"] and i + 1 < len(lines) \
                 and _RULE.match(lines[i + 1]):
             starts = _columns(lines[i + 1])
+            # the columns pip may add: Build (a wheel's build tag), Editable project location, Location,
+            # Installer; only the editable location makes a row an editable install
+            location_at = next((s for s in starts if line[s:].lower().startswith("editable project location")),
+                               None)
             out[i] = ""
             continue
         if _RULE.match(line) or not line.strip():
@@ -302,11 +314,18 @@ def _from_pip_table(listing: Listing, lines: list[str], out: list[str | None]) -
             continue
         if len(words) < 2 or not _NAME.match(words[0]):
             continue  # left as written: the reader names the line
-        location = line[starts[2]:].strip() if len(starts) > 2 and len(line) > starts[2] else ""
+        location = line[location_at:].split("  ", 1)[0].strip() \
+            if location_at is not None and len(line) > location_at else ""
         out[i] = f"-e {_file_url(location, words[0])}" if location else f"{words[0]}=={words[1]}"
         if location:
             listing.editable_versions[i + 1] = words[1]
         listing.rows += 1
+
+
+#: conda packages that exist on one platform only: the baseline's platform when nothing else says it
+_CONDA_PLATFORM_ROWS = {"_libgcc_mutex": "linux", "libgcc-ng": "linux", "libstdcxx-ng": "linux",
+                        "vs2015_runtime": "win32", "vc": "win32", "ucrt": "win32", "vc14_runtime": "win32",
+                        "libcxx": "darwin"}
 
 
 def _conda_row(listing: Listing, number: int, name: str, version: str, build: str, channel: str) -> str:
@@ -323,8 +342,15 @@ def _conda_row(listing: Listing, number: int, name: str, version: str, build: st
         listing.cuda.append(Hint(f"{cuda.group(1)}.{cuda.group(2)}", number, f"{name}'s build {build}"))
     if n in ("pytorch-cuda", "cudatoolkit", "cuda-version", "cuda-toolkit") and _xy(version):
         listing.cuda.append(Hint(_xy(version) or "", number, f"{name} {version} at line {number}"))
+    plat = _CONDA_PLATFORM_ROWS.get(n) or ("linux" if n.startswith("ld_impl_linux") else None)
+    if plat is not None and not any(h.value == plat for h in listing.platform):
+        listing.platform.append(Hint(plat, number, f"the {plat}-only conda package {name} at line {number}"))
     if channel == "pypi" or build.startswith("pypi_"):
         return f"{name}=={version}"
+    if channel == "<develop>" or build.startswith("dev_"):
+        listing.apart.append(Apart(number, name, version, "a development (editable) install: its source is a "
+                                   "folder on the baseline's machine (pin it as NAME @ git+URL@<commit>)"))
+        return ""
     why = knownstacks.conda_only(n, build)
     if why is not None:
         listing.apart.append(Apart(number, name, version, why))
@@ -374,6 +400,34 @@ def _from_conda_export(listing: Listing, lines: list[str], out: list[str | None]
             out[i] = "" if line.lstrip().startswith("#") or not line.strip() else line
             continue
         out[i] = _conda_row(listing, i + 1, m.group(1), m.group(2), m.group(3), "")
+
+
+_PACKAGE_FILE = re.compile(r"/([^/]+)/([^/]+)-([^-/]+)-([^-/]+)\.(?:tar\.bz2|conda)$")
+
+
+def _from_conda_explicit(listing: Listing, lines: list[str], out: list[str | None]) -> None:
+    """``conda list --explicit``: ``@EXPLICIT`` then one package URL per line, the file name
+    ``name-version-build.conda`` (or ``.tar.bz2``) under its subdir (``linux-64``)."""
+    for i, line in enumerate(lines):
+        if out[i] is None:
+            continue
+        text = line.strip().split("#", 1)[0].strip()
+        if line.startswith("# platform:"):
+            plat = _platform_of(line.split(":", 1)[1].strip())
+            if plat is not None:
+                listing.platform.append(Hint(plat, i + 1, f"{line.strip()!r} at line {i + 1}"))
+        m = _PACKAGE_FILE.search(text)
+        if m is None:
+            out[i] = ""
+            if text and text != "@EXPLICIT":
+                listing.apart.append(Apart(i + 1, text[:80], "", "a line conda --explicit does not write"))
+            continue
+        subdir, name, version, build = m.group(1), m.group(2), m.group(3), m.group(4)
+        if subdir != "noarch" and not listing.platform:
+            plat = _platform_of(subdir)
+            if plat is not None:
+                listing.platform.append(Hint(plat, i + 1, f"the {subdir} package at line {i + 1}"))
+        out[i] = _conda_row(listing, i + 1, name, version, build, "")
 
 
 def _yaml_item(line: str) -> tuple[int, str] | None:

@@ -29,7 +29,7 @@ def explain(name: str, req_in: str = REQ_IN, **kw: object) -> str:
 
 @pytest.mark.parametrize(("name", "kind"), [
     ("nover.pip.txt", "no-version"), ("nover.uv.txt", "no-version"), ("newpy.pip.txt", "python"),
-    ("newpy.uv.txt", "python"), ("plat.uv.txt", "platform"), ("plat.pip.txt", "no-version"),
+    ("newpy.uv.txt", "python"), ("plat.uv.txt", "platform"), ("plat.pip.txt", "no-version"), ("abi.uv.txt", "python"),
     ("conflict.pip.txt", "conflict"), ("conflict.uv.txt", "conflict"), ("build.pip.txt", "build"),
     ("net.pip.txt", "network"), ("net.uv.txt", "network"), ("vcs.pip.txt", "vcs"), ("vcs.uv.txt", "vcs"),
     ("noauth.uv.txt", "credentials"), ("badauth.uv.txt", "credentials"),
@@ -93,3 +93,13 @@ def test_no_version_platform_build_network_vcs_credentials_fixes() -> None:
         assert "Failed to connect to 127.0.0.1 port 9" in vcs and "git clone it by hand" in vcs
     auth = explain("badauth.uv.txt", "numpy-like==1.0\n")
     assert "the index refused the credentials" in auth and "403 Forbidden" in auth
+
+
+def test_an_abi_tag_miss_is_the_python_version() -> None:
+    """uv against PyPI for a 2020 freeze read as Python 3.11 (the file did not say its Python)."""
+    found = explain("abi.uv.txt", "torch==1.6.0+cpu\nopen3d==0.10.0.1\n")
+    assert classify((DATA / "abi.uv.txt").read_text()) == "python"
+    assert found.startswith("locks/p/requirements.in:2: uv pip compile cannot resolve open3d==0.10.0.1: no version "
+                            "for this Python")
+    assert "the lock is for Python 3.11" in found and "`cp35m`, `cp36m`, `cp37m`, `cp38` only" in found
+    assert "--python-version X.Y" in found

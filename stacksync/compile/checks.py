@@ -84,9 +84,9 @@ _CLASSES: tuple[tuple[str, tuple[str, ...]], ...] = (
                  "temporary failure in name resolution", "name or service not known", "could not resolve host",
                  "read timed out", "connecttimeouterror", "failed to fetch:", "network is unreachable")),
     ("python", ("requires a different python", "requires python", "does not satisfy python",
-                "the current python version")),
-    ("platform", ("no wheels with a matching platform tag", "no wheels with a matching python abi tag",
-                  "no wheels with a matching python implementation tag", "no wheels with a matching python version")),
+                "the current python version", "no wheels with a matching python abi tag",
+                "no wheels with a matching python implementation tag", "no wheels with a matching python version")),
+    ("platform", ("no wheels with a matching platform tag",)),
     ("build", ("failed to build", "subprocess-exited-with-error", "metadata-generation-failed",
                "build backend failed", "backendunavailable", "failed to download and build")),
     ("conflict", ("conflicting dependencies", "the conflict is caused by", "depend on", "depends on")),
@@ -97,7 +97,7 @@ _CLASSES: tuple[tuple[str, tuple[str, ...]], ...] = (
 _NOISE = ("traceback", "file \"", "^", "the above exception", "during handling", "--- stderr", "[notice]",
           "return ", "raise ", "warning: retrying")
 _EXC_LINE = re.compile(r"^(?:pip\._\S+|\w+Error|\w+Exception)(?:\.\w+)*: (.+)$")
-_PY_VERSION = re.compile(r"(?:current Python version \(|different Python: )(\d+\.\d+)")
+_PY_VERSION = re.compile(r"(?:current Python version \(|different Python: |You require CPython )(\d+\.\d+)")
 _REQ_INFO = re.compile(r"RequirementInformation\(requirement=\w+\('([^']+)'\), parent=(?:None|\w+\('([^']+)'\))\)")
 _PY_NEEDED = re.compile(r"Python ?([<>=!~]=?\s*\d+(?:\.\d+)*)|not in '([^']+)'")
 
@@ -239,7 +239,9 @@ def _fix_for(pin: Pin, kind: str, output: str, python: str | None, platforms: Se
         found = _PY_VERSION.search(output)
         here = python or (found.group(1) if found else "the profile's")
         need = _PY_NEEDED.search(output)
-        needed = f" ({pin.name} needs Python {(need.group(1) or need.group(2)).strip()})" if need else ""
+        tags = re.search(r"with the following Python ABI tags?: (.+)", output)
+        needed = f" ({pin.name} needs Python {(need.group(1) or need.group(2)).strip()})" if need else \
+            (f" ({pin.name} has wheels for {tags.group(1).strip()} only)" if tags else "")
         return (f"the cause is the Python version{needed}: the lock is for Python {here}; set python = \"X.Y\" in "
                 f"stack.toml to the baseline's Python (invoke freeze --from FILE --python-version X.Y), or pin a "
                 f"version of {pin.name} that supports Python {here} at {pin.where}")

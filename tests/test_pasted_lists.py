@@ -214,3 +214,15 @@ def test_a_build_column_is_not_a_location_and_develop_rows_are_apart() -> None:
     assert verl.editable and verl.url == "file:///users/gwang16/Jillian/TinyZero"
     found = parse_listing(COLLECTED / "topographicvae-conda-list.txt")[1]
     assert any(a.name == "tvae" and "development (editable) install" in a.why for a in found.apart)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in LISTS.iterdir() if "utf16" not in p.name))
+def test_every_format_saved_by_powershell_as_utf16_reads_the_same(name: str, tmp_path: Path) -> None:
+    """Windows PowerShell 5's `>` writes UTF-16 LE with a BOM and CRLF, whatever the command printed."""
+    text = (LISTS / name).read_text(encoding="utf-8")
+    pasted = tmp_path / name
+    pasted.write_bytes(b"\xff\xfe" + text.replace("\n", "\r\n").encode("utf-16-le"))
+    parsed, found = parse_listing(pasted)
+    original, expected = parse_listing(LISTS / name)
+    assert (found.format, parsed.encoding) == (expected.format, "utf-16")
+    assert versions(parsed) == versions(original) and [a.name for a in found.apart] == [a.name for a in expected.apart]

@@ -226,3 +226,16 @@ def test_every_format_saved_by_powershell_as_utf16_reads_the_same(name: str, tmp
     original, expected = parse_listing(LISTS / name)
     assert (found.format, parsed.encoding) == (expected.format, "utf-16")
     assert versions(parsed) == versions(original) and [a.name for a in found.apart] == [a.name for a in expected.apart]
+
+
+def test_collected_conda_tooling_mkl_bindings_and_cuda_builds(tmp_path: Path) -> None:
+    """What compiling the collected baselines against PyPI showed: conda's plugins (conda-anaconda-*),
+    conda's MKL bindings and C++ libraries built per Python are not PyPI pins; a +cu121 pin names its index."""
+    clinical = from_file(str(COLLECTED / "clinical-bert-pip-list.txt"), "c")
+    assert {"conda-anaconda-telemetry", "conda-anaconda-tos", "anaconda-auth"} <= set(clinical.left_out)
+    found = parse_listing(COLLECTED / "emcad-environment.yml")[1]
+    assert "libboost-python" in {a.name for a in found.apart}
+    paris = parse_listing(COLLECTED / "paris-conda-explicit.txt")[1]
+    assert {"mkl_fft", "mkl_random", "mkl-service"} <= {a.name for a in paris.apart}
+    tiny = from_file(str(COLLECTED / "tinyzero-pip-list.txt"), "t")
+    assert '# extra_index_urls = ["https://download.pytorch.org/whl/cu121"]' in tiny.stack_toml

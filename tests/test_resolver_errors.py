@@ -103,3 +103,14 @@ def test_an_abi_tag_miss_is_the_python_version() -> None:
                             "for this Python")
     assert "the lock is for Python 3.11" in found and "`cp35m`, `cp36m`, `cp37m`, `cp38` only" in found
     assert "--python-version X.Y" in found
+
+
+def test_a_local_cuda_build_missing_points_at_the_pytorch_index() -> None:
+    text = ("error: No solution found when resolving dependencies\n  cause: Because there is no version of "
+            "torch==2.4.0+cu121 and you require torch==2.4.0+cu121, we can conclude that your requirements are "
+            "unsatisfiable.\n")  # uv 0.13.9 against PyPI, for a pip list of a TinyZero environment
+    pins = parse_text("numpy==1.26.4\ntorch==2.4.0+cu121\n", "requirements.in").pins
+    found = str(explain_failure(CommandFailed(["uv"], 1, text), pins, "uv pip compile"))
+    assert found.startswith("requirements.in:2: uv pip compile cannot resolve torch==2.4.0+cu121: no such version")
+    assert 'extra_index_urls = ["https://download.pytorch.org/whl/cu121"]' in found
+    assert "pin torch==2.4.0 at requirements.in:2" in found

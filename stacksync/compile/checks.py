@@ -259,6 +259,12 @@ def _fix_for(pin: Pin, kind: str, output: str, python: str | None, platforms: Se
         lines = ", ".join(f"{p.requirement} ({p.where})" for p in [pin, *others])
         return (f"relax one of {lines} so that both can be installed" if others else
                 f"relax {pin.requirement} (or what it conflicts with) so that both can be installed")
+    local = re.search(r"\+(cu\d+|cpu|rocm[\d.]+)$", pin.version or "")
+    if kind == "no-version" and local is not None:
+        url = f"https://download.pytorch.org/whl/{local.group(1)}"
+        return (f"{pin.name}=={pin.version} is a build the PyTorch index serves, not this index: add "
+                f"extra_index_urls = [\"{url}\"] in stack.toml, or pin {pin.name}=={(pin.version or '').split('+')[0]} "
+                f"at {pin.where}")
     if kind == "no-version" and "(from versions: none)" in output:
         return (f"the index serves no file of {pin.name} that installs here: check the name at {pin.where}, and "
                 f"which Python / platform its files are for (Python {python or '?'}, "

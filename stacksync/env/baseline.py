@@ -20,6 +20,7 @@ The user reviews both files and runs ``invoke compile --profile NAME``.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -114,7 +115,7 @@ def propose(pins: Sequence[Pin], *, profile: str, source: str, python: str,
         if pin.name in _LEFT_OUT_INSTALLERS and not include_installers:
             installers.append(pin.name)
             continue
-        if pin.name in knownstacks.CONDA_TOOLING:
+        if knownstacks.is_conda_tooling(pin.name):
             conda_tools.append(pin.name)
             continue
         known_source = knownstacks.FROM_SOURCE_ONLY.get(pin.name)
@@ -154,6 +155,10 @@ def propose(pins: Sequence[Pin], *, profile: str, source: str, python: str,
             from_source.append(pin.name)
             continue
         names.append(pin.name)
+        local = re.search(r"\+(cu\d+|cpu|rocm[\d.]+)$", pin.version or "")
+        if local is not None and pin.url is None:  # torch==2.4.0+cu121: a build of the PyTorch index
+            index_hints.setdefault(f"https://download.pytorch.org/whl/{local.group(1)}", []).append(
+                f"{pin.where} ({pin.name}=={pin.version})")
         if pin.version is not None and pin.url is None and pin.specifier.startswith("=="):
             plain.append(f"{pin.name}{_exact(pin.version)}{_marker(pin)}")
             eq_names.append(pin.name)
@@ -231,8 +236,8 @@ def _stack_toml(profile: str, source: str, python: str, names: Sequence[Normaliz
              f"platforms = {_toml_list([platform])}",
              '# index_url = "https://pypi.org/simple"   # or your mirror: https://${USER}:${TOKEN}@host/simple']
     if index_hints:
-        lines.append("# per-line --index-url / --extra-index-url in the baseline (pip ignores them on a "
-                     "requirement line):")
+        lines.append("# indexes the baseline names (per-line --index-url / --extra-index-url, which pip ignores on "
+                     "a requirement line; +cuXXX / +cpu builds of the PyTorch index):")
         lines.append(f"# extra_index_urls = {_toml_list(list(index_hints))}")
         lines += [f"#   {url}: {', '.join(where)}" for url, where in index_hints.items()]
     if base:

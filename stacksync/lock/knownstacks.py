@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from packaging.utils import NormalizedName, canonicalize_name
 
 __all__ = ["BASE", "CONDA_ONLY", "CONDA_RENAMES", "CONDA_TOOLING", "DEFERRED", "FROM_SOURCE_ONLY", "MODULES",
-           "KnownDeferred", "conda_only", "is_cuda_runtime", "modules_of",
+           "KnownDeferred", "conda_only", "is_conda_tooling", "is_cuda_runtime", "modules_of",
            "module_names", "propose_base", "propose_deferred"]
 
 #: installed first, binary only, with their locked closure (the nvidia-* runtime wheels come with torch)
@@ -111,6 +111,10 @@ CONDA_ONLY: dict[str, str] = {
     "intel-openmp": "Intel's OpenMP runtime (a C library here)", "openssl": "a C library",
     "ca-certificates": "conda's CA bundle (certifi is the Python one)", "tzdata": "time zone files (not PyPI's tzdata)",
     "yaml": "libyaml (pyyaml is the Python one)", "ffmpeg": "a C program / library",
+    "mkl_fft": "the MKL FFT binding of conda's numpy (PyPI's numpy does not use it)",
+    "mkl_random": "the MKL random binding of conda's numpy (PyPI's numpy does not use it)",
+    "mkl-service": "conda's MKL runtime control (PyPI's numpy and torch wheels do not use it)",
+    "_pytorch_select": "conda's CPU/GPU selector for pytorch",
 }
 
 #: projects whose PyPI name belongs to another project: never looked up on the index under that name
@@ -136,6 +140,8 @@ def conda_only(name: str, build: str) -> str | None:
         return None
     if n.startswith("_") or n.startswith(("cuda-", "libcu", "libnv", "ld_impl_")):
         return "a conda system package"
+    if n.startswith("lib") and n not in _NOT_LIBS:  # libboost-python: a C++ library built per Python
+        return "a conda library package"
     if build:
         if "py" not in build.lower() and build.lower() not in ("pypi_0",) and n not in _NOT_LIBS:
             return "a conda package with no Python code (a C/C++ library or tool)"
@@ -143,6 +149,13 @@ def conda_only(name: str, build: str) -> str | None:
     if n.startswith("lib") and n not in _NOT_LIBS:
         return "a conda library package"
     return None
+
+
+def is_conda_tooling(name: str) -> bool:
+    """conda's own machinery (the tool, its solvers, plugins and Anaconda's login / telemetry), which a
+    conda base environment's ``pip freeze`` / ``pip list`` shows beside the stack."""
+    n = canonicalize_name(name)
+    return n in CONDA_TOOLING or n.startswith(("conda-", "anaconda-"))
 
 
 def is_cuda_runtime(name: str) -> bool:

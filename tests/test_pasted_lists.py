@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from stacksync.core import defaults
 from stacksync.core.defaults import INSTALLER_PACKAGES
 from stacksync.env.baseline import from_file
 from stacksync.env.diff import diff_sides
@@ -21,6 +20,7 @@ from stacksync.lock import listing
 from stacksync.lock.lockfile import RequirementsFile, parse_listing
 
 LISTS = Path(__file__).parent / "data" / "real" / "lists"
+REPO = Path(__file__).resolve().parent.parent  # this checkout: its tasks.py
 
 
 def versions(parsed: RequirementsFile) -> dict[str, str]:
@@ -162,7 +162,7 @@ def test_diff_reads_a_pip_list_and_a_conda_list_as_package_lists() -> None:
 
 def test_invoke_freeze_from_a_conda_list_names_the_format(tmp_path: Path) -> None:
     env = {**os.environ, "STACKSYNC_LOCKS_DIR": str(tmp_path / "locks")}
-    done = subprocess.run([sys.executable, "-m", "invoke", "-r", str(defaults.PROJECT_ROOT), "freeze", "--from",
+    done = subprocess.run([sys.executable, "-m", "invoke", "-r", str(REPO), "freeze", "--from",
                            str(LISTS / "ml-env-conda-list.txt"), "-p", "conda"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
     assert done.returncode == 0, done.stderr

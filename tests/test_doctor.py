@@ -1,6 +1,6 @@
 """``invoke doctor``: every finding and its fix, from prepared inputs (no GPU needed).
 
-Pure checks get facts built from a probe_cuda-shaped dict. The real probe script runs too: against
+Pure checks get facts built from a ``probe.py cuda``-shaped dict. The real probe script runs too: against
 a fake ``libcuda`` built here with gcc (exports cuDriverGetVersion, cuInit, cuDeviceGetCount ... with
 chosen values), fake ``nvcc`` scripts on PATH / CUDA_HOME, and a fake nvidia wheel layout in a real
 venv's site-packages.
@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clihelp import invoke
 
-from stacksync.core.defaults import PROJECT_ROOT
 from stacksync.core.errors import ProbeError
 from stacksync.core.runner import run_script
 from stacksync.cuda import checks, doctor
@@ -29,6 +29,8 @@ from stacksync.cuda.finding import Finding
 from stacksync.env.environment import Snapshot, snapshot_from_json
 from stacksync.lock import profile as profile_mod
 from stacksync.lock.lockfile import parse
+
+REPO = Path(__file__).resolve().parent.parent  # this checkout: its tasks.py and locks/
 
 # ------------------------------------------------------------------------------------------ helpers
 
@@ -45,7 +47,7 @@ MARKERS = {"implementation_name": "cpython", "implementation_version": "3.11.7",
 
 
 def make_facts(**changes: Any) -> cuda_facts.Facts:
-    """Facts as probe_cuda.py prints them: a healthy host (driver 550 / CUDA 12.4, one H100, nvcc 12.1,
+    """Facts as ``probe.py cuda`` prints them: a healthy host (driver 550 / CUDA 12.4, one H100, nvcc 12.1,
     ninja, gcc, 64 GiB, glibc 2.36) with ``changes`` applied to the top-level keys."""
     data: dict[str, Any] = {
         "probe_cuda": 1,
@@ -457,7 +459,7 @@ def test_preinstall_broken_lock_is_an_error_finding(tmp_path: Path) -> None:
 
 
 def test_facts_with_the_wrong_shape_are_a_probe_error() -> None:
-    with pytest.raises(ProbeError, match="probe_cuda.py printed an unexpected document"):
+    with pytest.raises(ProbeError, match="probe.py cuda printed an unexpected document"):
         cuda_facts.facts_from_json({"probe_cuda": 1, "driver": {"found": True, "cuda_int": "12040"}})
     with pytest.raises(ProbeError):
         cuda_facts.facts_from_json({"probe": 1})
@@ -507,7 +509,7 @@ def fake_libcuda(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path
 
 
 def probe(python: str | Path = sys.executable) -> cuda_facts.Facts:
-    return cuda_facts.facts_from_json(run_script(python, "probe_cuda.py"))
+    return cuda_facts.facts_from_json(run_script(python, "cuda"))
 
 
 def test_probe_reads_the_fake_driver(fake_libcuda: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -668,16 +670,11 @@ def test_doctor_on_a_fake_gpu_venv(make_venv: Callable[..., Path], fake_libcuda:
     assert failed and "nvidia-cublas-cu12" in failed[0].message
 
 
-def run_invoke(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "invoke", "doctor", *args], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
-
-
 def test_invoke_doctor_exit_codes_and_json(make_venv: Callable[..., Path], fake_libcuda: Callable[..., Path],
                                            tmp_path: Path) -> None:
     venv = make_fake_gpu_venv(make_venv)
     env = {**os.environ, "STACKSYNC_LIBCUDA": str(fake_libcuda(11080))}
-    result = run_invoke("--venv", str(venv), "--json", env=env)
+    result = invoke("doctor", "--venv", str(venv), "--json", env=env, timeout=120)
     assert result.returncode == 1, result.stderr
     data = json.loads(result.stdout)
     assert data["summary"]["errors"] >= 2 and data["target"]["version"]
@@ -687,10 +684,10 @@ def test_invoke_doctor_exit_codes_and_json(make_venv: Callable[..., Path], fake_
     # No GPU at all, plain target: a warning, exit 0, human output with the fix.
     env["STACKSYNC_LIBCUDA"] = str(tmp_path / "missing-libcuda.so.1")
     plain = make_venv("plain", pip=False, setuptools=False)
-    result = run_invoke("--python", str(plain / "bin" / "python"), env=env)
+    result = invoke("doctor", "--python", str(plain / "bin" / "python"), env=env, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "warning driver: no NVIDIA driver found" in result.stdout
     assert "fix: install the NVIDIA driver" in result.stdout
     # Bad input is one line on stderr and exit 2.
-    result = run_invoke("--python", str(tmp_path / "nope"), env=env)
+    result = invoke("doctor", "--python", str(tmp_path / "nope"), env=env, timeout=120)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "no such interpreter" in result.stderr

@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pkgfactory
 import pytest
+from clihelp import invoke
 from pkgfactory import IndexServer
 from stackprofile import LOCK_A, TOKEN_VAR, USER_VAR, dist_file, expected_a, freeze, virtualenv_at, write_profile
 
@@ -30,7 +30,6 @@ from stacksync.sync.depcheck import Package, problems
 from stacksync.sync.run import run
 from stacksync.sync.state import Options
 
-ROOT = Path(__file__).resolve().parent.parent
 ENV = {"python_version": "3.11", "sys_platform": "linux", "platform_machine": "x86_64", "os_name": "posix"}
 
 
@@ -192,10 +191,7 @@ def test_lock_hash_of_another_file_is_another_build(synced: dict[str, Path], sta
     other = pkgfactory.sha256_of(dist_file(stack_packages, "plain-b", "1.0"))
     lock.write_text(lock.read_text().replace(real, other))
     venv = synced["venv"]
-    env = runner.clean_env()
-    proc = subprocess.run([str(Path(sys.executable).parent / "invoke"), "verify", "--profile", str(prof),
-                           "--venv", str(venv)], cwd=ROOT, env=env, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL)
+    proc = invoke("verify", "--profile", str(prof), "--venv", str(venv), env=runner.clean_env())
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "1 at the locked version but another build" in proc.stderr
     assert f"differs: plain-a: another build of 1.0: installed sha256 {real[:12]}" in proc.stderr

@@ -23,6 +23,7 @@ from typing import Any
 from stacksync.backends.backend import get_backend, resolve_name
 from stacksync.core import defaults, runner
 from stacksync.core.errors import StacksyncError
+from stacksync.core.fs import atomic_write_text
 from stacksync.core.redact import redact
 from stacksync.env.environment import Snapshot, probe
 from stacksync.env.freeze import freeze
@@ -83,7 +84,7 @@ def selected_profiles(locks_dir: Path | None = None) -> list[tuple[str, str]]:
     here = f"{sys.version_info[0]}.{sys.version_info[1]}"
     out = []
     for name in profile_mod.available(locks_dir):
-        folder = (locks_dir or defaults.LOCKS_DIR) / name
+        folder = (locks_dir or defaults.locks_dir()) / name
         if not (folder / defaults.LOCK_TXT).is_file():
             continue
         try:
@@ -130,7 +131,7 @@ def reproduce(profile_name: str, venv: Path, *, venv_backend: str, backend: str 
     installer = get_backend(backend_name)
     python = runner.python_in(venv)
     installer.ensure_installer(python)
-    report_dir = report_dir or defaults.REPORTS_DIR
+    report_dir = report_dir or defaults.reports_dir()
     receipt_path = report_dir / f"reproduce-{prof.name}.receipt.json"
     problems: list[str] = []
     try:
@@ -170,10 +171,10 @@ def reproduce(profile_name: str, venv: Path, *, venv_backend: str, backend: str 
     }
     report_dir.mkdir(parents=True, exist_ok=True)
     report_path = report_dir / f"reproduce-{prof.name}.json"
-    report_path.write_text(redact(json.dumps(report, indent=2, sort_keys=True)) + "\n", encoding="utf-8")
-    (report_dir / f"reproduce-{prof.name}.freeze.txt").write_text(frozen, encoding="utf-8")
+    atomic_write_text(report_path, redact(json.dumps(report, indent=2, sort_keys=True)) + "\n")
+    atomic_write_text(report_dir / f"reproduce-{prof.name}.freeze.txt", frozen)
     summary_path = report_dir / f"reproduce-{prof.name}.txt"
-    summary_path.write_text(redact(summary(report)) + "\n", encoding="utf-8")
+    atomic_write_text(summary_path, redact(summary(report)) + "\n")
     result = Result(prof.name, verdict, freeze_sha, report, report_path, summary_path, problems)
     if problems:
         raise ReproduceError("\n".join([f"reproduce {prof.name}: the fresh venv is NOT the lock's twin "

@@ -23,7 +23,7 @@ from clihelp import invoke
 from pkgfactory import IndexServer
 from stackprofile import LOCK_A, TOKEN_VAR, USER_VAR, dist_file, expected_a, freeze, virtualenv_at, write_profile
 
-from stacksync.core import runner
+from stacksync.core import fs, runner
 from stacksync.core.errors import FetchError, SyncError
 from stacksync.env import artifacts
 from stacksync.sync.depcheck import Package, problems
@@ -71,7 +71,7 @@ def test_artifact_record_round_trip_and_a_rewritten_record_no_longer_holds(tmp_p
     entry = artifacts.Artifact("1.0", "ab" * 32, folder.name, stat)
     path = artifacts.write(tmp_path, {"plain-a": entry})  # type: ignore[dict-item]
     assert artifacts.read(tmp_path) == {"plain-a": entry}
-    assert oct(path.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # not mkstemp's 0600
+    assert oct(path.stat().st_mode & 0o777) == oct(fs.new_file_mode())  # not mkstemp's 0600
     assert entry.holds(str(site))
     (folder / "RECORD").unlink()  # what an installer does: a new dist-info, a new RECORD
     (folder / "RECORD").write_text("plain_a/__init__.py,sha256=y,1\n")
@@ -101,12 +101,6 @@ def test_installed_files_compared_with_the_wheel(tmp_path: Path) -> None:
     assert artifacts.same_files(folder, wheel) is True
     other = pkgfactory.build_wheel(tmp_path / "o", "plain-a", "1.0", files={"plain_a/__init__.py": "x = 2\n"})
     assert artifacts.same_files(folder, other) is False
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def test_direct_url_hash_is_read_in_both_spellings() -> None:

@@ -32,6 +32,8 @@ from typing import Any
 
 from packaging.utils import NormalizedName, canonicalize_name
 
+from stacksync.core.fs import atomic_write_text
+
 __all__ = ["ARTIFACTS_FILE", "Artifact", "read", "write", "record_stat", "dist_info_folders", "installed_rows",
            "wheel_rows", "same_files", "direct_url_sha256"]
 
@@ -98,8 +100,6 @@ def write(prefix: str | os.PathLike[str], entries: Mapping[NormalizedName, Artif
           installed: Iterable[NormalizedName] | None = None) -> Path:
     """Add ``entries`` to the record (atomically); with ``installed``, entries of distributions no
     longer installed are dropped."""
-    import tempfile  # here and below, not at the top: the no-op path only reads and stats
-
     path = Path(prefix) / ARTIFACTS_FILE
     current = read(prefix)
     current.update(entries)
@@ -107,23 +107,8 @@ def write(prefix: str | os.PathLike[str], entries: Mapping[NormalizedName, Artif
         keep = set(installed)
         current = {n: a for n, a in current.items() if n in keep}
     doc = {"artifacts": 1, "dists": {n: current[n].to_json() for n in sorted(current)}}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{ARTIFACTS_FILE}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=1, sort_keys=True)
-            fh.write("\n")
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps(doc, indent=1, sort_keys=True) + "\n")
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def record_stat(dist_info: str | os.PathLike[str]) -> Stat | None:

@@ -27,6 +27,7 @@ from packaging.version import InvalidVersion, Version
 from stacksync.env import artifacts
 from stacksync.env.artifacts import Artifact
 from stacksync.env.environment import Snapshot
+from stacksync.env.tags import supported_tags, wheel_fits
 from stacksync.lock.lockfile import Pin, file_sha256
 from stacksync.sync.plan import Action, Plan
 
@@ -61,36 +62,25 @@ def _short(digest: str) -> str:
     return digest[:12]
 
 
-def _may_take(path: Path, snapshot: Snapshot) -> bool:
-    """A cheap tag filter (interpreter and machine) so that a locked wheel for another platform in the
-    cache is not taken for evidence; a wrong "yes" only compares two file lists that then differ."""
-    try:
-        _, _, _, tags = parse_wheel_filename(path.name)
-    except InvalidWheelFilename:
-        return False
-    xy = snapshot.python_xy.replace(".", "")
-    machine = str(snapshot.marker_environment.get("platform_machine", ""))
-    return any((t.platform == "any" or (machine and t.platform.endswith(machine)))
-               and (t.interpreter.startswith("py") or t.interpreter == f"cp{xy}" or t.abi == "abi3")
-               for t in tags)
-
-
-def _wheel_index(cache: Path | None) -> dict[NormalizedName, list[tuple[Path, Version]]]:
-    """name -> the wheels of the sync cache (one listing, only off the common path)."""
+def _wheel_index(cache: Path | None, snapshot: Snapshot) -> dict[NormalizedName, list[tuple[Path, Version]]]:
+    """name -> the wheels of the sync cache the target can install (one listing, only off the common
+    path: a locked wheel for another platform is no evidence either way)."""
     index: dict[NormalizedName, list[tuple[Path, Version]]] = {}
     if cache is None or not cache.is_dir():
         return index
+    supported = frozenset(supported_tags(snapshot))
     for path in sorted(cache.glob("*.whl")):
         try:
             name, version, _, _ = parse_wheel_filename(path.name)
         except InvalidWheelFilename:
             continue
-        index.setdefault(name, []).append((path, version))
+        if wheel_fits(path.name, supported):
+            index.setdefault(name, []).append((path, version))
     return index
 
 
-def _cached_locked_wheels(wheels: Mapping[NormalizedName, list[tuple[Path, Version]]], pin: Pin,
-                          snapshot: Snapshot) -> list[tuple[Path, str]]:
+def _cached_locked_wheels(wheels: Mapping[NormalizedName, list[tuple[Path, Version]]],
+                          pin: Pin) -> list[tuple[Path, str]]:
     """The sync cache's wheels of exactly ``pin`` whose sha256 the lock lists (hashed: only on the
     rare path where the record does not hold)."""
     if pin.version is None:
@@ -102,7 +92,7 @@ def _cached_locked_wheels(wheels: Mapping[NormalizedName, list[tuple[Path, Versi
     wanted = _sha256s(pin)
     out = []
     for path, version in wheels.get(pin.name, []):
-        if version != want or str(version) != str(want) or not _may_take(path, snapshot):
+        if version != want or str(version) != str(want):
             continue
         digest = file_sha256(path)
         if digest in wanted:
@@ -144,7 +134,7 @@ def check(snapshot: Snapshot, pins: Mapping[NormalizedName, Pin], cache: Path | 
         if not wanted or dist.kind in ("vcs", "editable", "local-dir"):
             continue
         if folders is None or wheels is None:  # one listing each, and only off the common path
-            folders, wheels = artifacts.dist_info_folders(snapshot.site_packages), _wheel_index(cache)
+            folders, wheels = artifacts.dist_info_folders(snapshot.site_packages), _wheel_index(cache, snapshot)
         _evidence(found, snapshot, name, pin, wanted, wheels, folders.get(name), stale=entry is not None)
     return found
 
@@ -165,7 +155,7 @@ def _evidence(found: Provenance, snapshot: Snapshot, name: NormalizedName, pin: 
                                        f"{_short(direct)}... (direct_url.json), the lock lists "
                                        + ", ".join(_short(h) + "..." for h in sorted(wanted)))
         return
-    candidates = _cached_locked_wheels(wheels, pin, snapshot) if folder is not None else []
+    candidates = _cached_locked_wheels(wheels, pin) if folder is not None else []
     verdicts = [(path, digest, artifacts.same_files(os.path.join(*folder), path))
                 for path, digest in candidates] if folder is not None else []
     match = next(((p, d) for p, d, same in verdicts if same), None)

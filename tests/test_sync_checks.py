@@ -115,12 +115,15 @@ def test_direct_url_hash_is_read_in_both_spellings() -> None:
 @pytest.fixture(scope="module")
 def synced(index_server: IndexServer, stack_packages: Path, _virtualenv_app_data: Path,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
-    """A venv synced to lock A (with the index credentials set for the module)."""
+    """A venv synced to lock A (with the index credentials and a wheelhouse of its own set for the module)."""
     root = tmp_path_factory.mktemp("checks")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(USER_VAR, index_server.user)
         mp.setenv(TOKEN_VAR, index_server.password)
         mp.setenv("XDG_CACHE_HOME", str(root / "xdg"))
+        # A wheelhouse of its own: the session's would hand this module's flash-attn-like wheel to the
+        # next module's first sync (which then builds nothing).
+        mp.setenv("STACKSYNC_WHEELHOUSE", str(root / "wheelhouse"))
         prof = write_profile(root / "standin", stack_packages, index_server, LOCK_A)
         venv = virtualenv_at(root / "venv", _virtualenv_app_data)
         outcome = run(Options(profile=str(prof), venv=str(venv), cache_dir=root / "cache"))

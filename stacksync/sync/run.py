@@ -44,6 +44,7 @@ from packaging.version import InvalidVersion, Version
 
 from stacksync.backends.backend import Backend, get_backend, resolve_name
 from stacksync.core import console, defaults, faults
+from stacksync.core.cachedir import ensure_dir
 from stacksync.core.errors import CommandFailed, FetchError, IndexUnavailable, StacksyncError, SyncError, TargetError
 from stacksync.core.redact import redact
 from stacksync.env import targetlock
@@ -337,7 +338,7 @@ def fetch(state: State) -> None:
         return
     scope = _scope(state.steps)
     need = _needed(state, [p for p in scope if p not in ("deferred", "vcs")])  # vcs: cloned at install
-    state.cache.mkdir(parents=True, exist_ok=True)
+    ensure_dir(state.cache)
     index = state.profile.index.expanded(source=str(state.profile.stack_toml))
     # A wheel already in the cache with a hash the lock lists and tags the target takes is not asked
     # for again (pip download would query the index for each one). Each file is hashed once per run

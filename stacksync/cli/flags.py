@@ -15,8 +15,8 @@ from invoke.context import Context
 from invoke.tasks import Task
 from invoke.tasks import task as _invoke_task
 
-from stacksync.cli.edge import one_line_errors
-from stacksync.cli.values import NOT_GIVEN, given_values, option_spelling
+from stacksync.cli.values import NOT_GIVEN, EmptyValue, given_values, option_spelling
+from stacksync.core import console
 
 __all__ = ["SHORT_FLAGS", "ShortFlagTask", "task"]
 
@@ -43,8 +43,11 @@ class ShortFlagTask(Task[Any]):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         text: dict[str, str] = getattr(self, "_text_options", {})
         if text and args and isinstance(args[0], Context):
-            with one_line_errors():
+            try:
                 kwargs = given_values(self.name, kwargs, text)
+            except EmptyValue as exc:
+                console.error(str(exc))
+                raise SystemExit(exc.exit_code) from None
         return super().__call__(*args, **kwargs)
 
 

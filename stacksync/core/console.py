@@ -35,8 +35,9 @@ class _RedactingFormatter(logging.Formatter):
 
 def setup_logging(verbose: bool = False) -> None:
     """``--verbose`` shows every command stacksync starts (redacted)."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, stream=sys.stderr,
-                        format="stacksync: %(message)s")
+    level = logging.DEBUG if verbose else logging.WARNING
+    logging.basicConfig(level=level, stream=sys.stderr, format="stacksync: %(message)s")
+    logging.getLogger().setLevel(level)  # basicConfig does nothing the second time it is called
     for handler in logging.getLogger().handlers:
         if not isinstance(handler.formatter, _RedactingFormatter):
             handler.setFormatter(_RedactingFormatter("stacksync: %(message)s"))

@@ -250,7 +250,6 @@ def read(path: str | Path) -> RequirementsFile:
         raise LockProblems([LockError(p, 1, f"lock-version {shown_line(version) or '(missing)'!r} is not a PEP 751 "
                                       "1.x lock", 'write lock-version = "1.0"')])
     lines = _package_lines(text)
-    _validate(data, p, lines)
     result = RequirementsFile(p, header=[f"# created-by: {shown_line(str(data.get('created-by', '?')))}"])
     problems: list[LockError] = []
     raw = data.get("packages") or []
@@ -275,6 +274,7 @@ def read(path: str | Path) -> RequirementsFile:
         pins.append(pin)
     if problems:
         raise LockProblems(problems)
+    _validate(data, p, lines)  # after stacksync's own checks: theirs name the package and say more
     # `dependencies` read back as pip-compile's `# via` edges (the base phase's closure uses them).
     parents: dict[NormalizedName, list[str]] = {}
     for pkg, pin in zip(raw, pins, strict=True):

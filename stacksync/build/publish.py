@@ -28,7 +28,7 @@ from stacksync.build import wheelhouse
 from stacksync.lock import profile as profile_mod
 from stacksync.core.errors import CommandFailed, IndexUnavailable, ProfileError, StacksyncError
 from stacksync.lock.profile import Profile
-from stacksync.core.redact import MissingVariable, expand, redact, strip_credentials
+from stacksync.core.redact import MissingVariable, expand, redact, register_secret, strip_credentials
 
 __all__ = ["PublishError", "PublishResult", "upload_url", "listing_url", "publish"]
 
@@ -79,6 +79,7 @@ def _split(url: str) -> tuple[str, str | None, str | None]:
     parts = urllib.parse.urlsplit(url)
     user = urllib.parse.unquote(parts.username) if parts.username else None
     password = urllib.parse.unquote(parts.password) if parts.password else None
+    register_secret(password)  # twine's password: masked in every line, even one twine prints
     return strip_credentials(url), user, password
 
 

@@ -142,6 +142,20 @@ def test_proc_environ_through_the_task_edge_prints_no_secret(tmp_path: Path) -> 
     assert "names a file outside the folder" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_requirements_in_including_etc_passwd_is_refused_by_compile(tmp_path: Path) -> None:
+    folder = tmp_path / "locks" / "inc"
+    folder.mkdir(parents=True)
+    (folder / "stack.toml").write_text(f'python = "{PY_XY}"\nindex_url = "http://127.0.0.1:9/simple/"\n')
+    (folder / "requirements.in").write_text("plain-b\n-r /etc/passwd\n")
+    env = {**os.environ, "STACKSYNC_LOCKS_DIR": str(tmp_path / "locks")}
+    proc = invoke("compile", "-p", "inc", cwd=tmp_path, env=env)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "requirements.in:2: -r /etc/passwd names a file outside the folder" in lines[0], lines
+    assert "root:" not in proc.stdout + proc.stderr
+    assert not (folder / "requirements.txt").exists()
+
+
 def test_a_huge_bad_line_is_shown_cut_and_masked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LINE_TOKEN", TOKEN)
     lock = tmp_path / "requirements.in"

@@ -357,8 +357,9 @@ def _check_against_inputs(profile: Profile) -> None:
         raise ProfileError(src, "", "file not found", f"create it with the packages of profile {profile.name!r}")
     try:
         wanted = parse(src).names()
-    except LockProblems as exc:
-        raise ProfileError(src, "", str(exc.problems[0]).split(": ", 1)[-1]) from exc
+    except LockProblems as exc:  # the first problem, with its file:line and fix
+        first = exc.problems[0]
+        raise ProfileError(f"{first.path}:{first.line}", "", first.message, first.fix) from None
     for d in profile.deferred:
         if d.name not in wanted:
             raise ProfileError(profile.stack_toml, f"deferred.{d.name}",

@@ -192,7 +192,8 @@ def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run:
           wait: bool, report: str, backend: str, verbose: bool, accept_foreign_lock: bool = False, *,
           wheelhouse: str = "", lock: str = "") -> None:
     from stacksync.core import defaults
-    from stacksync.sync.run import Options, run
+    from stacksync.sync.run import run
+    from stacksync.sync.state import Options
 
     def ask(question: str) -> bool:
         return console.err.input(f"{question} [y/N] ").strip().lower() in ("y", "yes")

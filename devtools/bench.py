@@ -54,7 +54,8 @@ from typing import Any
 from stacksync.core import defaults, runner
 
 __all__ = ["BenchOptions", "Contender", "Goal", "Row", "CASES", "CHEAP_CASES", "parse_args", "select_cases",
-           "summarize", "judge", "render_table", "to_json", "build_wheel", "run_bench", "main"]
+           "summarize", "judge", "render_table", "to_json", "build_wheel", "run_bench", "main", "quiet_sync",
+           "scoped_environ"]
 
 CASES = ("noop", "cold", "compile", "deferred", "verify")
 CHEAP_CASES = ("noop", "cold")  # what --quick runs (one run each)
@@ -391,7 +392,8 @@ class Contender:
 
 def backend_unavailable(name: str) -> str | None:
     """Why the stacksync backend ``name`` cannot run here, ``None`` when it can."""
-    from stacksync.backends.backend import get_backend, uv_executable
+    from stacksync.backends.backend import get_backend
+    from stacksync.backends.uv import uv_executable
     from stacksync.core.errors import StacksyncError
 
     if name == "uv" and uv_executable() is None:
@@ -454,7 +456,7 @@ def measure(case: str, contenders: Sequence[Contender], runs: int, *, log: Calla
 
 
 @contextmanager
-def _environ(**values: str) -> Iterator[None]:
+def scoped_environ(**values: str) -> Iterator[None]:
     """Set environment variables for in-process runs (their child processes inherit them)."""
     old = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
@@ -468,7 +470,7 @@ def _environ(**values: str) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _quiet_sync(opts: Any) -> Any:
+def quiet_sync(opts: Any) -> Any:
     """``sync.run`` with its console output swallowed (the table is what the bench prints)."""
     from stacksync.core import console
     from stacksync.sync import run as sync_mod
@@ -480,7 +482,7 @@ def _quiet_sync(opts: Any) -> Any:
 
 def new_venv(path: Path) -> Path:
     """A fresh venv (``python -m venv``, seeds pip) at ``path``, replacing what is there; untimed."""
-    from stacksync.backends.backend import PipTools
+    from stacksync.backends.piptools import PipTools
 
     if path.exists():
         shutil.rmtree(path)
@@ -489,7 +491,7 @@ def new_venv(path: Path) -> Path:
 
 
 def _uv() -> str:
-    from stacksync.backends.backend import uv_executable
+    from stacksync.backends.uv import uv_executable
 
     return uv_executable() or "uv"
 
@@ -500,16 +502,16 @@ def noop_contenders(work: Path, backends: Sequence[str], count: int = NOOP_PACKA
     """The no-op case: build the 120-package profile, sync a venv to it once (stacksync, pip-tools
     backend, from the file:// index), then every contender re-syncs that venv (uv gets a copy of its
     own: ``uv pip sync`` removes pip and setuptools, which the lock does not list)."""
-    from stacksync.sync.run import Options
+    from stacksync.sync.state import Options
 
     locks, wheels = write_noop_profile(work / "noop", count)
     lock = locks / NOOP_PROFILE / defaults.LOCK_TXT
     venv, uv_venv = work / "noop" / "venv", work / "noop" / "venv-uv"
     cache = work / "noop" / "cache"
     python = new_venv(venv)
-    _quiet_sync(Options(profile=NOOP_PROFILE, venv=str(venv), locks_dir=locks, cache_dir=cache, yes=True))
+    quiet_sync(Options(profile=NOOP_PROFILE, venv=str(venv), locks_dir=locks, cache_dir=cache, yes=True))
     uv_python = new_venv(uv_venv)
-    _quiet_sync(Options(profile=NOOP_PROFILE, venv=str(uv_venv), locks_dir=locks, cache_dir=cache, yes=True))
+    quiet_sync(Options(profile=NOOP_PROFILE, venv=str(uv_venv), locks_dir=locks, cache_dir=cache, yes=True))
     env = runner.clean_env({"STACKSYNC_LOCKS_DIR": str(locks), "STACKSYNC_CACHE_DIR": str(cache)})
     goal = Goal("<= 0.3 s, faster than pip-sync and uv pip sync", max_s=0.3,
                 faster_than=("pip-sync", "uv pip sync"))
@@ -517,7 +519,7 @@ def noop_contenders(work: Path, backends: Sequence[str], count: int = NOOP_PACKA
 
     for name in backends:
         def in_process(name: str = name) -> None:
-            outcome = _quiet_sync(Options(profile=NOOP_PROFILE, venv=str(venv), locks_dir=locks, cache_dir=cache,
+            outcome = quiet_sync(Options(profile=NOOP_PROFILE, venv=str(venv), locks_dir=locks, cache_dir=cache,
                                           backend=name))
             if outcome.verdict != "in-sync":
                 raise RuntimeError(f"expected a no-op, got {outcome.verdict}: {outcome.summary}")
@@ -564,7 +566,7 @@ def cold_contenders(work: Path, backends: Sequence[str]) -> list[Contender]:
         venv = root / f"stacksync-{name}"
 
         def action(name: str = name, venv: Path = venv) -> None:
-            outcome = _quiet_sync(Options(profile=COLD_PROFILE, venv=str(venv), yes=True, backend=name))
+            outcome = quiet_sync(Options(profile=COLD_PROFILE, venv=str(venv), yes=True, backend=name))
             if outcome.verdict != "synced":
                 raise RuntimeError(f"expected a sync, got {outcome.verdict}: {outcome.summary}")
             timings[name] = dict(outcome.timings)
@@ -660,7 +662,7 @@ def compile_contenders(work: Path, backends: Sequence[str], *, cold: bool,
                     else Goal(f"<= 1.2x {bare_uv}", ratio=1.2, ratio_of=bare_uv))
 
         def action(name: str = name) -> None:
-            with _environ(**env_now):
+            with scoped_environ(**env_now):
                 result = compile_mod.compile_profile(prof, backend=name, check=True)
             stats[name] = {"packages": result.packages, "hashes": result.hashes,
                            "stale_vs_committed": int(result.changed), **_cache_size(env_now)}
@@ -709,11 +711,11 @@ def verify_contenders(work: Path, extra: Sequence[Path] = (), *, demo_venv: bool
     targets: list[tuple[str, Path]] = []
     demo = defaults.DEFAULT_VENV
     if demo_venv and not (demo / "pyvenv.cfg").is_file():
-        from stacksync.sync.run import Options
+        from stacksync.sync.state import Options
 
         demo = work / "verify-demo"
         new_venv(demo)
-        _quiet_sync(Options(profile=COLD_PROFILE, venv=str(demo), yes=True))
+        quiet_sync(Options(profile=COLD_PROFILE, venv=str(demo), yes=True))
     if demo_venv:
         targets.append(("demo venv", demo))
     targets += [(f"{p.name}", p) for p in extra]

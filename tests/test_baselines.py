@@ -283,7 +283,8 @@ def test_a_bare_wheel_url_with_a_marker_compiles_hashed_and_syncs(index_server: 
     require_hashes(lock.pins)  # every line hashed: the URL pin by its file
     (url_pin,) = [p for p in lock.pins if p.url]
     assert url_pin.name == "local-extra" and url_pin.hashes == (f"sha256:{pkgfactory.sha256_of(wheel)}",)
-    from stacksync.sync.run import Options, run
+    from stacksync.sync.run import run
+    from stacksync.sync.state import Options
 
     venv = make_venv("url-twin")
     opts = Options(profile="p", venv=str(venv), yes=True, locks_dir=tmp_path / "locks", cache_dir=tmp_path / "cache")

@@ -32,7 +32,8 @@ from stackprofile import LOCK_A, LOCK_B, TOKEN_VAR, USER_VAR, expected_a, freeze
 from stacksync.core import runner
 from stacksync.core.errors import StacksyncError
 from stacksync.env import damage, journal
-from stacksync.sync.run import Options, run
+from stacksync.sync.run import run
+from stacksync.sync.state import Options
 
 ROOT = Path(__file__).resolve().parent.parent
 INVOKE = str(Path(sys.executable).parent / "invoke")
@@ -461,7 +462,7 @@ def test_probe_output_on_stdout_is_shown_not_parsed(world: dict[str, Any], tmp_p
     venv = _copy_venv(world, "noisy")
     sp = _site_packages(venv)
     (sp / "noisy_like.py").write_text('print("WARNING 12-02 vllm-like: noisy import on stdout")\nVALUE = 1\n')
-    from stacksync.sync.run import smoke
+    from stacksync.sync.smoke import smoke
 
     results = smoke(venv / "bin" / "python", ["noisy_like", "plain_a"])
     assert [r["ok"] for r in results] == [True, True]

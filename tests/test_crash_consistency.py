@@ -32,11 +32,15 @@ HASH = "a" * 64
 def test_journal_round_trip_is_atomic_and_removed_at_the_end(tmp_path: Path) -> None:
     data = journal.begin(tmp_path, plan={"summary": "1 install"}, lock_sha256=HASH, deferred_sha256=None,
                          profile="demo", steps=["plan", "base"])
-    assert journal.read(tmp_path) == data and data["phase"] == "begin"
+    assert journal.read(tmp_path) == data and data.phase == "begin"
     journal.phase(tmp_path, data, "base")
     journal.phase(tmp_path, data, "rest")
     got = journal.read(tmp_path)
-    assert got is not None and got["phase"] == "rest" and got["done"] == ["base"] and got["lock_sha256"] == HASH
+    assert got is not None and got.phase == "rest" and got.done == ["base"] and got.lock_sha256 == HASH
+    on_disk = json.loads(journal.path(tmp_path).read_text(encoding="utf-8"))  # the document's keys, unchanged
+    assert set(on_disk) == {"stacksync_journal", "pid", "started", "updated", "profile", "lock_sha256",
+                            "deferred_sha256", "steps", "phase", "done", "plan"}
+    assert on_disk["stacksync_journal"] == 1 and on_disk["plan"] == {"summary": "1 install"}
     assert [p.name for p in tmp_path.iterdir()] == [journal.JOURNAL_FILE]  # no temporary file left
     assert "stopped in phase 'rest' (phases done: base)" in journal.describe(got)
     journal.finish(tmp_path)
@@ -45,7 +49,7 @@ def test_journal_round_trip_is_atomic_and_removed_at_the_end(tmp_path: Path) -> 
 
 def test_an_unreadable_journal_still_counts_as_left_over(tmp_path: Path) -> None:
     journal.path(tmp_path).write_bytes(b"\xff{not json")
-    assert journal.read(tmp_path) == {}
+    assert journal.read(tmp_path) == journal.Journal(readable=False)
     assert damage.scan(tmp_path, []).found
 
 

@@ -19,7 +19,9 @@ from stackprofile import LOCK_A, TOKEN_VAR, USER_VAR, expected_a, write_profile
 from stacksync.core import runner
 from stacksync.env import environment, sitepackages
 from stacksync.env.environment import Snapshot, probe, snapshot
-from stacksync.sync.run import Options, run, write_state
+from stacksync.sync.deferred import write_state
+from stacksync.sync.run import run
+from stacksync.sync.state import Options
 
 MakeVenv = Callable[..., Path]
 

@@ -35,7 +35,9 @@ from stackprofile import (
 from stacksync.core import runner
 from stacksync.core.errors import FetchError, StacksyncError, SyncError, TargetError
 from stacksync.env import targetlock
-from stacksync.sync.run import STATE_FILE, Options, run
+from stacksync.sync.deferred import STATE_FILE
+from stacksync.sync.run import run
+from stacksync.sync.state import Options
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -187,20 +189,20 @@ def test_a_missing_venv_is_created_with_pip_and_synced(synced: dict[str, object]
 def test_fetch_hashes_each_cached_wheel_once(synced: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
     """A wheel the cache already holds is hashed once per run, not once to find it and again to
     confirm it (a CUDA stack's wheels are GBs); the installer verifies the hashes itself."""
-    from stacksync.sync import run as sync_mod
+    from stacksync.sync import fetch as fetch_mod
 
     venv = synced["venv"]
     assert isinstance(venv, Path)
     subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "uninstall", "-y", "-q", "plain-a"], check=True,
                    capture_output=True)
     hashed: list[str] = []
-    real = sync_mod.file_sha256
+    real = fetch_mod.file_sha256
 
     def counting(path: Path) -> str:
         hashed.append(Path(path).name)
         return real(path)
 
-    monkeypatch.setattr(sync_mod, "file_sha256", counting)
+    monkeypatch.setattr(fetch_mod, "file_sha256", counting)
     runner.history.clear()
     assert run(opts(synced)).verdict == "synced"
     assert not any("download" in argv for argv in runner.history)  # taken from the cache

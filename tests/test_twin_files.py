@@ -20,12 +20,13 @@ import pytest
 from pkgfactory import IndexServer
 from stackprofile import LOCK_A, TOKEN_VAR, USER_VAR, virtualenv_at, write_profile
 
-from stacksync.backends.backend import uv_executable
+from stacksync.backends.uv import uv_executable
 from stacksync.build import export
 from stacksync.env import manifest, record, verify_files
 from stacksync.lock import pylock
 from stacksync.lock.lockfile import parse
-from stacksync.sync.run import Options, run
+from stacksync.sync.run import run
+from stacksync.sync.state import Options
 
 ROOT = Path(__file__).resolve().parent.parent
 SP = f"lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages"

@@ -30,12 +30,13 @@ from stackprofile import (
     write_profile,
 )
 
-from stacksync.backends.backend import uv_executable
+from stacksync.backends.uv import uv_executable
 from stacksync.build import wheelhouse
 from stacksync.build.publish import PublishError, publish
 from stacksync.core import runner
 from stacksync.core.errors import SyncError
-from stacksync.sync.run import Options, run
+from stacksync.sync.run import run
+from stacksync.sync.state import Options
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent

@@ -70,7 +70,7 @@ from stacksync.core.redact import redact, register_secret, register_url, strip_c
 from stacksync.lock.lockfile import file_sha256
 
 __all__ = ["IndexFile", "IndexUnavailable", "HashMismatch", "ProjectNotFound", "project_files", "fetch_file",
-           "files_for_pins", "hash_file_url", "ACCEPT"]
+           "files_for_pins", "hash_file_url", "split_auth", "ACCEPT"]
 
 ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
@@ -120,7 +120,7 @@ def _basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
 
 
-def _split_auth(url: str) -> tuple[str, str | None]:
+def split_auth(url: str) -> tuple[str, str | None]:
     """``http://u:p@host/x`` -> (``http://host/x``, ``Basic ...``); a URL without userinfo gets the
     credentials netrc or keyring hold for its host (:func:`stored_credentials`), as pip does."""
     parts = urllib.parse.urlsplit(url)
@@ -383,7 +383,7 @@ def _fragment_sha256(fragment: str) -> str | None:
 
 def _project_page(index_url: str, name: str) -> list[IndexFile]:
     """One index's files for ``name``; :class:`ProjectNotFound` on 404."""
-    bare, auth = _split_auth(index_url)
+    bare, auth = split_auth(index_url)
     page = urllib.parse.urljoin(bare.rstrip("/") + "/", f"{canonicalize_name(name)}/")
     with _open(page, auth, accept=ACCEPT, shown=index_url) as resp, _reading(index_url):
         final = resp.geturl()
@@ -467,7 +467,7 @@ def files_for_pins(index: object, pins: Mapping[str, str], *, python_version: st
 
 def _auth_for(file: IndexFile) -> str | None:
     """The index's credentials, sent only when the file lives on the index's own host."""
-    bare, auth = _split_auth(file.index_url)
+    bare, auth = split_auth(file.index_url)
     return auth if auth and _same_host(bare, file.url) else None
 
 

@@ -40,11 +40,11 @@ from typing import Any
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from stacksync.core import defaults
 from stacksync.build.buildkey import BuildKey, build_tag
+from stacksync.core import defaults
 from stacksync.core.errors import StacksyncError
-from stacksync.lock.lockfile import file_sha256
 from stacksync.core.redact import redact
+from stacksync.lock.lockfile import file_sha256
 
 __all__ = ["ENV_VAR", "SIDECAR_SUFFIX", "Entry", "TamperedWheel", "resolve_dir", "lookup", "find", "for_target",
            "entries", "add", "prune", "tagged_name", "incoming", "BuildKey"]

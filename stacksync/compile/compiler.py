@@ -39,7 +39,8 @@ from pathlib import Path
 from packaging.utils import NormalizedName, canonicalize_name
 
 from stacksync.backends import indexapi
-from stacksync.backends.backend import ResolveRequest, get_backend, resolve_name
+from stacksync.backends.backend import get_backend, resolve_name
+from stacksync.backends.base import ResolveRequest
 from stacksync.backends.lockhashes import pinned_versions
 from stacksync.compile import checks as compilecheck
 from stacksync.core import defaults

@@ -25,7 +25,7 @@ from __future__ import annotations
 import csv
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,7 +59,7 @@ class Broken:
 class Damage:
     """What :func:`scan` found. ``journal``: the leftover journal (``None``: none)."""
 
-    journal: Mapping[str, Any] | None = None
+    journal: journal_mod.Journal | None = None
     stashes: tuple[Path, ...] = ()
     broken: tuple[Broken, ...] = ()
 

@@ -86,8 +86,38 @@ class Snapshot:
         return ".".join(self.version.split(".")[:2])
 
     @property
+    def _python_facts(self) -> Mapping[str, Any]:
+        facts = self.raw.get("python")
+        return facts if isinstance(facts, Mapping) else {}
+
+    @property
     def prefix(self) -> Path:
-        return Path(self.raw.get("python", {}).get("prefix", self.python.parent.parent))
+        """``sys.prefix`` of the target (its venv folder); the interpreter's grandparent when the probe
+        document has none."""
+        return Path(self._python_facts.get("prefix", self.python.parent.parent))
+
+    @property
+    def soabi(self) -> str | None:
+        """``sysconfig``'s SOABI (``cpython-311-x86_64-linux-gnu``); ``None`` when unknown."""
+        value = self._python_facts.get("soabi")
+        return str(value) if value else None
+
+    @property
+    def platform_tag(self) -> str | None:
+        """``sysconfig.get_platform()`` (``linux-x86_64``); ``None`` when unknown."""
+        value = self._python_facts.get("platform_tag")
+        return str(value) if value else None
+
+    @property
+    def site_packages(self) -> tuple[str, ...]:
+        """The target's site-packages folders, as its probe reported them."""
+        return tuple(str(p) for p in self._python_facts.get("site_packages") or ())
+
+    @property
+    def glibc(self) -> str | None:
+        """The target's glibc version (``2.36``); ``None`` off glibc or when unknown."""
+        value = self.platform.get("glibc")
+        return str(value) if value else None
 
     def versions(self) -> dict[NormalizedName, str]:
         return {n: d.version for n, d in self.distributions.items()}

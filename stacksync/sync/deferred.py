@@ -48,7 +48,7 @@ from stacksync.sync.plan import STATE_KEY
 from stacksync.sync.smoke import smoke, smoke_phase
 from stacksync.sync.state import State
 
-__all__ = ["STATE_FILE", "Source", "install_deferred", "write_state", "compute_key", "planned_keys",
+__all__ = ["STATE_FILE", "adopt_unrecorded", "Source", "install_deferred", "write_state", "compute_key", "planned_keys",
            "choose_sources", "wheelhouse_dir", "wheels_expected", "expected_sources"]
 
 STATE_FILE = "stacksync-state.json"
@@ -109,24 +109,22 @@ def compute_key(d: Deferred, pin: Pin, lock: Mapping[NormalizedName, Pin], snaps
     src = buildkey.cuda_source(d.rebuild_on)
     facts: tuple[str | None, bool | None] = (None, None)
     if src is not None and src in lock:
-        site_packages = snapshot.raw.get("python", {}).get("site_packages") or []
         if snapshot.versions().get(src) == lock[src].key():
-            facts = buildkey.files_facts(site_packages, src) or (None, None)
+            facts = buildkey.files_facts(snapshot.site_packages, src) or (None, None)
         else:
             wheel = _cached_base_wheel(cache, lock[src])
             read = buildkey.wheel_facts(wheel, src) if wheel is not None else None
             if read is None and not assume_absent:
                 return None
             facts = read or (None, None)
-    raw_python = snapshot.raw.get("python", {})
     return BuildKey(
         package=d.name, version=pin.key(),
         source_sha256=tuple(sorted(h.split(":", 1)[1] for h in pin.hashes if h.startswith("sha256:"))),
         base=base, cuda=facts[0], cxx11_abi=facts[1], cuda_from=src if facts != (None, None) else None,
-        python=buildkey.python_tag(snapshot.python_xy, raw_python.get("soabi")),
-        platform=buildkey.platform_tag(raw_python.get("platform_tag"),
+        python=buildkey.python_tag(snapshot.python_xy, snapshot.soabi),
+        platform=buildkey.platform_tag(snapshot.platform_tag,
                                        str(snapshot.marker_environment.get("platform_machine", ""))),
-        glibc=str(snapshot.platform.get("glibc")) if snapshot.platform.get("glibc") else None,
+        glibc=snapshot.glibc,
         build_env=buildkey.key_env(d.build_env, env),
     )
 
@@ -339,7 +337,7 @@ def install_deferred(state: State) -> None:
 
     todo = state.plan.changes("deferred")
     if not todo:
-        _adopt_unrecorded(state)
+        adopt_unrecorded(state)
         return
     now = read_snapshot(state.python)  # after the base / rest phases: the key's facts as they are now
     for action in todo:
@@ -360,7 +358,7 @@ def install_deferred(state: State) -> None:
         built_against = {str(b): state.lock[b].key() for b in d.rebuild_on if b in state.lock}
         write_state(state.snapshot.prefix, d.name, pin.key(), built_against,
                     key=source.key.to_json() if source.key else None, source=source.to_json())
-    _adopt_unrecorded(state)
+    adopt_unrecorded(state)
     smoke_phase(state, "deferred")
 
 
@@ -377,7 +375,7 @@ def _install_wheel(state: State, d: Deferred, pin: Pin, source: Source, *, force
                           force_reinstall=force, stream=state.opts.verbose)
 
 
-def _adopt_unrecorded(state: State) -> None:
+def adopt_unrecorded(state: State) -> None:
     """A deferred package installed as locked with no build record (installed before stacksync, base
     unchanged since): record the current base versions (and the key) so later changes trigger a rebuild."""
     if not state.plan.unrecorded:

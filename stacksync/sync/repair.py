@@ -2,11 +2,12 @@
 plan reinstall it, clear pip's debris before the first install, and keep the journal
 (:mod:`stacksync.env.journal`) from the first change to the end of a run.
 
-:mod:`stacksync.sync.run` calls these at four points: :func:`detect` after the target is read (a damaged
-target never takes the no-op path), :func:`mark_reinstall` on every plan, :func:`begin` before the
-first change (journal written, stashes and RECORD-less dist-infos removed), :func:`end` when the run
-ended well (journal removed). :func:`verify_lines` is the twin check's part: an interrupted target is
-not the lock's twin, whatever its versions say.
+The sync steps call these at four points: :func:`detect` after the target is read (a damaged
+target never takes the no-op path), :func:`mark_reinstall` on every plan
+(:func:`stacksync.sync.prepare.build_plan`), :func:`begin` before the first change (journal written,
+stashes and RECORD-less dist-infos removed), :func:`end` when the run ended well (journal removed).
+:func:`verify_lines` is the twin check's part: an interrupted target is not the lock's twin, whatever
+its versions say.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ __all__ = ["site_packages", "detect", "mark_reinstall", "clear_debris", "begin",
 
 def site_packages(snapshot: Snapshot) -> list[str]:
     """The target's site-packages folders, as its probe reported them."""
-    return [str(p) for p in (snapshot.raw.get("python", {}).get("site_packages") or [])]
+    return list(snapshot.site_packages)
 
 
 def _memo_path(prefix: Path) -> Path:
@@ -118,7 +119,7 @@ def clear_debris(damage: Damage) -> list[str]:
 
 
 def begin(prefix: Path, damage: Damage, *, plan: Mapping[str, Any], lock_sha256: str | None,
-          deferred_sha256: str | None, profile: str, steps: list[str]) -> dict[str, Any]:
+          deferred_sha256: str | None, profile: str, steps: list[str]) -> journal.Journal:
     """Before the first change: the journal, then the debris of an earlier run cleared."""
     data = journal.begin(prefix, plan=plan, lock_sha256=lock_sha256, deferred_sha256=deferred_sha256,
                          profile=profile, steps=steps)
@@ -127,12 +128,12 @@ def begin(prefix: Path, damage: Damage, *, plan: Mapping[str, Any], lock_sha256:
     return data
 
 
-def phase(prefix: Path, data: dict[str, Any] | None, name: str) -> None:
+def phase(prefix: Path, data: journal.Journal | None, name: str) -> None:
     if data is not None:
         journal.phase(prefix, data, name)
 
 
-def end(prefix: Path, data: dict[str, Any] | None) -> None:
+def end(prefix: Path, data: journal.Journal | None) -> None:
     if data is not None:
         journal.finish(prefix)
 

@@ -28,8 +28,8 @@ from stacksync.env.environment import Snapshot, probe
 from stacksync.env.freeze import freeze
 from stacksync.lock import profile as profile_mod
 from stacksync.lock.lockfile import file_sha256
-from stacksync.sync.run import Options
 from stacksync.sync.run import run as run_sync
+from stacksync.sync.state import Options
 
 __all__ = ["ReproduceError", "Result", "hardware_skip_reason", "parse_posargs", "reproduce", "selected_profiles"]
 
@@ -100,9 +100,10 @@ def hardware_skip_reason(prof: profile_mod.Profile, *, python: str | Path = sys.
     driver that loads and runs that CUDA version; the facts come from doctor's probe of the host."""
     if prof.cuda is None:
         return None
-    from stacksync.cuda import cudalibs, doctor
+    from stacksync.cuda import cudalibs
+    from stacksync.cuda.facts import probe_facts
 
-    driver = doctor.probe_facts(python).driver
+    driver = probe_facts(python).driver
     if not driver.found:
         return (f"profile {prof.name!r} needs CUDA {prof.cuda} and an NVIDIA driver; none loads here "
                 "(libcuda.so.1 cannot be loaded); run it on a GPU machine, or force it with "

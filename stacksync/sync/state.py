@@ -10,11 +10,12 @@ from typing import Any
 
 from packaging.utils import NormalizedName
 
-from stacksync.backends.backend import Backend
+from stacksync.backends.base import Backend
 from stacksync.core import defaults
 from stacksync.env.damage import Damage
 from stacksync.env.diff import DiffResult
 from stacksync.env.environment import Snapshot
+from stacksync.env.journal import Journal
 from stacksync.lock.lockfile import Pin, RequirementsFile
 from stacksync.lock.profile import Profile
 from stacksync.sync.plan import Plan
@@ -93,5 +94,5 @@ class State:
     deferred_sources: dict[NormalizedName, Any] = field(default_factory=dict)
     #: what an interrupted run left in the target (repair.detect), and this run's journal once written
     damage: Damage = field(default_factory=Damage)
-    journal: dict[str, Any] | None = None
+    journal: Journal | None = None
 

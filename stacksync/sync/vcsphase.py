@@ -2,10 +2,10 @@
 after the rest, by commit, never editable in the twin (see :mod:`stacksync.lock.vcs` for why they live
 apart from the hashed lock).
 
-Hooks used by :mod:`stacksync.sync.run`: :func:`load` (the pins whose markers hold for the target),
-:func:`adjust_plan` (a ``vcs`` phase; the rest phase must not remove what it installs),
-:func:`keep_lines` (what pip-sync must keep), :func:`install` (the phase), :func:`lock_entries`
-(the twin check compares their commit).
+Hooks used by the sync steps (:mod:`stacksync.sync.prepare`, ``phases``, ``verify``, ``run``):
+:func:`load` (the pins whose markers hold for the target), :func:`adjust_plan` (a ``vcs`` phase; the
+rest phase must not remove what it installs), :func:`keep_lines` (what pip-sync must keep),
+:func:`install` (the phase), :func:`lock_entries` (the twin check compares their commit).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from pkgfactory import IndexServer
 
-from stacksync.backends import indexapi
+from stacksync.backends import indexapi, transport
 from stacksync.core import defaults, redact
 from stacksync.core.cachedir import CacheDirError, ensure_dir
 from stacksync.core.errors import IndexUnavailable, ProfileError
@@ -369,7 +369,7 @@ def test_a_client_certificate_that_cannot_be_loaded_is_one_line(index_server: In
 
 
 def test_transport_settings_read_pip_proxy_before_the_environment_proxies() -> None:
-    settings = indexapi.transport_settings({"PIP_PROXY": "u:pw-proxy-secret@proxy:3128",
+    settings = transport.transport_settings({"PIP_PROXY": "u:pw-proxy-secret@proxy:3128",
                                             "HTTPS_PROXY": "http://other:8080", "NO_PROXY": "x"})
     assert dict(settings.proxies) == {"http": "http://u:pw-proxy-secret@proxy:3128",
                                       "https": "http://u:pw-proxy-secret@proxy:3128"}

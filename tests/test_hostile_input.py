@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pkgfactory
 import pytest
 from pkgfactory import IndexServer
 
@@ -170,6 +171,7 @@ def test_a_huge_bad_line_is_shown_cut_and_masked(tmp_path: Path, monkeypatch: py
 
 # --- 3. empty option values ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("argv", [("-p", ""), ("--venv", ""), ("--python", ""), ("--lock", ""),
                                   ("--backend", ""), ("--profile=",)])
 def test_an_empty_option_value_is_refused_and_the_target_unchanged(argv: tuple[str, ...], tmp_path: Path,
@@ -184,6 +186,7 @@ def test_an_empty_option_value_is_refused_and_the_target_unchanged(argv: tuple[s
     assert sorted(p.name for p in (venv / "lib").rglob("site-packages/*")) == site
 
 
+@pytest.mark.slow
 def test_an_option_left_out_still_takes_its_default(tmp_path: Path, make_venv: pytest.FixtureRequest) -> None:
     venv = make_venv()  # type: ignore[operator]
     proc = invoke("plan", "--venv", str(venv), cwd=tmp_path)  # no -p: STACKSYNC_PROFILE, else demo
@@ -222,6 +225,30 @@ def test_a_3000_deep_pylock_is_one_line(tmp_path: Path) -> None:
     path.write_text('lock-version = "1.0"\nx = ' + "[" * 3000 + "]" * 3000 + "\n")
     with pytest.raises(LockProblems, match="nested too deeply"):
         pylock.read(path)
+
+
+@pytest.mark.slow
+def test_fetch_into_a_cache_under_dev_null_is_one_line_and_the_target_unchanged(
+        index_server: IndexServer, stack_packages: Path, tmp_path: Path, make_venv: pytest.FixtureRequest) -> None:
+    wheel = next(stack_packages.glob("plain_b-1.0-*.whl"))
+    folder = tmp_path / "locks" / "cache"
+    folder.mkdir(parents=True)
+    (folder / "stack.toml").write_text(f'python = "{PY_XY}"\nindex_url = "http://${{IDX_USER}}:${{IDX_PASS}}@'
+                                       f'127.0.0.1:{index_server.port}/simple/"\n')
+    (folder / "requirements.in").write_text("plain-b\n")
+    (folder / "requirements.txt").write_text(f"plain-b==1.0 \\\n    --hash=sha256:{pkgfactory.sha256_of(wheel)}\n")
+    venv = make_venv()  # type: ignore[operator]
+    site = sorted(p.name for p in (venv / "lib").rglob("site-packages/*"))
+    env = {**os.environ, "STACKSYNC_LOCKS_DIR": str(tmp_path / "locks"), "STACKSYNC_CACHE_DIR": "/dev/null",
+           "IDX_USER": index_server.user, "IDX_PASS": index_server.password}
+    proc = invoke("sync", "-p", "cache", "--venv", str(venv), "-y", "--accept-foreign-lock", cwd=tmp_path, env=env)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("stacksync: error:")]
+    assert errors == ["stacksync: error: /dev/null/cache: cannot use it as a folder for stacksync's files (Not a "
+                      "directory); nothing was changed (fix: set STACKSYNC_CACHE_DIR to a folder you can write, or "
+                      "make this one writable)"], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in (venv / "lib").rglob("site-packages/*")) == site
 
 
 @pytest.mark.parametrize("where", ["/dev/null/demo", "file/cache"])

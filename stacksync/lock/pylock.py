@@ -55,7 +55,7 @@ except ImportError:  # pragma: no cover - packaging < 26
 _PACKAGE_INDEX = re.compile(r"^packages\[(\d+)\]")
 
 __all__ = ["LOCK_VERSION", "is_pylock", "read", "render", "split_deferred", "Package", "PylockError", "direct_package",
-           "same_version"]
+           "same_version", "validate_text"]
 
 LOCK_VERSION = "1.0"
 _NAME = re.compile(r"^pylock\.([^.]+\.)?toml$")
@@ -284,6 +284,12 @@ def read(path: str | Path) -> RequirementsFile:
                 parents.setdefault(canonicalize_name(str(dep["name"])), []).append(pin.name)
     result.pins = [Pin(**{**pin.__dict__, "via": tuple(sorted(parents.get(pin.name, [])))}) for pin in pins]
     return result
+
+
+def validate_text(text: str, path: str | Path) -> None:
+    """Check pylock text with packaging's validation (when packaging has it) before it is written:
+    :class:`LockProblems` naming the ``[[packages]]`` entry's line if it does not pass."""
+    _validate(tomllib.loads(text), Path(path), _package_lines(text))
 
 
 def _validate(data: dict[str, Any], path: Path, lines: Sequence[int]) -> None:

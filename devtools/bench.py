@@ -57,6 +57,9 @@ __all__ = ["BenchOptions", "Contender", "Goal", "Row", "CASES", "CHEAP_CASES", "
            "summarize", "judge", "render_table", "to_json", "build_wheel", "run_bench", "main", "quiet_sync",
            "scoped_environ"]
 
+# The stacksync checkout (devtools/ lives only there): benchmarks and the fault suite run its code.
+REPO = Path(__file__).resolve().parents[1]
+
 CASES = ("noop", "cold", "compile", "deferred", "verify")
 CHEAP_CASES = ("noop", "cold")  # what --quick runs (one run each)
 NOOP_PACKAGES = 120
@@ -525,8 +528,8 @@ def noop_contenders(work: Path, backends: Sequence[str], count: int = NOOP_PACKA
                 raise RuntimeError(f"expected a no-op, got {outcome.verdict}: {outcome.summary}")
 
         def cli(name: str = name) -> None:
-            runner.run([sys.executable, "-m", "invoke", "-r", defaults.PROJECT_ROOT, "sync", "--profile",
-                        NOOP_PROFILE, "--venv", venv, "--backend", name], env=env, cwd=defaults.PROJECT_ROOT)
+            runner.run([sys.executable, "-m", "invoke", "-r", REPO, "sync", "--profile",
+                        NOOP_PROFILE, "--venv", venv, "--backend", name], env=env, cwd=REPO)
 
         out.append(Contender(f"stacksync sync.run ({name})", in_process, goal=goal,
                              unavailable=lambda name=name: backend_unavailable(name)))  # type: ignore[misc]
@@ -540,7 +543,7 @@ def noop_contenders(work: Path, backends: Sequence[str], count: int = NOOP_PACKA
         cwd=lock.parent)))
     # No goal: what any `invoke TASK` costs before a task runs (Python start-up, importing invoke).
     out.append(Contender(LAUNCHER_FLOOR, lambda: runner.run([sys.executable, "-m", "invoke", "--version"],
-                                                            env=env, cwd=defaults.PROJECT_ROOT)))
+                                                            env=env, cwd=REPO)))
     return out
 
 
@@ -709,7 +712,7 @@ def verify_contenders(work: Path, extra: Sequence[Path] = (), *, demo_venv: bool
     from stacksync.env.record import verify_environment
 
     targets: list[tuple[str, Path]] = []
-    demo = defaults.DEFAULT_VENV
+    demo = defaults.default_venv()
     if demo_venv and not (demo / "pyvenv.cfg").is_file():
         from stacksync.sync.state import Options
 
@@ -766,8 +769,8 @@ def machine_info() -> dict[str, Any]:
             return None
 
     uv = runner.run([_uv(), "--version"], check=False)
-    head = runner.run(["git", "rev-parse", "HEAD"], cwd=defaults.PROJECT_ROOT, check=False)
-    dirty = runner.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=defaults.PROJECT_ROOT,
+    head = runner.run(["git", "rev-parse", "HEAD"], cwd=REPO, check=False)
+    dirty = runner.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
                        check=False)
     return {
         "stacksync_commit": head.stdout.strip() if head.returncode == 0 else None,
@@ -831,7 +834,7 @@ def main(argv: Sequence[str], *, log: Callable[[str], None] | None = None) -> in
     finally:
         logger.setLevel(level)
     console.out.print(render_table(rows), markup=False, end="")
-    path = opts.json_path or defaults.REPORTS_DIR / "bench.json"
+    path = opts.json_path or defaults.reports_dir() / "bench.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(to_json(rows, machine, opts), indent=2) + "\n", encoding="utf-8")
     (path.with_suffix(".md")).write_text(render_markdown(rows), encoding="utf-8")

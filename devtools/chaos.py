@@ -19,12 +19,15 @@ from stacksync.core import defaults, runner
 
 __all__ = ["REPORT_ENV", "report_path", "run_suite", "summary", "table", "main"]
 
+# The stacksync checkout (devtools/ lives only there): benchmarks and the fault suite run its code.
+REPO = Path(__file__).resolve().parents[1]
+
 REPORT_ENV = "STACKSYNC_CHAOS_REPORT"
 SUITE = "tests/test_chaos.py"
 
 
 def report_path() -> Path:
-    return defaults.REPORTS_DIR / "chaos.json"
+    return defaults.reports_dir() / "chaos.json"
 
 
 def run_suite(report: Path, pytest_args: Sequence[str] = ()) -> int:
@@ -33,7 +36,7 @@ def run_suite(report: Path, pytest_args: Sequence[str] = ()) -> int:
     report.unlink(missing_ok=True)
     env = {**os.environ, REPORT_ENV: str(report)}
     result = runner.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", SUITE, *pytest_args],
-                        env=env, cwd=defaults.PROJECT_ROOT, check=False, stream=True)
+                        env=env, cwd=REPO, check=False, stream=True)
     return result.returncode
 
 

@@ -17,18 +17,19 @@ import stackprofile
 from pkgfactory import IndexServer
 
 from stacksync.compile import compiler as comp
-from stacksync.core import defaults
 from stacksync.core.errors import ProfileError
 from stacksync.env.diff import diff_sides
 from stacksync.lock import profile
 from stacksync.lock.lockfile import LockProblems, parse
+
+REPO = Path(__file__).resolve().parent.parent  # this checkout: its tasks.py and locks/
 
 SHA_A = "3f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a"
 SHA_B = "8fa9bff7e8f5e5f5b2c1a6f1e0a1c2d3e4f5a6b7"
 
 
 def invoke(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "invoke", "-r", str(defaults.PROJECT_ROOT), *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "invoke", "-r", str(REPO), *args], cwd=cwd,
                           env={**os.environ, **(env or {})}, capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, timeout=600)
 
@@ -202,6 +203,7 @@ def test_short_flags_are_the_same_in_every_task(tmp_path: Path) -> None:
         for a in ns[name].get_arguments():
             extra = [n for n in a.names if len(n) == 1 and not a.positional]
             assert extra in ([], [table.get(a.name)]), (name, a)
+    (tmp_path / "locks").mkdir()  # a project folder (without one, the error is that there is no project)
     shown = invoke("sync", "--dry-run", "-y", "-p", "no-such-profile", cwd=tmp_path)
     assert shown.returncode == 2 and "unknown profile 'no-such-profile'" in shown.stderr, shown.stderr
 

@@ -242,10 +242,10 @@ def test_noise_on_stdout_does_not_reach_the_document(tmp_path: Path, capsys: pyt
     wrapper = tmp_path / "python"
     wrapper.write_text(f"#!/bin/sh\necho 'WARNING 12-02 noisy start-up'\nexec {sys.executable} \"$@\"\n")
     wrapper.chmod(0o755)
-    data = runner.run_script(wrapper, "smoke.py", "json", "no_such_module_here")
+    data = runner.run_script(wrapper, "smoke", "json", "no_such_module_here")
     assert [m["ok"] for m in data["modules"]] == [True, False]
     assert "noisy start-up" in capsys.readouterr().err
-    plain = subprocess.run([sys.executable, "-I", str(runner.SCRIPTS_DIR / "probe_env.py")], capture_output=True,
+    plain = subprocess.run([sys.executable, "-I", str(runner.PROBE_SCRIPT), "env"], capture_output=True,
                            text=True, check=True)
     assert json.loads(plain.stdout)["probe"] == 1  # without --json-out: stdout, as before
     assert os.environ.get("STACKSYNC_FAULT") is None  # the fault seam is inert here
@@ -275,7 +275,7 @@ def test_an_index_that_stalls_mid_response_is_one_line(monkeypatch: pytest.Monke
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    monkeypatch.setattr(indexapi, "TIMEOUT", 0.5)
+    monkeypatch.setenv("STACKSYNC_INDEX_TIMEOUT", "0.5")
     try:
         with pytest.raises(IndexUnavailable) as info:
             indexapi.project_files(f"http://127.0.0.1:{port}/simple/", "plain-a")

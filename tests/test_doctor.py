@@ -1,6 +1,6 @@
 """``invoke doctor``: every finding and its fix, from prepared inputs (no GPU needed).
 
-Pure checks get facts built from a probe_cuda-shaped dict. The real probe script runs too: against
+Pure checks get facts built from a ``probe.py cuda``-shaped dict. The real probe script runs too: against
 a fake ``libcuda`` built here with gcc (exports cuDriverGetVersion, cuInit, cuDeviceGetCount ... with
 chosen values), fake ``nvcc`` scripts on PATH / CUDA_HOME, and a fake nvidia wheel layout in a real
 venv's site-packages.
@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from stacksync.core.defaults import PROJECT_ROOT
 from stacksync.core.errors import ProbeError
 from stacksync.core.runner import run_script
 from stacksync.cuda import checks, doctor
@@ -29,6 +28,8 @@ from stacksync.cuda.finding import Finding
 from stacksync.env.environment import Snapshot, snapshot_from_json
 from stacksync.lock import profile as profile_mod
 from stacksync.lock.lockfile import parse
+
+REPO = Path(__file__).resolve().parent.parent  # this checkout: its tasks.py and locks/
 
 # ------------------------------------------------------------------------------------------ helpers
 
@@ -45,7 +46,7 @@ MARKERS = {"implementation_name": "cpython", "implementation_version": "3.11.7",
 
 
 def make_facts(**changes: Any) -> cuda_facts.Facts:
-    """Facts as probe_cuda.py prints them: a healthy host (driver 550 / CUDA 12.4, one H100, nvcc 12.1,
+    """Facts as ``probe.py cuda`` prints them: a healthy host (driver 550 / CUDA 12.4, one H100, nvcc 12.1,
     ninja, gcc, 64 GiB, glibc 2.36) with ``changes`` applied to the top-level keys."""
     data: dict[str, Any] = {
         "probe_cuda": 1,
@@ -457,7 +458,7 @@ def test_preinstall_broken_lock_is_an_error_finding(tmp_path: Path) -> None:
 
 
 def test_facts_with_the_wrong_shape_are_a_probe_error() -> None:
-    with pytest.raises(ProbeError, match="probe_cuda.py printed an unexpected document"):
+    with pytest.raises(ProbeError, match="probe.py cuda printed an unexpected document"):
         cuda_facts.facts_from_json({"probe_cuda": 1, "driver": {"found": True, "cuda_int": "12040"}})
     with pytest.raises(ProbeError):
         cuda_facts.facts_from_json({"probe": 1})
@@ -507,7 +508,7 @@ def fake_libcuda(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path
 
 
 def probe(python: str | Path = sys.executable) -> cuda_facts.Facts:
-    return cuda_facts.facts_from_json(run_script(python, "probe_cuda.py"))
+    return cuda_facts.facts_from_json(run_script(python, "cuda"))
 
 
 def test_probe_reads_the_fake_driver(fake_libcuda: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -669,7 +670,7 @@ def test_doctor_on_a_fake_gpu_venv(make_venv: Callable[..., Path], fake_libcuda:
 
 
 def run_invoke(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "invoke", "doctor", *args], cwd=PROJECT_ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "invoke", "doctor", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
 
 

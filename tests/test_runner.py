@@ -4,11 +4,12 @@ pip-tools and uv) and a real run against this interpreter."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 import pytest
 
-from stacksync.core import runner
+from stacksync.core import defaults, runner
 from stacksync.core.errors import CommandFailed
 
 
@@ -42,3 +43,19 @@ def test_run_records_redacted_argv_and_raises_with_the_output() -> None:
                    hint="a hint")
     assert info.value.returncode == 3 and "s3cret" not in str(info.value)
     assert len(runner.history) == 2 and "s3cret" not in repr(runner.history)
+
+
+def test_one_probe_script_with_three_commands() -> None:
+    """stacksync/probes/probe.py (shipped in the package) answers env, cuda and smoke, each with its own
+    document; anything else is a usage line and exit 2."""
+    assert defaults.PROBE_SCRIPT.is_file() and defaults.PROBE_SCRIPT.parent.parent.name == "stacksync"
+    env = runner.run_script(sys.executable, "env")
+    assert env["probe"] == 1 and env["python"]["executable"]
+    cuda = runner.run_script(sys.executable, "cuda")
+    assert cuda["probe_cuda"] == 1 and "driver" in cuda
+    smoke = runner.run_script(sys.executable, "smoke", "json", "no_such_module_here")
+    assert [(m["name"], m["ok"]) for m in smoke["modules"]] == [("json", True), ("no_such_module_here", False)]
+    for argv in ([], ["nope"]):
+        proc = subprocess.run([sys.executable, "-I", str(defaults.PROBE_SCRIPT), *argv], capture_output=True,
+                              text=True)
+        assert proc.returncode == 2 and "usage: probe.py {env,cuda,smoke}" in proc.stderr

@@ -27,7 +27,8 @@ MakeVenv = Callable[..., Path]
 
 
 def probes(history: list[list[str]]) -> int:
-    return sum(1 for argv in history if any(a.endswith("probe_env.py") for a in argv))
+    return sum(1 for argv in history if any(a.endswith("probe.py") and argv[i + 1:i + 2] == ["env"]
+                                             for i, a in enumerate(argv)))
 
 
 def fast(venv: Path, cache: Path) -> tuple[Snapshot, int]:
@@ -178,7 +179,7 @@ def test_noop_sync_starts_no_process(index_server: object, stack_packages: Path,
     monkeypatch.setenv(USER_VAR, index_server.user)  # type: ignore[attr-defined]
     monkeypatch.setenv(TOKEN_VAR, index_server.password)  # type: ignore[attr-defined]
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr(environment.defaults, "CACHE_DIR", tmp_path / "ss-cache")
+    monkeypatch.setenv("STACKSYNC_CACHE_DIR", str(tmp_path / "ss-cache"))
     prof = write_profile(tmp_path / "standin", stack_packages, index_server, LOCK_A)  # type: ignore[arg-type]
     venv = make_venv()
     options = Options(profile=str(prof), venv=str(venv), cache_dir=tmp_path / "cache")

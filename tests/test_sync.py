@@ -122,8 +122,9 @@ def test_sync_makes_the_target_the_lock_twin(synced: dict[str, object], stack_pa
 
 
 def smoke_runs(history: list[list[str]]) -> list[list[str]]:
-    """The module lists of the smoke.py runs in ``history``, in order."""
-    runs = [argv[argv.index(a) + 1:] for argv in history for a in argv if a.endswith("smoke.py")]
+    """The module lists of the ``probe.py smoke`` runs in ``history``, in order."""
+    runs = [argv[argv.index(a) + 2:] for argv in history for i, a in enumerate(argv)
+            if a.endswith("probe.py") and argv[i + 1:i + 2] == ["smoke"]]
     return [run[2:] if run[:1] == ["--json-out"] else run for run in runs]  # the document's own file
 
 

@@ -56,6 +56,7 @@ from packaging.version import InvalidVersion, Version
 from stacksync.backends.transport import opener, stored_credentials, transport_settings
 from stacksync.core.errors import IndexUnavailable
 from stacksync.core.redact import redact, register_secret, register_url, strip_credentials
+from stacksync.core.runner import timeout_from_env
 from stacksync.lock.lockfile import file_sha256
 
 __all__ = ["IndexFile", "IndexUnavailable", "HashMismatch", "ProjectNotFound", "project_files", "fetch_file",
@@ -63,7 +64,7 @@ __all__ = ["IndexFile", "IndexUnavailable", "HashMismatch", "ProjectNotFound", "
 
 ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
-TIMEOUT = float(os.environ.get("STACKSYNC_INDEX_TIMEOUT", "30"))
+TIMEOUT_ENV, DEFAULT_TIMEOUT = "STACKSYNC_INDEX_TIMEOUT", 30.0
 WORKERS = 12
 _CHUNK = 1 << 20
 # Archive types pip accepts from an index (pip's SUPPORTED_EXTENSIONS); .egg / .exe are ignored as pip does.
@@ -104,6 +105,11 @@ class IndexFile:
 
 # --- URLs and HTTP ---------------------------------------------------------------------------------
 
+def timeout() -> float:
+    """Seconds per request and per read: ``$STACKSYNC_INDEX_TIMEOUT`` (read on each call), else 30."""
+    return timeout_from_env(TIMEOUT_ENV, DEFAULT_TIMEOUT)
+
+
 def _basic(user: str, password: str) -> str:
     register_secret(password)
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
@@ -136,7 +142,7 @@ def _open(url: str, auth: str | None, *, accept: str | None, shown: str):  # typ
         headers["Authorization"] = auth
     request = urllib.request.Request(url, headers=headers)
     try:
-        return opener(transport_settings()).open(request, timeout=TIMEOUT)
+        return opener(transport_settings()).open(request, timeout=timeout())
     except urllib.error.HTTPError as exc:
         raise _http_error(exc.code, shown, url) from None
     except (urllib.error.URLError, OSError) as exc:
@@ -149,14 +155,14 @@ def _open(url: str, auth: str | None, *, accept: str | None, shown: str):  # typ
 
 @contextmanager
 def _reading(shown: str) -> Iterator[None]:
-    """A response that stalls (the ``TIMEOUT`` applies to each read too) or breaks part-way is one
+    """A response that stalls (the :func:`timeout` applies to each read too) or breaks part-way is one
     line, not a traceback."""
     try:
         yield
     except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
         raise IndexUnavailable(f"index {redact(shown)}: the response stalled or broke while reading "
-                               f"({type(exc).__name__}: {redact(str(exc)) or 'no data'}; limit {TIMEOUT:g} s per read) "
-                               "(fix: retry; for a slow index set STACKSYNC_INDEX_TIMEOUT=SECONDS)") from None
+                               f"({type(exc).__name__}: {redact(str(exc)) or 'no data'}; limit {timeout():g} s per "
+                               "read) (fix: retry; for a slow index set STACKSYNC_INDEX_TIMEOUT=SECONDS)") from None
 
 
 def _http_error(code: int, index_shown: str, url: str) -> IndexUnavailable:

@@ -109,7 +109,7 @@ def resolve_dir(cli: str | os.PathLike[str] | None = None, profile_value: str | 
     if profile_value:
         path = Path(os.path.expanduser(profile_value))
         return (path if path.is_absolute() or profile_folder is None else profile_folder / path).absolute()
-    return (defaults.CACHE_DIR / "wheelhouse").absolute()
+    return (defaults.cache_dir() / "wheelhouse").absolute()
 
 
 def tagged_name(filename: str, short: str) -> str:

@@ -1,5 +1,5 @@
-"""The edge: where typed errors become one line on stderr and an exit code. Only tasks.py and
-noxfile.py use this; library code raises."""
+"""The edge: where typed errors become one line on stderr and an exit code. Only the tasks
+(stacksync.cli.tasks) and nox sessions use this; library code raises."""
 
 from __future__ import annotations
 

@@ -367,8 +367,8 @@ def compile_profiles(names: Sequence[str], *, all_profiles: bool = False, locks_
                      backend: str | None = None, upgrade: bool = False, upgrade_packages: Sequence[str] = (),
                      check: bool = False) -> list[CompileResult]:
     """:func:`compile_profile` for each named profile (or every profile with ``all_profiles``)."""
-    root = locks_dir or defaults.LOCKS_DIR
-    chosen = profiles.available(root) if all_profiles else list(names) or [defaults.DEFAULT_PROFILE]
+    root = locks_dir or defaults.locks_dir()
+    chosen = profiles.available(root) if all_profiles else list(names) or [defaults.profile_name()]
     if not chosen:
         raise StacksyncError(f"no profiles in {root} (fix: create locks/<name>/stack.toml and requirements.in)")
     loaded = [profiles.load(name, root) for name in chosen]  # every stack.toml checked before resolving

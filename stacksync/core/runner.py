@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from stacksync.core import faults
-from stacksync.core.defaults import SCRIPTS_DIR
+from stacksync.core.defaults import PROBE_SCRIPT
 from stacksync.core.errors import CommandFailed, ProbeError, TimedOut
 from stacksync.core.redact import redact
 
@@ -149,23 +149,24 @@ def _kill(proc: subprocess.Popen[str], *, group: bool) -> None:
         pass
 
 
-def run_script(python: str | os.PathLike[str], script: str, *args: str,
+def run_script(python: str | os.PathLike[str], command: str, *args: str,
                env: Mapping[str, str] | None = None, timeout: float | None = None,
                timeout_var: str = PROBE_TIMEOUT_ENV) -> Any:
-    """Run ``scripts/<script>`` (standard library only) with the target interpreter and parse the one
-    JSON document it writes to a file of its own (``--json-out``): what imported modules print on
-    stdout is shown to the user, never parsed. ``-I`` keeps the target's own site-packages but
+    """Run the probe's ``command`` (``env``, ``cuda`` or ``smoke``: stacksync/probes/probe.py, standard
+    library only) with the target interpreter, by path, and parse the one JSON document it writes to a
+    file of its own (``--json-out``): what imported modules print on stdout is shown to the user, never
+    parsed. ``-I`` keeps the target's own site-packages but
     ignores the caller's environment and current directory. A target that does not answer within
     ``timeout`` (default: ``$STACKSYNC_PROBE_TIMEOUT``, 60 s) is killed with its process group."""
-    path = SCRIPTS_DIR / script
+    path, name = PROBE_SCRIPT, f"probe.py {command}"
     limit = timeout if timeout is not None else timeout_from_env(PROBE_TIMEOUT_ENV, DEFAULT_PROBE_TIMEOUT)
     with tempfile.TemporaryDirectory(prefix="stacksync-json-") as tmp:
-        out = Path(tmp) / f"{path.stem}.json"
+        out = Path(tmp) / f"{command}.json"
         try:
-            result = run([os.fspath(python), "-I", os.fspath(path), "--json-out", os.fspath(out), *args], env=env,
-                         check=False, timeout=limit)
+            result = run([os.fspath(python), "-I", os.fspath(path), command, "--json-out", os.fspath(out), *args],
+                         env=env, check=False, timeout=limit)
         except TimedOut:
-            raise ProbeError(f"{python}: {path.name} got no answer within {limit:g} s; the interpreter hangs or is "
+            raise ProbeError(f"{python}: {name} got no answer within {limit:g} s; the interpreter hangs or is "
                              f"very slow to start (fix: check that `{python} -c pass` returns, or that it is the "
                              f"interpreter you mean; for a slow one set {timeout_var}=SECONDS)") from None
         except CommandFailed as exc:
@@ -176,13 +177,13 @@ def run_script(python: str | os.PathLike[str], script: str, *args: str,
         except (OSError, UnicodeDecodeError):
             text = ""
     if result.returncode != 0:
-        raise ProbeError(f"{path.name} failed in {python} (exit {result.returncode}): "
+        raise ProbeError(f"{name} failed in {python} (exit {result.returncode}): "
                          f"{(result.stderr or result.stdout).strip().splitlines()[-1:] or ['no output']}")
-    _show_output(python, path.name, result.stdout)
+    _show_output(python, name, result.stdout)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ProbeError(f"{path.name} in {python} wrote no JSON document ({exc}); it printed "
+        raise ProbeError(f"{name} in {python} wrote no JSON document ({exc}); it printed "
                          f"{result.stdout[:200]!r} (fix: check that {python} is a CPython >= 3.8)") from exc
 
 

@@ -1,7 +1,7 @@
 """``invoke doctor``: diagnose the CUDA / torch / build side of a target, before and after a sync.
 
-Facts come from two probes run in the target interpreter: ``scripts/probe_env.py`` (distributions,
-markers; a :class:`~stacksync.env.environment.Snapshot`) and ``scripts/probe_cuda.py`` (driver through
+Facts come from two probe commands run in the target interpreter: ``probe.py env`` (distributions,
+markers; a :class:`~stacksync.env.environment.Snapshot`) and ``probe.py cuda`` (driver through
 libcuda, nvcc, ninja, compiler, memory, glibc, CUDA libraries; :class:`Facts`). Everything else here
 is pure: facts in, a list of :class:`~stacksync.cuda.finding.Finding` out, each with its fix.
 
@@ -101,9 +101,11 @@ def _target(python: str | None, venv: str | None) -> tuple[Path, str]:
         raise TargetError("give --python or --venv, not both")
     if python or venv:
         return find_python(python or venv or ""), ""
-    if defaults.DEFAULT_VENV.is_dir():
-        return find_python(defaults.DEFAULT_VENV), ""
-    return Path(sys.executable), (f"no --python/--venv and no {defaults.DEFAULT_VENV}: checking the "
+    project = defaults.find_project_dir()
+    default = project / ".venv" if project is not None else Path(".venv")
+    if default.is_dir():
+        return find_python(default), ""
+    return Path(sys.executable), (f"no --python/--venv and no {default.absolute()}: checking the "
                                   "interpreter that runs stacksync")
 
 

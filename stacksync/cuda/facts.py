@@ -1,4 +1,4 @@
-"""What doctor reads: the facts ``scripts/probe_cuda.py`` reports from the target interpreter (driver
+"""What doctor reads: the facts ``probe.py cuda`` reports from the target interpreter (driver
 through libcuda, GPUs, nvcc, ninja, compiler, memory, glibc, CUDA libraries; :class:`Facts`), and the
 CUDA build a target's torch or a profile's lock needs (:func:`torch_build`, :func:`lock_cuda`).
 :func:`probe_facts` is the only function here that starts a process (through the runner)."""
@@ -106,7 +106,7 @@ class TorchFiles:
 
 @dataclass(frozen=True)
 class Facts:
-    """What ``scripts/probe_cuda.py`` saw in the target."""
+    """What ``probe.py cuda`` saw in the target."""
 
     driver: Driver
     nvcc: Nvcc
@@ -156,8 +156,8 @@ def _tool(data: Any) -> Tool | None:
                 bool(data.get("on_path", True)))
 
 
-def facts_from_json(data: Any, *, source: str = "probe_cuda.py") -> Facts:
-    """Check the shape of what ``probe_cuda.py`` printed and build :class:`Facts` (a wrong shape is a
+def facts_from_json(data: Any, *, source: str = "probe.py cuda") -> Facts:
+    """Check the shape of what ``probe.py cuda`` printed and build :class:`Facts` (a wrong shape is a
     :class:`ProbeError`)."""
     try:
         assert isinstance(data, dict) and data.get("probe_cuda") == 1, "not a probe_cuda document"
@@ -213,9 +213,9 @@ def facts_from_json(data: Any, *, source: str = "probe_cuda.py") -> Facts:
 
 
 def probe_facts(python: str | Path, *, import_torch: bool = False) -> Facts:
-    """Run ``scripts/probe_cuda.py`` in ``python`` (an interpreter path)."""
+    """Run ``probe.py cuda`` in ``python`` (an interpreter path)."""
     args = ["--import-torch"] if import_torch else []
-    return facts_from_json(run_script(python, "probe_cuda.py", *args), source=f"probe_cuda.py in {python}")
+    return facts_from_json(run_script(python, "cuda", *args), source=f"probe.py cuda in {python}")
 
 
 @dataclass(frozen=True)

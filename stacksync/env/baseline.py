@@ -245,7 +245,7 @@ def write_profile(proposal: Proposal, profile: str, *, locks_dir: Path | None = 
                   overwrite_toml: bool = False) -> tuple[Path, Path | None]:
     """Write ``locks/<profile>/requirements.in`` (and ``stack.toml`` when new, or asked) atomically.
     Returns (requirements.in, stack.toml written or None)."""
-    folder = (locks_dir or defaults.LOCKS_DIR) / profile
+    folder = (locks_dir or defaults.new_locks_dir()) / profile
     folder.mkdir(parents=True, exist_ok=True)
     req = folder / defaults.REQUIREMENTS_IN
     _write(req, proposal.requirements_in)

@@ -259,8 +259,8 @@ def classify(spec: str, locks_dir: Path | None = None) -> tuple[str, Path]:
         return "interpreter", path
     elif path.is_file():
         return "file", path
-    root = locks_dir or defaults.LOCKS_DIR
-    if (root / spec / defaults.STACK_TOML).exists():
+    root = locks_dir or defaults.find_locks_dir()
+    if root is not None and (root / spec / defaults.STACK_TOML).exists():
         return "profile", root / spec
     import shutil
 

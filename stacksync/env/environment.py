@@ -1,6 +1,6 @@
 """Target environments: find the interpreter, probe it, and hold what the probe saw.
 
-The probe (``scripts/probe_env.py``) runs inside the target; this module only checks the shape of
+The probe (``probe.py env``, stacksync/probes/probe.py) runs inside the target; this module only checks the shape of
 what it prints and turns it into :class:`Snapshot`.
 """
 
@@ -141,13 +141,13 @@ def snapshot_from_json(python: Path, data: Any) -> Snapshot:
                         pip_version=data.get("pip_version"), cuda=data.get("cuda", {}),
                         state=data.get("state", {}), raw=data)
     except (AssertionError, KeyError, TypeError) as exc:
-        raise ProbeError(f"probe_env.py in {python} printed an unexpected document ({exc!r})") from exc
+        raise ProbeError(f"probe.py env in {python} printed an unexpected document ({exc!r})") from exc
 
 
 def probe(python: str | os.PathLike[str]) -> Snapshot:
     """Run the probe in ``python`` and return what it saw."""
     exe = find_python(python)
-    return snapshot_from_json(exe, run_script(exe, "probe_env.py"))
+    return snapshot_from_json(exe, run_script(exe, "env"))
 
 
 # ------------------------------------------------------------------ the fast snapshot (no interpreter)
@@ -167,7 +167,7 @@ def snapshot(python: str | os.PathLike[str], *, fast: bool = True, cache_dir: Pa
     Only for deciding: a path that changes the target probes it for real afterwards."""
     exe = find_python(python)
     if fast:
-        data = _fast_document(exe, cache_dir or defaults.CACHE_DIR / "probe")
+        data = _fast_document(exe, cache_dir or defaults.cache_dir() / "probe")
         if data is not None:
             return snapshot_from_json(exe, data)
     return probe(exe)
@@ -196,7 +196,7 @@ def _interpreter_key(exe: Path) -> str | None:
         glibc = None
     parts = [str(exe), str(base), cfg.read_text(encoding="utf-8", errors="replace"), cfg_stat.st_mtime_ns,
              base_stat.st_mtime_ns, base_stat.st_size, list(os.uname()) if hasattr(os, "uname") else None,
-             glibc, (defaults.SCRIPTS_DIR / "probe_env.py").read_bytes().hex(), pth]
+             glibc, defaults.PROBE_SCRIPT.read_bytes().hex(), pth]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
 
@@ -215,7 +215,7 @@ def _fast_document(exe: Path, cache: Path) -> dict[str, Any] | None:
         cached = None
     if isinstance(cached, dict) and all(k in cached for k in ("fast", *_INTERPRETER_KEYS)):
         return sitepackages.document(cached, env) if cached["fast"] else None
-    data = run_script(exe, "probe_env.py")
+    data = run_script(exe, "env")
     interpreter = {k: data.get(k) for k in _INTERPRETER_KEYS} if isinstance(data, dict) else {}
     try:
         fast = sitepackages.document(interpreter, env)

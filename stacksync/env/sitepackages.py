@@ -1,11 +1,11 @@
 """Read a venv's installed distributions straight from its site-packages, without starting it.
 
 The no-op path of ``invoke sync`` only needs the target's distributions and a few facts about its
-interpreter. Starting the interpreter to run ``scripts/probe_env.py`` costs ~0.1 s; reading the
+interpreter. Starting the interpreter to run ``probe.py env`` costs ~0.1 s; reading the
 ``*.dist-info`` folders costs a few milliseconds (as pypa/build's ``installed_versions`` does).
 
 This module is pure reading (no processes). Every function answers ``None`` when it cannot be sure
-that its answer equals what ``probe_env.py`` would print inside the target; the caller then runs the
+that its answer equals what ``probe.py env`` would print inside the target; the caller then runs the
 real probe. Unsure means: an ``*.egg-info`` or ``*.egg`` entry, a ``.pth`` file that adds a path (or is
 unreadable), the same project twice, a METADATA file that is missing, unreadable, has no Version or
 folds a header we read, or a ``requires.txt`` next to a METADATA without Requires-Dist.
@@ -24,7 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from stacksync.core.defaults import SCRIPTS_DIR
+from stacksync.core.defaults import PROBE_SCRIPT
 
 STATE_FILE = "stacksync-state.json"
 
@@ -36,10 +36,9 @@ _WANTED = ("name", "version", "requires-dist")
 
 @lru_cache(maxsize=1)
 def probe_module() -> ModuleType:
-    """``scripts/probe_env.py`` loaded in-process, so that the CUDA facts and name rules read here are
+    """The probe (stacksync/probes/probe.py) loaded in-process, so that the CUDA facts and name rules read here are
     the probe's own functions (standard library only; importing it runs nothing)."""
-    path = SCRIPTS_DIR / "probe_env.py"
-    spec = importlib.util.spec_from_file_location("_stacksync_probe_env", path)
+    spec = importlib.util.spec_from_file_location("_stacksync_probe", PROBE_SCRIPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -124,7 +124,7 @@ def resolve_target(python: str | None, venv: str | None) -> str:
 
     if python and venv:
         raise TargetError("give --python or --venv, not both (fix: drop one of them)")
-    target = python or venv or str(defaults.DEFAULT_VENV)
+    target = python or venv or str(defaults.default_venv())
     if not Path(target).exists() and not python:
         raise TargetError(f"{target}: no such venv (fix: invoke sync creates it, or pass --venv/--python)")
     return target
@@ -210,7 +210,7 @@ def verify_files(python: str | None, venv: str | None, *, report: str | None = N
         prof = profile_mod.load(profile, locks_dir)
         lock_file, deferred_file = load_locks(prof)
         pins = {p.name: p for f in (lock_file, deferred_file) if f is not None for p in f.pins}
-        compared = check_locked_builds(result, pins, cache_dir or defaults.CACHE_DIR / prof.name)
+        compared = check_locked_builds(result, pins, cache_dir or defaults.cache_dir() / prof.name)
         console.info(f"verify --files: {compared} distribution(s) compared with their locked wheel in the sync "
                      f"cache ({time.perf_counter() - start:.2f} s); the others were built here or are not cached")
     for line in report_lines(result):

@@ -67,7 +67,7 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     deferred = deferred_file.for_environment(env) if deferred_file is not None else {}
     _check_deferred_pins(prof, lock, deferred, lock_file, deferred_file)
     vcs_pins = vcsphase.load(prof, env)
-    cache = (opts.cache_dir or defaults.CACHE_DIR / prof.name).absolute()
+    cache = (opts.cache_dir or defaults.cache_dir() / prof.name).absolute()
     plan = build_plan(prof, lock, deferred, snapshot, cache, vcs_pins, damage)
     workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stacksync-sync-")))
     state = State(opts, prof, backend, python, lock_file, deferred_file, snapshot, lock, deferred, plan,
@@ -112,7 +112,7 @@ def _target(opts: Options, prof: Profile, backend: Backend, *, create: bool) -> 
         raise TargetError("give --python or --venv, not both (fix: drop one of them)")
     if opts.python:
         return find_python(opts.python)
-    venv = Path(opts.venv) if opts.venv else defaults.DEFAULT_VENV
+    venv = Path(opts.venv) if opts.venv else defaults.default_venv()
     if venv.exists() and not venv.is_dir():
         raise TargetError(f"{venv}: is a file, not a venv folder (fix: pass --venv a folder, or --python "
                           "for an interpreter)")

@@ -39,7 +39,7 @@ def site_packages(snapshot: Snapshot) -> list[str]:
 
 def _memo_path(prefix: Path) -> Path:
     key = hashlib.sha256(os.fsencode(os.path.abspath(prefix))).hexdigest()[:24]
-    return defaults.CACHE_DIR / "records" / f"{key}.json"
+    return defaults.cache_dir() / "records" / f"{key}.json"
 
 
 def _scan(snapshot: Snapshot, *, with_journal: bool = True) -> Damage:

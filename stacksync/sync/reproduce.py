@@ -83,7 +83,7 @@ def selected_profiles(locks_dir: Path | None = None) -> list[tuple[str, str]]:
     here = f"{sys.version_info[0]}.{sys.version_info[1]}"
     out = []
     for name in profile_mod.available(locks_dir):
-        folder = (locks_dir or defaults.LOCKS_DIR) / name
+        folder = (locks_dir or defaults.locks_dir()) / name
         if not (folder / defaults.LOCK_TXT).is_file():
             continue
         try:
@@ -130,7 +130,7 @@ def reproduce(profile_name: str, venv: Path, *, venv_backend: str, backend: str 
     installer = get_backend(backend_name)
     python = runner.python_in(venv)
     installer.ensure_installer(python)
-    report_dir = report_dir or defaults.REPORTS_DIR
+    report_dir = report_dir or defaults.reports_dir()
     receipt_path = report_dir / f"reproduce-{prof.name}.receipt.json"
     problems: list[str] = []
     try:

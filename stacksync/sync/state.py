@@ -32,7 +32,7 @@ class Options:
     """What the tasks pass in. ``python`` / ``venv`` pick the target (default: the project's .venv,
     created with the profile's Python when missing)."""
 
-    profile: str = defaults.DEFAULT_PROFILE
+    profile: str = ""  # "": $STACKSYNC_PROFILE, else demo (read when the Options are made, not at import)
     python: str | None = None
     venv: str | None = None
     dry_run: bool = False
@@ -52,6 +52,10 @@ class Options:
     accept_foreign_lock: bool = False
     #: asks the user to go on with a destructive plan; ``None``: no prompt (needs ``yes``)
     confirm: Callable[[str], bool] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.profile:
+            self.profile = defaults.profile_name()
 
 
 @dataclass

@@ -1,20 +1,31 @@
-"""Describe the CUDA / build side of the machine and interpreter that run this file, as one JSON
-document on stdout.
+"""The one probe stacksync runs *inside a target interpreter*, by path: ``python -I probe.py COMMAND
+--json-out FILE [ARGS]``. Standard library only, CPython >= 3.8; never imports pip, and torch only when
+asked (``cuda --import-torch``). The JSON document goes to FILE (its own channel: what imported modules
+print on stdout is shown to the user, never parsed); to stdout without ``--json-out``.
 
-Runs *inside a target interpreter* (CPython >= 3.8): standard library only. Never imports torch
-unless given ``--import-torch``; torch's CUDA build is read from ``torch/version.py`` as text.
+Commands:
 
-Keys: probe_cuda (1), python, driver (libcuda through ctypes: cuDriverGetVersion, cuInit,
-cuDeviceGetCount, device names; nvidia-smi only when libcuda cannot be loaded), nvcc, cuda_home,
-ninja, compiler, memory, cpu_count, max_jobs, glibc, libraries (soname -> [{path, source}]),
-torch (version.py facts), torch_import (only with --import-torch).
-
-Test hooks: ``STACKSYNC_LIBCUDA`` is the driver library to load (a path; when set, nothing else is
-tried). ``STACKSYNC_NVIDIA_SMI`` is the nvidia-smi to run (empty: none).
+``env``
+    Describe the interpreter. Keys: probe (1), python, marker_environment, platform, distributions
+    (name, version, direct_url, installer, location, requires), pip_version, cuda (facts readable from
+    files, no import), state (what stacksync recorded in this environment, e.g. what each deferred
+    package was built against).
+``cuda``
+    The CUDA / build side of the machine. Keys: probe_cuda (1), python, driver (libcuda through ctypes:
+    cuDriverGetVersion, cuInit, cuDeviceGetCount, device names; nvidia-smi only when libcuda cannot be
+    loaded), nvcc, cuda_home, ninja, compiler, memory, cpu_count, max_jobs, glibc, libraries (soname ->
+    [{path, source}]), torch (facts read from ``torch/version.py`` as text), torch_import (only with
+    ``--import-torch``). Test hooks: ``STACKSYNC_LIBCUDA`` is the driver library to load (a path; when
+    set, nothing else is tried); ``STACKSYNC_NVIDIA_SMI`` is the nvidia-smi to run (empty: none).
+``smoke MODULE...``
+    Import each module. Output: {"smoke": 1, "modules": [{"name": ..., "ok": true|false, "error":
+    "ImportError: ...", "seconds": ...}]}. Exit status 0 even when an import fails: the caller reads
+    the document.
 """
 
 import ctypes
 import glob
+import importlib
 import json
 import os
 import platform
@@ -23,13 +34,148 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import time
 
+try:
+    from importlib import metadata
+except ImportError:  # pragma: no cover - Python < 3.8 is not a supported target
+    sys.stderr.write("stacksync needs a target Python >= 3.8\n")
+    sys.exit(3)
+
+STATE_FILE = "stacksync-state.json"
 TIMEOUT = 20
 # Shared libraries worth reporting: the CUDA runtime family and the driver.
 CUDA_LIB = re.compile(r"^lib(cuda|cudart|cublas|cudnn|nccl|cusparse|cufft|curand|cusolver|nvJitLink|nvrtc|"
                       r"cupti|nvToolsExt|cufile|nvshmem|nvidia-ml)[A-Za-z0-9_+-]*\.so(\.[\d.]+)?$")
 CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75
 CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76
+
+# --- env ------------------------------------------------------------------------------------------
+
+
+def canonical(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def marker_environment():
+    """The PEP 508 marker environment, computed as packaging.markers.default_environment does."""
+    impl = sys.implementation
+    version = f"{impl.version.major}.{impl.version.minor}.{impl.version.micro}"
+    if impl.version.releaselevel != "final":
+        version += impl.version.releaselevel[0] + str(impl.version.serial)
+    return {
+        "implementation_name": impl.name,
+        "implementation_version": version,
+        "os_name": os.name,
+        "platform_machine": platform.machine(),
+        "platform_release": platform.release(),
+        "platform_system": platform.system(),
+        "platform_version": platform.version(),
+        "python_full_version": platform.python_version(),
+        "platform_python_implementation": platform.python_implementation(),
+        "python_version": ".".join(platform.python_version_tuple()[:2]),
+        "sys_platform": sys.platform,
+    }
+
+
+def glibc_version():
+    try:
+        value = os.confstr("CS_GNU_LIBC_VERSION")  # e.g. "glibc 2.36"
+    except (AttributeError, ValueError, OSError):
+        return None
+    if value and value.startswith("glibc "):
+        return value.split(" ", 1)[1]
+    return None
+
+
+def read_json(dist, filename):
+    try:
+        text = dist.read_text(filename)
+    except Exception:
+        return None
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def distributions():
+    """Installed distributions, first on sys.path wins (as import does)."""
+    seen = {}
+    for dist in metadata.distributions():
+        # pip's "~"-prefixed stash of an uninstall that never committed is not installed (pip
+        # ignores it too): importlib.metadata would list it under the package's own name.
+        if os.path.basename(str(getattr(dist, "_path", ""))).startswith("~"):
+            continue
+        name = dist.metadata["Name"]
+        if not name:
+            continue
+        key = canonical(name)
+        if key in seen:
+            continue
+        try:
+            location = str(dist.locate_file(""))
+        except Exception:
+            location = None
+        seen[key] = {
+            "name": key,
+            "display_name": name,
+            "version": dist.version,
+            "direct_url": read_json(dist, "direct_url.json"),
+            "installer": (dist.read_text("INSTALLER") or "").strip() or None,
+            "location": location,
+            "requires": dist.requires or [],
+        }
+    return [seen[k] for k in sorted(seen)]
+
+
+def site_packages():
+    paths = sysconfig.get_paths()
+    return sorted({paths["purelib"], paths["platlib"]})
+
+
+def torch_cuda_from_files(sp_dirs):
+    """torch/version.py holds `cuda = '12.1'` (or None): read the file, do not import torch."""
+    for sp in sp_dirs:
+        path = os.path.join(sp, "torch", "version.py")
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                text = fh.read()
+            match = re.search(r"^cuda\s*(?::\s*\S+)?\s*=\s*['\"]([^'\"]+)['\"]", text, re.M)
+            return match.group(1) if match else None
+    return None
+
+
+def nvidia_libraries(sp_dirs):
+    """Shared libraries shipped by nvidia-*-cuXX wheels: {soname: path}."""
+    found = {}
+    for sp in sp_dirs:
+        for path in sorted(glob.glob(os.path.join(sp, "nvidia", "*", "lib", "lib*.so*"))):
+            found.setdefault(os.path.basename(path), path)
+    return found
+
+
+def cuda_facts(sp_dirs):
+    return {
+        "torch_cuda": torch_cuda_from_files(sp_dirs),
+        "nvidia_libraries": nvidia_libraries(sp_dirs),
+        "cuda_home": os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH"),
+        "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }
+
+
+def stacksync_state():
+    path = os.path.join(sys.prefix, STATE_FILE)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return {}
+
+
+# --- cuda -----------------------------------------------------------------------------------------
 
 
 def run(argv):
@@ -277,21 +423,6 @@ def memory_facts():
     return facts
 
 
-def glibc_version():
-    try:
-        value = os.confstr("CS_GNU_LIBC_VERSION")
-    except (AttributeError, ValueError, OSError):
-        return None
-    if value and value.startswith("glibc "):
-        return value.split(" ", 1)[1]
-    return None
-
-
-def site_packages():
-    paths = sysconfig.get_paths()
-    return sorted({paths["purelib"], paths["platlib"]})
-
-
 def add_library(found, path, source):
     name = os.path.basename(path)
     if CUDA_LIB.match(name):
@@ -363,6 +494,24 @@ def torch_import():
     return facts
 
 
+# --- smoke ----------------------------------------------------------------------------------------
+
+
+def try_import(name):
+    start = time.perf_counter()
+    try:
+        importlib.import_module(name)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # an extension's import can raise anything, SystemExit included
+        text = f"{type(exc).__name__}: {exc}"
+        return {"name": name, "ok": False, "error": text, "seconds": time.perf_counter() - start}
+    return {"name": name, "ok": True, "error": None, "seconds": time.perf_counter() - start}
+
+
+# --- the one entry point --------------------------------------------------------------------------
+
+
 def json_out(argv):
     """(path or None, the other args): ``--json-out PATH`` first sends the document to a file of its
     own, so that what imported modules print on stdout (vllm does) never mixes with it."""
@@ -382,7 +531,35 @@ def emit(doc, path):
         fh.write("\n")
 
 
-def main(argv):
+def env_main(argv):
+    path, _ = json_out(argv)
+    dists = distributions()
+    sp = site_packages()
+    pip = [d["version"] for d in dists if d["name"] == "pip"]
+    info = {
+        "probe": 1,
+        "python": {
+            "executable": sys.executable,
+            "version": platform.python_version(),
+            "implementation": sys.implementation.name,
+            "prefix": sys.prefix,
+            "base_prefix": getattr(sys, "base_prefix", sys.prefix),
+            "is_venv": sys.prefix != getattr(sys, "base_prefix", sys.prefix),
+            "soabi": sysconfig.get_config_var("SOABI"),
+            "platform_tag": sysconfig.get_platform(),
+            "site_packages": sp,
+        },
+        "marker_environment": marker_environment(),
+        "platform": {"system": platform.system(), "machine": platform.machine(), "glibc": glibc_version()},
+        "pip_version": pip[0] if pip else None,
+        "distributions": dists,
+        "cuda": cuda_facts(sp),
+        "state": stacksync_state(),
+    }
+    emit(info, path)
+
+
+def cuda_main(argv):
     path, argv = json_out(argv)
     sp = site_packages()
     driver = driver_from_libcuda()
@@ -409,6 +586,23 @@ def main(argv):
     if "--import-torch" in argv:
         info["torch_import"] = torch_import()
     emit(info, path)
+
+
+def smoke_main(argv):
+    path, names = json_out(argv)
+    results = [try_import(name) for name in names]
+    emit({"smoke": 1, "modules": results}, path)
+
+
+COMMANDS = {"env": env_main, "cuda": cuda_main, "smoke": smoke_main}
+
+
+def main(argv):
+    """``COMMAND [--json-out PATH] [ARGS]``: an unknown command exits 2 with the list."""
+    if not argv or argv[0] not in COMMANDS:
+        sys.stderr.write(f"usage: probe.py {{{','.join(COMMANDS)}}} [--json-out PATH] [ARGS]\n")
+        sys.exit(2)
+    COMMANDS[argv[0]](argv[1:])
 
 
 if __name__ == "__main__":

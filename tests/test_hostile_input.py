@@ -24,19 +24,20 @@ import pytest
 from pkgfactory import IndexServer
 
 from stacksync.backends import indexapi, transport
-from stacksync.core import defaults, redact
+from stacksync.core import redact
 from stacksync.core.cachedir import CacheDirError, ensure_dir
 from stacksync.core.errors import IndexUnavailable, ProfileError
 from stacksync.lock import profile, pylock
 from stacksync.lock.lockfile import LockProblems, parse
 
 PY_XY = f"{sys.version_info.major}.{sys.version_info.minor}"
+REPO = Path(__file__).resolve().parent.parent  # this checkout: its tasks.py and locks/
 TOKEN = "tok-9f8e7d6c5b4a-SECRET"
 
 
 def invoke(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The task edge, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "invoke", "-r", str(defaults.PROJECT_ROOT), *args],
+    return subprocess.run([sys.executable, "-m", "invoke", "-r", str(REPO), *args],
                           cwd=cwd, env=env if env is not None else dict(os.environ), capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, timeout=300)
 
@@ -189,7 +190,9 @@ def test_an_empty_option_value_is_refused_and_the_target_unchanged(argv: tuple[s
 @pytest.mark.slow
 def test_an_option_left_out_still_takes_its_default(tmp_path: Path, make_venv: pytest.FixtureRequest) -> None:
     venv = make_venv()  # type: ignore[operator]
-    proc = invoke("plan", "--venv", str(venv), cwd=tmp_path)  # no -p: STACKSYNC_PROFILE, else demo
+    env = {**os.environ, "STACKSYNC_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("STACKSYNC_PROFILE", None)
+    proc = invoke("plan", "--venv", str(venv), cwd=REPO, env=env)  # no -p: the repository's demo profile
     assert proc.returncode == 0, proc.stderr
     assert "plan:" in proc.stdout + proc.stderr
 

@@ -53,9 +53,9 @@ from typing import Any
 
 from stacksync.core import defaults, runner
 
-__all__ = ["BenchOptions", "Contender", "Goal", "Row", "CASES", "CHEAP_CASES", "parse_args", "select_cases",
-           "summarize", "judge", "render_table", "to_json", "build_wheel", "run_bench", "main", "quiet_sync",
-           "scoped_environ"]
+__all__ = ["BenchOptions", "Contender", "Goal", "Row", "CASES", "CHEAP_CASES", "RESULTS_PATH", "parse_args",
+           "select_cases", "summarize", "judge", "render_table", "to_json", "results_sections", "update_results",
+           "build_wheel", "run_bench", "main", "quiet_sync", "scoped_environ"]
 
 # The stacksync checkout (devtools/ lives only there): benchmarks and the fault suite run its code.
 REPO = Path(__file__).resolve().parents[1]
@@ -71,6 +71,14 @@ BARE_PIP_COMPILE_SKIP = "skipped (24.5 GB per run; --with-bare-pip-compile)"
 LAUNCHER_FLOOR = "floor: invoke --version (Python + invoke start-up)"
 SMOKE_FLOOR = "floor: smoke imports alone (after bare uv pip sync)"
 _EPOCH = (2024, 1, 1, 0, 0, 0)
+# The measured tables the docs link: one section per case, each replaced only when that case runs.
+RESULTS_PATH = REPO / "docs" / "results" / "bench.md"
+RESULTS_HEADER = """# Benchmark results
+
+Written by `nox -s bench` (devtools/bench.py): a run replaces the sections of the cases it ran and keeps
+the others, so each section says when, on what and at which commit it was measured. What each case
+times and what the goals mean: [benchmarks](../benchmarks.md).
+"""
 
 
 # ------------------------------------------------------------------------------------------ pure parts
@@ -87,6 +95,8 @@ class BenchOptions:
     json_path: Path | None = None
     #: extra environments the verify case checks (``--verify-venv DIR``: e.g. a venv with real torch)
     verify_venvs: tuple[Path, ...] = ()
+    #: the Markdown results file the docs link (``--results FILE``; ``--no-results`` writes none)
+    results_path: Path | None = RESULTS_PATH
 
 
 def parse_args(argv: Sequence[str]) -> BenchOptions:
@@ -95,7 +105,7 @@ def parse_args(argv: Sequence[str]) -> BenchOptions:
     from stacksync.core.errors import StacksyncError
 
     usage = ("-- [--runs N] [--case noop|cold|compile|deferred|verify ...] [--quick] [--with-bare-pip-compile] "
-             "[--verify-venv DIR ...] [--json FILE]")
+             "[--verify-venv DIR ...] [--json FILE] [--results FILE | --no-results]")
     parser = argparse.ArgumentParser(prog="nox -s bench --", add_help=False, exit_on_error=False)
     parser.add_argument("--runs", type=int, default=None)
     parser.add_argument("--case", action="append", default=[])
@@ -103,6 +113,8 @@ def parse_args(argv: Sequence[str]) -> BenchOptions:
     parser.add_argument("--with-bare-pip-compile", action="store_true")
     parser.add_argument("--json", default=None)
     parser.add_argument("--verify-venv", action="append", default=[])
+    parser.add_argument("--results", default=None)
+    parser.add_argument("--no-results", action="store_true")
     try:
         ns, rest = parser.parse_known_args(list(argv))
     except argparse.ArgumentError as exc:
@@ -116,7 +128,8 @@ def parse_args(argv: Sequence[str]) -> BenchOptions:
     return BenchOptions(runs=runs, cases=cases, quick=bool(ns.quick),
                         with_bare_pip_compile=bool(ns.with_bare_pip_compile),
                         json_path=Path(ns.json) if ns.json else None,
-                        verify_venvs=tuple(Path(v) for v in ns.verify_venv))
+                        verify_venvs=tuple(Path(v) for v in ns.verify_venv),
+                        results_path=None if ns.no_results else Path(ns.results) if ns.results else RESULTS_PATH)
 
 
 def select_cases(names: Sequence[str], *, quick: bool = False) -> tuple[str, ...]:
@@ -266,10 +279,64 @@ def render_table(rows: Sequence[Row], *, title: str = "stacksync benchmarks") ->
 
 
 def render_markdown(rows: Sequence[Row]) -> str:
-    """The same table in Markdown (for README)."""
+    """The same table in Markdown (reports/bench.md, and each case's section of docs/results/bench.md)."""
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |" for cells in table_rows(rows)]
     return "\n".join(lines) + "\n"
+
+
+def case_of(row: Row) -> str:
+    """The ``--case`` a row belongs to: ``compile (warm)`` and ``compile (cold)`` are ``compile``."""
+    return row.case.split(" (", 1)[0]
+
+
+def measured_line(machine: dict[str, Any], opts: BenchOptions, argv: Sequence[str]) -> str:
+    """One line saying when, how and on what a section was measured."""
+    tools = machine.get("tools") or {}
+    load = machine.get("load_average_1_5_15")
+    commit = (machine.get("stacksync_commit") or "unknown commit")[:7]
+    if machine.get("stacksync_tree_modified"):
+        commit += " + uncommitted changes"
+    parts = [f"{machine.get('cpu_count')} cores {machine.get('machine')}", f"Python {machine.get('python')}",
+             *(f"{name} {str(tools[name]).removeprefix(name + ' ').split(' (')[0]}"  # `uv --version`: "uv X (..)"
+               for name in ("pip", "pip-tools", "uv") if tools.get(name))]
+    if load:
+        parts.append("load average " + " / ".join(f"{x:.1f}" for x in load))
+    command = " ".join(["nox -s bench", *(["--", *argv] if argv else [])])
+    return (f"Measured {machine.get('date_utc')} with `{command}` ({opts.runs} run(s) each), "
+            f"{', '.join(parts)}, at {commit}.")
+
+
+def results_sections(rows: Sequence[Row], machine: dict[str, Any], opts: BenchOptions,
+                     argv: Sequence[str] = ()) -> dict[str, str]:
+    """One Markdown section per case that ran: heading, the measured line, the table."""
+    line = measured_line(machine, opts, argv)
+    sections: dict[str, str] = {}
+    for case in opts.cases:
+        case_rows = [r for r in rows if case_of(r) == case]
+        if case_rows:
+            sections[case] = f"## {case}\n\n{line}\n\n{render_markdown(case_rows)}"
+    return sections
+
+
+def _markers(case: str) -> tuple[str, str]:
+    return f"<!-- bench:{case} -->", f"<!-- /bench:{case} -->"
+
+
+def update_results(text: str, sections: dict[str, str]) -> str:
+    """``text`` (the results file, or ``""``) with each case's section replaced between its markers, or
+    appended when it has none; sections of cases that did not run are kept as they are."""
+    if not text.strip():
+        text = RESULTS_HEADER
+    for case in sorted(sections, key=lambda c: CASES.index(c) if c in CASES else len(CASES)):
+        start, end = _markers(case)
+        block = f"{start}\n{sections[case].rstrip()}\n{end}"
+        i, j = text.find(start), text.find(end)
+        if i >= 0 and j > i:
+            text = text[:i] + block + text[j + len(end):]
+        else:
+            text = text.rstrip("\n") + "\n\n" + block + "\n"
+    return text
 
 
 def to_json(rows: Sequence[Row], machine: dict[str, Any], opts: BenchOptions) -> dict[str, Any]:
@@ -839,4 +906,10 @@ def main(argv: Sequence[str], *, log: Callable[[str], None] | None = None) -> in
     path.write_text(json.dumps(to_json(rows, machine, opts), indent=2) + "\n", encoding="utf-8")
     (path.with_suffix(".md")).write_text(render_markdown(rows), encoding="utf-8")
     say(f"wrote {path} and {path.with_suffix('.md')}")
+    if opts.results_path is not None:
+        results = opts.results_path
+        old = results.read_text(encoding="utf-8") if results.is_file() else ""
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text(update_results(old, results_sections(rows, machine, opts, argv)), encoding="utf-8")
+        say(f"updated {results} ({', '.join(c for c in opts.cases)})")
     return 1 if any(r.status.startswith("failed") for r in rows) else 0

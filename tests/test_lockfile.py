@@ -139,6 +139,7 @@ def test_require_hashes_names_the_unhashed_pin() -> None:
         require_hashes(lock.pins)
 
 
+@pytest.mark.slow  # ~9 s on 2 cores: builds and parses 50 MB
 def test_a_50_mb_lock_and_a_1_mb_line_parse_whole() -> None:
     """Linear time: the shape of a CUDA-stack lock (many hashes per pin) blown up to 50 MB, and one
     1 MB line (the result is asserted; the time is the benchmark's business)."""

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pkgfactory
 import pytest
+from clihelp import invoke
 from pkgfactory import IndexServer
 from stackprofile import (
     LOCK_A,
@@ -375,9 +376,7 @@ def test_cli_refuses_a_second_concurrent_sync(synced: dict[str, object]) -> None
     assert isinstance(venv, Path)
     env = runner.clean_env()
     with targetlock.hold(venv):
-        proc = subprocess.run([str(Path(sys.executable).parent / "invoke"), "sync", "--profile", str(synced["profile"]),
-                               "--venv", str(venv)], cwd=ROOT, env=env, capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL)
+        proc = invoke("sync", "--profile", str(synced["profile"]), "--venv", str(venv), env=env)
     assert proc.returncode == 1, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("stacksync: error: ")

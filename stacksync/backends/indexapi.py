@@ -30,8 +30,6 @@ import base64
 import hashlib
 import http.client
 import json
-import os
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -55,6 +53,7 @@ from packaging.version import InvalidVersion, Version
 
 from stacksync.backends.transport import opener, stored_credentials, transport_settings
 from stacksync.core.errors import IndexUnavailable
+from stacksync.core.fs import atomic_file
 from stacksync.core.redact import redact, register_secret, register_url, strip_credentials
 from stacksync.core.runner import timeout_from_env
 from stacksync.lock.lockfile import file_sha256
@@ -398,21 +397,15 @@ def download(url: str, target: Path, *, auth: str | None, shown: str,
     """Stream ``url`` into a temporary file beside ``target``, hashing as it goes; ``check`` sees the hex
     sha256 and raises to refuse the content; else the file is renamed to ``target``. Nothing is left
     behind on any failure. Returns the sha256. (The one download loop: index files, prebuilt wheels.)"""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    tmp = Path(tmp_name)
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, _open(url, auth, accept=None, shown=shown) as resp, _reading(shown):
+    digest = hashlib.sha256()
+    with atomic_file(target, "wb") as out:
+        with _open(url, auth, accept=None, shown=shown) as resp, _reading(shown):
             for chunk in iter(lambda: resp.read(_CHUNK), b""):
                 digest.update(chunk)
                 out.write(chunk)
         got = digest.hexdigest()
         if check is not None:
-            check(got)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+            check(got)  # raising here removes the temporary file; target is untouched
     return got
 
 

@@ -19,9 +19,7 @@ The user reviews both files and runs ``invoke compile --profile NAME``.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +28,7 @@ from packaging.utils import NormalizedName
 
 from stacksync.core import defaults
 from stacksync.core.defaults import INSTALLER_PACKAGES
+from stacksync.core.fs import atomic_write_text
 from stacksync.core.redact import redact, strip_credentials
 from stacksync.env.environment import Snapshot
 from stacksync.lock import knownstacks, vcs
@@ -257,7 +256,4 @@ def write_profile(proposal: Proposal, profile: str, *, locks_dir: Path | None = 
 
 
 def _write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    atomic_write_text(path, text)

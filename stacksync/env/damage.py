@@ -33,7 +33,7 @@ from typing import Any
 from packaging.utils import NormalizedName, canonicalize_name
 
 from stacksync.env import journal as journal_mod
-from stacksync.env.sitepackages import metadata_headers
+from stacksync.env.distinfo import dist_info_folders, read_file, read_installer, read_name_version
 
 __all__ = ["Broken", "Damage", "stashes", "broken_distributions", "scan"]
 
@@ -107,15 +107,7 @@ def _name_version(folder: str) -> tuple[NormalizedName, str]:
     """From METADATA (as importlib.metadata reads it), else from the folder name."""
     stem = os.path.basename(folder)[: -len(".dist-info")]
     name, _, version = stem.partition("-")
-    try:
-        with open(os.path.join(folder, "METADATA"), encoding="utf-8") as fh:
-            headers = metadata_headers(fh.read())
-    except (OSError, UnicodeDecodeError):
-        headers = None
-    if headers:
-        name = (headers.get("name") or [name])[0] or name
-        version = (headers.get("version") or [version])[0] or version
-    return canonicalize_name(name), version
+    return read_name_version(folder) or (canonicalize_name(name), version)
 
 
 def _missing_files(folder: str, location: str, listings: dict[str, frozenset[str]],
@@ -123,10 +115,8 @@ def _missing_files(folder: str, location: str, listings: dict[str, frozenset[str
     """Files RECORD lists that do not exist (``None``: no RECORD). Each folder is listed once
     (``listings``, shared by the scan): a torch wheel's 15k files live in ~1k folders. ``used``
     collects the folders this RECORD's files live in."""
-    try:
-        with open(os.path.join(folder, "RECORD"), encoding="utf-8", newline="") as fh:
-            text = fh.read()
-    except (OSError, UnicodeDecodeError):
+    text = read_file(folder, "RECORD")
+    if text is None:
         return None
     missing = []
     for line in text.splitlines():
@@ -166,11 +156,7 @@ INSTALLERS = frozenset({"pip", "uv"})
 def _ours(folder: str) -> bool:
     """Installed by pip / uv, or by nothing yet: pip writes INSTALLER after the files, just before
     RECORD, so a cut-short install may have neither."""
-    try:
-        with open(os.path.join(folder, "INSTALLER"), encoding="utf-8") as fh:
-            installer = fh.read().strip()
-    except (OSError, UnicodeDecodeError):
-        return True
+    installer = read_installer(folder)
     return not installer or installer in INSTALLERS
 
 
@@ -211,33 +197,24 @@ def broken_distributions(dirs: Sequence[str | os.PathLike[str]], memo: Memo | No
     out: list[Broken] = []
     listings: dict[str, frozenset[str]] = {}
     seen: set[str] = set()
-    for entry in dirs:
-        location = os.fspath(entry)
-        try:
-            names = sorted(os.listdir(location))
-        except OSError:
+    for location, folder in dist_info_folders(dirs, stashes=False):
+        seen.add(folder)
+        if memo is not None and folder in memo and _memo_holds(folder, memo[folder]):
             continue
-        for child in names:
-            if child.startswith("~") or not child.lower().endswith(".dist-info"):
-                continue
-            folder = os.path.join(location, child)
-            seen.add(folder)
-            if memo is not None and folder in memo and _memo_holds(folder, memo[folder]):
-                continue
-            if not os.path.isdir(folder):
-                continue
-            used: set[str] = set()
-            missing = _missing_files(folder, location, listings, used)
-            if memo is not None:
-                remembered = _memo_entry(folder, used) if missing is not None and not missing else None
-                if remembered is None:
-                    memo.pop(folder, None)
-                else:
-                    memo[folder] = remembered
-            if (missing is not None and not missing) or not _ours(folder):
-                continue
-            name, version = _name_version(folder)
-            out.append(Broken(name, version, Path(folder), missing is not None, missing or ()))
+        if not os.path.isdir(folder):
+            continue
+        used: set[str] = set()
+        missing = _missing_files(folder, location, listings, used)
+        if memo is not None:
+            remembered = _memo_entry(folder, used) if missing is not None and not missing else None
+            if remembered is None:
+                memo.pop(folder, None)
+            else:
+                memo[folder] = remembered
+        if (missing is not None and not missing) or not _ours(folder):
+            continue
+        name, version = _name_version(folder)
+        out.append(Broken(name, version, Path(folder), missing is not None, missing or ()))
     if memo is not None:
         for gone in set(memo) - seen:
             del memo[gone]

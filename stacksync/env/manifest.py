@@ -27,6 +27,7 @@ from typing import Any
 
 from stacksync.core.defaults import INSTALLER_PACKAGES
 from stacksync.core.errors import StacksyncError
+from stacksync.core.fs import atomic_write_text
 from stacksync.core.redact import redact, strip_credentials
 from stacksync.env.environment import looks_like_python
 from stacksync.env.record import INSTALL_RECORDS, Dist, Scan, verify_environment
@@ -103,16 +104,10 @@ def manifest_of(target: str | os.PathLike[str]) -> tuple[dict[str, Any], Scan]:
 
 def write(target: str | os.PathLike[str], out: str | os.PathLike[str]) -> tuple[dict[str, Any], Scan]:
     """Write the manifest of ``target`` to ``out`` atomically; return it and the scan."""
-    import tempfile
-
     manifest, result = manifest_of(target)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(dumps(manifest))
-    os.chmod(tmp, 0o644)  # mkstemp makes it 0600: this file is meant to be shared
-    os.replace(tmp, path)
+    atomic_write_text(path, dumps(manifest))
     return manifest, result
 
 

@@ -33,11 +33,8 @@ verified: it is reported as such; the files its ``installed-files.txt`` names ar
 from __future__ import annotations
 
 import base64
-import csv
 import glob
 import hashlib
-import io
-import json
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -47,7 +44,18 @@ from email.parser import HeaderParser
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import NormalizedName, canonicalize_name
+from packaging.utils import NormalizedName
+
+from stacksync.env.distinfo import (
+    RecordEntry,
+    dist_info_folders,
+    parse_record,
+    read_direct_url,
+    read_file,
+    read_installer,
+    read_name_version,
+    read_record,
+)
 
 __all__ = ["RecordEntry", "Dist", "Unrecorded", "Scan", "scan", "check", "site_dirs", "verify_environment",
            "parse_record", "WORKERS"]
@@ -61,16 +69,6 @@ VENV_TOOL_FILES = frozenset({"_virtualenv.py", "_virtualenv.pth"})
 #: fields: installer, direct_url; REQUESTED only says whether a user asked for the package by name)
 INSTALL_RECORDS = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"})
 _CHUNK = 1 << 20
-
-
-@dataclass(frozen=True)
-class RecordEntry:
-    """One RECORD row: ``path`` as RECORD writes it (relative to site-packages, ``/``-separated),
-    ``hash`` as ``algo=urlsafe-b64`` or ``None``, ``size`` in bytes or ``None``."""
-
-    path: str
-    hash: str | None
-    size: int | None
 
 
 @dataclass(frozen=True)
@@ -152,26 +150,6 @@ class Scan:
 
 # ------------------------------------------------------------------------------------------ reading
 
-def parse_record(text: str) -> list[RecordEntry]:
-    """RECORD rows (csv: path, hash, size), as pip and uv write them."""
-    out = []
-    for row in csv.reader(io.StringIO(text)):
-        if not row or not row[0]:
-            continue
-        digest = row[1] if len(row) > 1 and row[1] else None
-        size = int(row[2]) if len(row) > 2 and row[2].strip().isdigit() else None
-        out.append(RecordEntry(row[0], digest, size))
-    return out
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            return fh.read()
-    except OSError:
-        return None
-
-
 def _wheel_info(text: str | None) -> dict[str, Any]:
     """The WHEEL file's tags (sorted) and build tag: what tells a ``+cpu`` build from another."""
     if not text:
@@ -187,29 +165,17 @@ def _wheel_info(text: str | None) -> dict[str, Any]:
 
 def _read_dist(folder: str, location: str) -> Dist | None:
     egg = folder.endswith(".egg-info")
-    meta = _read(os.path.join(folder, "PKG-INFO" if egg else "METADATA"))
-    if meta is None:
+    found = read_name_version(folder)
+    if found is None:
         return None
-    headers = HeaderParser().parsestr(meta)
-    name, version = headers.get("Name"), headers.get("Version")
-    if not name or not version:
-        return None
-    record_text = None if egg else _read(os.path.join(folder, "RECORD"))
-    direct = _read(os.path.join(folder, "direct_url.json"))
-    try:
-        direct_url = json.loads(direct) if direct else None
-    except ValueError:
-        direct_url = None
-    installer = (_read(os.path.join(folder, "INSTALLER")) or "").strip() or None
-    return Dist(canonicalize_name(str(name)), str(version).strip(), folder, location,
-                parse_record(record_text) if record_text is not None else None, installer,
-                direct_url if isinstance(direct_url, dict) else None,
-                _wheel_info(None if egg else _read(os.path.join(folder, "WHEEL"))))
+    name, version = found
+    return Dist(name, version, folder, location, None if egg else read_record(folder), read_installer(folder),
+                read_direct_url(folder), _wheel_info(None if egg else read_file(folder, "WHEEL")))
 
 
 def _egg_files(dist: Dist) -> list[str]:
     """Absolute paths an egg-info's installed-files.txt names (relative to the egg-info folder)."""
-    text = _read(os.path.join(dist.folder, "installed-files.txt")) or ""
+    text = read_file(dist.folder, "installed-files.txt") or ""
     return [os.path.normpath(os.path.join(dist.folder, line.strip())) for line in text.splitlines() if line.strip()]
 
 
@@ -239,16 +205,11 @@ def site_dirs(target: str | os.PathLike[str]) -> list[str]:
 def scan(dirs: Sequence[str]) -> Scan:
     """Every distribution in ``dirs`` (RECORD read, nothing hashed yet) and the unrecorded files."""
     dists: list[Dist] = []
-    for location in dirs:
-        try:
-            children = sorted(os.listdir(location))
-        except OSError:
-            continue
-        for child in children:
-            if child.endswith((".dist-info", ".egg-info")) and os.path.isdir(os.path.join(location, child)):
-                dist = _read_dist(os.path.join(location, child), location)
-                if dist is not None:
-                    dists.append(dist)
+    for location, folder in dist_info_folders(dirs, egg_info=True):
+        if os.path.isdir(folder):
+            dist = _read_dist(folder, location)
+            if dist is not None:
+                dists.append(dist)
     dists.sort(key=lambda d: (d.name, d.version, d.folder))
     result = Scan(list(dirs), dists)
     _find_unrecorded(result)

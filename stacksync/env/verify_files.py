@@ -13,6 +13,7 @@ from typing import Any
 
 from packaging.utils import NormalizedName
 
+from stacksync.core.fs import atomic_write_text
 from stacksync.core.redact import redact
 from stacksync.env.record import INSTALL_RECORDS, RecordEntry, Scan, parse_record, verify_environment
 from stacksync.lock.lockfile import Pin
@@ -224,5 +225,5 @@ def verify_files(python: str | None, venv: str | None, *, report: str | None = N
         data = {**to_json(result, target), "manifest_digest": build(result)["digest"]}
         path = Path(report)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(redact(json.dumps(data, indent=2, sort_keys=True)) + "\n", encoding="utf-8")
+        atomic_write_text(path, redact(json.dumps(data, indent=2, sort_keys=True)) + "\n")
     return result.ok

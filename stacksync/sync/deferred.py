@@ -25,7 +25,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ from stacksync.build import buildkey, prebuilt, wheelhouse
 from stacksync.build.buildkey import BuildKey
 from stacksync.core import console
 from stacksync.core.errors import FetchError, IndexUnavailable, ProfileError, SyncError
+from stacksync.core.fs import atomic_write_text
 from stacksync.core.redact import MissingVariable, expand, redact, strip_credentials
 from stacksync.env.environment import Snapshot, probe
 from stacksync.lock import profile as profile_mod
@@ -416,11 +416,7 @@ def write_state(prefix: Path, name: str, version: str, built_against: Mapping[st
     if source is not None:
         record["source"] = dict(source)
     records[name] = record
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{STATE_FILE}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
     return path
 
 

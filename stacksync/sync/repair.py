@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 from packaging.utils import NormalizedName
 
 from stacksync.core import console, defaults
+from stacksync.core.fs import atomic_write_text
 from stacksync.env import journal
 from stacksync.env.damage import Damage, scan
 from stacksync.env.environment import Snapshot
@@ -58,10 +58,7 @@ def _scan(snapshot: Snapshot, *, with_journal: bool = True) -> Damage:
     if after != before:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".records-", suffix=".json")
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(after)
-            os.replace(tmp, path)
+            atomic_write_text(path, after, fsync=False)  # a cache of RECORD reads
         except OSError:
             pass
     return found

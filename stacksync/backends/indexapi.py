@@ -55,7 +55,7 @@ from stacksync.backends.transport import opener, stored_credentials, transport_s
 from stacksync.core.errors import IndexUnavailable
 from stacksync.core.fs import atomic_file
 from stacksync.core.redact import redact, register_secret, register_url, strip_credentials
-from stacksync.core.runner import timeout_from_env
+from stacksync.core.runner import DEFAULT_INDEX_TIMEOUT, INDEX_TIMEOUT_ENV, timeout_from_env
 from stacksync.lock.lockfile import file_sha256
 
 __all__ = ["IndexFile", "IndexUnavailable", "HashMismatch", "ProjectNotFound", "project_files", "fetch_file",
@@ -63,7 +63,7 @@ __all__ = ["IndexFile", "IndexUnavailable", "HashMismatch", "ProjectNotFound", "
 
 ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
-TIMEOUT_ENV, DEFAULT_TIMEOUT = "STACKSYNC_INDEX_TIMEOUT", 30.0
+TIMEOUT_ENV, DEFAULT_TIMEOUT = INDEX_TIMEOUT_ENV, DEFAULT_INDEX_TIMEOUT
 WORKERS = 12
 _CHUNK = 1 << 20
 # Archive types pip accepts from an index (pip's SUPPORTED_EXTENSIONS); .egg / .exe are ignored as pip does.

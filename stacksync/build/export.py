@@ -55,7 +55,7 @@ def packages_from_lock(pins: Sequence[Pin], index: object, *, built: Mapping[str
         wanted = {h.split(":", 1)[1] for h in pin.hashes if h.startswith("sha256:")}
         matching = [f for f in files.get(pin.name, []) if f.sha256 in wanted and same_version(f.version, pin.version)]
         if not matching:
-            problems.append(LockError(pin.path, pin.line, f"{pin.name}=={pin.version}: none of its sha256 hashes is "
+            problems.append(LockError(pin.path, pin.line, f"{pin.display()}: none of its sha256 hashes is "
                                       "a file the index serves, so no URL can be written",
                                       "invoke compile --profile <name> again, or check the index"))
             continue

@@ -25,7 +25,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from stacksync.core.errors import LockError, StacksyncError
-from stacksync.core.redact import shown_line
+from stacksync.core.redact import shown_line, strip_credentials
 from stacksync.lock import listing, reqshape, reqsyntax
 from stacksync.lock.reqsyntax import Logical, OptionSyntaxError, Physical
 
@@ -122,6 +122,15 @@ class Pin:
             return self.marker.evaluate(env)
         except (UndefinedComparison, UndefinedEnvironmentName):
             return False
+
+    def display(self) -> str:
+        """The pin as messages name it: ``name==version``, ``name @ URL`` for a direct reference (its
+        credentials stripped), ``name SPECIFIER`` or the bare name for an unpinned requirement."""
+        if self.version is not None:
+            return f"{self.name}=={self.version}"
+        if self.url is not None:
+            return f"{self.name} @ {strip_credentials(self.url)}"
+        return f"{self.name}{self.specifier}"
 
     def key(self) -> str:
         """What makes two installs the same: the exact version; for a direct reference to a wheel or
@@ -446,7 +455,7 @@ def parse_listing(path: str | Path, *, environ: Mapping[str, str] | None = None
 
 def require_hashes(pins: Iterable[Pin]) -> None:
     """Every pin must carry a hash (an install runs with --require-hashes)."""
-    problems = [LockError(p.path, p.line, f"{p.name}=={p.version} has no --hash",
+    problems = [LockError(p.path, p.line, f"{p.display()} has no --hash",
                           "compile the lock with hashes: invoke compile")
                 for p in pins if not p.hashes and not p.editable]
     if problems:

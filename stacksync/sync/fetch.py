@@ -120,7 +120,7 @@ def _confirm_cache(state: State, need: Sequence[Pin], found: Mapping[NormalizedN
     for pin in need:
         path = found.get(pin.name)
         if path is None:
-            raise FetchError(f"{pin.where}: {pin.name}=={pin.version}: no downloaded file matches the lock's hashes "
+            raise FetchError(f"{pin.where}: {pin.display()}: no downloaded file matches the lock's hashes "
                              f"(fix: check the index, then invoke compile --profile <name> again)")
         if path.suffix == ".whl":
             requires = _wheel_requires(path)

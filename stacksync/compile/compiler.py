@@ -144,7 +144,8 @@ def resolver_inputs(profile: Profile, requirements_text: str,
 
 
 def regenerate_command(profile_name: str) -> str:
-    return f"invoke compile --profile {profile_name}"
+    """``profile_name`` may be ``NAME/VARIANT`` (a result's label): compile writes every variant's lock."""
+    return f"invoke compile --profile {profile_name.split('/', 1)[0]}"
 
 
 def header(profile_name: str, versions: Mapping[str, str], backend: str, python: str, what: Sequence[str]) -> str:
@@ -240,6 +241,7 @@ def _write_atomic(path: Path, text: str | None) -> None:
     if text is None:
         path.unlink(missing_ok=True)
         return
+    path.parent.mkdir(parents=True, exist_ok=True)  # locks/<profile>/<variant>/ on a variant's first compile
     atomic_write_text(path, text)  # a committed lock keeps its mode
 
 
@@ -267,7 +269,7 @@ def compile_profile(profile: Profile, *, backend: str | None = None, upgrade: bo
     deferred_hashes = {n: indexapi.sha256_options(fs) for n, fs in deferred_files.items()}
 
     lock_path, deferred_path = profile.lock_path, profile.deferred_path
-    vcs_path = profile.folder / vcs.VCS_TXT
+    vcs_path = profile.locks_folder / vcs.VCS_TXT
     old_lock, old_deferred, old_vcs = _read(lock_path), _read(deferred_path), _read(vcs_path)
     with tempfile.TemporaryDirectory(prefix="stacksync-compile-") as tmp:
         workdir = Path(tmp)
@@ -318,7 +320,7 @@ def compile_profile(profile: Profile, *, backend: str | None = None, upgrade: bo
         new_vcs = same_but_backend(old_vcs, new_vcs)
     pinned = pinned_versions(body)
     result = CompileResult(
-        profile=profile.name,
+        profile=f"{profile.name}/{profile.variant}" if profile.variant else profile.name,
         files=[FileOutcome(lock_path, old_lock, new_lock), FileOutcome(deferred_path, old_deferred, new_deferred),
                *([FileOutcome(vcs_path, old_vcs, new_vcs)] if old_vcs is not None or new_vcs is not None else [])],
         packages=len(pinned) + len(deferred) + len(vcs_lines),
@@ -366,8 +368,10 @@ def compile_profiles(names: Sequence[str], *, all_profiles: bool = False, locks_
     if not chosen:
         raise StacksyncError(f"no profiles in {root} (fix: create locks/<name>/stack.toml and requirements.in)")
     loaded = [profiles.load(name, root) for name in chosen]  # every stack.toml checked before resolving
+    # a profile with variants: one lock per variant, in locks/<profile>/<variant>/
+    each = [q for p in loaded for q in ([p.for_variant(v) for v in p.variants] or [p])]
     return [compile_profile(p, backend=backend, upgrade=upgrade, upgrade_packages=upgrade_packages, check=check)
-            for p in loaded]
+            for p in each]
 
 
 def _shown(path: Path) -> str:

@@ -12,9 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from stacksync.core.errors import StacksyncError
+from stacksync.cuda.facts import Facts
+from stacksync.lock.profile import Profile
 from stacksync.lock.variants import Variant
 
-__all__ = ["Choice", "NoVariant", "choose"]
+__all__ = ["Choice", "NoVariant", "choose", "for_facts", "platform_of"]
 
 
 class NoVariant(StacksyncError):
@@ -65,3 +67,18 @@ def choose(variants: Mapping[str, Variant], driver_cuda: str | None, platform: s
     needs = "; ".join(f"{v.name} needs {v.needs()}" for v in variants.values())
     raise NoVariant(f"profile {profile!r}: no variant fits this machine ({here}): {needs} "
                     f"(fix: add a variant for it to stack.toml, or pass --variant NAME to take one anyway)")
+
+
+def platform_of(facts: Facts) -> tuple[str, str]:
+    """(``sys.platform``, machine) of the target, from ``probe.py cuda``'s ``platform.system()``."""
+    system = facts.system.lower()
+    return {"windows": "win32"}.get(system, system), facts.machine
+
+
+def for_facts(prof: Profile, facts: Facts, override: str | None = None) -> tuple[Profile, Choice]:
+    """``prof`` as the variant that fits the probed machine (the driver library's CUDA, else nvidia-smi's,
+    else none), with the reason; raises :class:`NoVariant`."""
+    platform, machine = platform_of(facts)
+    choice = choose(prof.variants, facts.driver.cuda, platform, machine=machine, override=override,
+                    profile=prof.name)
+    return prof.for_variant(choice.name), choice

@@ -29,7 +29,7 @@ from stacksync.lock import profile as profile_mod
 from stacksync.lock.load import load_locks
 from stacksync.lock.lockfile import Pin, RequirementsFile
 from stacksync.lock.profile import Profile
-from stacksync.sync import repair, vcsphase
+from stacksync.sync import provided, repair, vcsphase
 from stacksync.sync.deferred import expected_sources, planned_keys, wheels_expected
 from stacksync.sync.plan import Plan, make_plan
 from stacksync.sync.state import Options, Outcome, State
@@ -66,6 +66,10 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     damage = repair.detect(snapshot)
     env = snapshot.marker_environment
     lock = lock_file.for_environment(env)
+    if prof.provided:  # the machine's own build stands in for the lock's pin (the build key reads it too)
+        found = provided.check(prof, snapshot.versions(), str(python))
+        lock = {**lock, **{n: Pin(n, f"{n}=={v}", 0, str(provided.provided_path(prof)), version=v)
+                           for n, v in found.items()}}
     deferred = deferred_file.for_environment(env) if deferred_file is not None else {}
     _check_deferred_pins(prof, lock, deferred, lock_file, deferred_file)
     vcs_pins = vcsphase.load(prof, env)

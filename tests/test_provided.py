@@ -9,8 +9,8 @@ import pytest
 from packaging.utils import canonicalize_name
 
 from stacksync.core.errors import StacksyncError
+from stacksync.lock import provided
 from stacksync.lock.profile import Profile
-from stacksync.sync import provided
 
 
 def prof(tmp_path: Path) -> Profile:

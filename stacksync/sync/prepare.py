@@ -26,10 +26,11 @@ from stacksync.env.damage import Damage
 from stacksync.env.environment import Snapshot, find_python, is_own_interpreter, probe
 from stacksync.env.environment import snapshot as read_snapshot
 from stacksync.lock import profile as profile_mod
+from stacksync.lock import provided
 from stacksync.lock.load import load_locks
 from stacksync.lock.lockfile import Pin, RequirementsFile
 from stacksync.lock.profile import Profile
-from stacksync.sync import provided, repair, vcsphase
+from stacksync.sync import repair, vcsphase
 from stacksync.sync.deferred import expected_sources, planned_keys, wheels_expected
 from stacksync.sync.plan import Plan, make_plan
 from stacksync.sync.state import Options, Outcome, State

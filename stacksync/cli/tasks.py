@@ -145,17 +145,20 @@ def doctor(c: Context, python: str = "", venv: str = "", profile: str = "", vari
     "upgrade-package": "=PACKAGE: upgrade only this package (repeat the option for more)",
     "check": "do not write: exit 1 with a diff when a committed lock is stale, 0 when fresh",
     "backend": "pip-tools (default), uv or auto",
+    "provided-from": "a profile with provided = [...]: read their versions from this python (the image's) "
+                     "into locks/<profile>/[<variant>/]provided.txt and resolve the lock against them",
     "verbose": "show every command started",
 })
 def compile_(c: Context, profile: str = "", all: bool = False, upgrade: bool = False,
              upgrade_package: list[str] | None = None, check: bool = False, backend: str = "",
-             verbose: bool = False) -> None:
+             provided_from: str = "", verbose: bool = False) -> None:
     """Write locks/<profile>/requirements.txt (+ deferred.txt): every pin hashed from the index."""
     from stacksync.compile.compiler import compile_profiles, report
 
     with one_line_errors(verbose):
         results = compile_profiles([profile] if profile else [], all_profiles=all, backend=backend or None,
-                                   upgrade=upgrade, upgrade_packages=upgrade_package or [], check=check)
+                                   upgrade=upgrade, upgrade_packages=upgrade_package or [], check=check,
+                                   provided_from=provided_from or None)
         stale = report(results, check=check)
     if stale:
         raise SystemExit(1)

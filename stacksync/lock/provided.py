@@ -14,7 +14,8 @@ from packaging.utils import NormalizedName, canonicalize_name
 from stacksync.core.errors import StacksyncError
 from stacksync.lock.profile import Profile
 
-__all__ = ["PROVIDED_TXT", "ProvidedChanged", "provided_path", "read_provided", "render_provided", "check"]
+__all__ = ["PROVIDED_TXT", "ProvidedChanged", "provided_path", "read_provided", "parse_provided", "render_provided",
+           "check", "from_versions"]
 
 PROVIDED_TXT = "provided.txt"
 
@@ -37,10 +38,12 @@ def render_provided(prof: Profile, versions: Mapping[NormalizedName, str], sourc
 
 def read_provided(path: Path) -> dict[NormalizedName, str]:
     """``name==version`` lines (``#`` comments) of a provided.txt; empty when there is none."""
-    if not path.is_file():
-        return {}
+    return parse_provided(path.read_text(encoding="utf-8"), path) if path.is_file() else {}
+
+
+def parse_provided(text: str, path: Path) -> dict[NormalizedName, str]:
     found: dict[NormalizedName, str] = {}
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
@@ -69,3 +72,13 @@ def check(prof: Profile, installed: Mapping[NormalizedName, str], target: str) -
                               f"({'; '.join(changed)}; {provided_path(prof)}) (fix: invoke compile --profile "
                               f"{prof.name} --provided-from {target}, then sync again)")
     return {n: installed[n] for n in prof.provided}
+
+
+def from_versions(prof: Profile, installed: Mapping[NormalizedName, str], source: str) -> str:
+    """provided.txt for ``prof`` from the versions an interpreter has (``--provided-from``)."""
+    missing = [n for n in prof.provided if n not in installed]
+    if missing:
+        raise StacksyncError(f"{source}: has no {', '.join(missing)}, which profile {prof.name!r} says the machine "
+                             f"provides (fix: --provided-from the image's python, or fix provided in "
+                             f"{prof.stack_toml})")
+    return render_provided(prof, {n: installed[n] for n in prof.provided}, source)

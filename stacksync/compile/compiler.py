@@ -283,8 +283,10 @@ def compile_profile(profile: Profile, *, backend: str | None = None, upgrade: bo
     with tempfile.TemporaryDirectory(prefix="stacksync-compile-") as tmp:
         workdir = Path(tmp)
         inputs = resolver_inputs(profile, profile.requirements_in.read_text(encoding="utf-8"), deferred)
-        if given:  # the lock is made against the machine's versions (sync keeps the machine's own)
-            inputs["provided.in"] = "".join(f"{n}=={v}\n" for n, v in sorted(given.items()))
+        if given:  # constraints: a package needing torch gets the machine's; torch alone is not locked
+            inputs["provided.in"] = f"-c {provided.PROVIDED_TXT}\n"
+            (workdir / provided.PROVIDED_TXT).write_text(
+                "".join(f"{n}=={v}\n" for n, v in sorted(given.items())), encoding="utf-8")
         _copy_includes(profile, workdir)
         for name, text in inputs.items():
             (workdir / name).write_text(text, encoding="utf-8")

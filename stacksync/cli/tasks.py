@@ -14,11 +14,13 @@ from pathlib import Path
 from invoke.collection import Collection
 from invoke.context import Context
 
-from stacksync.cli.edge import one_line_errors
+from stacksync.cli.edge import catch_early_interrupts, one_line_errors
 from stacksync.cli.flags import (
     task,  # explicit short flags: -p --profile, -y --yes, -n --dry-run, -v --verbose, -o --out
 )
 from stacksync.core import console
+
+catch_early_interrupts()  # Ctrl-C while invoke loads a task: one line and exit 130, not a silent exit 1
 
 
 @task(help={

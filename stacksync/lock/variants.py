@@ -33,15 +33,18 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from packaging.utils import NormalizedName, canonicalize_name
 
 from stacksync.core.errors import ProfileError
 
-__all__ = ["Variant", "parse_variants", "parse_provided", "VARIANT_KEYS", "DEFERRED_OVERRIDES"]
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+__all__ = ["Variant", "parse_variants", "parse_provided", "overridden", "VARIANT_KEYS", "DEFERRED_OVERRIDES"]
 
 VARIANT_KEYS = {"description", "cuda", "platforms", "index_url", "extra_index_urls", "base_index_url", "provided",
                 "deferred"}
@@ -72,6 +75,16 @@ class Variant:
         if self.platforms:
             parts.append(f"platform {' or '.join(self.platforms)}")
         return ", ".join(parts)
+
+
+_D = TypeVar("_D", bound="DataclassInstance")
+
+
+def overridden(d: _D, overrides: Mapping[str, Any]) -> _D:
+    """A deferred package as a variant sets it: tables (build_env, wheel_vars) merged, the variant's keys
+    winning; other keys replaced."""
+    changes: dict[str, Any] = {k: {**getattr(d, k), **o} if isinstance(o, dict) else o for k, o in overrides.items()}
+    return replace(d, **changes)
 
 
 def parse_provided(path: Path, key: str, value: Any) -> tuple[NormalizedName, ...] | None:

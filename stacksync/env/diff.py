@@ -312,7 +312,7 @@ def load_side(spec: str, locks_dir: Path | None = None) -> Side:
         if prof.deferred_path.exists():
             files.append(parse(prof.deferred_path, lock=True))
         if (prof.locks_folder / vcs.VCS_TXT).exists():
-            files.append(parse(prof.folder / vcs.VCS_TXT, lock=True))
+            files.append(parse(prof.locks_folder / vcs.VCS_TXT, lock=True))
         return Side(spec, kind, files=files)
     return Side(spec, kind, files=[pylock.read(path) if pylock.is_pylock(path) else parse_listing(path)[0]])
 

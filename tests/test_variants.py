@@ -3,11 +3,15 @@ driver and platform (stacksync.cuda.variant, pure)."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from test_doctor import fake_libcuda  # noqa: F401  (the fixture: a gcc-built libcuda.so reporting a CUDA version)
 
 from stacksync.core.errors import ProfileError
+from stacksync.cuda import doctor
 from stacksync.cuda.variant import NoVariant, choose
 from stacksync.lock import profile
 
@@ -122,3 +126,17 @@ def test_platform_with_machine(tmp_path: Path) -> None:
                                     '[variants.cpu]\n'))
     assert choose(p.variants, "12.4", "linux", machine="aarch64").name == "gh200"
     assert choose(p.variants, "12.4", "linux", machine="x86_64").name == "cpu"
+
+
+def test_doctor_reports_the_variant_the_driver_picks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     fake_libcuda: Callable[..., Path]) -> None:  # noqa: F811
+    folder = make(tmp_path, TOML)
+    monkeypatch.setenv("STACKSYNC_LIBCUDA", str(fake_libcuda(12040)))
+    monkeypatch.setenv("STACKSYNC_NVIDIA_SMI", "")
+    report = doctor.diagnose(python=sys.executable, profile=str(folder))
+    first = report.findings[0]
+    assert (first.level, first.topic) == ("ok", "variant")
+    assert first.message.startswith("cu124: a driver with CUDA 12.4")
+    assert report.profile == "p/cu124"
+    unknown = doctor.diagnose(python=sys.executable, profile=str(folder), variant="cu999").findings[0]
+    assert (unknown.level, unknown.topic) == ("error", "variant") and "no variant 'cu999'" in unknown.message

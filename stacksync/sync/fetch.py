@@ -154,8 +154,12 @@ def check_dependencies(state: State) -> None:
         return tuple(dist.requires) if dist is not None and version is not None and dist.version == version else None
 
     packages: dict[NormalizedName, depcheck.Package] = {}
+    provided = set(state.profile.provided)  # the machine's own build: its requirements are not the lock's
     for name, pin in {**state.lock, **state.deferred}.items():
         version = pin.key()
+        if name in provided:
+            packages[name] = depcheck.Package(version)
+            continue
         fetched = state.wheel_requires.get(name)
         source = state.deferred_sources.get(name)
         if fetched is None and source is not None:  # chosen by this fetch: a deferred package it installs

@@ -95,8 +95,10 @@ def verify(state: State, *, smoke: bool = True, snapshot: Snapshot | None = None
     shown = ", ".join(sorted(found.unknown)[:3]) + (", ..." if len(found.unknown) > 3 else "")
     unknown = (f"; {len(found.unknown)} compared by version only (not installed by stacksync: {shown})"
                if found.unknown else "")
+    given = "; ".join(f"{n} {locked[n].key}" for n in state.profile.provided if n in locked)
+    given = f"; provided by the machine: {given}" if given else ""
     line = (f"verify: {state.python}: {twin_text} {state.lock_file.path} "
-            f"({twin.same} packages as locked), {deps_text}, {smoke_text}{installers}{unknown}")
+            f"({twin.same} packages as locked), {deps_text}, {smoke_text}{installers}{given}{unknown}")
     if is_twin and not problems and not failed:
         if state.outcome.verdict == "not-run":
             state.outcome.verdict = "verified"

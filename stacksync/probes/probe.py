@@ -23,7 +23,6 @@ Commands:
     the document.
 """
 
-import ctypes
 import glob
 import importlib
 import json
@@ -203,6 +202,8 @@ def loaded_path(fragment):
 
 def cu_error(lib, code):
     """A CUresult as its name (CUDA_ERROR_NO_DEVICE), when the library can say."""
+    import ctypes  # lazy: start-up cost (every probe but the CUDA one skips it)
+
     try:
         fn = lib.cuGetErrorName
     except AttributeError:
@@ -223,6 +224,8 @@ def kernel_driver_version():
 
 
 def driver_from_libcuda():
+    import ctypes  # lazy: start-up cost (every probe but the CUDA one skips it)
+
     override = os.environ.get("STACKSYNC_LIBCUDA")
     candidates = [override] if override else ["libcuda.so.1", "libcuda.so", "/usr/lib/wsl/lib/libcuda.so.1"]
     info = {"found": False, "source": "libcuda", "library": None, "cuda_int": None, "version": None,
@@ -278,6 +281,8 @@ def driver_from_libcuda():
 
 
 def device_info(lib, ordinal):
+    import ctypes  # lazy: start-up cost (every probe but the CUDA one skips it)
+
     device = {"index": ordinal, "name": None, "memory_mib": None, "capability": None}
     try:
         handle = ctypes.c_int(0)

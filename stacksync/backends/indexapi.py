@@ -29,7 +29,6 @@ import http.client
 import json
 import os
 import ssl
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -52,8 +51,9 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from stacksync.core.errors import IndexUnavailable
+from stacksync.core.fs import atomic_file
 from stacksync.core.redact import redact, strip_credentials
-from stacksync.core.runner import timeout_from_env
+from stacksync.core.runner import DEFAULT_INDEX_TIMEOUT, INDEX_TIMEOUT_ENV, timeout_from_env
 from stacksync.lock.lockfile import file_sha256
 
 __all__ = ["IndexFile", "IndexUnavailable", "HashMismatch", "ProjectNotFound", "project_files", "fetch_file",
@@ -61,7 +61,7 @@ __all__ = ["IndexFile", "IndexUnavailable", "HashMismatch", "ProjectNotFound", "
 
 ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
-TIMEOUT_ENV, DEFAULT_TIMEOUT = "STACKSYNC_INDEX_TIMEOUT", 30.0
+TIMEOUT_ENV, DEFAULT_TIMEOUT = INDEX_TIMEOUT_ENV, DEFAULT_INDEX_TIMEOUT
 WORKERS = 12
 _CHUNK = 1 << 20
 # Archive types pip accepts from an index (pip's SUPPORTED_EXTENSIONS); .egg / .exe are ignored as pip does.
@@ -394,21 +394,15 @@ def download(url: str, target: Path, *, auth: str | None, shown: str,
     """Stream ``url`` into a temporary file beside ``target``, hashing as it goes; ``check`` sees the hex
     sha256 and raises to refuse the content; else the file is renamed to ``target``. Nothing is left
     behind on any failure. Returns the sha256. (The one download loop: index files, prebuilt wheels.)"""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    tmp = Path(tmp_name)
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, _open(url, auth, accept=None, shown=shown) as resp, _reading(shown):
+    digest = hashlib.sha256()
+    with atomic_file(target, "wb") as out:
+        with _open(url, auth, accept=None, shown=shown) as resp, _reading(shown):
             for chunk in iter(lambda: resp.read(_CHUNK), b""):
                 digest.update(chunk)
                 out.write(chunk)
         got = digest.hexdigest()
         if check is not None:
-            check(got)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+            check(got)  # raising here removes the temporary file; target is untouched
     return got
 
 

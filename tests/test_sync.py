@@ -401,3 +401,37 @@ def test_cli_refuses_a_second_concurrent_sync(synced: dict[str, object]) -> None
     assert len(lines) == 1 and lines[0].startswith("stacksync: error: ")
     assert "another stacksync run" in lines[0] and "--wait" in lines[0]
     assert os.getpid() == int((venv / targetlock.LOCK_NAME).read_text())
+
+
+def test_plan_json_is_the_plan_as_data_on_stdout(synced: dict[str, object], capsys: pytest.CaptureFixture[str]
+                                                 ) -> None:
+    """`plan --json` (issue 21): one document on stdout that matches docs/plan-json.schema.json; a
+    package missing from the target is an install in its phase."""
+    from schemacheck import errors
+
+    schema = json.loads((Path(__file__).resolve().parents[1] / "docs" / "plan-json.schema.json").read_text())
+    venv = synced["venv"]
+    assert isinstance(venv, Path)
+    capsys.readouterr()
+    run(opts(synced, json=True), ("plan",))
+    doc = json.loads(capsys.readouterr().out)
+    assert errors(doc, schema) == [] and doc["verdict"] == "in-sync"
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "uninstall", "-y", "-q", "plain-a"], check=True,
+                   capture_output=True)
+    try:
+        run(opts(synced, json=True, dry_run=True))
+        doc = json.loads(capsys.readouterr().out)
+        assert errors(doc, schema) == [] and doc["verdict"] == "changes"
+        assert [a["name"] for p in doc["phases"].values() for a in p if a["action"] == "install"] == ["plain-a"]
+    finally:
+        assert run(opts(synced)).verdict == "synced"
+
+
+def test_cli_report_dash_puts_the_receipt_alone_on_stdout(synced: dict[str, object]) -> None:
+    proc = invoke("sync", "--profile", str(synced["profile"]), "--venv", str(synced["venv"]), "--report", "-",
+                  env=runner.clean_env({"STACKSYNC_CACHE_DIR": str(synced["cache"])}))
+    assert proc.returncode == 0, proc.stderr
+    receipt = json.loads(proc.stdout)
+    assert receipt["verdict"] == "in-sync" and "already in sync" in proc.stderr
+    bad = invoke("sync", "--profile", str(synced["profile"]), "--venv", str(synced["venv"]), "--json")
+    assert bad.returncode != 0 and "--dry-run" in bad.stderr and bad.stdout == ""

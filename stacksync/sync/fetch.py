@@ -10,8 +10,9 @@ from pathlib import Path
 from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, NormalizedName, canonicalize_name, parse_wheel_filename
 
-from stacksync.core import console
+from stacksync.core import console, runner
 from stacksync.core.errors import CommandFailed, FetchError, IndexUnavailable
+from stacksync.core.progress import DownloadMeter
 from stacksync.env.tags import supported_tags
 from stacksync.lock import profile as profile_mod
 from stacksync.lock.lockfile import Pin, file_sha256
@@ -55,7 +56,8 @@ def fetch(state: State) -> None:
         console.info(f"fetching {len(missing)} wheel(s) into {state.cache}"
                      + (f" ({len(need) - len(missing)} already there)" if len(need) > len(missing) else ""))
         try:
-            state.backend.download(state.python, req, state.cache, index.pip_args())
+            with runner.watching(DownloadMeter("fetch", len(missing))):  # bytes, rate, ETA while pip works
+                state.backend.download(state.python, req, state.cache, index.pip_args())
         except CommandFailed as exc:
             raise _fetch_error(exc, state.lock_file.path, missing, index) from None
         listing = CacheIndex(state.cache, listing)  # once more: what the download added

@@ -94,7 +94,8 @@ def _drive(state: State) -> None:
         elif "verify" in steps:
             # A re-sync: the twin and dependency checks come from the probe already taken; the smoke
             # imports (seconds for torch) are `invoke verify`'s job, not the no-op path's.
-            _timed(state, "verify", lambda: verify(state, smoke=False, snapshot=state.snapshot, quiet=True))
+            _timed(state, "verify", lambda: verify(state, smoke=False, snapshot=state.snapshot, quiet=True),
+                   show=False)
         return
     # lazy: start-up cost (a no-op sync never fetches or installs)
     from stacksync.sync.fetch import fetch
@@ -126,7 +127,8 @@ def _drive(state: State) -> None:
     repair.end(state.snapshot.prefix, state.journal)
 
 
-def _timed(state: State, name: str, step: Callable[[], object]) -> None:
+def _timed(state: State, name: str, step: Callable[[], object], *, show: bool = True) -> None:
+    """Run one phase and keep its time; a phase that ends says how long it took (not the no-op's check)."""
     faults.point(f"before:{name}")
     repair.phase(state.snapshot.prefix, state.journal, name)
     start = time.perf_counter()
@@ -134,3 +136,5 @@ def _timed(state: State, name: str, step: Callable[[], object]) -> None:
         step()
     finally:
         state.outcome.timings[name] = round(time.perf_counter() - start, 3)
+    if show:
+        console.info(f"{name}: done in {state.outcome.timings[name]:.1f} s")

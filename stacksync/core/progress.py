@@ -110,6 +110,19 @@ class DownloadMeter(Heartbeat):
         self.files = files
         self.done = 0
         self.bytes = 0.0
+        self._closed = False
+
+    def finish(self, files: int, nbytes: int) -> None:
+        """What is in the cache once the download ended (any backend): the final line's figures."""
+        with self._lock:
+            self.done, self.bytes = files, float(nbytes)
+
+    def close(self) -> None:
+        """The last line, whatever the interval: files, bytes, rate and time of the whole download."""
+        super().close()
+        if not self._closed:
+            self._closed = True
+            console.progress(self.status())
 
     def add(self, nbytes: int, finished: bool = False) -> None:
         with self._lock:

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from stacksync.core import faults
 from stacksync.core.defaults import PROBE_SCRIPT
@@ -161,10 +161,11 @@ def run(
 
 
 _watching: list[Heartbeat] = []
+_H = TypeVar("_H", bound=Heartbeat)
 
 
 @contextmanager
-def watching(heartbeat: Heartbeat) -> Iterator[Heartbeat]:
+def watching(heartbeat: _H) -> Iterator[_H]:
     """While inside, a captured :func:`run` feeds ``heartbeat`` its output lines as they come and a tick
     about once a second (a build's heartbeat, pip download's meter); its output is still captured."""
     _watching.append(heartbeat)

@@ -56,12 +56,15 @@ def fetch(state: State) -> None:
         console.info(f"fetching {len(missing)} wheel(s) into {state.cache}"
                      + (f" ({len(need) - len(missing)} already there)" if len(need) > len(missing) else ""))
         try:
-            with runner.watching(DownloadMeter("fetch", len(missing))):  # bytes, rate, ETA while pip works
+            with runner.watching(DownloadMeter("fetch", len(missing))) as meter:  # bytes, rate, ETA
                 state.backend.download(state.python, req, state.cache, index.pip_args())
+                listing = CacheIndex(state.cache, listing)  # once more: what the download added
+                found.update({p.name: _cached_wheel(listing, p, supported) or _cached_any(listing, p)
+                              for p in missing})
+                got = [path for p in missing if (path := found[p.name]) is not None]
+                meter.finish(len(got), sum(path.stat().st_size for path in got))
         except CommandFailed as exc:
             raise _fetch_error(exc, state.lock_file.path, missing, index) from None
-        listing = CacheIndex(state.cache, listing)  # once more: what the download added
-        found.update({p.name: _cached_wheel(listing, p, supported) or _cached_any(listing, p) for p in missing})
     elif need:
         console.info(f"all {len(need)} wheel(s) already in {state.cache}")
     if need:

@@ -202,7 +202,7 @@ _SYNC_HELP = {
 
 def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run: bool, yes: bool, force: bool,
           wait: bool, report: str, backend: str, verbose: bool, accept_foreign_lock: bool = False, *,
-          wheelhouse: str = "", lock: str = "", json_: bool = False) -> None:
+          wheelhouse: str = "", lock: str = "", json_: bool = False, quiet: bool = False) -> None:
     from stacksync.core import defaults
     from stacksync.sync.run import run
     from stacksync.sync.state import Options
@@ -210,6 +210,7 @@ def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run:
     def ask(question: str) -> bool:
         return console.err.input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
+    console.set_level("quiet" if quiet else "verbose" if verbose else "normal")
     with one_line_errors(verbose):
         if json_ and not dry_run and steps != ("plan",):
             from stacksync.core.errors import StacksyncError
@@ -228,13 +229,16 @@ def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run:
                           "stack.toml wheelhouse, .stacksync-cache/wheelhouse)",
             "lock": "sync to this lock instead of the profile's requirements.txt (a PEP 751 pylock.toml, or a "
                     "hashed requirements file)",
-            "json": "with --dry-run: print the plan as JSON on stdout (docs/plan-json.md)"})
+            "json": "with --dry-run: print the plan as JSON on stdout (docs/plan-json.md)",
+            "quiet": "no progress or phase lines: warnings, errors and results only"})
 def sync(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False, yes: bool = False,
          force: bool = False, wait: bool = False, report: str = "", backend: str = "", wheelhouse: str = "",
-         lock: str = "", verbose: bool = False, accept_foreign_lock: bool = False, json_: bool = False) -> None:
+         lock: str = "", verbose: bool = False, accept_foreign_lock: bool = False, json_: bool = False,
+         quiet: bool = False) -> None:
     """Make the target the exact twin of the profile's lock, in phases; a second run does nothing."""
     _sync(("plan", "fetch", "base", "rest", "deferred", "vcs", "verify"), profile, python, venv, dry_run, yes, force,
-          wait, report, backend, verbose, accept_foreign_lock, wheelhouse=wheelhouse, lock=lock, json_=json_)
+          wait, report, backend, verbose, accept_foreign_lock, wheelhouse=wheelhouse, lock=lock, json_=json_,
+          quiet=quiet)
 
 
 @task(help={**_SYNC_HELP, "json": "print the plan as JSON on stdout (docs/plan-json.md); messages stay on stderr"})

@@ -20,8 +20,6 @@ from stacksync.backends.base import Backend
 from stacksync.core import console, defaults
 from stacksync.core.errors import StacksyncError, SyncError, TargetError
 from stacksync.core.redact import redact
-from stacksync.cuda.facts import probe_facts
-from stacksync.cuda.variant import for_facts
 from stacksync.env import targetlock
 from stacksync.env.damage import Damage
 from stacksync.env.environment import Snapshot, find_python, is_own_interpreter, probe
@@ -115,6 +113,10 @@ def pick_variant(opts: Options, prof: Profile) -> Profile:
             raise StacksyncError(f"{prof.stack_toml}: profile {prof.name!r} has no [variants] "
                                  f"(fix: drop --variant {opts.variant})")
         return prof
+    # lazy: start-up cost (only a profile with [variants] probes the machine's CUDA facts)
+    from stacksync.cuda.facts import probe_facts
+    from stacksync.cuda.variant import for_facts
+
     # The driver belongs to the host: a target not made yet is probed through the running interpreter.
     venv = Path(opts.venv) if opts.venv else defaults.default_venv()
     where = find_python(opts.python) if opts.python else find_python(venv) if venv.is_dir() else Path(sys.executable)

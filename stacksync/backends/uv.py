@@ -308,7 +308,7 @@ class Uv:
         argv += [] if build_isolation else ["--no-build-isolation", "--no-cache"]
         return runner.run(argv, env=runner.clean_env(env), stream=stream, cwd=requirements.parent)
 
-    def sync(self, python: Path, requirements: Sequence[Path], find_links: Path, *,
+    def sync(self, python: Path, requirements: Sequence[Path], find_links: Path, *, no_deps: bool = False,
              stream: bool = False) -> Result:
         """``uv pip sync`` of several files (it keeps what any of them lists and removes the rest, pip
         and setuptools included). Hashes are verified where the files give them (uv's default); not
@@ -351,6 +351,16 @@ class Uv:
         return runner.run([self.exe, "build", "--no-config", "--wheel", "--no-build-isolation", "--python", python,
                            "--out-dir", out_dir, sdist], env=runner.clean_env(env), stream=stream,
                           cwd=requirements.parent)
+
+    def build_sdist(self, python: Path, sdist: Path, out_dir: Path, index_args: Sequence[str],
+                    constraints: Path, *, stream: bool = False) -> Result:
+        """``uv build --wheel`` of an sdist-only pin, build isolation on, build requirements from the
+        index constrained by ``--build-constraint``."""
+        from stacksync.core import runner
+
+        return runner.run([self.exe, "build", "--no-config", "--wheel", "--python", python, "--out-dir", out_dir,
+                           "--build-constraint", constraints, *uv_index_args(index_args), sdist],
+                          env=runner.clean_env(), stream=stream, cwd=out_dir)
 
     def ensure_installer(self, python: Path) -> None:
         """uv installs with ``--python``: the target needs nothing of it."""

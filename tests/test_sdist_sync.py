@@ -1,0 +1,95 @@
+"""Pins the index serves as an sdist only (pyairports in the gpu stack): sync builds each once into the
+wheelhouse and installs it by hash in its phase; a second twin builds nothing. A pin with no wheel
+for the target and no sdist is one line saying what the index has. Real pip, local index, offline."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pkgfactory
+import pytest
+from pkgfactory import IndexServer
+from stackprofile import LOCK_A, TOKEN_VAR, USER_VAR, builds, freeze, virtualenv_at, write_profile
+
+from stacksync.core import runner
+from stacksync.core.errors import FetchError
+from stacksync.sync.run import run
+from stacksync.sync.state import Options
+
+pytestmark = pytest.mark.slow
+
+AIRPORTS_SETUP = """\
+from setuptools import setup
+
+setup(name="airports-like", version="0.0.1", packages=["airports_like"])
+"""
+
+
+@pytest.fixture
+def index(fresh_index_server: IndexServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[IndexServer]:
+    """The stand-in stack plus outlines-like 1.0 (a wheel) requiring airports-like 0.0.1 (an sdist only)
+    and other-like 1.0 (a wheel for Windows only)."""
+    extra = tmp_path / "extra"
+    pkgfactory.build_sdist(extra, "airports-like", "0.0.1", setup_py=AIRPORTS_SETUP,
+                           files={"airports_like/__init__.py": "CODES = ['LHR']\n"})
+    pkgfactory.build_wheel(extra, "outlines-like", "1.0", requires=["airports-like==0.0.1"],
+                           files={"outlines_like/__init__.py": "import airports_like\n"})
+    pkgfactory.build_wheel(extra, "other-like", "1.0", tag="cp311-cp311-win_amd64",
+                           files={"other_like/__init__.py": ""})
+    fresh_index_server.add(*extra.iterdir())
+    monkeypatch.setenv(USER_VAR, fresh_index_server.user)
+    monkeypatch.setenv(TOKEN_VAR, fresh_index_server.password)
+    yield fresh_index_server
+
+
+def _lines(index: IndexServer, *names: str) -> str:
+    out = []
+    for name, via in (("outlines-like", "-r requirements.in"), ("airports-like", "outlines-like"),
+                      ("other-like", "-r requirements.in")):
+        if name not in names:
+            continue
+        files = [p for p in index.packages_dir.iterdir() if p.name.startswith(name.replace("-", "_") + "-")]
+        out.append(f"{name}=={'0.0.1' if name == 'airports-like' else '1.0'} \\\n"
+                   + "".join(f"    --hash=sha256:{pkgfactory.sha256_of(f)}\n" for f in files)
+                   + f"    # via {via}\n")
+    return "".join(out)
+
+
+def test_an_sdist_only_dependency_is_built_once_and_installed_in_its_phase(index: IndexServer, tmp_path: Path,
+                                                                          _virtualenv_app_data: Path) -> None:
+    prof = write_profile(tmp_path / "sdistdep", index.packages_dir, index, LOCK_A,
+                         extra_lock_lines=_lines(index, "outlines-like", "airports-like"))
+    for n, venv_name in enumerate(("one", "two")):
+        venv = virtualenv_at(tmp_path / venv_name, _virtualenv_app_data)
+        runner.history.clear()
+        outcome = run(Options(profile=str(prof), venv=str(venv), cache_dir=tmp_path / f"cache-{venv_name}"))
+        started = [list(a) for a in runner.history]
+        assert outcome.verdict == "synced", outcome.summary
+        got = freeze(venv)
+        assert got["airports-like"] == "0.0.1" and got["outlines-like"] == "1.0"
+        sdist_builds = [a for a in builds(started) if any("airports" in str(x) for x in a)]
+        # the first twin builds the sdist once (build isolation on: no --no-build-isolation); the
+        # second takes the wheel from the wheelhouse and builds nothing
+        assert len(sdist_builds) == (1 if n == 0 else 0), sdist_builds
+        if n == 0:
+            assert "--no-build-isolation" not in sdist_builds[0]
+        assert not [a for a in builds(started) if "flash" not in " ".join(map(str, a))
+                    and "airports" not in " ".join(map(str, a))]
+    again = run(Options(profile=str(prof), venv=str(tmp_path / "two"), cache_dir=tmp_path / "cache-two"))
+    assert again.verdict == "in-sync"
+
+
+def test_a_pin_with_no_wheel_for_the_target_says_what_the_index_has(index: IndexServer, tmp_path: Path,
+                                                                  _virtualenv_app_data: Path) -> None:
+    prof = write_profile(tmp_path / "nowheel", index.packages_dir, index, LOCK_A,
+                         extra_lock_lines=_lines(index, "other-like"))
+    venv = virtualenv_at(tmp_path / "venv", _virtualenv_app_data)
+    before = freeze(venv)
+    with pytest.raises(FetchError) as info:
+        run(Options(profile=str(prof), venv=str(venv), cache_dir=tmp_path / "cache"))
+    text = str(info.value)
+    assert "requirements.txt:" in text and "other-like==1.0 has no wheel for this target" in text
+    assert "other Pythons / platforms only: other_like-1.0-cp311-cp311-win_amd64.whl" in text
+    assert "fix: compile the lock for this target's Python and platform" in text
+    assert freeze(venv) == before

@@ -166,8 +166,12 @@ def preflight(state: State) -> None:
         raise TargetError(f"{state.python}: has {found}; installs and pip-sync need pip >= 22.2 in the target "
                           f"(fix: {state.python} -m ensurepip --upgrade, or create it with `uv venv --seed`)")
     facts = probe_facts(state.python)
+    # Build checks only for what this run builds: the deferred packages its plan installs or rebuilds
+    # (a re-sync that keeps them builds nothing and needs no nvcc).
+    building = ({a.name for a in state.plan.changes("deferred") if a.kind != "remove"}
+                if "deferred" in scope_of(state.steps) else set())
     findings = preinstall_findings(state.profile, state.snapshot, facts, lock=state.lock_file,
-                                   have_wheels=wheels_expected(state))
+                                   have_wheels=wheels_expected(state) if building else (), to_build=building)
     errors = [f for f in findings if f.level == "error"]
     for f in findings:
         if f.level == "warning":

@@ -93,3 +93,19 @@ def test_a_pin_with_no_wheel_for_the_target_says_what_the_index_has(index: Index
     assert "other Pythons / platforms only: other_like-1.0-cp311-cp311-win_amd64.whl" in text
     assert "fix: compile the lock for this target's Python and platform" in text
     assert freeze(venv) == before
+
+
+def test_plan_of_a_venv_that_does_not_exist_yet_is_against_an_empty_environment(
+        index: IndexServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    prof = write_profile(tmp_path / "fresh", index.packages_dir, index, LOCK_A)
+    venv = tmp_path / "not-yet"
+    outcome = run(Options(profile=str(prof), venv=str(venv), cache_dir=tmp_path / "cache", dry_run=True))
+    out = capsys.readouterr().out
+    assert outcome.verdict == "planned" and not venv.exists()
+    assert "does not exist yet: planned against an empty environment" in out
+    assert outcome.plan is not None
+    planned = {a.name: a.kind for a in outcome.plan.actions()}
+    assert {n: planned[n] for n in LOCK_A} == {n: "install" for n in LOCK_A}
+    assert planned["flash-attn-like"] == "install"
+    assert run(Options(profile=str(prof), venv=str(venv), cache_dir=tmp_path / "cache"), steps=("plan",)).verdict \
+        == "planned" and not venv.exists()

@@ -233,9 +233,14 @@ class Uv:
         env = runner.clean_env({"SSL_CERT_FILE": cert} if cert and not os.environ.get("SSL_CERT_FILE") else None)
         runner.run(self.compile_argv(request), cwd=request.workdir, env=env,
                    hint="uv pip compile could not resolve the inputs")
-        # uv hashes every file of each pinned version as the index lists it: the same set as
-        # pip-compile's (checked by tests/test_uv_backend.py and on locks/gpu-cu121).
-        return pip_compile_layout((request.workdir / request.output).read_text(encoding="utf-8"))
+        # uv hashes the files of the first index that has the project (its index strategy), pip every
+        # index's: with a wheel on an extra index and the sdist on the main one, uv listed only the
+        # sdist. Both backends take their hashes from the same index lookup (every file of each pinned
+        # version on every index, Requires-Python applied), so their locks agree.
+        from stacksync.backends.lockhashes import add_index_hashes, strip_hashes
+
+        body = pip_compile_layout((request.workdir / request.output).read_text(encoding="utf-8"))
+        return add_index_hashes(strip_hashes(body), request.index, python_version=request.python_version)
 
     # --- install / sync ---------------------------------------------------------------------------
 

@@ -37,6 +37,11 @@ def index(fresh_index_server: IndexServer, tmp_path: Path, monkeypatch: pytest.M
                            files={"outlines_like/__init__.py": "import airports_like\n"})
     pkgfactory.build_wheel(extra, "other-like", "1.0", tag="cp311-cp311-win_amd64",
                            files={"other_like/__init__.py": ""})
+    # an sdist plus a wheel for another platform: found by the wheel download's failure, then built
+    pkgfactory.build_sdist(extra, "mixed-like", "1.0", setup_py=AIRPORTS_SETUP.replace("airports", "mixed")
+                           .replace("0.0.1", "1.0"), files={"mixed_like/__init__.py": ""})
+    pkgfactory.build_wheel(extra, "mixed-like", "1.0", tag="cp311-cp311-win_amd64",
+                           files={"mixed_like/__init__.py": ""})
     fresh_index_server.add(*extra.iterdir())
     monkeypatch.setenv(USER_VAR, fresh_index_server.user)
     monkeypatch.setenv(TOKEN_VAR, fresh_index_server.password)
@@ -46,20 +51,20 @@ def index(fresh_index_server: IndexServer, tmp_path: Path, monkeypatch: pytest.M
 def _lines(index: IndexServer, *names: str) -> str:
     out = []
     for name, via in (("outlines-like", "-r requirements.in"), ("airports-like", "outlines-like"),
-                      ("other-like", "-r requirements.in")):
+                      ("other-like", "-r requirements.in"), ("mixed-like", "-r requirements.in")):
         if name not in names:
             continue
         files = [p for p in index.packages_dir.iterdir() if p.name.startswith(name.replace("-", "_") + "-")]
-        out.append(f"{name}=={'0.0.1' if name == 'airports-like' else '1.0'} \\\n"
-                   + "".join(f"    --hash=sha256:{pkgfactory.sha256_of(f)}\n" for f in files)
-                   + f"    # via {via}\n")
+        head = f"{name}=={'0.0.1' if name == 'airports-like' else '1.0'}"
+        out.append(" \\\n".join([head, *(f"    --hash=sha256:{pkgfactory.sha256_of(f)}" for f in files)])
+                   + f"\n    # via {via}\n")
     return "".join(out)
 
 
 def test_an_sdist_only_dependency_is_built_once_and_installed_in_its_phase(index: IndexServer, tmp_path: Path,
                                                                           _virtualenv_app_data: Path) -> None:
     prof = write_profile(tmp_path / "sdistdep", index.packages_dir, index, LOCK_A,
-                         extra_lock_lines=_lines(index, "outlines-like", "airports-like"))
+                         extra_lock_lines=_lines(index, "outlines-like", "airports-like", "mixed-like"))
     for n, venv_name in enumerate(("one", "two")):
         venv = virtualenv_at(tmp_path / venv_name, _virtualenv_app_data)
         runner.history.clear()
@@ -67,15 +72,14 @@ def test_an_sdist_only_dependency_is_built_once_and_installed_in_its_phase(index
         started = [list(a) for a in runner.history]
         assert outcome.verdict == "synced", outcome.summary
         got = freeze(venv)
-        assert got["airports-like"] == "0.0.1" and got["outlines-like"] == "1.0"
-        sdist_builds = [a for a in builds(started) if any("airports" in str(x) for x in a)]
-        # the first twin builds the sdist once (build isolation on: no --no-build-isolation); the
-        # second takes the wheel from the wheelhouse and builds nothing
-        assert len(sdist_builds) == (1 if n == 0 else 0), sdist_builds
-        if n == 0:
-            assert "--no-build-isolation" not in sdist_builds[0]
+        assert got["airports-like"] == "0.0.1" and got["outlines-like"] == "1.0" and got["mixed-like"] == "1.0"
+        sdist_builds = [a for a in builds(started) if any(("airports" in str(x) or "mixed" in str(x)) for x in a)]
+        # the first twin builds each sdist once (build isolation on: no --no-build-isolation); the
+        # second takes the wheels from the wheelhouse and builds nothing
+        assert len(sdist_builds) == (2 if n == 0 else 0), sdist_builds
+        assert all("--no-build-isolation" not in a for a in sdist_builds)
         assert not [a for a in builds(started) if "flash" not in " ".join(map(str, a))
-                    and "airports" not in " ".join(map(str, a))]
+                    and a not in sdist_builds]
     again = run(Options(profile=str(prof), venv=str(tmp_path / "two"), cache_dir=tmp_path / "cache-two"))
     assert again.verdict == "in-sync"
 

@@ -62,6 +62,10 @@ def fetch(state: State) -> None:
                 sdists[pin.name] = cached
             console.info(f"fetch: {pin.name} {pin.key()}: {sdists_mod.SDIST_REASON}"
                          + (f": wheel from the wheelhouse ({built.name})" if built else ""))
+    for name, known in sdists_mod.known_sdists(missing, index, state.cache).items():
+        console.info(f"fetch: {name} {state.lock[name].key()}: {sdists_mod.SDIST_REASON}")
+        sdists[name] = known
+    missing = [p for p in missing if p.name not in sdists]
     if missing:
         console.info(f"fetching {len(missing)} wheel(s) into {state.cache}"
                      + (f" ({len(need) - len(missing)} already there)" if len(need) > len(missing) else ""))

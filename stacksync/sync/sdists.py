@@ -29,10 +29,10 @@ from stacksync.core.redact import redact
 from stacksync.env.environment import Snapshot
 from stacksync.lock import profile as profile_mod
 from stacksync.lock.lockfile import Pin, file_sha256
-from stacksync.sync.deferred import fetch_source, wheelhouse_dir
+from stacksync.sync.deferred import wheelhouse_dir
 from stacksync.sync.state import State
 
-__all__ = ["SDIST_REASON", "build_all", "from_wheelhouse", "index_listing", "installable", "key_for",
+__all__ = ["SDIST_REASON", "build_all", "known_sdists", "from_wheelhouse", "index_listing", "installable", "key_for",
            "missing_pin", "sdist_in_cache"]
 
 SDIST_REASON = "build from sdist (no wheel on the index)"
@@ -132,9 +132,12 @@ def index_listing(pin: Pin, index: profile_mod.IndexConfig) -> tuple[str, str]:
                 f"pin one of those in requirements.in; {recompile}")
     wheels = [f.filename for f in same if f.filename.endswith(".whl")]
     sdists = [f for f in same if not f.filename.endswith(".whl")]
-    if sdists:
+    if sdists and not any(f"sha256:{f.sha256}" in pin.hashes for f in sdists):
         return (f"the index has an sdist ({sdists[0].filename}) whose sha256 the lock does not list",
                 f"find out why the file changed; if it is legitimate, {recompile}")
+    if sdists:
+        return (f"the index has an sdist ({sdists[0].filename}) that could not be downloaded",
+                "check the network and the index, then sync again")
     if wheels:
         return ("the index has wheels of that version for other Pythons / platforms only: "
                 + ", ".join(wheels[:4]) + (" ..." if len(wheels) > 4 else ""),
@@ -179,9 +182,45 @@ def build_all(state: State, sdists: Mapping[NormalizedName, Path], index: profil
 
 def fetch_sdist(pin: Pin, index: profile_mod.IndexConfig, cache: Path) -> Path | None:
     """The sdist of ``pin`` (a file the index lists whose sha256 the lock lists), downloaded into the
-    cache; ``None`` when the index has no such file (then it really is missing)."""
+    cache and checked; ``None`` when the index has no such file (then it really is missing)."""
+    from stacksync.backends import indexapi
+
     try:
-        path = fetch_source(pin, index, cache)
-    except FetchError:
+        want = Version(pin.version or "")
+        files = [f for f in indexapi.project_files(index, pin.name) if f.version == want
+                 and f.filename.endswith(_SDIST_SUFFIXES) and f"sha256:{f.sha256}" in pin.hashes]
+    except (InvalidVersion, IndexUnavailable):
         return None
-    return path if path.name.endswith(_SDIST_SUFFIXES) else None
+    for f in files:
+        try:
+            return indexapi.fetch_file(f, cache, sha256=f.sha256)
+        except IndexUnavailable:
+            continue
+    return None
+
+
+def known_sdists(pins: Iterable[Pin], index: profile_mod.IndexConfig, cache: Path) -> dict[NormalizedName, Path]:
+    """The sdist-only pins among ``pins`` found before the wheel download, downloaded into the cache.
+
+    pip download fails on the first pin without a wheel only after resolving (and downloading) every
+    other pin, and keeps none of it: a retry downloads everything again (the gpu stack: minutes). A
+    pin with one hash is either one wheel or one sdist; the index's listing of those few (one page
+    each, nothing downloaded) tells which. Other sdist-only pins (an sdist plus a wheel for another
+    platform) are still found by the download's failure."""
+    from stacksync.backends import indexapi
+
+    single = {p.name: p for p in pins if len(p.hashes) == 1 and p.version is not None and p.url is None}
+    if not single:
+        return {}
+    try:
+        listed = indexapi.files_for_pins(index, {n: str(p.version) for n, p in single.items()})
+    except IndexUnavailable:
+        return {}  # the download says what is wrong, in its own words
+    out: dict[NormalizedName, Path] = {}
+    for name, pin in single.items():
+        files = [f for f in listed.get(name, []) if f"sha256:{f.sha256}" in pin.hashes]
+        if files and all(f.filename.endswith(_SDIST_SUFFIXES) for f in files):
+            path = fetch_sdist(pin, index, cache)
+            if path is not None:
+                out[name] = path
+    return out

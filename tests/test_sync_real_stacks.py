@@ -113,3 +113,19 @@ def test_plan_of_a_venv_that_does_not_exist_yet_is_against_an_empty_environment(
     assert planned["flash-attn-like"] == "install"
     assert run(Options(profile=str(prof), venv=str(venv), cache_dir=tmp_path / "cache"), steps=("plan",)).verdict \
         == "planned" and not venv.exists()
+
+
+def test_a_deferred_package_that_a_locked_package_requires_does_not_break_the_rest_phase(
+        index: IndexServer, tmp_path: Path, _virtualenv_app_data: Path) -> None:
+    """airports-like deferred by the user: outlines-like (rest) requires it before the deferred phase
+    installs it; the rest phase installs the lock's files without resolving, verify checks after."""
+    prof = write_profile(tmp_path / "deferdep", index.packages_dir, index, LOCK_A,
+                         extra_lock_lines=_lines(index, "outlines-like", "airports-like"),
+                         toml_extra='[deferred.airports-like]\nbuild_requires = ["setuptools"]\n')
+    with (prof / "requirements.in").open("a") as fh:
+        fh.write("outlines-like==1.0\nairports-like==0.0.1\n")
+    venv = virtualenv_at(tmp_path / "venv", _virtualenv_app_data)
+    outcome = run(Options(profile=str(prof), venv=str(venv), cache_dir=tmp_path / "cache"))
+    assert outcome.verdict == "synced", outcome.summary
+    assert outcome.plan is not None and "airports-like" in {a.name for a in outcome.plan.actions("deferred")}
+    assert freeze(venv)["airports-like"] == "0.0.1"

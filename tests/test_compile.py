@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pkgfactory
 import pytest
+from clihelp import invoke
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 from pkgfactory import IndexServer
@@ -67,13 +68,6 @@ def write_profile(locks: Path, name: str, port: int, requirements: str = STAND_I
 def set_auth(monkeypatch: pytest.MonkeyPatch, server: IndexServer, password: str | None = None) -> None:
     monkeypatch.setenv("IDX_USER", server.user)
     monkeypatch.setenv("IDX_PASS", server.password if password is None else password)
-
-
-def invoke(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The task edge, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "invoke", "-r", str(REPO), *args],
-                          cwd=cwd, env=env or dict(os.environ), capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=300)
 
 
 def published(stack: Path) -> dict[str, str]:
@@ -357,6 +351,7 @@ def test_compile_a_tiny_real_profile_against_pypi(tmp_path: Path) -> None:
 
 
 @pytest.mark.network
+@pytest.mark.slow  # ~75 s: resolves each shipped profile against the index
 def test_committed_locks_are_fresh(tmp_path: Path) -> None:
     """The shipped profiles, by name (not whatever else a user keeps under locks/)."""
     for name in SHIPPED_PROFILES:

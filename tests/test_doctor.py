@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clihelp import invoke
 
 from stacksync.core.errors import ProbeError
 from stacksync.core.runner import run_script
@@ -669,16 +670,11 @@ def test_doctor_on_a_fake_gpu_venv(make_venv: Callable[..., Path], fake_libcuda:
     assert failed and "nvidia-cublas-cu12" in failed[0].message
 
 
-def run_invoke(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "invoke", "doctor", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
-
-
 def test_invoke_doctor_exit_codes_and_json(make_venv: Callable[..., Path], fake_libcuda: Callable[..., Path],
                                            tmp_path: Path) -> None:
     venv = make_fake_gpu_venv(make_venv)
     env = {**os.environ, "STACKSYNC_LIBCUDA": str(fake_libcuda(11080))}
-    result = run_invoke("--venv", str(venv), "--json", env=env)
+    result = invoke("doctor", "--venv", str(venv), "--json", env=env, timeout=120)
     assert result.returncode == 1, result.stderr
     data = json.loads(result.stdout)
     assert data["summary"]["errors"] >= 2 and data["target"]["version"]
@@ -688,12 +684,12 @@ def test_invoke_doctor_exit_codes_and_json(make_venv: Callable[..., Path], fake_
     # No GPU at all, plain target: a warning, exit 0, human output with the fix.
     env["STACKSYNC_LIBCUDA"] = str(tmp_path / "missing-libcuda.so.1")
     plain = make_venv("plain", pip=False, setuptools=False)
-    result = run_invoke("--python", str(plain / "bin" / "python"), env=env)
+    result = invoke("doctor", "--python", str(plain / "bin" / "python"), env=env, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "warning driver: no NVIDIA driver found" in result.stdout
     assert "fix: install the NVIDIA driver" in result.stdout
     # Bad input is one line on stderr and exit 2.
-    result = run_invoke("--python", str(tmp_path / "nope"), env=env)
+    result = invoke("doctor", "--python", str(tmp_path / "nope"), env=env, timeout=120)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "no such interpreter" in result.stderr
 
 

@@ -17,7 +17,7 @@ import pytest
 from stackprofile import LOCK_A, TOKEN_VAR, USER_VAR, expected_a, write_profile
 
 from stacksync.core import runner
-from stacksync.env import environment, sitepackages
+from stacksync.env import distinfo, environment, sitepackages
 from stacksync.env.environment import Snapshot, probe, snapshot
 from stacksync.sync.deferred import write_state
 from stacksync.sync.run import run
@@ -76,7 +76,7 @@ def pip_install(venv: Path, *args: str) -> None:
 ])
 def test_headers_equal_email_parsing(text: str) -> None:
     msg = email.message_from_string(text)
-    headers = sitepackages.metadata_headers(text)
+    headers = distinfo.metadata_headers(text)
     assert headers == {"name": msg.get_all("Name"), "version": msg.get_all("Version"),
                        "requires-dist": msg.get_all("Requires-Dist") or []}
 
@@ -84,7 +84,7 @@ def test_headers_equal_email_parsing(text: str) -> None:
 @pytest.mark.parametrize("text", ["Name: foo\nVersion: 1\nRequires-Dist: a\n  folded\n", "Name: foo\nnot a header\n",
                                   "From nobody\nName: foo\n"])
 def test_headers_unsure_is_none(text: str) -> None:
-    assert sitepackages.metadata_headers(text) is None
+    assert distinfo.metadata_headers(text) is None
 
 
 def test_pth_import_lines_pass_path_lines_do_not(tmp_path: Path) -> None:

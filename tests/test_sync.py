@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pkgfactory
 import pytest
+from clihelp import invoke
 from pkgfactory import IndexServer
 from stackprofile import (
     LOCK_A,
@@ -173,6 +174,25 @@ def test_sync_rest_keeps_the_built_deferred_package(synced: dict[str, object]) -
     after = freeze(venv)
     assert after["plain-a"] == "1.0" and after["flash-attn-like"] == "2.8.0"
     assert run(opts(synced), ("plan", "verify")).verdict == "verified"
+
+
+def test_verify_of_an_interrupted_target_repairs_nothing_and_says_so(synced: dict[str, object],
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    venv = synced["venv"]
+    assert isinstance(venv, Path)
+    (site,) = venv.glob("lib/python*/site-packages")
+    stash = site / "~lain_a"  # what pip leaves when an uninstall of plain_a/ is killed
+    stash.mkdir()
+    try:
+        capsys.readouterr()
+        with pytest.raises(StacksyncError):
+            run(opts(synced), ("plan", "verify"))
+        said = capsys.readouterr().err
+        assert "target was interrupted" in said and "this run changes nothing; invoke sync repairs it" in said
+        assert "repaired before the sync goes on" not in said
+        assert stash.is_dir()  # verify changed nothing
+    finally:
+        stash.rmdir()
 
 
 def test_a_missing_venv_is_created_with_pip_and_synced(synced: dict[str, object], stack_packages: Path,
@@ -375,9 +395,7 @@ def test_cli_refuses_a_second_concurrent_sync(synced: dict[str, object]) -> None
     assert isinstance(venv, Path)
     env = runner.clean_env()
     with targetlock.hold(venv):
-        proc = subprocess.run([str(Path(sys.executable).parent / "invoke"), "sync", "--profile", str(synced["profile"]),
-                               "--venv", str(venv)], cwd=ROOT, env=env, capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL)
+        proc = invoke("sync", "--profile", str(synced["profile"]), "--venv", str(venv), env=env)
     assert proc.returncode == 1, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("stacksync: error: ")

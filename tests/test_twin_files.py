@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pkgfactory
 import pytest
+from clihelp import invoke
 from pkgfactory import IndexServer
 from stackprofile import LOCK_A, TOKEN_VAR, USER_VAR, virtualenv_at, write_profile
 
@@ -32,12 +33,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SP = f"lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages"
 
 pytestmark = pytest.mark.slow
-
-
-def invoke(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(ROOT), *args],
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=ROOT,
-                          env={**os.environ, **(env or {})})
 
 
 @pytest.fixture(scope="module")

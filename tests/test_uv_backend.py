@@ -95,12 +95,14 @@ def test_uv_body_gets_pip_compile_layout() -> None:
 
 
 def test_target_tags_and_wheel_choice() -> None:
+    import packaging.tags
     from packaging.tags import Tag
     from packaging.version import Version
 
     from stacksync.backends.indexapi import IndexFile
+    from stacksync.env import tags as tags_mod
 
-    tags = uv_mod.target_tags("3.11", "cpython-311-x86_64-linux-gnu")
+    tags = tags_mod.cpython_tags("3.11", "cpython-311-x86_64-linux-gnu", list(packaging.tags.platform_tags()))
     assert Tag("py3", "none", "any") in tags and Tag("cp311", "abi3", tags[0].platform) in tags
 
     def f(name: str, sha: str | None) -> IndexFile:

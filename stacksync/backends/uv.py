@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from packaging import tags
 from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
 
 
 __all__ = [
-    "Uv", "index_urls_from_args", "pick_wheel", "pip_compile_layout", "target_tags", "uv_executable",
+    "Uv", "index_urls_from_args", "pick_wheel", "pip_compile_layout", "uv_executable",
     "uv_index_args", "uv_python_platform"
 ]
 
@@ -92,19 +91,6 @@ def uv_python_platform(platforms: Sequence[str], *, host: str, machine: str, gli
         raise StacksyncError(f"uv backend: cannot resolve for platform {target!r} (fix: set platforms in stack.toml "
                              f"to one of {', '.join(_UV_PLATFORM_ALIASES)})")
     return f"{arch}-{suffix}", note
-
-
-def target_tags(python_xy: str, soabi: str | None) -> list[Tag]:
-    """The wheel tags a CPython ``python_xy`` on this host installs, most preferred first: this host's
-    platform tags (glibc, arch) with the target's version and ABI (``cp311``, ``cp313t``)."""
-    major, minor = (int(x) for x in python_xy.split(".")[:2])
-    interpreter = f"cp{major}{minor}"
-    abi = interpreter
-    if soabi and soabi.startswith("cpython-"):
-        abi = "cp" + soabi.split("-")[1]  # cpython-313t-x86_64-linux-gnu -> cp313t
-    platforms = list(tags.platform_tags())
-    return [*tags.cpython_tags((major, minor), [abi], platforms),
-            *tags.compatible_tags((major, minor), interpreter, platforms)]
 
 
 def pick_wheel(files: Sequence[IndexFile], hashes: Sequence[str], supported: Sequence[Tag]) -> IndexFile | None:
@@ -249,7 +235,7 @@ class Uv:
 
     def download(self, python: Path, requirements: Path, dest: Path, index_args: Sequence[str]) -> Result:
         """The lock's wheels for the target, read from the index: for each pin, the wheel whose sha256
-        the lock lists and whose tags the target takes (:func:`target_tags` from the target's probe),
+        the lock lists and whose tags the target takes (``env.tags.supported_tags`` from its probe),
         downloaded to a temporary name, verified, renamed (:func:`stacksync.backends.indexapi.fetch_file`).
         Nothing touches the target; any failure is a :class:`FetchError` and leaves it as it was."""
         import time
@@ -258,12 +244,13 @@ class Uv:
         from stacksync.backends import indexapi
         from stacksync.core.runner import Result
         from stacksync.env.environment import probe
+        from stacksync.env.tags import supported_tags
         from stacksync.lock.lockfile import file_sha256, parse
 
         start = time.perf_counter()
         tail = "nothing was installed or removed"
         snapshot = probe(python)
-        supported = target_tags(snapshot.python_xy, snapshot.soabi)
+        supported = supported_tags(snapshot)
         pins = parse(requirements, lock=True).pins
         for pin in pins:
             if pin.version is None:  # `name @ URL`: not on the index's pages
@@ -278,7 +265,7 @@ class Uv:
         for pin in pins:
             picked = pick_wheel(listed.get(pin.name, []), pin.hashes, supported)
             if picked is None:
-                raise FetchError(f"{pin.where}: {pin.name}=={pin.version}: the index has no wheel with a hash the "
+                raise FetchError(f"{pin.where}: {pin.display()}: the index has no wheel with a hash the "
                                  f"lock lists for this target (Python {snapshot.python_xy}, {supported[0]}); {tail} "
                                  "(fix: compile the lock for this target's Python and platform, then sync again)")
             chosen.append((pin, picked))

@@ -23,7 +23,7 @@ from stacksync.backends.indexapi import IndexFile
 from stacksync.lock.lockfile import Pin, parse
 from stacksync.lock.profile import Profile
 
-__all__ = ["check_profile", "marker_environment", "no_install_path", "wheel_fits"]
+__all__ = ["check_profile", "marker_environment", "no_install_path", "tag_fits_target"]
 
 
 def marker_environment(python_xy: str, sys_platform: str = "linux", machine: str = "x86_64") -> dict[str, str]:
@@ -35,7 +35,7 @@ def marker_environment(python_xy: str, sys_platform: str = "linux", machine: str
             "platform_release": "", "platform_version": "", "implementation_version": f"{python_xy}.0"}
 
 
-def wheel_fits(tag: Tag, python_xy: str, sys_platform: str = "linux", machine: str = "x86_64") -> bool:
+def tag_fits_target(tag: Tag, python_xy: str, sys_platform: str = "linux", machine: str = "x86_64") -> bool:
     """Whether a CPython ``python_xy`` on ``sys_platform`` / ``machine`` installs a wheel with ``tag``
     (glibc not checked: any manylinux / linux tag of the machine counts)."""
     xy = python_xy.replace(".", "")
@@ -68,7 +68,7 @@ def _kind(file: IndexFile, python_xy: str, sys_platform: str, machine: str) -> s
         except InvalidSdistFilename:
             return None
         return "sdist"
-    return "wheel" if any(wheel_fits(t, python_xy, sys_platform, machine) for t in tags) else None
+    return "wheel" if any(tag_fits_target(t, python_xy, sys_platform, machine) for t in tags) else None
 
 
 def no_install_path(pins: Iterable[Pin], files: Mapping[NormalizedName, Sequence[IndexFile]], python_xy: str,

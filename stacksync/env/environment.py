@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 
 from stacksync.core import defaults
 from stacksync.core.errors import ProbeError, TargetError
+from stacksync.core.fs import atomic_write_text
 from stacksync.core.runner import clean_env, python_in, run_script
 from stacksync.env import sitepackages
 
@@ -233,10 +233,7 @@ def _write_json(path: Path, data: Any) -> None:
     """Write atomically (two syncs may fill the cache at once); a cache that cannot be written is skipped."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, sort_keys=True)
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(data, sort_keys=True), fsync=False)  # a cache: fsync not worth it
         entries = sorted(path.parent.glob("*.json"), key=lambda p: p.stat().st_mtime)
         for old in entries[:-_CACHE_ENTRIES]:  # one entry per interpreter (and .pth set) seen
             old.unlink(missing_ok=True)

@@ -14,11 +14,12 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from stacksync.core.fs import atomic_write_text, fsync_dir
 
 __all__ = ["JOURNAL_FILE", "Journal", "path", "read", "write", "begin", "phase", "finish", "describe"]
 
@@ -97,34 +98,11 @@ def read(prefix: Path) -> Journal | None:
     return Journal.from_json(data)
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def write(prefix: Path, data: Mapping[str, Any]) -> Path:
     """Replace the journal atomically with ``data`` (fsynced file and folder)."""
     target = path(prefix)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{JOURNAL_FILE}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(dict(data), fh, indent=2, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(target.parent)
+    atomic_write_text(target, json.dumps(dict(data), indent=2, sort_keys=True) + "\n")
+    fsync_dir(target.parent)
     return target
 
 
@@ -153,7 +131,7 @@ def phase(prefix: Path, data: Journal, name: str) -> None:
 def finish(prefix: Path) -> None:
     """Remove the journal: the run ended with the target as the lock says."""
     path(prefix).unlink(missing_ok=True)
-    _fsync_dir(Path(prefix))
+    fsync_dir(Path(prefix))
 
 
 def describe(data: Journal) -> str:

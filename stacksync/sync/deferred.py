@@ -25,7 +25,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ from stacksync.build import buildkey, prebuilt, wheelhouse
 from stacksync.build.buildkey import BuildKey
 from stacksync.core import console
 from stacksync.core.errors import FetchError, IndexUnavailable, ProfileError, SyncError
+from stacksync.core.fs import atomic_write_text
 from stacksync.core.redact import MissingVariable, expand, redact, strip_credentials
 from stacksync.env.environment import Snapshot, probe
 from stacksync.lock import profile as profile_mod
@@ -416,11 +416,7 @@ def write_state(prefix: Path, name: str, version: str, built_against: Mapping[st
     if source is not None:
         record["source"] = dict(source)
     records[name] = record
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{STATE_FILE}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
     return path
 
 
@@ -436,9 +432,9 @@ def fetch_source(pin: Pin, index: profile_mod.IndexConfig, cache: Path) -> Path:
     except InvalidVersion as exc:
         raise FetchError(f"{pin.where}: {pin.name}: {pin.version!r} is not a version") from exc
     except IndexUnavailable as exc:
-        raise FetchError(f"{pin.where}: fetching {pin.name}=={pin.version}: {exc}") from None
+        raise FetchError(f"{pin.where}: fetching {pin.display()}: {exc}") from None
     if not files:
-        raise FetchError(f"{pin.where}: {pin.name}=={pin.version} is not on the index "
+        raise FetchError(f"{pin.where}: {pin.display()} is not on the index "
                          f"({redact(index.index_url or '')}) (fix: pin a version the index serves, then "
                          "invoke compile again)")
     for f in files:
@@ -450,11 +446,11 @@ def fetch_source(pin: Pin, index: profile_mod.IndexConfig, cache: Path) -> Path:
         try:
             got = indexapi.fetch_file(f, cache, sha256=f.sha256)
         except IndexUnavailable as exc:
-            raise FetchError(f"{pin.where}: fetching {pin.name}=={pin.version}: {exc}") from None
+            raise FetchError(f"{pin.where}: fetching {pin.display()}: {exc}") from None
         if file_sha256(got) in wanted:
             return got
         got.unlink(missing_ok=True)
     shown = ", ".join(f"{f.filename} sha256:{f.sha256 or '?'}" for f in files)
-    raise FetchError(f"{pin.where}: {pin.name}=={pin.version}: hash mismatch: the index has {shown}, the lock "
+    raise FetchError(f"{pin.where}: {pin.display()}: hash mismatch: the index has {shown}, the lock "
                      f"expects {', '.join(sorted(wanted))} (fix: find out why the file changed; if it is "
                      "legitimate, invoke compile again)")

@@ -7,13 +7,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, NormalizedName, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from stacksync.core import console
+from stacksync.core.cachedir import ensure_dir
 from stacksync.core.errors import CommandFailed, FetchError, IndexUnavailable
 from stacksync.env.environment import Snapshot
+from stacksync.env.tags import supported_tags, wheel_fits
 from stacksync.lock import profile as profile_mod
 from stacksync.lock.lockfile import Pin, file_sha256
 from stacksync.sync import sdists as sdists_mod
@@ -42,7 +43,7 @@ def fetch(state: State) -> None:
         return
     scope = scope_of(state.steps)
     need = _needed(state, [p for p in scope if p not in ("deferred", "vcs")])  # vcs: cloned at install
-    state.cache.mkdir(parents=True, exist_ok=True)
+    ensure_dir(state.cache)
     index = state.profile.index.expanded(source=str(state.profile.stack_toml))
     # A wheel already in the cache with a hash the lock lists and tags the target takes is not asked
     # for again (pip download would query the index for each one). Each file is hashed once per run
@@ -113,35 +114,6 @@ def fetch(state: State) -> None:
             state.outcome.plan = replanned
 
 
-_MANYLINUX_LEGACY = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
-
-
-def _takes(tag: Tag, snapshot: Snapshot) -> bool:
-    """Whether the target can install a wheel with ``tag`` (CPython / pure wheels; glibc for manylinux).
-    A wrong "no" only costs a pip download, which decides with pip's own tag list."""
-    env = snapshot.marker_environment
-    xy = snapshot.python_xy.replace(".", "")
-    if tag.interpreter.startswith("py"):
-        ok_interp = tag.interpreter in ("py3", f"py{xy}", "py2.py3") or tag.interpreter == "py" + xy[0]
-    else:
-        ok_interp = tag.interpreter == f"cp{xy}" or (tag.abi == "abi3" and tag.interpreter.startswith("cp3")
-                                                    and int(tag.interpreter[3:] or 0) <= int(xy[1:]))
-    ok_abi = tag.abi in ("none", "abi3", f"cp{xy}")
-    if tag.platform == "any":
-        return ok_interp and ok_abi
-    machine = env.get("platform_machine", "")
-    if env.get("sys_platform") != "linux" or not tag.platform.endswith(machine):
-        return False
-    glibc = str(snapshot.platform.get("glibc") or "")
-    legacy = next((v for k, v in _MANYLINUX_LEGACY.items() if tag.platform.startswith(k + "_")), None)
-    parts = tag.platform.split("_")
-    need = legacy or ((int(parts[1]), int(parts[2])) if tag.platform.startswith("manylinux_") else None)
-    if need is None or not glibc:
-        return False
-    have = tuple(int(x) for x in glibc.split(".")[:2])
-    return ok_interp and ok_abi and have >= need
-
-
 def _cached_wheel(cache: Path, pin: Pin, snapshot: Snapshot) -> Path | None:
     """A wheel of exactly ``pin`` (local version included) in ``cache`` whose sha256 the lock lists and
     that the target can install; only those files are hashed."""
@@ -151,14 +123,15 @@ def _cached_wheel(cache: Path, pin: Pin, snapshot: Snapshot) -> Path | None:
         want = Version(pin.version)
     except InvalidVersion:
         return None
+    supported = frozenset(supported_tags(snapshot))
     for path in sorted(cache.glob("*.whl")):
         try:
-            name, version, _, tags = parse_wheel_filename(path.name)
+            name, version, _, _ = parse_wheel_filename(path.name)
         except InvalidWheelFilename:
             continue
         if name != pin.name or version != want or str(version) != str(want):
             continue
-        if any(_takes(t, snapshot) for t in tags) and f"sha256:{file_sha256(path)}" in pin.hashes:
+        if wheel_fits(path.name, supported) and f"sha256:{file_sha256(path)}" in pin.hashes:
             return path
     return None
 
@@ -182,7 +155,7 @@ def _confirm_cache(state: State, need: Sequence[Pin], found: Mapping[NormalizedN
     for pin in need:
         path = found.get(pin.name)
         if path is None:
-            raise FetchError(f"{pin.where}: {pin.name}=={pin.version}: no downloaded file matches the lock's hashes "
+            raise FetchError(f"{pin.where}: {pin.display()}: no downloaded file matches the lock's hashes "
                              f"(fix: check the index, then invoke compile --profile <name> again)")
         if path.suffix == ".whl":
             requires = _wheel_requires(path)

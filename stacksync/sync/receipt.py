@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from stacksync.core.errors import StacksyncError
+from stacksync.core.fs import atomic_write_text
 from stacksync.core.redact import redact
 from stacksync.lock.lockfile import file_sha256
 from stacksync.sync.state import Options, Outcome, State
@@ -63,4 +64,4 @@ def write_receipt(opts: Options, outcome: Outcome, state: State | None, started:
     outcome.receipt = receipt
     path = Path(opts.report or "")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(redact(json.dumps(receipt, indent=2, sort_keys=True)) + "\n", encoding="utf-8")
+    atomic_write_text(path, redact(json.dumps(receipt, indent=2, sort_keys=True)) + "\n")

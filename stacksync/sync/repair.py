@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 from packaging.utils import NormalizedName
 
 from stacksync.core import console, defaults
+from stacksync.core.fs import atomic_write_text
 from stacksync.env import journal
 from stacksync.env.damage import Damage, scan
 from stacksync.env.environment import Snapshot
@@ -58,21 +58,21 @@ def _scan(snapshot: Snapshot, *, with_journal: bool = True) -> Damage:
     if after != before:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".records-", suffix=".json")
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(after)
-            os.replace(tmp, path)
+            atomic_write_text(path, after, fsync=False)  # a cache of RECORD reads
         except OSError:
             pass
     return found
 
 
-def detect(snapshot: Snapshot, *, quiet: bool = False) -> Damage:
-    """What an interrupted sync left in the target (cheap: listings, RECORDs, stats)."""
+def detect(snapshot: Snapshot, *, quiet: bool = False, repairs: bool = True) -> Damage:
+    """What an interrupted sync left in the target (cheap: listings, RECORDs, stats). ``repairs``:
+    this run goes on to change the target (a sync), so the warning may promise the repair; ``verify``,
+    ``plan`` and ``--dry-run`` change nothing and say so."""
     found = _scan(snapshot)
     if found.found and not quiet:
-        console.warn(f"{snapshot.python}: target was interrupted (a sync or pip run was killed part-way); "
-                     "it is repaired before the sync goes on:")
+        then = ("it is repaired before the sync goes on:" if repairs
+                else "this run changes nothing; invoke sync repairs it:")
+        console.warn(f"{snapshot.python}: target was interrupted (a sync or pip run was killed part-way); {then}")
         for line in found.lines():
             console.warn(f"  {line}")
     return found

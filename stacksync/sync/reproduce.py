@@ -23,6 +23,7 @@ from typing import Any
 from stacksync.backends.backend import get_backend, resolve_name
 from stacksync.core import defaults, runner
 from stacksync.core.errors import StacksyncError
+from stacksync.core.fs import atomic_write_text
 from stacksync.core.redact import redact
 from stacksync.env.environment import Snapshot, probe
 from stacksync.env.freeze import freeze
@@ -170,10 +171,10 @@ def reproduce(profile_name: str, venv: Path, *, venv_backend: str, backend: str 
     }
     report_dir.mkdir(parents=True, exist_ok=True)
     report_path = report_dir / f"reproduce-{prof.name}.json"
-    report_path.write_text(redact(json.dumps(report, indent=2, sort_keys=True)) + "\n", encoding="utf-8")
-    (report_dir / f"reproduce-{prof.name}.freeze.txt").write_text(frozen, encoding="utf-8")
+    atomic_write_text(report_path, redact(json.dumps(report, indent=2, sort_keys=True)) + "\n")
+    atomic_write_text(report_dir / f"reproduce-{prof.name}.freeze.txt", frozen)
     summary_path = report_dir / f"reproduce-{prof.name}.txt"
-    summary_path.write_text(redact(summary(report)) + "\n", encoding="utf-8")
+    atomic_write_text(summary_path, redact(summary(report)) + "\n")
     result = Result(prof.name, verdict, freeze_sha, report, report_path, summary_path, problems)
     if problems:
         raise ReproduceError("\n".join([f"reproduce {prof.name}: the fresh venv is NOT the lock's twin "

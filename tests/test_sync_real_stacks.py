@@ -129,3 +129,18 @@ def test_a_deferred_package_that_a_locked_package_requires_does_not_break_the_re
     assert outcome.verdict == "synced", outcome.summary
     assert outcome.plan is not None and "airports-like" in {a.name for a in outcome.plan.actions("deferred")}
     assert freeze(venv)["airports-like"] == "0.0.1"
+
+
+def test_flash_attn_built_without_its_cuda_part_is_not_smoke_imported() -> None:
+    """On a GPU-less host (FLASH_ATTENTION_SKIP_CUDA_BUILD=TRUE) `import flash_attn` needs the CUDA
+    extension that was not built: the shipped gpu profile's deferred smoke module is left out, with why."""
+    from types import SimpleNamespace
+
+    from stacksync.lock import profile as profile_mod
+    from stacksync.sync.smoke import skipped_modules
+
+    prof = profile_mod.load("gpu-cu121", Path(__file__).resolve().parent.parent / "locks")
+    state = SimpleNamespace(profile=prof)
+    assert skipped_modules(state, {}) == {}  # type: ignore[arg-type]
+    skipped = skipped_modules(state, {"FLASH_ATTENTION_SKIP_CUDA_BUILD": "TRUE"})  # type: ignore[arg-type]
+    assert skipped == {"flash_attn": "flash-attn built without its CUDA part (FLASH_ATTENTION_SKIP_CUDA_BUILD=TRUE)"}

@@ -61,7 +61,9 @@ def sync_rest(state: State) -> None:
     if not changes:
         return
     deferred_names = state.profile.deferred_names
-    main = [sdists.installable(state, p) for n, p in state.lock.items() if n not in deferred_names]
+    provided = state.profile.provided  # the machine's: never in a file pip installs from, kept by pip-sync
+    main = [sdists.installable(state, p) for n, p in state.lock.items()
+            if n not in deferred_names and n not in provided]
     lock_txt = write_requirements(state.workdir / "rest.txt", main)
     # A deferred package that locked packages require (a pure-Python sdist a user deferred) is not
     # installed before the deferred phase: the rest phase's resolver would miss it. The lock is the
@@ -79,7 +81,7 @@ def sync_rest(state: State) -> None:
                           if n not in state.lock and n not in deferred_names
                           and (n in defaults.INSTALLER_PACKAGES or n in build_reqs))
         keep_txt = write_requirements(state.workdir / "keep.txt", keep_pins,
-                                       [f"{n}=={installed[n]}" for n in unlocked]
+                                       [f"{n}=={installed[n]}" for n in [*unlocked, *provided] if n in installed]
                                        + vcsphase.keep_lines(state.snapshot, state.vcs))
         tool = "pip-sync" if state.backend.name == "pip-tools" else f"{state.backend.name} pip sync"
         console.info(f"rest: {tool} ({len(changes) - removing} to install or change, {removing} to remove)")

@@ -39,7 +39,10 @@ class Options:
     yes: bool = False
     force: bool = False
     wait: bool = False
+    #: ``-``: the receipt goes to stdout (and the plan text to stderr, so stdout is the JSON alone)
     report: str | None = None
+    #: print the plan as JSON (``plan --json`` / ``sync --dry-run --json``) instead of the text table
+    json: bool = False
     backend: str | None = None
     #: a lock file instead of the profile's requirements.txt (a pylock.toml holds the deferred pins too)
     lock: Path | None = None

@@ -18,18 +18,22 @@ from pathlib import Path
 import pkgfactory
 import pytest
 from clihelp import invoke
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 from pkgfactory import IndexServer
 
 from stacksync.backends import indexapi, lockhashes
 from stacksync.compile import compiler as comp
+from stacksync.compile import installable
 from stacksync.core.errors import IndexUnavailable, LockError, ProfileError
 from stacksync.lock import profile
-from stacksync.lock.lockfile import parse
+from stacksync.lock.lockfile import parse, parse_text
 from stacksync.lock.profile import IndexConfig
 
 REPO = Path(__file__).resolve().parent.parent  # this checkout: its tasks.py and locks/
 
 PY_XY = f"{sys.version_info.major}.{sys.version_info.minor}"
+SHIPPED_PROFILES = ("demo", "gpu-cu121")  # the profiles this checkout ships under locks/
 IDX_URL = "http://${IDX_USER}:${IDX_PASS}@127.0.0.1:%d/simple/"
 BOGUS = "bogus-leak-marker"
 
@@ -347,9 +351,38 @@ def test_compile_a_tiny_real_profile_against_pypi(tmp_path: Path) -> None:
 
 
 @pytest.mark.network
-@pytest.mark.slow  # ~75 s: resolves every committed profile against the index
+@pytest.mark.slow  # ~75 s: resolves each shipped profile against the index
 def test_committed_locks_are_fresh(tmp_path: Path) -> None:
-    proc = invoke("compile", "--check", "--all", cwd=REPO,
-                  env={**os.environ, "STACKSYNC_LOCKS_DIR": str(REPO / "locks")})
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
-    assert proc.stderr.count("lock is fresh") == len(profile.available(REPO / "locks"))
+    """The shipped profiles, by name (not whatever else a user keeps under locks/)."""
+    for name in SHIPPED_PROFILES:
+        proc = invoke("compile", "--check", "--profile", name, cwd=REPO,
+                      env={**os.environ, "STACKSYNC_LOCKS_DIR": str(REPO / "locks")})
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+        assert proc.stderr.count("lock is fresh") == 1, proc.stderr
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("name", SHIPPED_PROFILES)
+def test_shipped_locks_have_an_install_path_for_every_pin(name: str) -> None:
+    """Every pin has a wheel for the profile's Python / platform or an sdist the sync builds."""
+    assert installable.check_profile(profile.load(name, REPO / "locks")) == []
+
+
+def test_a_pin_without_a_wheel_for_the_target_or_an_sdist_has_no_install_path() -> None:
+    def file(name: str, filename: str) -> indexapi.IndexFile:
+        return indexapi.IndexFile(filename=filename, url=f"https://idx.example/{filename}", sha256=name * 64,
+                                  requires_python=None, yanked=False, name=canonicalize_name(filename.split("-")[0]),
+                                  version=Version("1.0"), index_url="https://idx.example/simple/")
+
+    body = "".join(f"{n}==1.0 \\\n    --hash=sha256:{h * 64}\n" for n, h in
+                   (("winonly", "a"), ("sdistonly", "b"), ("manylinux", "c"), ("abi3", "d")))
+    pins = parse_text(body, "requirements.txt", lock=True).pins
+    files = {canonicalize_name(n): [file(h, f)] for n, h, f in (
+        ("winonly", "a", "winonly-1.0-cp311-cp311-win_amd64.whl"), ("sdistonly", "b", "sdistonly-1.0.tar.gz"),
+        ("manylinux", "c", "manylinux-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"),
+        ("abi3", "d", "abi3-1.0-cp38-abi3-manylinux_2_28_x86_64.whl"))}
+    problems = installable.no_install_path(pins, files, "3.11")
+    assert len(problems) == 1 and problems[0].startswith("requirements.txt:1: winonly==1.0: no wheel for Python 3.11")
+    assert "winonly-1.0-cp311-cp311-win_amd64.whl" in problems[0]
+    assert [p.split(": ")[1] for p in installable.no_install_path(pins, files, "3.12")] == [
+        "winonly==1.0", "manylinux==1.0"]

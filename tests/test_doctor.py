@@ -691,3 +691,29 @@ def test_invoke_doctor_exit_codes_and_json(make_venv: Callable[..., Path], fake_
     # Bad input is one line on stderr and exit 2.
     result = invoke("doctor", "--python", str(tmp_path / "nope"), env=env, timeout=120)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "no such interpreter" in result.stderr
+
+
+def test_preinstall_build_checks_only_for_what_this_run_builds(gpu_profile: profile_mod.Profile) -> None:
+    """nvcc 13.0 against torch's CUDA 12.1: an error for a run that builds flash-attn, none for a re-sync
+    that builds nothing, none when FLASH_ATTENTION_SKIP_CUDA_BUILD=TRUE skips its CUDA part."""
+    facts = make_facts(nvcc={"cuda_home": "/usr/local", "cuda_home_source": "nvcc on PATH",
+                             "path": "/usr/local/bin/nvcc", "version": "13.0", "cuda_h": True})
+    building = checks.preinstall_findings(gpu_profile, make_snapshot({}), facts, to_build=["flash-attn"], environ={})
+    assert "torch refuses to build flash-attn across CUDA majors" in one(building, "nvcc", "error").message
+    nothing = checks.preinstall_findings(gpu_profile, make_snapshot({}), facts, to_build=[], environ={})
+    assert "error" not in levels(nothing), nothing
+    skipped = checks.preinstall_findings(gpu_profile, make_snapshot({}), facts, to_build=["flash-attn"],
+                                         environ={"FLASH_ATTENTION_SKIP_CUDA_BUILD": "TRUE"})
+    assert "error" not in levels(skipped), skipped
+    assert any("CUDA part not built (FLASH_ATTENTION_SKIP_CUDA_BUILD=TRUE)" in f.message for f in skipped)
+
+
+def test_a_pure_python_deferred_sdist_is_no_cuda_build(tmp_path: Path) -> None:
+    toml = GPU_TOML + '\n[deferred.pyairports]\nbuild_requires = ["setuptools"]\n'
+    prof = write_profile(tmp_path / "locks", "gpu", toml, GPU_IN + "pyairports==0.0.1\n",
+                         GPU_LOCK + "pyairports==0.0.1\n")
+    facts = make_facts(nvcc={"cuda_home": "/usr/local", "cuda_home_source": "nvcc on PATH",
+                             "path": "/usr/local/bin/nvcc", "version": "13.0", "cuda_h": True})
+    findings = checks.preinstall_findings(prof, make_snapshot({}), facts, to_build=["pyairports"], environ={})
+    assert not [f for f in findings if "pyairports" in f.message and f.topic == "nvcc"], findings
+    assert "error" not in levels(findings), findings

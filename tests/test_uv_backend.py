@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pkgfactory
 import pytest
 from pkgfactory import IndexServer
 from stackprofile import LOCK_A, PY_XY, TOKEN_VAR, USER_VAR, expected_a, freeze, write_profile
@@ -137,6 +138,37 @@ def test_uv_lock_equals_pip_tools_lock(auth: IndexServer, stack_packages: Path, 
     # So a lock pip-tools wrote is fresh for `invoke compile --check --backend uv`.
     comp.compile_profile(prof, backend="pip-tools")
     assert not comp.compile_profile(prof, backend="uv", check=True).changed
+
+
+def test_backends_record_the_same_hashes_with_a_wheel_on_an_extra_index(
+        fresh_index_server: IndexServer, stack_packages: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sdist on the main index, its wheel on an extra one: uv hashed only the first index's files
+    (the sdist), pip-tools both; now both locks list both."""
+    monkeypatch.setenv(USER_VAR, fresh_index_server.user)
+    monkeypatch.setenv(TOKEN_VAR, fresh_index_server.password)
+    sdist = pkgfactory.build_sdist(tmp_path / "main", "split-like", "1.0", setup_py="from setuptools import setup\n"
+                                   "setup(name='split-like', version='1.0', py_modules=[])\n")
+    wheel = pkgfactory.build_wheel(tmp_path / "extra-packages", "split-like", "1.0",
+                                   files={"split_like/__init__.py": ""})
+    fresh_index_server.add(sdist)
+    extra = IndexServer(tmp_path / "extra-packages", tmp_path / "extra-server")
+    extra.start()
+    try:
+        url = f"http://${{{USER_VAR}}}:${{{TOKEN_VAR}}}@127.0.0.1:{extra.port}/simple/"
+        folder = write_profile(tmp_path / "split", stack_packages, fresh_index_server, LOCK_A,
+                               toml_extra=f'extra_index_urls = ["{url}"]')
+        with (folder / "requirements.in").open("a") as fh:
+            fh.write("split-like==1.0\n")
+        (folder / "requirements.txt").unlink()
+        (folder / "deferred.txt").unlink()
+        prof = profile.load(folder)
+        tables = {name: lock_table(comp.compile_profile(prof, backend=name, check=True).files[0].new or "")
+                  for name in ("pip-tools", "uv")}
+    finally:
+        extra.stop()
+    want = tuple(sorted(f"sha256:{pkgfactory.sha256_of(f)}" for f in (sdist, wheel)))
+    assert tables["uv"]["split-like"] == tables["pip-tools"]["split-like"] == ("1.0", want)
+    assert tables["uv"] == tables["pip-tools"]
 
 
 def test_uv_compiles_for_another_python_pip_tools_refuses(auth: IndexServer, stack_packages: Path,

@@ -68,10 +68,10 @@ class Backend(Protocol):
         """Install ``requirements`` (hash-checked) into ``python``, offline from ``find_links``."""
         ...
 
-    def sync(self, python: Path, requirements: Sequence[Path], find_links: Path, *,
+    def sync(self, python: Path, requirements: Sequence[Path], find_links: Path, *, no_deps: bool = False,
              stream: bool = False) -> Result:
         """Make ``python`` hold exactly ``requirements`` (uninstalling the rest), offline from
-        ``find_links``, binary only, hash-checked."""
+        ``find_links``, binary only, hash-checked; ``no_deps``: without resolving dependencies."""
         ...
 
     def check(self, python: Path) -> Result:
@@ -89,6 +89,13 @@ class Backend(Protocol):
         """Build the one hashed pin of ``requirements`` (a deferred sdist in ``find_links``) into a wheel
         in ``out_dir`` with the target's interpreter and what is installed in it: no build isolation,
         no dependencies, no index, no cache (a cached wheel may be built against another torch)."""
+        ...
+
+    def build_sdist(self, python: Path, sdist: Path, out_dir: Path, index_args: Sequence[str],
+                    constraints: Path, *, stream: bool = False) -> Result:
+        """Build ``sdist`` (a file whose sha256 the caller checked) into a wheel in ``out_dir`` with the
+        target's interpreter, *with* build isolation: its build requirements from the index
+        (``index_args``), constrained by ``constraints`` (the lock's versions); no dependencies."""
         ...
 
     def ensure_installer(self, python: Path) -> None:

@@ -14,7 +14,7 @@ from stacksync.backends import indexapi
 from stacksync.lock.lockfile import file_sha256, parse_text
 from stacksync.lock.profile import IndexConfig
 
-__all__ = ["add_hashes", "add_index_hashes", "pinned_versions", "url_hashes"]
+__all__ = ["add_hashes", "add_index_hashes", "pinned_versions", "strip_hashes", "url_hashes"]
 
 
 def _requirement_name(line: str) -> NormalizedName | None:
@@ -42,6 +42,18 @@ def add_hashes(body: str, hashes: Mapping[NormalizedName, Sequence[str]]) -> str
         name = _requirement_name(line)
         if name is not None and hashes.get(name):
             line = line.rstrip() + "".join(f" \\\n    --hash={h}" for h in sorted(set(hashes[name])))
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def strip_hashes(body: str) -> str:
+    """``body`` without its ``--hash`` options (and the line continuations that carried them)."""
+    out: list[str] = []
+    for line in body.splitlines():
+        if line.strip().startswith("--hash="):
+            if out and out[-1].rstrip().endswith("\\"):
+                out[-1] = out[-1].rstrip()[:-1].rstrip()
+            continue
         out.append(line)
     return "\n".join(out) + "\n"
 

@@ -92,7 +92,18 @@ class PipTools:
                            "--wheel-dir", out_dir, "-r", requirements],
                           env=runner.clean_env(env), stream=stream, cwd=requirements.parent)
 
-    def sync(self, python: Path, requirements: Sequence[Path], find_links: Path, *,
+    def build_sdist(self, python: Path, sdist: Path, out_dir: Path, index_args: Sequence[str],
+                    constraints: Path, *, stream: bool = False) -> Result:
+        """``pip wheel`` of an sdist-only pin, build isolation on. ``PIP_CONSTRAINT`` (not ``-c``): pip
+        passes it on to the isolated build environment's own install, which ``-c`` does not reach."""
+        from stacksync.core import runner
+
+        return runner.run([python, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir", "--progress-bar", "off",
+                           "--wheel-dir", out_dir, sdist, *index_args],
+                          env=runner.clean_env({"PIP_CONSTRAINT": str(constraints)}), stream=stream,
+                          cwd=out_dir)
+
+    def sync(self, python: Path, requirements: Sequence[Path], find_links: Path, *, no_deps: bool = False,
              stream: bool = False) -> Result:
         from stacksync.core import runner
 
@@ -100,7 +111,8 @@ class PipTools:
         # files that are already marker-evaluated for the target.
         return runner.run([sys.executable, "-m", "piptools", "sync", "--python-executable", python,
                            "--no-index", "--find-links", find_links,
-                           "--pip-args", "--only-binary :all: --require-hashes --progress-bar off",
+                           "--pip-args", "--only-binary :all: --require-hashes --progress-bar off"
+                           + (" --no-deps" if no_deps else ""),
                            *requirements], stream=stream, cwd=requirements[0].parent)
 
     def check(self, python: Path) -> Result:

@@ -219,9 +219,14 @@ class Uv:
         env = runner.clean_env({"SSL_CERT_FILE": cert} if cert and not os.environ.get("SSL_CERT_FILE") else None)
         runner.run(self.compile_argv(request), cwd=request.workdir, env=env,
                    hint="uv pip compile could not resolve the inputs")
-        # uv hashes every file of each pinned version as the index lists it: the same set as
-        # pip-compile's (checked by tests/test_uv_backend.py and on locks/gpu-cu121).
-        return pip_compile_layout((request.workdir / request.output).read_text(encoding="utf-8"))
+        # uv hashes the files of the first index that has the project (its index strategy), pip every
+        # index's: with a wheel on an extra index and the sdist on the main one, uv listed only the
+        # sdist. Both backends take their hashes from the same index lookup (every file of each pinned
+        # version on every index, Requires-Python applied), so their locks agree.
+        from stacksync.backends.lockhashes import add_index_hashes, strip_hashes
+
+        body = pip_compile_layout((request.workdir / request.output).read_text(encoding="utf-8"))
+        return add_index_hashes(strip_hashes(body), request.index, python_version=request.python_version)
 
     # --- install / sync ---------------------------------------------------------------------------
 
@@ -295,7 +300,7 @@ class Uv:
         argv += [] if build_isolation else ["--no-build-isolation", "--no-cache"]
         return runner.run(argv, env=runner.clean_env(env), stream=stream, cwd=requirements.parent)
 
-    def sync(self, python: Path, requirements: Sequence[Path], find_links: Path, *,
+    def sync(self, python: Path, requirements: Sequence[Path], find_links: Path, *, no_deps: bool = False,
              stream: bool = False) -> Result:
         """``uv pip sync`` of several files (it keeps what any of them lists and removes the rest, pip
         and setuptools included). Hashes are verified where the files give them (uv's default); not
@@ -338,6 +343,16 @@ class Uv:
         return runner.run([self.exe, "build", "--no-config", "--wheel", "--no-build-isolation", "--python", python,
                            "--out-dir", out_dir, sdist], env=runner.clean_env(env), stream=stream,
                           cwd=requirements.parent)
+
+    def build_sdist(self, python: Path, sdist: Path, out_dir: Path, index_args: Sequence[str],
+                    constraints: Path, *, stream: bool = False) -> Result:
+        """``uv build --wheel`` of an sdist-only pin, build isolation on, build requirements from the
+        index constrained by ``--build-constraint``."""
+        from stacksync.core import runner
+
+        return runner.run([self.exe, "build", "--no-config", "--wheel", "--python", python, "--out-dir", out_dir,
+                           "--build-constraint", constraints, *uv_index_args(index_args), sdist],
+                          env=runner.clean_env(), stream=stream, cwd=out_dir)
 
     def ensure_installer(self, python: Path) -> None:
         """uv installs with ``--python``: the target needs nothing of it."""

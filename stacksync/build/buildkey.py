@@ -44,14 +44,18 @@ from packaging.utils import NormalizedName
 
 from stacksync.core import defaults
 
-__all__ = ["BuildKey", "KEY_FORMAT", "PARALLELISM_VARS", "KEY_ENV_VARS", "build_tag", "differences",
+__all__ = ["BuildKey", "CUDA_SKIP_SWITCHES", "KEY_FORMAT", "cuda_build_skipped", "PARALLELISM_VARS", "KEY_ENV_VARS",
+           "build_tag", "differences",
            "key_env", "files_facts", "wheel_facts", "python_tag", "platform_tag"]
 
 KEY_FORMAT = 1
 #: build_env variables that change how fast a build runs, not what it produces
 PARALLELISM_VARS = frozenset({"MAX_JOBS", "NVCC_THREADS", "CMAKE_BUILD_PARALLEL_LEVEL", "MAKEFLAGS"})
-#: variables read from the environment when build_env does not set them (they change the binary)
-KEY_ENV_VARS = ("TORCH_CUDA_ARCH_LIST",)
+#: a package's own switch that builds it without its CUDA part (a GPU-less host): package -> variable
+CUDA_SKIP_SWITCHES = {"flash-attn": "FLASH_ATTENTION_SKIP_CUDA_BUILD"}
+#: variables read from the environment when build_env does not set them (they change the binary: a
+#: wheel built without its CUDA kernels must never be taken for one built with them)
+KEY_ENV_VARS = ("TORCH_CUDA_ARCH_LIST", *CUDA_SKIP_SWITCHES.values())
 BUILD_TAG_PREFIX = defaults.BUILD_TAG_PREFIX
 
 _CUDA = re.compile(r"^cuda\s*(?::\s*\S+)?\s*=\s*['\"]([^'\"]+)['\"]", re.M)
@@ -225,3 +229,11 @@ def cuda_source(rebuild_on: Sequence[NormalizedName]) -> NormalizedName | None:
         if name == "torch":
             return name
     return rebuild_on[0] if rebuild_on else None
+
+
+def cuda_build_skipped(name: str, build_env: Mapping[str, str], environ: Mapping[str, str]) -> str | None:
+    """``VAR=value`` when package ``name``'s own switch skips its CUDA part (build_env first, then the
+    environment), else ``None``."""
+    var = CUDA_SKIP_SWITCHES.get(name)
+    value = (build_env.get(var) or environ.get(var) or "") if var else ""
+    return f"{var}={value}" if var and value.strip().upper() in ("TRUE", "1", "YES", "ON") else None

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from stacksync.build.buildkey import cuda_build_skipped
 from stacksync.cuda import cudalibs
 from stacksync.cuda.facts import TORCH_MANYLINUX_2_28, Facts, Nvcc, lock_cuda, requires_pins, torch_build
 from stacksync.cuda.finding import Finding, Level, err, ok, warn
@@ -240,13 +242,16 @@ def _shadowed(found: Mapping[str, list[tuple[str, str]]]) -> list[Finding]:
 
 
 def build_findings(facts: Facts, *, torch_cuda: str | None, deferred: Iterable[str] = (),
-                   max_jobs: str | None = None, build_requires: Iterable[str] = ()) -> list[Finding]:
+                   max_jobs: str | None = None, build_requires: Iterable[str] = (),
+                   cuda_deferred: Iterable[str] | None = None) -> list[Finding]:
     """The build side of deferred packages (flash-attn): nvcc and CUDA_HOME against torch's CUDA,
-    ninja, a compiler, memory for MAX_JOBS parallel jobs. Without deferred packages: facts only."""
+    ninja, a compiler, memory for MAX_JOBS parallel jobs. Without deferred packages: facts only.
+    ``cuda_deferred``: those of them that compile CUDA code (default: all); only they need nvcc."""
     names = sorted(canonicalize_name(d) for d in deferred)
     building = bool(names)
     what = ", ".join(names)
-    out = _nvcc_findings(facts.nvcc, torch_cuda, what)
+    cuda_names = names if cuda_deferred is None else sorted(canonicalize_name(d) for d in cuda_deferred)
+    out = _nvcc_findings(facts.nvcc, torch_cuda, ", ".join(cuda_names))
     if facts.ninja is None:
         if building and "ninja" in {canonicalize_name(n) for n in build_requires}:
             out.append(ok("ninja", "ninja is not on PATH; the profile's build_requires install it into the "
@@ -343,13 +348,20 @@ def _lock_for(profile: Profile,
 
 
 def preinstall_findings(profile: Profile, snapshot: Snapshot, facts: Facts,
-                        lock: RequirementsFile | None = None, have_wheels: Iterable[str] = ()) -> list[Finding]:
+                        lock: RequirementsFile | None = None, have_wheels: Iterable[str] = (), *,
+                        to_build: Iterable[str] | None = None,
+                        environ: Mapping[str, str] | None = None) -> list[Finding]:
     """The profile's lock checked against this host and target *before* installing: Python version
     and platform, the CUDA runtime the lock needs against the driver, glibc against the lock's
     wheels, and the build side of its deferred packages. ``lock`` defaults to the profile's
     ``requirements.txt`` (``requirements.in`` when there is no lock yet). ``invoke sync`` stops on
     any error unless ``--force``. ``have_wheels``: deferred packages a wheel is there for (the
-    wheelhouse, the team index, a pinned prebuilt wheel): installed, not built, so no build checks."""
+    wheelhouse, the team index, a pinned prebuilt wheel): installed, not built, so no build checks.
+    ``to_build``: the deferred packages this run builds (a sync's plan); default: those not installed
+    as locked. nvcc is asked only of those that compile CUDA code against a base (``rebuild_on``) and
+    whose own switch does not skip it (``FLASH_ATTENTION_SKIP_CUDA_BUILD=TRUE`` in build_env or
+    ``environ``): a pure-Python sdist is no CUDA build."""
+    environ = os.environ if environ is None else environ
     name = f"profile {profile.name!r}"
     lock, out = _lock_for(profile, lock)
     out += _python_findings(profile, snapshot, lock)
@@ -376,16 +388,23 @@ def preinstall_findings(profile: Profile, snapshot: Snapshot, facts: Facts,
                            "use an x86_64 or aarch64 machine, or a CPU profile"))
     out += _glibc_findings(name, pins, facts, sys_platform)
     wheels = set(have_wheels)
-    to_build = [d for d in _to_build(profile, snapshot, pins) if d.name not in wheels]
-    built = sorted({d.name for d in profile.deferred} - {d.name for d in to_build} - wheels)
+    chosen = set(to_build) if to_build is not None else None
+    building = [d for d in (_to_build(profile, snapshot, pins) if chosen is None else
+                            [d for d in profile.deferred if d.name in chosen]) if d.name not in wheels]
+    built = sorted({d.name for d in profile.deferred} - {d.name for d in building} - wheels)
     if built:
         out.append(ok("build", f"{', '.join(built)} already installed as locked: nothing to build"))
     if wheels:
         out.append(ok("build", f"{', '.join(sorted(wheels))}: a wheel is there (deferred phase): nothing to build"))
-    max_jobs = next((d.build_env["MAX_JOBS"] for d in to_build if "MAX_JOBS" in d.build_env), facts.max_jobs)
+    skipped = {d.name: why for d in building if (why := cuda_build_skipped(d.name, d.build_env, environ))}
+    if skipped:
+        out.append(ok("build", "; ".join(f"{n}: CUDA part not built ({why}): no nvcc needed"
+                                         for n, why in sorted(skipped.items()))))
+    max_jobs = next((d.build_env["MAX_JOBS"] for d in building if "MAX_JOBS" in d.build_env), facts.max_jobs)
     out += build_findings(facts, torch_cuda=need.cuda if need is not None else None,
-                          deferred=[d.name for d in to_build], max_jobs=max_jobs,
-                          build_requires=[n for d in to_build for n in d.build_requires])
+                          deferred=[d.name for d in building], max_jobs=max_jobs,
+                          build_requires=[n for d in building for n in d.build_requires],
+                          cuda_deferred=[d.name for d in building if d.rebuild_on and d.name not in skipped])
     return out
 
 

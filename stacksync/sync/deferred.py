@@ -51,7 +51,7 @@ from stacksync.sync.smoke import smoke, smoke_phase
 from stacksync.sync.state import State
 
 __all__ = ["STATE_FILE", "adopt_unrecorded", "Source", "install_deferred", "write_state", "compute_key", "planned_keys",
-           "choose_sources", "wheelhouse_dir", "wheels_expected", "expected_sources"]
+           "choose_sources", "fetch_source", "wheelhouse_dir", "wheels_expected", "expected_sources"]
 
 STATE_FILE = "stacksync-state.json"
 
@@ -284,7 +284,7 @@ def choose(state: State, d: Deferred, pin: Pin, key: BuildKey | None) -> Source:
         source = _from_wheelhouse(state, key) or _from_team_index(state, d, pin, key)
     if source is None:
         index = state.profile.index.expanded(source=str(state.profile.stack_toml))
-        sdist = _fetch_deferred(pin, index, state.cache)
+        sdist = fetch_source(pin, index, state.cache)
         source = Source("build", sdist, file_sha256(sdist), strip_credentials(index.index_url or ""), key)
     return source
 
@@ -436,7 +436,7 @@ def write_state(prefix: Path, name: str, version: str, built_against: Mapping[st
     return path
 
 
-def _fetch_deferred(pin: Pin, index: profile_mod.IndexConfig, cache: Path) -> Path:
+def fetch_source(pin: Pin, index: profile_mod.IndexConfig, cache: Path) -> Path:
     """The deferred package's file (an sdist for flash-attn) by URL, its sha256 checked against the
     lock. pip cannot download it: it prepares metadata, which imports torch (FIELD-NOTES)."""
     from stacksync.backends import indexapi

@@ -20,6 +20,7 @@ from stacksync.env.tags import supported_tags
 from stacksync.lock import profile as profile_mod
 from stacksync.lock.lockfile import Pin, file_sha256
 from stacksync.sync import depcheck
+from stacksync.sync import sdists as sdists_mod
 from stacksync.sync.cacheindex import CacheIndex
 from stacksync.sync.deferred import choose_sources
 from stacksync.sync.pinfile import write_requirements
@@ -55,10 +56,30 @@ def fetch(state: State) -> None:
     supported = frozenset(supported_tags(state.snapshot))
     found = {p.name: _cached_wheel(listing, p, supported) for p in need}
     missing = [p for p in need if found[p.name] is None]
+    # sdist-only pins (stacksync.sync.sdists): a wheel built for the same key earlier, or the sdist
+    # already fetched; neither is asked of the index again.
+    sdists: dict[NormalizedName, Path] = {}
+    for pin in list(missing):
+        built = sdists_mod.from_wheelhouse(state, pin)
+        cached = None if built is not None else sdists_mod.sdist_in_cache(state.cache, pin)
+        if built is not None or cached is not None:
+            missing.remove(pin)
+            found[pin.name] = built
+            if cached is not None:
+                sdists[pin.name] = cached
+            console.info(f"fetch: {pin.name} {pin.key()}: {sdists_mod.SDIST_REASON}"
+                         + (f": wheel from the wheelhouse ({built.name})" if built else ""))
+    for name, known in sdists_mod.known_sdists(missing, index, state.cache).items():
+        console.info(f"fetch: {name} {state.lock[name].key()}: {sdists_mod.SDIST_REASON}")
+        sdists[name] = known
+    missing = [p for p in missing if p.name not in sdists]
     if missing:
-        req = write_requirements(state.workdir / "fetch.txt", missing)
         console.info(f"fetching {len(missing)} wheel(s) into {state.cache}"
                      + (f" ({len(need) - len(missing)} already there)" if len(need) > len(missing) else ""))
+    elif need:
+        console.info(f"all {len(need)} wheel(s) already in {state.cache}")
+    while missing:
+        req = write_requirements(state.workdir / "fetch.txt", missing)
         try:
             with runner.watching(DownloadMeter("fetch", len(missing))) as meter:  # bytes, rate, ETA
                 state.backend.download(state.python, req, state.cache, index.pip_args())
@@ -67,15 +88,31 @@ def fetch(state: State) -> None:
                               for p in missing})
                 got = [path for p in missing if (path := found[p.name]) is not None]
                 meter.finish(len(got), sum(path.stat().st_size for path in got))
-        except CommandFailed as exc:
-            raise _fetch_error(exc, state.lock_file.path, missing, index) from None
-    elif need:
-        console.info(f"all {len(need)} wheel(s) already in {state.cache}")
+        except (CommandFailed, FetchError) as exc:
+            lacking = sdists_mod.missing_pin(exc, missing)
+            sdist = sdists_mod.fetch_sdist(lacking, index, state.cache) if lacking is not None else None
+            if lacking is None or sdist is None:
+                if isinstance(exc, CommandFailed):
+                    raise _fetch_error(exc, state.lock_file.path, missing, index) from None
+                if lacking is None:
+                    raise
+                raise _missing_wheel(lacking, index) from None
+            console.info(f"fetch: {lacking.name} {lacking.key()}: {sdists_mod.SDIST_REASON}")
+            sdists[lacking.name] = sdist
+            # what the failed download already brought is not asked for again
+            listing = CacheIndex(state.cache, listing)
+            missing = [p for p in missing if p.name not in sdists and _cached_wheel(listing, p, supported) is None]
+            continue
+        break
+    sdists_mod.build_all(state, sdists, index)
+    found.update({n: sdists_mod.from_wheelhouse(state, state.lock[n]) for n in sdists})
     if need:
         _confirm_cache(state, need, found, listing)
         # the sha256 of each wheel about to be installed (hashed once this run), recorded once it is
+        # (not a wheel built here from an sdist-only pin: the lock's hash is the sdist's, so that
+        # wheel is compared by version only)
         state.fetched_sha256.update({p.name: listing.sha256(path, file_sha256) for p in need
-                                     if (path := found.get(p.name)) is not None})
+                                     if (path := found.get(p.name)) is not None and p.name not in sdists})
     if "deferred" in scope:
         choose_sources(state)  # the wheel (prebuilt, wheelhouse, team index) or the sdist to build
     check_dependencies(state)
@@ -245,9 +282,20 @@ def _fetch_error(exc: CommandFailed, lock_path: Path, need: Sequence[Pin],
                     indexapi.project_files(index, pin.name)
                 except IndexUnavailable as unavailable:
                     return FetchError(f"{where}: cannot download {what}: {unavailable}; {tail}")
-            return FetchError(f"{where}: {what} is not on the index (no wheel of that version); {tail} "
+            if pin is not None:
+                return _missing_wheel(pin, index)
+            return FetchError(f"{where}: {what} is not on the index; {tail} "
                               "(fix: pin a version the index serves, then invoke compile again)")
     return FetchError(f"{lock_path}: downloading the lock's wheels failed: {exc}; {tail}")
+
+
+def _missing_wheel(pin: Pin, index: profile_mod.IndexConfig) -> FetchError:
+    """No wheel this target can install and no sdist with a hash the lock lists: what the index has,
+    and a fix that is possible."""
+    what, fix = sdists_mod.index_listing(pin, index)
+    gone = "is not on the index" if "no file of version" in what or "no project" in what else "has no wheel"
+    return FetchError(f"{pin.where}: {pin.name}=={pin.version} {gone} for this target ({what}); nothing was "
+                      f"installed or removed (fix: {fix})")
 
 
 def _mismatch_detail(out: str) -> str:

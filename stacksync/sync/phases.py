@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from stacksync.core import console, defaults
 from stacksync.env.environment import probe
 from stacksync.lock.lockfile import Pin
-from stacksync.sync import provenance, vcsphase
+from stacksync.sync import provenance, sdists, vcsphase
 from stacksync.sync.pinfile import write_requirements
 from stacksync.sync.plan import Action
 from stacksync.sync.smoke import smoke_phase
@@ -24,7 +24,7 @@ def install_base(state: State) -> None:
     changes = state.plan.changes("base")
     if not changes:
         return
-    pins = [state.lock[n] for n in sorted(state.plan.base_names)]
+    pins = [sdists.installable(state, state.lock[n]) for n in sorted(state.plan.base_names)]
     req = write_requirements(state.workdir / "base.txt", pins)
     state.smoked.clear()
     console.info(f"base: installing {', '.join(a.name for a in changes)}")
@@ -39,7 +39,8 @@ def _reinstall(state: State, actions: Sequence[Action], phase: str) -> None:
     force it. Its dependencies are installed by the step before, so ``--no-deps`` is safe here."""
     if not actions:
         return
-    req = write_requirements(state.workdir / f"{phase}-reinstall.txt", [state.lock[a.name] for a in actions])
+    req = write_requirements(state.workdir / f"{phase}-reinstall.txt",
+                             [sdists.installable(state, state.lock[a.name]) for a in actions])
     state.backend.install(state.python, req, state.cache, no_deps=True, force_reinstall=True,
                           stream=state.opts.verbose)
 
@@ -70,8 +71,15 @@ def sync_rest(state: State) -> None:
         return
     deferred_names = state.profile.deferred_names
     provided = state.profile.provided  # the machine's: never in a file pip installs from, kept by pip-sync
-    main = [p for n, p in state.lock.items() if n not in deferred_names and n not in provided]
+    main = [sdists.installable(state, p) for n, p in state.lock.items()
+            if n not in deferred_names and n not in provided]
     lock_txt = write_requirements(state.workdir / "rest.txt", main)
+    # A deferred package that locked packages require (a pure-Python sdist a user deferred) is not
+    # installed before the deferred phase: the rest phase's resolver would miss it. The lock is the
+    # whole closure, so its files are installed without resolving; verify's dependency check follows.
+    awaited = _awaited_deferred(state)
+    if awaited:
+        console.info(f"rest: installing without resolving ({', '.join(awaited)} come(s) in the deferred phase)")
     removing = sum(a.kind == "remove" for a in changes)
     state.smoked.clear()
     if removing:
@@ -86,10 +94,24 @@ def sync_rest(state: State) -> None:
                                        + vcsphase.keep_lines(state.snapshot, state.vcs))
         tool = "pip-sync" if state.backend.name == "pip-tools" else f"{state.backend.name} pip sync"
         console.info(f"rest: {tool} ({len(changes) - removing} to install or change, {removing} to remove)")
-        state.backend.sync(state.python, [lock_txt, keep_txt], state.cache, stream=state.opts.verbose)
+        state.backend.sync(state.python, [lock_txt, keep_txt], state.cache, no_deps=bool(awaited),
+                           stream=state.opts.verbose)
     else:
         console.info(f"rest: installing {len(changes)} package(s) (nothing to remove)")
-        state.backend.install(state.python, lock_txt, state.cache, stream=state.opts.verbose)
+        state.backend.install(state.python, lock_txt, state.cache, no_deps=bool(awaited), stream=state.opts.verbose)
     _reinstall(state, [a for a in changes if a.kind == "reinstall"], "rest")
     _record(state, changes)
     smoke_phase(state, "rest")
+
+
+def _awaited_deferred(state: State) -> list[str]:
+    """Deferred packages that a locked package requires and the deferred phase still has to install."""
+    todo = {a.name for a in state.plan.changes("deferred")}
+    required = {child for children in state.wheel_deps.values() for child in children}
+    out = []
+    for name in sorted(todo):
+        pin = state.deferred.get(name) or state.lock.get(name)
+        via = pin.via if pin is not None else ()
+        if name in required or any(not v.startswith("-r") and not v.startswith("-c") for v in via):
+            out.append(str(name))
+    return out

@@ -4,6 +4,7 @@ the confirmation of removals / downgrades (:func:`preflight`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
 import tempfile
@@ -51,22 +52,32 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     prof = pick_variant(opts, profile_mod.load(opts.profile, opts.locks_dir))
     lock_file, deferred_file = load_locks(prof, opts.lock, accept_foreign=opts.accept_foreign_lock)
     backend = get_backend(resolve_name(opts.backend, prof.backend))
-    # absolute, not resolved: a venv's bin/python is a symlink to the base interpreter.
-    python = _target(opts, prof, backend, create=bool(scope_of(steps)) and not opts.dry_run).absolute()
-    if is_own_interpreter(python):
-        raise TargetError(f"{python}: is the interpreter running stacksync; syncing it would uninstall the tool "
-                          f"from under itself (fix: pass --venv DIR or --python PY for another environment)")
-    prefix = python.parent.parent
-    if not (prefix / "pyvenv.cfg").exists():
-        prefix = probe(python).prefix
-    stack.enter_context(targetlock.hold(prefix, wait=opts.wait))
-    # Read from site-packages when that is sure to equal the probe (the no-op path starts no
-    # interpreter); every step that changes the target probes it for real afterwards.
-    snapshot = read_snapshot(python)
-    check_target(prof, snapshot)
-    # only a run that changes the target repairs it; verify, plan and --dry-run say so instead
-    damage = repair.detect(snapshot, repairs=any(s in steps for s in ("base", "rest", "deferred", "vcs"))
-                           and not opts.dry_run)
+    create = bool(scope_of(steps)) and not opts.dry_run
+    future = _missing_venv(opts) if not create else None
+    if future is not None:
+        # `plan` / `sync -n` of a venv that does not exist yet: planned against an empty environment
+        # of the profile's Python (nothing is created, locked or changed).
+        python = future / "bin" / "python"
+        snapshot = empty_snapshot(python, _base_python(future, prof.python))
+        check_target(prof, snapshot)
+        damage = Damage()
+    else:
+        # absolute, not resolved: a venv's bin/python is a symlink to the base interpreter.
+        python = _target(opts, prof, backend, create=create).absolute()
+        if is_own_interpreter(python):
+            raise TargetError(f"{python}: is the interpreter running stacksync; syncing it would uninstall the "
+                              f"tool from under itself (fix: pass --venv DIR or --python PY for another environment)")
+        prefix = python.parent.parent
+        if not (prefix / "pyvenv.cfg").exists():
+            prefix = probe(python).prefix
+        stack.enter_context(targetlock.hold(prefix, wait=opts.wait))
+        # Read from site-packages when that is sure to equal the probe (the no-op path starts no
+        # interpreter); every step that changes the target probes it for real afterwards.
+        snapshot = read_snapshot(python)
+        check_target(prof, snapshot)
+        # only a run that changes the target repairs it; verify, plan and --dry-run say so instead
+        damage = repair.detect(snapshot, repairs=any(s in steps for s in ("base", "rest", "deferred", "vcs"))
+                               and not opts.dry_run)
     env = snapshot.marker_environment
     lock = lock_file.for_environment(env)
     if prof.provided:  # the machine's own build stands in for the lock's pin (the build key reads it too)
@@ -99,8 +110,10 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
         return state
     # With --report - stdout carries the receipt alone: the plan text goes to stderr.
     shown = console.err if opts.report == "-" else console.out
-    shown.print(f"target: {python} (Python {snapshot.version}), profile {prof.name!r}"
-                f"{f' variant {prof.variant}' if prof.variant else ''}, lock {lock_file.path}", markup=False)
+    shown.print(f"target: {python} (Python {snapshot.version}"
+                + (", does not exist yet: planned against an empty environment" if future else "")
+                + f"), profile {prof.name!r}{f' variant {prof.variant}' if prof.variant else ''}, "
+                f"lock {lock_file.path}", markup=False)
     shown.print(plan.render(), markup=False)
     for name, how in sources.items():
         shown.print(f"deferred source: {name}: {how}", markup=False)
@@ -178,9 +191,16 @@ def _target(opts: Options, prof: Profile, backend: Backend, *, create: bool) -> 
     return find_python(venv)
 
 
-def create_venv(venv: Path, python_xy: str | None, backend: Backend) -> None:
-    """A new venv at ``venv`` with the profile's Python, made by the backend (``python3.X -m venv``,
-    which seeds pip, for pip-tools; ``uv venv`` for uv)."""
+def _missing_venv(opts: Options) -> Path | None:
+    """The ``--venv`` (or default venv) folder when it does not exist yet; ``None`` otherwise."""
+    if opts.python:
+        return None
+    venv = Path(opts.venv) if opts.venv else defaults.default_venv()
+    return None if venv.exists() else venv.absolute()
+
+
+def _base_python(venv: Path, python_xy: str | None) -> str:
+    """The interpreter a venv with the profile's Python is made from (``python3.X`` on PATH)."""
     exe: str | None
     if python_xy is None or f"{sys.version_info[0]}.{sys.version_info[1]}" == python_xy:
         exe = shutil.which(f"python{python_xy}") if python_xy else None
@@ -190,6 +210,23 @@ def create_venv(venv: Path, python_xy: str | None, backend: Backend) -> None:
     if exe is None:
         raise TargetError(f"{venv}: cannot create it: no python{python_xy} on PATH "
                           f"(fix: install Python {python_xy}, or pass --venv/--python for an existing one)")
+    return exe
+
+
+def empty_snapshot(python: Path, base: str) -> Snapshot:
+    """What a new venv at ``python`` made from ``base`` would probe as: ``base``'s interpreter facts,
+    nothing installed (the plan shows every pin as an install)."""
+    seen = probe(base)
+    facts = dict(seen.raw.get("python") or {})
+    facts.update(prefix=str(python.parent.parent), site_packages=[])
+    return dataclasses.replace(seen, python=python, distributions={}, state={}, pip_version=None,
+                               raw={**seen.raw, "python": facts, "distributions": []})
+
+
+def create_venv(venv: Path, python_xy: str | None, backend: Backend) -> None:
+    """A new venv at ``venv`` with the profile's Python, made by the backend (``python3.X -m venv``,
+    which seeds pip, for pip-tools; ``uv venv`` for uv)."""
+    exe = _base_python(venv, python_xy)
     console.info(f"creating {venv} with {exe} ({backend.name})")
     backend.create_venv(venv, exe)
 
@@ -220,8 +257,12 @@ def preflight(state: State) -> None:
         raise TargetError(f"{state.python}: has {found}; installs and pip-sync need pip >= 22.2 in the target "
                           f"(fix: {state.python} -m ensurepip --upgrade, or create it with `uv venv --seed`)")
     facts = probe_facts(state.python)
+    # Build checks only for what this run builds: the deferred packages its plan installs or rebuilds
+    # (a re-sync that keeps them builds nothing and needs no nvcc).
+    building = ({a.name for a in state.plan.changes("deferred") if a.kind != "remove"}
+                if "deferred" in scope_of(state.steps) else set())
     findings = preinstall_findings(state.profile, state.snapshot, facts, lock=state.lock_file,
-                                   have_wheels=wheels_expected(state))
+                                   have_wheels=wheels_expected(state) if building else (), to_build=building)
     errors = [f for f in findings if f.level == "error"]
     for f in findings:
         if f.level == "warning":

@@ -3,17 +3,35 @@ failure names the locked package that provides a missing shared library."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from stacksync.build.buildkey import cuda_build_skipped
 from stacksync.core import console, runner
 from stacksync.core.errors import SyncError
 from stacksync.cuda import cudalibs
 from stacksync.env.environment import probe
 from stacksync.sync.state import State
 
-__all__ = ["smoke", "smoke_phase", "explain_smoke"]
+__all__ = ["smoke", "smoke_phase", "explain_smoke", "skipped_modules"]
+
+
+def skipped_modules(state: State, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Deferred smoke modules not imported, with why: those of a package built without its CUDA part
+    (``FLASH_ATTENTION_SKIP_CUDA_BUILD=TRUE`` on a GPU-less host: ``import flash_attn`` needs the CUDA
+    extension that was not built)."""
+    env = os.environ if environ is None else environ
+    out: dict[str, str] = {}
+    for d in state.profile.deferred:
+        why = cuda_build_skipped(d.name, d.build_env, env)
+        if why is None:
+            continue
+        for module in state.profile.smoke.get("deferred", ()):
+            if module.split(".")[0] == d.name.replace("-", "_"):
+                out[module] = f"{d.name} built without its CUDA part ({why})"
+    return out
 
 
 def smoke(python: Path, modules: Sequence[str]) -> list[dict[str, Any]]:
@@ -34,7 +52,10 @@ def smoke_phase(state: State, phase: str) -> None:
     """After a phase changed the target: its own smoke imports and those of the phases before it, in
     one process (a rest phase can break torch as well as vllm). What passes here is not imported
     again by verify or by a deferred build's ``imports`` check, unless something changes in between."""
-    modules = state.profile.smoke_modules(through=phase)
+    skipped = skipped_modules(state)
+    for module, why in sorted(skipped.items()) if phase == "deferred" else ():
+        console.warn(f"{phase}: smoke import {module} not run: {why}")
+    modules = [m for m in state.profile.smoke_modules(through=phase) if m not in skipped]
     failed = [r for r in smoke(state.python, modules) if not r["ok"]]
     if not failed:
         state.smoked.update(modules)

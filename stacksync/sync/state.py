@@ -106,6 +106,8 @@ class State:
     deferred_sources: dict[NormalizedName, Any] = field(default_factory=dict)
     #: what an interrupted run left in the target (repair.detect), and this run's journal once written
     damage: Damage = field(default_factory=Damage)
+    #: sdist-only pins built into a wheel (stacksync.sync.sdists): name -> the wheel's sha256
+    built_sdists: dict[NormalizedName, str] = field(default_factory=dict)
     journal: Journal | None = None
     #: which artifact each installed distribution came from (stacksync.sync.provenance.check, in prepare)
     provenance: Provenance = field(default_factory=Provenance)

@@ -15,7 +15,7 @@ from stacksync.env.diff import Entry, compare, entry_from_installed, entry_from_
 from stacksync.env.environment import Snapshot, probe
 from stacksync.sync import repair, vcsphase
 from stacksync.sync.prepare import check_artifacts
-from stacksync.sync.smoke import explain_smoke, smoke
+from stacksync.sync.smoke import explain_smoke, skipped_modules, smoke
 from stacksync.sync.state import State
 
 __all__ = ["verify", "dependency_problems"]
@@ -72,9 +72,11 @@ def verify(state: State, *, smoke: bool = True, snapshot: Snapshot | None = None
                      if n not in target or target[n].key != locked[n].key]
     failed: list[Mapping[str, Any]] = []
     modules: list[str] = []
+    skipped: dict[str, str] = {}
     faults.point("inside:verify")
     if smoke:
-        modules = state.profile.smoke_modules()
+        skipped = skipped_modules(state)
+        modules = [m for m in state.profile.smoke_modules() if m not in skipped]
         # Imports that passed after this run's last change are not run twice.
         failed = [r for r in _smoke_all(state, [m for m in modules if m not in state.smoked]) if not r["ok"]]
     damaged = repair.verify_lines(snapshot, own_journal=state.journal is not None,
@@ -91,6 +93,8 @@ def verify(state: State, *, smoke: bool = True, snapshot: Snapshot | None = None
         + (", damaged by an interrupted sync" if damaged else "") + ")")
     deps_text = "dependencies ok" if not problems else f"{len(problems)} dependency problem(s)"
     smoke_text = f"smoke {len(modules) - len(failed)}/{len(modules)} ok" if smoke else "smoke not run"
+    if smoke and skipped:
+        smoke_text += f" ({', '.join(sorted(skipped))} not imported: CUDA part not built)"
     installers = f"; installers (lock -> target): {'; '.join(twin.installers)}" if twin.installers else ""
     shown = ", ".join(sorted(found.unknown)[:3]) + (", ..." if len(found.unknown) > 3 else "")
     unknown = (f"; {len(found.unknown)} compared by version only (not installed by stacksync: {shown})"

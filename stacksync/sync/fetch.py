@@ -109,10 +109,11 @@ def fetch(state: State) -> None:
     if need:
         _confirm_cache(state, need, found, listing)
         # the sha256 of each wheel about to be installed (hashed once this run), recorded once it is
-        # (not a wheel built here from an sdist-only pin: the lock's hash is the sdist's, so that
-        # wheel is compared by version only)
-        state.fetched_sha256.update({p.name: listing.sha256(path, file_sha256) for p in need
-                                     if (path := found.get(p.name)) is not None and p.name not in sdists})
+        # (only a file the lock lists: a wheel built here from an sdist-only pin, whose lock hash is the
+        # sdist's, is compared by version only)
+        digests = {p.name: listing.sha256(path, file_sha256) for p in need
+                   if (path := found.get(p.name)) is not None and p.name not in sdists}
+        state.fetched_sha256.update({n: d for n, d in digests.items() if f"sha256:{d}" in state.lock[n].hashes})
     if "deferred" in scope:
         choose_sources(state)  # the wheel (prebuilt, wheelhouse, team index) or the sdist to build
     check_dependencies(state)

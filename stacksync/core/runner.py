@@ -2,8 +2,12 @@
 target interpreter. Everything else builds argv lists and plans, and calls :func:`run`.
 
 Commands are argv lists, never shell strings (``foo<2`` must not become a redirect). The argv is
-logged redacted. Child environments are cleaned: pip is isolated from the machine's user/global
-configuration so that find-links / extra-index-url lines from a pip.conf never leak into a lock.
+logged redacted. No index URL ever reaches a child's argv (``/proc/PID/cmdline`` is world-readable,
+and an index URL may carry a token): :func:`run` moves ``--index-url`` / ``--extra-index-url`` into
+the child's environment (pip's and uv's variables; ``/proc/PID/environ`` is the owner's only), and
+refuses an argv that still holds a URL with credentials. Child environments are cleaned: pip is
+isolated from the machine's user/global configuration so that find-links / extra-index-url lines
+from a pip.conf never leak into a lock.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -23,7 +28,7 @@ from typing import Any
 
 from stacksync.core import faults
 from stacksync.core.defaults import PROBE_SCRIPT
-from stacksync.core.errors import CommandFailed, ProbeError, TimedOut
+from stacksync.core.errors import CommandFailed, ProbeError, StacksyncError, TimedOut
 from stacksync.core.redact import redact
 
 log = logging.getLogger("stacksync")
@@ -85,6 +90,51 @@ def clean_env(extra: Mapping[str, str] | None = None, *, base: Mapping[str, str]
     return env
 
 
+# Index options -> the variables pip (and pip-compile / pip-sync, which run pip) and uv read instead.
+# Each tool ignores the other's variables; PIP_CONFIG_FILE=/dev/null (clean_env) still keeps the
+# machine's pip.conf out. Several extra indexes: one space-separated value, as both tools take it.
+# (``-i`` is left alone: other programs use it for other things; the credentials check still sees it.)
+_INDEX_ENV = {"--index-url": ("PIP_INDEX_URL", "UV_INDEX_URL"),
+              "--extra-index-url": ("PIP_EXTRA_INDEX_URL", "UV_EXTRA_INDEX_URL")}
+# ``scheme://user:password@`` or ``scheme://token@`` (``git@`` of an ssh URL names no secret).
+_CREDENTIALS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://(?!git@)[^/@\s]+@")
+
+
+class SecretInArgv(StacksyncError):
+    """An argv would show a credential in the process list: a bug in the caller, never run."""
+
+
+def index_options_to_env(args: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """``args`` without its index-URL options, and the environment that carries them instead.
+    ``--index-url X``, ``--index-url=X`` and ``--extra-index-url X`` (repeatable) are moved;
+    the last ``--index-url`` wins, as on a command line. ``--trusted-host`` etc. stay (no secret)."""
+    kept: list[str] = []
+    index: str | None = None
+    extra: list[str] = []
+    items = iter(args)
+    for arg in items:
+        flag, eq, value = arg.partition("=")
+        if flag in _INDEX_ENV:
+            if not eq:
+                nxt = next(items, None)
+                if nxt is None:
+                    kept.append(arg)
+                    break
+                value = nxt
+            if flag == "--extra-index-url":
+                extra.append(value)
+            else:
+                index = value
+            continue
+        kept.append(arg)
+    env: dict[str, str] = {}
+    if index is not None:
+        env.update(dict.fromkeys(_INDEX_ENV["--index-url"], index))
+    if extra:
+        env.update(dict.fromkeys(_INDEX_ENV["--extra-index-url"], " ".join(extra)))
+    return kept, env
+
+
 def run(
     argv: Sequence[str | os.PathLike[str]],
     *,
@@ -99,15 +149,21 @@ def run(
     (redacted). ``stream`` passes output through to the terminal (long installs) instead of capturing.
     With ``timeout`` the command runs in a process group of its own, and the whole group is killed
     when the time is up (:class:`TimedOut`): a wrapper script's own children die with it."""
-    args = [os.fspath(a) for a in argv]
+    args, moved = index_options_to_env([os.fspath(a) for a in argv])
     shown = [redact(a) for a in args]
+    if any(_CREDENTIALS.search(a) for a in args):
+        raise SecretInArgv(f"refusing to run {shown[0]}: a URL with credentials in its command line would be "
+                           f"readable by every local user ({shlex.join(shown)}) (fix: report this as a bug)")
     history.append(shown)
-    log.debug("$ %s", shlex.join(shown))
+    log.debug("$ %s%s", shlex.join(shown),
+              "".join(f"  [{k}={redact(v)}]" for k, v in moved.items() if k.startswith("PIP_")))
+    child_env = dict(env if env is not None else clean_env())
+    child_env.update(moved)
     start = time.perf_counter()
     try:
         proc = subprocess.Popen(
             args,
-            env=faults.child_env(args, env if env is not None else clean_env()),
+            env=faults.child_env(args, child_env),
             cwd=cwd,
             text=True,
             errors="replace",

@@ -147,8 +147,9 @@ def run(
 ) -> Result:
     """Run ``argv``; return its output. With ``check``, a non-zero exit raises :class:`CommandFailed`
     (redacted). ``stream`` passes output through to the terminal (long installs) instead of capturing.
-    With ``timeout`` the command runs in a process group of its own, and the whole group is killed
-    when the time is up (:class:`TimedOut`): a wrapper script's own children die with it."""
+    The command runs in a process group of its own: when ``timeout`` is up (:class:`TimedOut`) or
+    stacksync is interrupted (Ctrl-C, SIGTERM, SIGHUP), the whole group is killed and waited for: a
+    wrapper script's or pip's own children die with it."""
     args, moved = index_options_to_env([os.fspath(a) for a in argv])
     shown = [redact(a) for a in args]
     if any(_CREDENTIALS.search(a) for a in args):
@@ -170,7 +171,9 @@ def run(
             stdout=None if stream else subprocess.PIPE,
             stderr=None if stream else subprocess.PIPE,
             stdin=subprocess.DEVNULL,
-            start_new_session=timeout is not None,
+            # A group of its own: on a timeout, Ctrl-C, SIGTERM or SIGHUP the whole group (pip and the
+            # setup.py it runs) is killed, never the child alone (stacksync.cli.edge).
+            start_new_session=True,
         )
     except OSError as exc:
         raise CommandFailed(shown, 127, f"cannot start {shown[0]}: {exc.strerror or exc}",
@@ -178,10 +181,10 @@ def run(
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        _kill(proc, group=True)
+        _kill(proc)
         raise TimedOut(shown, float(timeout or 0), hint=hint) from None
-    except BaseException:
-        _kill(proc, group=timeout is not None)
+    except BaseException:  # KeyboardInterrupt, Terminated: no child outlives stacksync
+        _kill(proc)
         raise
     result = Result(shown, proc.returncode, redact(stdout or ""), redact(stderr or ""),
                     time.perf_counter() - start)
@@ -190,19 +193,25 @@ def run(
     return result
 
 
-def _kill(proc: subprocess.Popen[str], *, group: bool) -> None:
-    """SIGKILL ``proc`` (its whole process group with ``group``) and reap it."""
+def _kill(proc: subprocess.Popen[str], *, wait: float = 5.0) -> None:
+    """SIGKILL ``proc``'s whole process group, reap it, and wait (up to ``wait`` s) until no process of
+    the group is left: whoever runs next (a second sync, once the target's lock is released) never
+    runs beside a leftover build."""
     try:
-        if group:
-            os.killpg(proc.pid, signal.SIGKILL)
-        else:
-            proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
     try:
-        proc.communicate(timeout=5)
+        proc.communicate(timeout=wait)
     except (subprocess.TimeoutExpired, ValueError, OSError):
         pass
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.02)
 
 
 def run_script(python: str | os.PathLike[str], command: str, *args: str,

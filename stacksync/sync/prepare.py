@@ -12,13 +12,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-from packaging.utils import NormalizedName
+from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from stacksync.backends.backend import get_backend, resolve_name
 from stacksync.backends.base import Backend
 from stacksync.core import console, defaults
-from stacksync.core.errors import StacksyncError, SyncError, TargetError
+from stacksync.core.errors import ProfileError, StacksyncError, SyncError, TargetError
 from stacksync.env import targetlock
 from stacksync.env.damage import Damage
 from stacksync.env.environment import Snapshot, find_python, is_own_interpreter, probe
@@ -27,9 +27,9 @@ from stacksync.lock import profile as profile_mod
 from stacksync.lock.load import load_locks
 from stacksync.lock.lockfile import Pin, RequirementsFile
 from stacksync.lock.profile import Profile
-from stacksync.sync import repair, vcsphase
+from stacksync.sync import repair, statefile, vcsphase
 from stacksync.sync.deferred import expected_sources, planned_keys, wheels_expected
-from stacksync.sync.plan import Plan, make_plan
+from stacksync.sync.plan import Plan, make_plan, with_rebuilds
 from stacksync.sync.state import Options, Outcome, State
 
 __all__ = ["prepare", "build_plan", "preflight", "check_target", "create_venv", "scope_of"]
@@ -56,7 +56,9 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     prefix = python.parent.parent
     if not (prefix / "pyvenv.cfg").exists():
         prefix = probe(python).prefix
+    rebuild = rebuild_names(prof, opts.rebuild)
     stack.enter_context(targetlock.hold(prefix, wait=opts.wait))
+    statefile.check_local_files(prefix)  # a state file or journal stacksync did not write: one line
     # Read from site-packages when that is sure to equal the probe (the no-op path starts no
     # interpreter); every step that changes the target probes it for real afterwards.
     snapshot = read_snapshot(python)
@@ -68,7 +70,7 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     _check_deferred_pins(prof, lock, deferred, lock_file, deferred_file)
     vcs_pins = vcsphase.load(prof, env)
     cache = (opts.cache_dir or defaults.cache_dir() / prof.name).absolute()
-    plan = build_plan(prof, lock, deferred, snapshot, cache, vcs_pins, damage)
+    plan = build_plan(prof, lock, deferred, snapshot, cache, vcs_pins, damage, rebuild=rebuild)
     workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stacksync-sync-")))
     state = State(opts, prof, backend, python, lock_file, deferred_file, snapshot, lock, deferred, plan,
                   cache, workdir, steps, outcome, vcs=vcs_pins, damage=damage)
@@ -88,13 +90,29 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
 
 def build_plan(prof: Profile, lock: Mapping[NormalizedName, Pin], deferred: Mapping[NormalizedName, Pin],
                snapshot: Snapshot, cache: Path, vcs_pins: Mapping[NormalizedName, Pin], damage: Damage, *,
-               extra_deps: Mapping[NormalizedName, Iterable[NormalizedName]] | None = None) -> Plan:
+               extra_deps: Mapping[NormalizedName, Iterable[NormalizedName]] | None = None,
+               rebuild: Iterable[NormalizedName] = ()) -> Plan:
     """The one way a sync plans: :func:`~stacksync.sync.plan.make_plan` (with the deferred packages'
-    build keys), the VCS phase added, damaged packages turned into forced reinstalls. ``extra_deps``:
-    the fetched wheels' Requires-Dist edges, when :func:`~stacksync.sync.fetch.fetch` re-plans."""
+    build keys), the VCS phase added, damaged packages turned into forced reinstalls, the deferred
+    packages of ``rebuild`` (``--rebuild``) rebuilt. ``extra_deps``: the fetched wheels' Requires-Dist
+    edges, when :func:`~stacksync.sync.fetch.fetch` re-plans."""
     plan = make_plan(prof, lock, deferred, snapshot, extra_deps=extra_deps,
                      build_keys=planned_keys(prof, lock, deferred, snapshot, cache))
+    plan = with_rebuilds(plan, rebuild)
     return repair.mark_reinstall(vcsphase.adjust_plan(plan, vcs_pins, snapshot, prof.vcs_checkouts), damage)
+
+
+def rebuild_names(prof: Profile, names: Iterable[str]) -> tuple[NormalizedName, ...]:
+    """``--rebuild`` names, each a deferred package of ``prof``; anything else is one line."""
+    out = []
+    for name in names:
+        canon = canonicalize_name(name)
+        if canon not in prof.deferred_names:
+            known = ", ".join(sorted(prof.deferred_names)) or "none"
+            raise ProfileError(prof.stack_toml, "", f"--rebuild {name}: not a deferred package of profile "
+                               f"{prof.name!r} (its deferred packages: {known})", "name one of them")
+        out.append(canon)
+    return tuple(out)
 
 
 def _check_deferred_pins(prof: Profile, lock: Mapping[NormalizedName, Pin], deferred: Mapping[NormalizedName, Pin],

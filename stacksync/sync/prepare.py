@@ -19,7 +19,7 @@ from stacksync.backends.backend import get_backend, resolve_name
 from stacksync.backends.base import Backend
 from stacksync.core import console, defaults
 from stacksync.core.errors import ProfileError, StacksyncError, SyncError, TargetError
-from stacksync.env import targetlock
+from stacksync.env import hostview, targetlock
 from stacksync.env.damage import Damage
 from stacksync.env.environment import Snapshot, find_python, is_own_interpreter, probe
 from stacksync.env.environment import snapshot as read_snapshot
@@ -62,6 +62,7 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     # Read from site-packages when that is sure to equal the probe (the no-op path starts no
     # interpreter); every step that changes the target probes it for real afterwards.
     snapshot = read_snapshot(python)
+    check_probe_against_disk(snapshot)
     check_target(prof, snapshot)
     damage = repair.detect(snapshot)
     env = snapshot.marker_environment
@@ -156,6 +157,22 @@ def create_venv(venv: Path, python_xy: str | None, backend: Backend) -> None:
                           f"(fix: install Python {python_xy}, or pass --venv/--python for an existing one)")
     console.info(f"creating {venv} with {exe} ({backend.name})")
     backend.create_venv(venv, exe)
+
+
+def check_probe_against_disk(snapshot: Snapshot) -> None:
+    """The target's answer (the probe runs inside it) against its site-packages read on the host: a
+    difference stops the sync, which is then never "already in sync" (start-up code may be faking it)."""
+    prefix = hostview.venv_prefix(snapshot.python)
+    view = hostview.read(prefix) if prefix is not None else None
+    if view is None:
+        return
+    differ = hostview.disagreements(view, snapshot.versions(), snapshot.state)
+    if differ:
+        code = hostview.startup_code(view.dirs).unexplained
+        raise TargetError(f"{snapshot.python}: its interpreter's answer differs from its site-packages read on "
+                          f"disk ({'; '.join(differ[:5])}{'; ...' if len(differ) > 5 else ''}); start-up code "
+                          f"can fake the answer: {'; '.join(code) or 'none found in site-packages'} (fix: remove "
+                          "the code that runs at start-up, then invoke sync)")
 
 
 def check_target(prof: Profile, snapshot: Snapshot) -> None:

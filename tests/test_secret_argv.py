@@ -105,7 +105,8 @@ def world(stack_packages: Path, _virtualenv_app_data: Path,
     index_server.start()
     prof = write_profile(root / "standin", stack_packages, index_server, LOCK_A)
     env = runner.clean_env({USER_VAR: index_server.user, TOKEN_VAR: index_server.password,
-                            "STACKSYNC_CACHE_DIR": str(root / "cache"), "XDG_CACHE_HOME": str(root / "xdg")})
+                            "STACKSYNC_CACHE_DIR": str(root / "cache"), "XDG_CACHE_HOME": str(root / "xdg"),
+                            "STACKSYNC_WHEELHOUSE": str(root / "wheelhouse")})
     try:
         yield {"root": root, "profile": prof, "env": env, "server": index_server, "stack": stack_packages,
                "app_data": _virtualenv_app_data}
@@ -146,3 +147,30 @@ def test_no_secret_in_any_argv_or_log(world: dict[str, Any], backend: str) -> No
     got = freeze(venv)  # (uv may pick a local-version build of a pin from the index: names only then)
     want = expected_a(world["stack"])
     assert {k: got.get(k) for k in want} == want if backend == "pip-tools" else set(want) <= set(got)
+
+
+@pytest.mark.slow
+def test_no_secret_in_argv_during_publish_and_nox_reproduce(world: dict[str, Any]) -> None:
+    from test_reproduce import nox
+
+    root = Path(world["root"])
+    server: IndexServer = world["server"]
+    if not list((root / "wheelhouse").rglob("*.whl")):  # run alone: the sync above fills the wheelhouse
+        venv = virtualenv_at(root / "venv-publish", world["app_data"])
+        _checked(world, "sync", "--profile", str(world["profile"]), "--venv", str(venv), "--yes", word="pip")
+    team = IndexServer(root / "team-packages", root / "team-server", user=server.user, password=server.password)
+    (root / "team-packages").mkdir(exist_ok=True)
+    team.start()
+    try:
+        to = f"http://${{{USER_VAR}}}:${{{TOKEN_VAR}}}@127.0.0.1:{team.port}/"
+        _checked(world, "publish", "--profile", str(world["profile"]), "--to", to, word="twine")
+        assert list((root / "team-packages").glob("*.whl"))
+    finally:
+        team.stop()
+    locks = root / "nox-run" / "locks"
+    shutil.copytree(world["profile"], locks / "standin")
+    with ArgvSampler(server.password) as sampler:
+        proc = nox(root / "nox-run", server, "-s", "reproduce(profile='standin')")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sampler.saw("reproduce") and not sampler.hits, sampler.hits
+    assert server.password not in proc.stdout + proc.stderr

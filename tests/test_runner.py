@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from stacksync.core import defaults, runner
-from stacksync.core.errors import CommandFailed
+from stacksync.core.errors import CommandFailed, StacksyncError
 
 
 def test_clean_env_drops_index_and_config_keeps_transport_and_cache_location() -> None:
@@ -43,6 +44,30 @@ def test_run_records_redacted_argv_and_raises_with_the_output() -> None:
                    hint="a hint")
     assert info.value.returncode == 3 and "s3cret" not in str(info.value)
     assert len(runner.history) == 2 and "s3cret" not in repr(runner.history)
+
+
+@pytest.mark.parametrize("raw", ["abc", "0", "-5", "nan", "inf", "1e999"])
+def test_a_numeric_setting_that_is_not_a_positive_number_is_refused(raw: str) -> None:
+    with pytest.raises(StacksyncError) as caught:
+        runner.timeout_from_env(runner.PROBE_TIMEOUT_ENV, 60.0, environ={runner.PROBE_TIMEOUT_ENV: raw})
+    text = str(caught.value)
+    assert text.startswith(f"STACKSYNC_PROBE_TIMEOUT={raw!r}: not a positive number of seconds")
+    assert "fix: set STACKSYNC_PROBE_TIMEOUT to a number such as 60" in text
+    assert runner.timeout_from_env("X", 5.0, environ={"X": " 2.5 "}) == 2.5
+    assert runner.timeout_from_env("X", 5.0, environ={"X": ""}) == 5.0
+    assert runner.timeout_from_env("X", 5.0, environ={}) == 5.0
+
+
+@pytest.mark.parametrize("var", sorted(runner.NUMERIC_ENV))
+def test_the_edge_refuses_a_bad_numeric_setting_before_the_task_runs(var: str, tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(root), "verify", "--files",
+                           "--venv", str(tmp_path / "no-such-venv")], capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL, cwd=root, env={**os.environ, var: "abc"})
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1 and f"{var}='abc': not a positive number of seconds" in lines[0], lines
+    assert "no such venv" not in done.stderr  # refused before the task looked at its arguments
 
 
 def test_one_probe_script_with_three_commands() -> None:

@@ -176,6 +176,25 @@ def test_sync_rest_keeps_the_built_deferred_package(synced: dict[str, object]) -
     assert run(opts(synced), ("plan", "verify")).verdict == "verified"
 
 
+def test_verify_of_an_interrupted_target_repairs_nothing_and_says_so(synced: dict[str, object],
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    venv = synced["venv"]
+    assert isinstance(venv, Path)
+    (site,) = venv.glob("lib/python*/site-packages")
+    stash = site / "~lain_a"  # what pip leaves when an uninstall of plain_a/ is killed
+    stash.mkdir()
+    try:
+        capsys.readouterr()
+        with pytest.raises(StacksyncError):
+            run(opts(synced), ("plan", "verify"))
+        said = capsys.readouterr().err
+        assert "target was interrupted" in said and "this run changes nothing; invoke sync repairs it" in said
+        assert "repaired before the sync goes on" not in said
+        assert stash.is_dir()  # verify changed nothing
+    finally:
+        stash.rmdir()
+
+
 def test_a_missing_venv_is_created_with_pip_and_synced(synced: dict[str, object], stack_packages: Path,
                                                        tmp_path: Path) -> None:
     """What README's first command does to .venv: the pip-tools backend creates a missing target with

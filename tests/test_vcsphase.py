@@ -12,6 +12,7 @@ from packaging.utils import canonicalize_name
 
 from stacksync.env.environment import Installed, Snapshot
 from stacksync.lock.lockfile import parse
+from stacksync.lock.profile import IndexConfig
 from stacksync.sync import vcsphase
 from stacksync.sync.plan import Action, Plan
 
@@ -43,8 +44,10 @@ def _snapshot(*dists: Installed) -> Snapshot:
 
 
 def test_load_keeps_the_pins_whose_markers_hold(tmp_path: Path) -> None:
-    prof = SimpleNamespace(folder=_vcs_txt(tmp_path / "p"))
-    pins = vcsphase.load(prof, LINUX)  # type: ignore[arg-type]  # load reads only the profile's folder
+    folder = _vcs_txt(tmp_path / "p")
+    # load reads the profile's folder, and its index (an option line in vcs.txt must be the profile's own)
+    prof = SimpleNamespace(folder=folder, name="p", stack_toml=folder / "stack.toml", index=IndexConfig())
+    pins = vcsphase.load(prof, LINUX)  # type: ignore[arg-type]
     assert sorted(pins) == ["peft", "trainer"]
     assert pins[canonicalize_name("trainer")].commit == SHA_A
     assert vcsphase.load(SimpleNamespace(folder=tmp_path / "none"), LINUX) == {}  # type: ignore[arg-type]

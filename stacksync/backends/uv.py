@@ -260,7 +260,7 @@ class Uv:
         for pin in pins:
             picked = pick_wheel(listed.get(pin.name, []), pin.hashes, supported)
             if picked is None:
-                raise FetchError(f"{pin.where}: {pin.name}=={pin.version}: the index has no wheel with a hash the "
+                raise FetchError(f"{pin.where}: {pin.display()}: the index has no wheel with a hash the "
                                  f"lock lists for this target (Python {snapshot.python_xy}, {supported[0]}); {tail} "
                                  "(fix: compile the lock for this target's Python and platform, then sync again)")
             chosen.append((pin, picked))

@@ -14,17 +14,22 @@ from pathlib import Path
 from invoke.collection import Collection
 from invoke.context import Context
 
-from stacksync.cli.edge import one_line_errors
+from stacksync.cli.edge import catch_early_interrupts, one_line_errors
 from stacksync.cli.flags import (
     task,  # explicit short flags: -p --profile, -y --yes, -n --dry-run, -v --verbose, -o --out
 )
 from stacksync.core import console
 
+catch_early_interrupts()  # Ctrl-C while invoke loads a task: one line and exit 130, not a silent exit 1
+
 
 @task(help={
     "python": "interpreter or venv to capture (default: the python running invoke); with --from, the live "
               "environment whose versions repair the lines FILE cannot say",
-    "from": "a baseline file (pip freeze of a conda env, a requirements file) to turn into --profile NAME",
+    "from": "a baseline file to turn into --profile NAME: pip freeze, pip list (table or json), uv pip list, "
+            "conda list (or --export / --explicit), conda env export YAML, a requirements file",
+    "python-version": "with --from: the baseline's Python X.Y (default: what FILE says, else assumed and noted)",
+    "platform": "with --from: the baseline's sys.platform (linux, win32, darwin; default: what FILE says)",
     "out": "write to this file instead of stdout",
     "profile": "write locks/<profile>/requirements.in and, when the profile is new, a commented stack.toml",
     "all": "keep pip, setuptools and wheel",
@@ -32,7 +37,7 @@ from stacksync.core import console
     "verbose": "show every command started",
 })
 def freeze(c: Context, python: str = "", from_: str = "", out: str = "", profile: str = "", all: bool = False,
-           manifest: str = "", verbose: bool = False) -> None:
+           manifest: str = "", verbose: bool = False, python_version: str = "", platform: str = "") -> None:
     """Capture an environment (or turn a baseline FILE into a profile) as sorted name==version lines."""
     from stacksync.core.errors import StacksyncError
     from stacksync.env.baseline import from_file, write_profile
@@ -51,13 +56,18 @@ def freeze(c: Context, python: str = "", from_: str = "", out: str = "", profile
             if not profile:
                 raise StacksyncError(f"{from_}: --from needs --profile NAME (fix: invoke freeze --from {from_} "
                                      "--profile NAME)")
-            proposal = from_file(from_, profile, python=python or None, include_installers=all)
+            proposal = from_file(from_, profile, python=python or None, include_installers=all,
+                                 python_version=python_version or None, platform=platform or None)
             req, toml = write_profile(proposal, profile)
+            console.info(f"{from_}: read as {proposal.format}; Python {proposal.python} ({proposal.python_why}); "
+                         f"platform {proposal.platform} ({proposal.platform_why})")
             for warning in proposal.warnings:
                 console.warn(warning)
-            console.info(f"wrote {req} ({proposal.pinned} pinned, {len(proposal.repaired)} repaired from "
+            console.info(f"wrote {req} ({proposal.pinned} pinned, {proposal.as_written} as written, "
+                         f"{len(proposal.repaired)} repaired from "
                          f"@ file://, {len(proposal.unknown)} version unknown, {len(proposal.vcs)} VCS at a commit, "
-                         f"{len(proposal.left_out)} left out)" + (f" and {toml}" if toml else
+                         f"{len(proposal.left_out)} left out, {len(proposal.apart)} not PyPI packages)"
+                         + (f" and {toml}" if toml else
                                                                    " (stack.toml kept as it was)")
                          + f"; review, then: invoke compile --profile {profile}")
             return

@@ -284,7 +284,8 @@ def compile_profile(profile: Profile, *, backend: str | None = None, upgrade: bo
             body = chosen.compile_lock(request)
         except CommandFailed as exc:
             explained = compilecheck.explain_failure(exc, parsed_in, "pip-compile" if chosen.name == "pip-tools"
-                                                     else "uv pip compile")
+                                                     else "uv pip compile", python=python,
+                                                     platforms=profile.platforms)
             if explained is None:
                 raise
             raise explained from None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import shlex
@@ -44,18 +45,37 @@ _PYTHON_DROP = frozenset({"PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUS
 
 
 #: seconds a probe of a target interpreter may take (``STACKSYNC_PROBE_TIMEOUT``); smoke imports get
-#: ``STACKSYNC_SMOKE_TIMEOUT`` (importing torch + vllm takes tens of seconds on a cold disk)
+#: ``STACKSYNC_SMOKE_TIMEOUT`` (importing torch + vllm takes tens of seconds on a cold disk); each read
+#: from an index gets ``STACKSYNC_INDEX_TIMEOUT``
 PROBE_TIMEOUT_ENV, DEFAULT_PROBE_TIMEOUT = "STACKSYNC_PROBE_TIMEOUT", 60.0
 SMOKE_TIMEOUT_ENV, DEFAULT_SMOKE_TIMEOUT = "STACKSYNC_SMOKE_TIMEOUT", 600.0
+INDEX_TIMEOUT_ENV, DEFAULT_INDEX_TIMEOUT = "STACKSYNC_INDEX_TIMEOUT", 30.0
+#: every numeric STACKSYNC_* setting and its default: :func:`check_numeric_env` refuses a bad value
+#: before a command starts (a smoke timeout read only after the install would refuse too late)
+NUMERIC_ENV: Mapping[str, float] = {PROBE_TIMEOUT_ENV: DEFAULT_PROBE_TIMEOUT, SMOKE_TIMEOUT_ENV: DEFAULT_SMOKE_TIMEOUT,
+                                    INDEX_TIMEOUT_ENV: DEFAULT_INDEX_TIMEOUT}
 
 
-def timeout_from_env(var: str, default: float) -> float:
-    """A positive number of seconds from ``var``; ``default`` when unset or not a positive number."""
-    try:
-        value = float(os.environ.get(var, ""))
-    except ValueError:
+def timeout_from_env(var: str, default: float, *, environ: Mapping[str, str] | None = None) -> float:
+    """A positive number of seconds from ``var``; ``default`` when unset or empty. Anything else
+    (``abc``, ``0``, ``-5``, ``nan``) is a :class:`StacksyncError` naming the variable and the fix."""
+    raw = (os.environ if environ is None else environ).get(var, "").strip()
+    if not raw:
         return default
-    return value if value > 0 else default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise StacksyncError(f"{var}={raw!r}: not a positive number of seconds (fix: set {var} to a number "
+                             f"such as {default:g}, or unset it for the default, {default:g} s)")
+    return value
+
+
+def check_numeric_env(environ: Mapping[str, str] | None = None) -> None:
+    """Refuse a numeric ``STACKSYNC_*`` setting that is not a positive number (:data:`NUMERIC_ENV`)."""
+    for var, default in NUMERIC_ENV.items():
+        timeout_from_env(var, default, environ=environ)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,10 @@ What counts, and why:
   never writes. Existence is read from one listing per folder, not one ``stat`` per file; a
   distribution found intact is remembered (the caller keeps the memo) and checked again with a
   ``stat`` of its RECORD and of its folders, whose mtimes change when a file in them is removed.
+  A RECORD row that leads outside the environment's prefix (``..``, an absolute path elsewhere, a
+  folder symlinked out: :mod:`stacksync.env.confine`) is not looked at here (no folder outside is
+  listed); ``invoke verify --files`` reports it. RECORD, METADATA and INSTALLER are read only when
+  they are regular files (a FIFO there would block the read).
 
 Everything here is pure reading; :mod:`stacksync.sync.repair` acts on what it finds.
 """
@@ -33,6 +37,7 @@ from typing import Any
 from packaging.utils import NormalizedName, canonicalize_name
 
 from stacksync.env import journal as journal_mod
+from stacksync.env.confine import Confine, scheme_base
 from stacksync.env.distinfo import dist_info_folders, read_file, read_installer, read_name_version
 
 __all__ = ["Broken", "Damage", "stashes", "broken_distributions", "scan"]
@@ -111,10 +116,11 @@ def _name_version(folder: str) -> tuple[NormalizedName, str]:
 
 
 def _missing_files(folder: str, location: str, listings: dict[str, frozenset[str]],
-                   used: set[str]) -> tuple[str, ...] | None:
+                   used: set[str], confine: Confine) -> tuple[str, ...] | None:
     """Files RECORD lists that do not exist (``None``: no RECORD). Each folder is listed once
     (``listings``, shared by the scan): a torch wheel's 15k files live in ~1k folders. ``used``
-    collects the folders this RECORD's files live in."""
+    collects the folders this RECORD's files live in. A row with ``..`` or an absolute path (scripts:
+    ``../../../bin/x``) is resolved by ``confine`` and skipped when it leads outside the prefix."""
     text = read_file(folder, "RECORD")
     if text is None:
         return None
@@ -134,7 +140,10 @@ def _missing_files(folder: str, location: str, listings: dict[str, frozenset[str
             sub, _, base = rel.rpartition("/")
             head = f"{location}/{sub}" if sub else location
         else:
-            head, base = os.path.split(os.path.normpath(rel if os.path.isabs(rel) else os.path.join(location, rel)))
+            place = confine.place(location, rel)
+            if place is None:
+                continue  # outside the environment: never listed (verify --files reports it)
+            head, base = os.path.split(place)
         used.add(head)
         names = listings.get(head)
         if names is None:
@@ -196,6 +205,7 @@ def broken_distributions(dirs: Sequence[str | os.PathLike[str]], memo: Memo | No
     ``stat`` calls (its RECORD and the folders its files live in) instead of listing them again."""
     out: list[Broken] = []
     listings: dict[str, frozenset[str]] = {}
+    confines: dict[str, Confine] = {}
     seen: set[str] = set()
     for location, folder in dist_info_folders(dirs, stashes=False):
         seen.add(folder)
@@ -204,7 +214,9 @@ def broken_distributions(dirs: Sequence[str | os.PathLike[str]], memo: Memo | No
         if not os.path.isdir(folder):
             continue
         used: set[str] = set()
-        missing = _missing_files(folder, location, listings, used)
+        if location not in confines:
+            confines[location] = Confine(scheme_base(location))
+        missing = _missing_files(folder, location, listings, used, confines[location])
         if memo is not None:
             remembered = _memo_entry(folder, used) if missing is not None and not missing else None
             if remembered is None:

@@ -19,6 +19,8 @@ from typing import Any
 
 from packaging.utils import NormalizedName, canonicalize_name
 
+from stacksync.env.confine import read_regular
+
 __all__ = ["RecordEntry", "dist_info_folders", "metadata_headers", "parse_record", "read_direct_url", "read_file",
            "read_installer", "read_json", "read_name_version", "read_record", "read_text"]
 
@@ -102,12 +104,13 @@ def read_json(path: str) -> Any:
 def read_file(folder: str, name: str) -> str | None:
     """A text file of a ``*.dist-info`` / ``*.egg-info`` folder; ``None`` when it is missing or cannot
     be read. Bytes that are not UTF-8 are replaced (a RECORD naming such a path then lists a file
-    that is not there, which is what a check should say)."""
+    that is not there, which is what a check should say). Only a regular file is read (a FIFO or a
+    symlink to ``/dev/zero`` named RECORD is ``None``, not a read that blocks or never ends)."""
     try:
-        with open(os.path.join(folder, name), encoding="utf-8", errors="replace") as fh:
-            return fh.read()
+        data = read_regular(os.path.join(folder, name))
     except OSError:
         return None
+    return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="replace").read()  # text mode, as open()
 
 
 def read_installer(folder: str) -> str | None:

@@ -64,6 +64,8 @@ def _dist_entry(d: Dist) -> dict[str, Any]:
     }
     if d.unrecorded:
         entry["unrecorded"] = sorted(u.path for u in d.unrecorded)
+    if d.outside:  # RECORD rows outside the environment: never opened, named so the digest sees them
+        entry["outside"] = sorted(d.outside)
     return entry
 
 
@@ -217,6 +219,9 @@ def _package(name: str, da: Mapping[str, Any], db: Mapping[str, Any]) -> Package
     for side, d in (("A", da), ("B", db)):
         if d.get("modified"):
             notes.append(f"{side}: {len(d['modified'])} file(s) differ from their RECORD")
+        if d.get("outside"):
+            notes.append(f"{side}: RECORD names {len(d['outside'])} path(s) outside the environment: "
+                         f"{', '.join(d['outside'][:3])}")
     # Scripts outside site-packages (`../../../bin/x`) that differ are their entry-point wrappers: the
     # installer writes them, each its own (uv's has no `import re`; pip's template changed between pip
     # 23.2 and 26.3, the pip of `python -m venv` and of virtualenv): installed otherwise, not another build.
@@ -228,7 +233,8 @@ def _package(name: str, da: Mapping[str, Any], db: Mapping[str, Any]) -> Package
     elif (changed and not wrappers) or only_a or only_b or any(n.startswith(("wheel tags", "build tag"))
                                                                 for n in notes):
         kind = "build"
-    elif wrappers or any(n.startswith(("installer", "direct_url", "record")) for n in notes):
+    elif wrappers or da.get("outside") != db.get("outside") or \
+            any(n.startswith(("installer", "direct_url", "record")) for n in notes):
         kind = "install"
     else:
         return None

@@ -45,6 +45,8 @@ def summary(result: Scan, target: str) -> str:
         parts.append(f"{c['no_record']} without RECORD")
     if c["other_build"]:
         parts.append(f"{c['other_build']} not the locked build")
+    if c["outside"]:
+        parts.append(f"{c['outside']} outside the environment")
     return head + f": {', '.join(parts)} ({bad} package{'s' if bad != 1 else ''})"
 
 
@@ -79,8 +81,12 @@ def report_lines(result: Scan, *, limit: int = 20) -> list[str]:
         if d.record is None:
             why = "an egg-info install" if d.folder.endswith(".egg-info") else "RECORD is missing"
             lines.append(f"  no RECORD: {why}; its files cannot be verified")
-        some("modified", [p + (f" ({d.actual[p]})" if str(d.actual.get(p)).startswith("unreadable") else "")
-                          for p in d.modified])
+        for path in d.outside[:limit]:
+            lines.append(f"  RECORD of {d.name} names a path outside the environment: {path} (not opened)")
+        if len(d.outside) > limit:
+            lines.append(f"  RECORD of {d.name} names {len(d.outside) - limit} more paths outside the environment")
+        some("modified", [p + (f" ({d.actual[p]})" if str(d.actual.get(p)).startswith(("unreadable", "larger"))
+                               else "") for p in d.modified])
         some("missing", d.missing)
         if d.other_build:
             lines.append(f"  not the locked build: {len(d.other_build)} file(s) differ from the locked wheel "
@@ -88,7 +94,10 @@ def report_lines(result: Scan, *, limit: int = 20) -> list[str]:
             some("other build", d.other_build)
         some("unrecorded", [f"{u.path}" + (f" ({_KIND_TEXT[u.kind]})" if u.kind != "file" else "")
                             for u in d.unrecorded])
-        if d.problems > len(d.unrecorded):
+        if d.outside:
+            lines.append(f"  fix: its RECORD was not written by an installer for this environment: reinstall it "
+                         f"(pip install --force-reinstall --no-deps {d.name}=={d.version}) and find what wrote it")
+        elif d.problems > len(d.unrecorded):
             lines.append(f"  fix: reinstall it: pip install --force-reinstall --no-deps {d.name}=={d.version} "
                          "(or invoke sync)")
         if d.unrecorded:
@@ -111,6 +120,7 @@ def to_json(result: Scan, target: str) -> dict[str, Any]:
         "counts": result.counts(), "summary": summary(result, target),
         "problems": [{"name": d.name, "version": d.version, "record": d.record is not None,
                       "modified": d.modified, "missing": d.missing, "other_build": d.other_build,
+                      "outside": d.outside,
                       "locked_wheel": d.locked_wheel,
                       "unrecorded": [{"path": u.path, "kind": u.kind} for u in d.unrecorded]}
                      for d in result.dists if d.problems],

@@ -60,7 +60,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 
 from stacksync.core import defaults
 from stacksync.core.errors import ProfileError
-from stacksync.core.redact import MissingVariable, env_refs, expand, strip_credentials
+from stacksync.core.redact import MissingVariable, env_refs, expand, register_refs, register_url, strip_credentials
 from stacksync.lock.lockfile import LockProblems, parse
 
 if sys.version_info >= (3, 11):
@@ -112,22 +112,26 @@ class IndexConfig:
         ``PIP_EXTRA_INDEX_URL`` and ``PIP_TRUSTED_HOST`` as pip would."""
         env = os.environ if environ is None else environ
         if self.index_url is None and not self.extra_index_urls:
-            return IndexConfig(
+            found = IndexConfig(
                 env.get("PIP_INDEX_URL") or DEFAULT_INDEX,
                 tuple(env.get("PIP_EXTRA_INDEX_URL", "").split()),
                 tuple(env.get("PIP_TRUSTED_HOST", "").split()) or self.trusted_hosts,
                 self.emit,
             )
-        try:
-            return IndexConfig(
-                expand(self.index_url or DEFAULT_INDEX, env),
-                tuple(expand(u, env) for u in self.extra_index_urls),
-                self.trusted_hosts,
-                self.emit,
-            )
-        except MissingVariable as exc:
-            raise ProfileError(source, "index_url", f"environment variable {exc.args[0]} is not set",
-                               f"export {exc.args[0]}=... before running") from None
+        else:
+            try:
+                found = IndexConfig(
+                    expand(self.index_url or DEFAULT_INDEX, env),
+                    tuple(expand(u, env) for u in self.extra_index_urls),
+                    self.trusted_hosts,
+                    self.emit,
+                )
+            except MissingVariable as exc:
+                raise ProfileError(source, "index_url", f"environment variable {exc.args[0]} is not set",
+                                   f"export {exc.args[0]}=... before running") from None
+        for url in (found.index_url, *found.extra_index_urls):
+            register_url(url)  # a password written into the URL itself (or PIP_INDEX_URL's) is masked too
+        return found
 
     def pip_args(self) -> list[str]:
         """Options for pip / pip-compile / uv (call on an :meth:`expanded` config)."""
@@ -214,6 +218,9 @@ def available(locks_dir: Path | None = None) -> list[str]:
 def load(name_or_path: str | os.PathLike[str], locks_dir: Path | None = None) -> Profile:
     """Load and validate a profile by name (``locks/<name>``) or by folder path (which needs no project
     folder)."""
+    if not str(name_or_path).strip():  # `-p "$PROFILE"` with PROFILE unset must not mean the default
+        raise ProfileError(locks_dir or "profile", "", "the profile name is empty",
+                           "name a profile (-p NAME), or leave the option out for the default")
     given = Path(name_or_path)
     root = locks_dir or given.parent
     try:
@@ -245,6 +252,9 @@ def load(name_or_path: str | os.PathLike[str], locks_dir: Path | None = None) ->
                            "save it as UTF-8 (TOML files are UTF-8)") from None
     except OSError as exc:
         raise ProfileError(toml_path, "", f"cannot read it ({exc.strerror or exc})", "check the file") from None
+    except RecursionError:  # tomllib recurses per nesting level: [[[[...]]]] 3,000 deep
+        raise ProfileError(toml_path, "", "nested too deeply to read (arrays or tables inside each other "
+                           "thousands of levels deep)", "write the profile's keys as flat tables") from None
     profile = _build(folder.name, folder, toml_path, data)
     _check_against_inputs(profile)
     return profile
@@ -278,6 +288,10 @@ def _build(name: str, folder: Path, path: Path, data: dict[str, Any]) -> Profile
                            "a package is installed in one phase: remove it from one list")
     for key in ("team_index", "team_upload_url"):
         _check_url_credentials(path, key, _opt_str(path, key, data) or "")
+    for key in ("index_url", "extra_index_urls", "team_index", "team_upload_url"):
+        for ref in _str_list(path, key, data) if key == "extra_index_urls" else [_opt_str(path, key, data) or ""]:
+            # masked in every line printed from now on, with or without a URL around the value
+            register_refs(ref)
     cuda = _opt_str(path, "cuda", data)
     if cuda is not None and not re.match(r"^\d+\.\d+$", cuda):
         raise ProfileError(path, "cuda", f"{cuda!r} is not a CUDA X.Y version", 'write e.g. cuda = "12.1"')
@@ -349,8 +363,9 @@ def _check_against_inputs(profile: Profile) -> None:
         raise ProfileError(src, "", "file not found", f"create it with the packages of profile {profile.name!r}")
     try:
         wanted = parse(src).names()
-    except LockProblems as exc:
-        raise ProfileError(src, "", str(exc.problems[0]).split(": ", 1)[-1]) from exc
+    except LockProblems as exc:  # the first problem, with its file:line and fix
+        first = exc.problems[0]
+        raise ProfileError(f"{first.path}:{first.line}", "", first.message, first.fix) from None
     for d in profile.deferred:
         if d.name not in wanted:
             raise ProfileError(profile.stack_toml, f"deferred.{d.name}",

@@ -431,9 +431,9 @@ def _fetch_deferred(pin: Pin, index: profile_mod.IndexConfig, cache: Path) -> Pa
     except InvalidVersion as exc:
         raise FetchError(f"{pin.where}: {pin.name}: {pin.version!r} is not a version") from exc
     except IndexUnavailable as exc:
-        raise FetchError(f"{pin.where}: fetching {pin.name}=={pin.version}: {exc}") from None
+        raise FetchError(f"{pin.where}: fetching {pin.display()}: {exc}") from None
     if not files:
-        raise FetchError(f"{pin.where}: {pin.name}=={pin.version} is not on the index "
+        raise FetchError(f"{pin.where}: {pin.display()} is not on the index "
                          f"({redact(index.index_url or '')}) (fix: pin a version the index serves, then "
                          "invoke compile again)")
     for f in files:
@@ -445,11 +445,11 @@ def _fetch_deferred(pin: Pin, index: profile_mod.IndexConfig, cache: Path) -> Pa
         try:
             got = indexapi.fetch_file(f, cache, sha256=f.sha256)
         except IndexUnavailable as exc:
-            raise FetchError(f"{pin.where}: fetching {pin.name}=={pin.version}: {exc}") from None
+            raise FetchError(f"{pin.where}: fetching {pin.display()}: {exc}") from None
         if file_sha256(got) in wanted:
             return got
         got.unlink(missing_ok=True)
     shown = ", ".join(f"{f.filename} sha256:{f.sha256 or '?'}" for f in files)
-    raise FetchError(f"{pin.where}: {pin.name}=={pin.version}: hash mismatch: the index has {shown}, the lock "
+    raise FetchError(f"{pin.where}: {pin.display()}: hash mismatch: the index has {shown}, the lock "
                      f"expects {', '.join(sorted(wanted))} (fix: find out why the file changed; if it is "
                      "legitimate, invoke compile again)")

@@ -64,7 +64,9 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     snapshot = read_snapshot(python)
     check_probe_against_disk(snapshot)
     check_target(prof, snapshot)
-    damage = repair.detect(snapshot)
+    # only a run that changes the target repairs it; verify, plan and --dry-run say so instead
+    damage = repair.detect(snapshot, repairs=any(s in steps for s in ("base", "rest", "deferred", "vcs"))
+                           and not opts.dry_run)
     env = snapshot.marker_environment
     lock = lock_file.for_environment(env)
     deferred = deferred_file.for_environment(env) if deferred_file is not None else {}

@@ -64,12 +64,15 @@ def _scan(snapshot: Snapshot, *, with_journal: bool = True) -> Damage:
     return found
 
 
-def detect(snapshot: Snapshot, *, quiet: bool = False) -> Damage:
-    """What an interrupted sync left in the target (cheap: listings, RECORDs, stats)."""
+def detect(snapshot: Snapshot, *, quiet: bool = False, repairs: bool = True) -> Damage:
+    """What an interrupted sync left in the target (cheap: listings, RECORDs, stats). ``repairs``:
+    this run goes on to change the target (a sync), so the warning may promise the repair; ``verify``,
+    ``plan`` and ``--dry-run`` change nothing and say so."""
     found = _scan(snapshot)
     if found.found and not quiet:
-        console.warn(f"{snapshot.python}: target was interrupted (a sync or pip run was killed part-way); "
-                     "it is repaired before the sync goes on:")
+        then = ("it is repaired before the sync goes on:" if repairs
+                else "this run changes nothing; invoke sync repairs it:")
+        console.warn(f"{snapshot.python}: target was interrupted (a sync or pip run was killed part-way); {then}")
         for line in found.lines():
             console.warn(f"  {line}")
     return found

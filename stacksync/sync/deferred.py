@@ -274,7 +274,7 @@ def wheels_expected(state: State) -> set[NormalizedName]:
 def choose(state: State, d: Deferred, pin: Pin, key: BuildKey | None) -> Source:
     """The first source that has the wheel (see the module docstring); the sdist fetched for a build.
     A package named by ``--rebuild`` is always built from its sdist (the stored wheel is what failed)."""
-    rebuild = d.name in {canonicalize_name(n) for n in state.opts.rebuild}
+    rebuild = d.name in {canonicalize_name(n) for n in getattr(state.opts, "rebuild", ())}
     source = None if rebuild else _prebuilt(state, d, pin, key)
     if source is None and key is not None and not rebuild:
         source = _from_wheelhouse(state, key) or _from_team_index(state, d, pin, key)

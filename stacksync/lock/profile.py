@@ -42,6 +42,8 @@ Build once, install everywhere (stacksync.build.wheelhouse, stacksync.build.publ
     team_index = "https://${USER}:${TOKEN}@host/simple" # where sync looks after the wheelhouse
     team_upload_url = "https://${USER}:${TOKEN}@host/"  # where publish uploads (default: team_index
                                                         # without its trailing /simple)
+
+One profile, every machine: ``provided`` and ``[variants.NAME]`` (stacksync.lock.variants).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,7 @@ from stacksync.core import defaults
 from stacksync.core.errors import ProfileError
 from stacksync.core.redact import MissingVariable, env_refs, expand, register_refs, register_url, strip_credentials
 from stacksync.lock.lockfile import LockProblems, parse
+from stacksync.lock.variants import Variant, overridden, parse_provided, parse_variants
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -74,7 +77,7 @@ DEFAULT_INDEX = "https://pypi.org/simple"
 
 _TOP_KEYS = {"description", "python", "platforms", "backend", "index_url", "extra_index_urls",
              "trusted_hosts", "emit_index_urls", "base", "cuda", "smoke", "deferred", "vcs", "wheelhouse",
-             "team_index", "team_upload_url"}
+             "team_index", "team_upload_url", "provided", "variants"}
 _DEFERRED_KEYS = {"requires", "imports", "build_requires", "build_env", "rebuild_on", "wheels", "prebuilt",
                   "wheel_vars"}
 PREBUILT_MODES = ("prefer", "require")
@@ -172,6 +175,26 @@ class Profile:
     #: the team index's simple URL (``${VAR}`` credentials) and its upload URL
     team_index: str | None = None
     team_upload_url: str | None = None
+    #: packages the machine provides: never installed or removed by sync (``provided = ["torch"]``)
+    provided: tuple[NormalizedName, ...] = ()
+    variants: Mapping[str, Variant] = field(default_factory=dict)
+    #: the variant this profile was made for by :meth:`for_variant` (its locks are in ``<folder>/<variant>``)
+    variant: str | None = None
+
+    @property
+    def locks_folder(self) -> Path:
+        return self.folder / self.variant if self.variant else self.folder
+
+    def for_variant(self, name: str) -> Profile:
+        """The profile as variant ``name`` overrides it (stacksync.lock.variants)."""
+        v = self.variants[name]
+        extra = v.extra_index_urls if v.extra_index_urls is not None else self.index.extra_index_urls
+        index = replace(self.index, index_url=v.index_url or self.index.index_url,
+                        extra_index_urls=(*((v.base_index_url,) if v.base_index_url else ()), *extra))
+        return replace(self, variant=name, cuda=v.cuda or self.cuda, index=index,
+                       platforms=self.platforms if v.platforms is None else v.platforms,
+                       provided=self.provided if v.provided is None else v.provided,
+                       deferred=tuple(overridden(d, v.deferred.get(d.name, {})) for d in self.deferred))
 
     @property
     def requirements_in(self) -> Path:
@@ -183,11 +206,11 @@ class Profile:
 
     @property
     def lock_path(self) -> Path:
-        return self.folder / defaults.LOCK_TXT
+        return self.locks_folder / defaults.LOCK_TXT
 
     @property
     def deferred_path(self) -> Path:
-        return self.folder / defaults.DEFERRED_TXT
+        return self.locks_folder / defaults.DEFERRED_TXT
 
     @property
     def deferred_names(self) -> set[NormalizedName]:
@@ -312,6 +335,8 @@ def _build(name: str, folder: Path, path: Path, data: dict[str, Any]) -> Profile
         smoke=smoke, index=index, cuda=cuda, description=_opt_str(path, "description", data) or "",
         wheelhouse=_opt_str(path, "wheelhouse", data), team_index=_opt_str(path, "team_index", data),
         team_upload_url=_opt_str(path, "team_upload_url", data),
+        provided=parse_provided(path, "provided", data.get("provided")) or (),
+        variants=parse_variants(path, data.get("variants"), {d.name for d in deferred}),
     )
 
 

@@ -11,11 +11,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pkgfactory
+import pytest
 from packaging.utils import canonicalize_name
 
 from stacksync.build import wheelhouse
 from stacksync.build.buildkey import BuildKey
 from stacksync.sync import deferred
+from stacksync.sync.statefile import LocalStateError
 
 
 def _key(torch: str = "2.4.0") -> BuildKey:
@@ -66,7 +68,9 @@ def test_write_state_records_and_keeps_other_packages(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == [deferred.STATE_FILE]
 
 
-def test_write_state_replaces_an_unreadable_file(tmp_path: Path) -> None:
+def test_write_state_keeps_an_unreadable_file_and_says_so(tmp_path: Path) -> None:
+    """Rewriting it from {} would drop every other deferred package's build record (issue 20)."""
     (tmp_path / deferred.STATE_FILE).write_text("{not json", encoding="utf-8")
-    path = deferred.write_state(tmp_path, "flash-attn", "2.8.0", {"torch": "2.4.0"})
-    assert list(json.loads(path.read_text(encoding="utf-8"))["deferred"]) == ["flash-attn"]
+    with pytest.raises(LocalStateError, match="not a stacksync state file"):
+        deferred.write_state(tmp_path, "flash-attn", "2.8.0", {"torch": "2.4.0"})
+    assert (tmp_path / deferred.STATE_FILE).read_text(encoding="utf-8") == "{not json"

@@ -18,10 +18,11 @@ import os
 import signal
 from collections.abc import Mapping, Sequence
 
-__all__ = ["FAULT_ENV", "FAULT_PATH_ENV", "point", "child_env"]
+__all__ = ["FAULT_ENV", "FAULT_PATH_ENV", "FAULT_PGID_ENV", "point", "child_env"]
 
 FAULT_ENV = "STACKSYNC_FAULT"
 FAULT_PATH_ENV = "STACKSYNC_FAULT_PATH"
+FAULT_PGID_ENV = "STACKSYNC_FAULT_PGID"
 
 
 def point(name: str) -> None:
@@ -40,4 +41,6 @@ def child_env(argv: Sequence[str], env: Mapping[str, str]) -> dict[str, str]:
         for key, value in os.environ.items():
             if key.startswith("STACKSYNC_FAULT_"):
                 out[key] = value
+        # children run in a process group of their own (runner.run): the injector kills stacksync's too
+        out[FAULT_PGID_ENV] = str(os.getpgrp())
     return out

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import InvalidWheelFilename, NormalizedName, parse_wheel_filename
+from packaging.utils import InvalidWheelFilename, NormalizedName, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from stacksync.build import buildkey, prebuilt, wheelhouse
@@ -48,6 +48,7 @@ from stacksync.sync.pinfile import write_requirements
 from stacksync.sync.plan import STATE_KEY
 from stacksync.sync.smoke import smoke, smoke_phase
 from stacksync.sync.state import State
+from stacksync.sync.statefile import read_state_file
 
 __all__ = ["STATE_FILE", "adopt_unrecorded", "Source", "install_deferred", "write_state", "compute_key", "planned_keys",
            "choose_sources", "fetch_source", "wheelhouse_dir", "wheels_expected", "expected_sources"]
@@ -277,9 +278,11 @@ def wheels_expected(state: State) -> set[NormalizedName]:
 
 
 def choose(state: State, d: Deferred, pin: Pin, key: BuildKey | None) -> Source:
-    """The first source that has the wheel (see the module docstring); the sdist fetched for a build."""
-    source = _prebuilt(state, d, pin, key)
-    if source is None and key is not None:
+    """The first source that has the wheel (see the module docstring); the sdist fetched for a build.
+    A package named by ``--rebuild`` is always built from its sdist (the stored wheel is what failed)."""
+    rebuild = d.name in {canonicalize_name(n) for n in getattr(state.opts, "rebuild", ())}
+    source = None if rebuild else _prebuilt(state, d, pin, key)
+    if source is None and key is not None and not rebuild:
         source = _from_wheelhouse(state, key) or _from_team_index(state, d, pin, key)
     if source is None:
         index = state.profile.index.expanded(source=str(state.profile.stack_toml))
@@ -416,11 +419,7 @@ def write_state(prefix: Path, name: str, version: str, built_against: Mapping[st
                                                 "from": "...", "key": "9c1f..."}}}}
     """
     path = Path(prefix) / STATE_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        assert isinstance(data, dict)
-    except (OSError, ValueError, AssertionError):
-        data = {}
+    data = read_state_file(Path(prefix))  # one stacksync did not write stops here, never rewritten from {}
     records = data.setdefault(STATE_KEY, {})
     record: dict[str, Any] = {"version": version, "built_against": dict(built_against),
                               "built_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}

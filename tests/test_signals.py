@@ -138,3 +138,26 @@ def test_sigterm_during_a_deferred_build_stops_the_build(stack_packages: Path, _
         assert len(builds.read_text().split()) == 1  # the second run built once, quickly, alone
     finally:
         server.stop()
+
+
+def test_a_child_left_running_keeps_the_target_lock(tmp_path: Path) -> None:
+    """kill -9 of stacksync alone leaves its children running (they have process groups of their own):
+    they inherit the target's lock file, so the lock stays taken until the last of them is gone."""
+    from stacksync.env import targetlock
+
+    pidfile = tmp_path / "pid"
+    with targetlock.hold(tmp_path):
+        # the child exits at once; the background sleep it started lives on, as a killed sync's pip would
+        runner.run(["sh", "-c", f"sleep 30 > /dev/null 2>&1 & echo $! > {pidfile}"])
+    orphan = int(pidfile.read_text())
+    try:
+        with pytest.raises(targetlock.TargetBusy):
+            with targetlock.hold(tmp_path):
+                pass
+    finally:
+        os.kill(orphan, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while _alive(orphan) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with targetlock.hold(tmp_path):  # free again once it is gone
+        pass

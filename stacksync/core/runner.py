@@ -197,6 +197,7 @@ def run(
             # A group of its own: on a timeout, Ctrl-C, SIGTERM or SIGHUP the whole group (pip and the
             # setup.py it runs) is killed, never the child alone (stacksync.cli.edge).
             start_new_session=True,
+            pass_fds=tuple(sorted(_inherited_fds)),
         )
     except OSError as exc:
         raise CommandFailed(shown, 127, f"cannot start {shown[0]}: {exc.strerror or exc}",
@@ -220,6 +221,22 @@ def run(
 
 
 _watching: list[Heartbeat] = []
+
+# File descriptors every child inherits: the target's lock (stacksync.env.targetlock). Children run in
+# process groups of their own, so a kill -9 of stacksync alone leaves them running; while any of them
+# lives it holds the same open lock file, so the flock stays taken and no second sync of the target
+# starts beside a leftover pip.
+_inherited_fds: set[int] = set()
+
+
+@contextmanager
+def inherited_by_children(fd: int) -> Iterator[None]:
+    """While inside, every process :func:`run` starts inherits ``fd``."""
+    _inherited_fds.add(fd)
+    try:
+        yield
+    finally:
+        _inherited_fds.discard(fd)
 _H = TypeVar("_H", bound=Heartbeat)
 
 

@@ -41,7 +41,9 @@ def run_suite(report: Path, pytest_args: Sequence[str] = ()) -> int:
     report.parent.mkdir(parents=True, exist_ok=True)
     report.unlink(missing_ok=True)
     Path(str(report) + RANDOM_SUFFIX).unlink(missing_ok=True)
-    env = {**os.environ, REPORT_ENV: str(report)}
+    # the fault suite's own run: 50 random-instant kills unless told otherwise (the test suite's default is
+    # a handful, to keep CI's full run within its time)
+    env = {"STACKSYNC_CHAOS_KILLS": "50", **os.environ, REPORT_ENV: str(report)}
     result = runner.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SUITE, *pytest_args],
                         env=env, cwd=REPO, check=False, stream=True)
     return result.returncode

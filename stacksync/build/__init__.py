@@ -1,0 +1,1 @@
+"""Deferred-package wheels: build keys, the wheelhouse, prebuilt wheels, publishing to a team index."""

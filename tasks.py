@@ -190,7 +190,7 @@ _SYNC_HELP = {
 
 def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run: bool, yes: bool, force: bool,
           wait: bool, report: str, backend: str, verbose: bool, accept_foreign_lock: bool = False, *,
-          wheelhouse: str = "", lock: str = "") -> None:
+          wheelhouse: str = "", lock: str = "", no_wait: bool = False) -> None:
     from stacksync.core import defaults
     from stacksync.sync.run import Options, run
 
@@ -202,21 +202,22 @@ def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run:
                     dry_run=dry_run, yes=yes, force=force, wait=wait, report=report or None,
                     backend=backend or None, verbose=verbose, accept_foreign_lock=accept_foreign_lock,
                     wheelhouse=wheelhouse or None, confirm=ask if sys.stdin.isatty() else None,
-                    lock=Path(lock) if lock else None),
+                    lock=Path(lock) if lock else None, no_wait=no_wait),
             steps)
 
 
 @task(help={**_SYNC_HELP,
+            "no-wait": "another node is building a deferred package's key: fail at once instead of waiting for it",
             "wheelhouse": "where deferred wheels are kept by build key (default: STACKSYNC_WHEELHOUSE, "
                           "stack.toml wheelhouse, .stacksync-cache/wheelhouse)",
             "lock": "sync to this lock instead of the profile's requirements.txt (a PEP 751 pylock.toml, or a "
                     "hashed requirements file)"})
 def sync(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False, yes: bool = False,
          force: bool = False, wait: bool = False, report: str = "", backend: str = "", wheelhouse: str = "",
-         lock: str = "", verbose: bool = False, accept_foreign_lock: bool = False) -> None:
+         lock: str = "", verbose: bool = False, accept_foreign_lock: bool = False, no_wait: bool = False) -> None:
     """Make the target the exact twin of the profile's lock, in phases; a second run does nothing."""
     _sync(("plan", "fetch", "base", "rest", "deferred", "vcs", "verify"), profile, python, venv, dry_run, yes, force,
-          wait, report, backend, verbose, accept_foreign_lock, wheelhouse=wheelhouse, lock=lock)
+          wait, report, backend, verbose, accept_foreign_lock, wheelhouse=wheelhouse, lock=lock, no_wait=no_wait)
 
 
 @task(help=_SYNC_HELP)

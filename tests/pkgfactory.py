@@ -279,9 +279,19 @@ if TORCH != torch_like.__version__:
 
 FLASH_ATTN_LIKE_SETUP_PY = '''\
 import os
+import sys
+import time
 
 import torch_like  # like flash-attn: needs torch at build time (fails under build isolation)
 from setuptools import setup
+
+if any("bdist_wheel" in a for a in sys.argv):
+    # Tests of concurrent syncs: count the builds started (FLASH_ATTN_LIKE_BUILD_LOG) and make one take
+    # measurable time (FLASH_ATTN_LIKE_BUILD_SLEEP seconds), like a real flash-attn build.
+    if os.environ.get("FLASH_ATTN_LIKE_BUILD_LOG"):
+        with open(os.environ["FLASH_ATTN_LIKE_BUILD_LOG"], "a") as log:
+            log.write("%d\\n" % os.getpid())
+    time.sleep(float(os.environ.get("FLASH_ATTN_LIKE_BUILD_SLEEP") or 0))
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 with open(os.path.join(HERE, "flash_attn_like", "_built_against.py"), "w") as fh:

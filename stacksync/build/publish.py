@@ -21,14 +21,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stacksync.core import console
 from stacksync.backends import indexapi
-from stacksync.core import runner
 from stacksync.build import wheelhouse
-from stacksync.lock import profile as profile_mod
+from stacksync.core import console, runner
 from stacksync.core.errors import CommandFailed, IndexUnavailable, ProfileError, StacksyncError
-from stacksync.lock.profile import Profile
 from stacksync.core.redact import MissingVariable, expand, redact, strip_credentials
+from stacksync.lock import profile as profile_mod
+from stacksync.lock.profile import Profile
 
 __all__ = ["PublishError", "PublishResult", "upload_url", "listing_url", "publish"]
 

@@ -40,14 +40,15 @@ from typing import Any
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from stacksync.core import defaults
 from stacksync.build.buildkey import BuildKey, build_tag
+from stacksync.build.lease import follow_umask
+from stacksync.core import defaults
 from stacksync.core.errors import StacksyncError
-from stacksync.lock.lockfile import file_sha256
 from stacksync.core.redact import redact
+from stacksync.lock.lockfile import file_sha256
 
 __all__ = ["ENV_VAR", "SIDECAR_SUFFIX", "Entry", "TamperedWheel", "resolve_dir", "lookup", "find", "for_target",
-           "entries", "add", "prune", "tagged_name", "incoming", "BuildKey"]
+           "entries", "add", "prune", "tagged_name", "incoming", "BuildKey", "Unwritable", "check_writable"]
 
 ENV_VAR = "STACKSYNC_WHEELHOUSE"
 SIDECAR_SUFFIX = ".stacksync.json"
@@ -216,6 +217,7 @@ def add(root: Path, wheel: Path, key: BuildKey, *, profile: str, source: str, bu
         if not moved:
             shutil.copyfile(wheel, tmp)
         sha = sha256 or file_sha256(Path(tmp))
+        follow_umask(Path(tmp))  # teammates read a shared wheelhouse
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -230,8 +232,29 @@ def add(root: Path, wheel: Path, key: BuildKey, *, profile: str, source: str, bu
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(doc, fh, indent=2, sort_keys=True)
         fh.write("\n")
+    follow_umask(Path(tmp))
     os.replace(tmp, sidecar)
     return entry
+
+
+class Unwritable(StacksyncError):
+    """A folder a sync must write to (the wheelhouse, the target's state) cannot be written."""
+
+    exit_code = 1
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """Create ``folder`` if needed and write (then remove) a file in it; :class:`Unwritable` (one line,
+    with the fix) when that fails. Run before the target changes, so that an hour-long build is
+    never thrown away because its wheel has nowhere to go."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".stacksync-write-check.", dir=folder)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise Unwritable(f"{folder}: the {what} is not writable ({exc.strerror or exc}); nothing was changed "
+                         f"(fix: make it writable, or pick another one)") from None
 
 
 def parse_days(text: str | None) -> float | None:

@@ -34,9 +34,9 @@ from typing import Any
 from packaging.utils import InvalidWheelFilename, NormalizedName, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from stacksync.build import buildkey, prebuilt, wheelhouse
+from stacksync.build import buildkey, lease, prebuilt, wheelhouse
 from stacksync.build.buildkey import BuildKey
-from stacksync.core import console
+from stacksync.core import console, faults
 from stacksync.core.errors import FetchError, IndexUnavailable, ProfileError, SyncError
 from stacksync.core.redact import MissingVariable, expand, redact, strip_credentials
 from stacksync.env.environment import Snapshot, probe
@@ -49,7 +49,7 @@ from stacksync.sync.smoke import smoke, smoke_phase
 from stacksync.sync.state import State
 
 __all__ = ["STATE_FILE", "Source", "install_deferred", "write_state", "compute_key", "planned_keys",
-           "choose_sources", "wheelhouse_dir", "wheels_expected", "expected_sources"]
+           "choose_sources", "wheelhouse_dir", "wheels_expected", "expected_sources", "check_writable"]
 
 STATE_FILE = "stacksync-state.json"
 
@@ -294,13 +294,73 @@ def choose_sources(state: State) -> None:
         source = choose(state, d, pin, key)
         state.deferred_sources[d.name] = source
         console.info(f"deferred: {d.name} {pin.key()}: {source.describe()}")
+        if source.kind == "build" and key is not None and state.opts.no_wait:
+            _fail_if_leased(state, d, pin, key)
+
+
+def _fail_if_leased(state: State, d: Deferred, pin: Pin, key: BuildKey) -> None:
+    """``--no-wait``: another node building this key stops the sync before the target changes."""
+    path = lease.path_for(wheelhouse_dir(state), key.short)
+    holder = lease.read_holder(path)
+    if holder is not None and lease.stale_reason(holder, now=_now(), stale_s=lease.stale_after()) is None:
+        raise lease.LeaseBusy(f"{lease.busy_line(path, holder)}; nothing was changed (fix: sync again without "
+                              "--no-wait to wait for it and install its wheel)")
+
+
+def _now() -> float:
+    import time
+
+    return time.time()
+
+
+def check_writable(state: State) -> None:
+    """Preflight: the wheelhouse (when a deferred wheel will be stored there) and the target's state
+    folder can be written, before anything in the target changes."""
+    todo = [a for a in state.plan.changes("deferred") if a.kind != "remove"]
+    if not todo or "deferred" not in state.steps:
+        return
+    if any(not state.profile.deferred_by_name(a.name).wheels for a in todo):
+        wheelhouse.check_writable(wheelhouse_dir(state), "wheelhouse")
+    wheelhouse.check_writable(state.snapshot.prefix, f"target's state folder ({STATE_FILE})")
 
 
 # ------------------------------------------------------------------------------------------ the install
 
-def _build(state: State, d: Deferred, pin: Pin, source: Source, action_reason: str) -> Source:
+def _build_once(state: State, d: Deferred, pin: Pin, source: Source, action_reason: str) -> Source:
+    """Build under the key's lease (:mod:`stacksync.build.lease`): one node builds, the others wait
+    and install the wheel it stores; a wheel stored while this one waited for the lease is taken."""
+    key = source.key or compute_key(d, pin, state.lock, state.snapshot, state.cache, assume_absent=True)
+    assert key is not None
+    root = wheelhouse_dir(state)
+    path = lease.path_for(root, key.short)
+    what = f"{d.name} {pin.key()} (key {key.short})"
+
+    def ready() -> bool:
+        try:
+            return wheelhouse.find(key, root) is not None
+        except wheelhouse.TamperedWheel:
+            return True  # _from_wheelhouse says so in one line
+
+    stale_s, timeout_s = lease.stale_after(), lease.wait_limit()
+    while True:
+        held = lease.acquire(path, what, wait=not state.opts.no_wait, stale_s=stale_s, timeout_s=timeout_s,
+                             poll_s=min(1.0, stale_s / 10), ready=ready, say=console.info)
+        if held is None:
+            got = _from_wheelhouse(state, key)
+            if got is not None:
+                console.info(f"deferred: {what}: built by another node; installing its wheel from {root}")
+                return got
+            continue
+        with held:
+            got = _from_wheelhouse(state, key)  # stored between the lookup and the lease
+            if got is not None:
+                return got
+            return _build(state, d, pin, source, action_reason, key)
+
+
+def _build(state: State, d: Deferred, pin: Pin, source: Source, action_reason: str, key: BuildKey) -> Source:
     """Build the wheel in the target (checks first: imports, build requirements), store it in the
-    wheelhouse under the key computed now."""
+    wheelhouse under ``key``; when it cannot be stored, keep it in the sync cache and say where."""
     # An import that passed after the last change (the rest phase's smoke) is not run again.
     failed = [r for r in smoke(state.python, [m for m in d.imports if m not in state.smoked]) if not r["ok"]]
     if failed:
@@ -324,12 +384,30 @@ def _build(state: State, d: Deferred, pin: Pin, source: Source, action_reason: s
     if len(built) != 1:
         raise SyncError(f"{d.name}: the build wrote {len(built)} wheels into {out}, expected one "
                         "(fix: run the sync with --verbose to see the build's output)")
-    key = source.key or compute_key(d, pin, state.lock, state.snapshot, state.cache, assume_absent=True)
-    assert key is not None
     root = wheelhouse_dir(state)
-    entry = wheelhouse.add(root, built[0], key, profile=state.profile.name, source="build")
+    try:
+        faults.point("deferred:store")
+        entry = wheelhouse.add(root, built[0], key, profile=state.profile.name, source="build")
+    except OSError as exc:
+        kept = _keep_in_cache(state, built[0], key)
+        console.warn(f"deferred: could not store {built[0].name} in the wheelhouse {root} ({exc.strerror or exc}); "
+                     f"the wheel is kept at {kept} and installed from there (fix: free or fix the wheelhouse, "
+                     "then sync again to store it)")
+        return Source("build", kept, file_sha256(kept), str(kept.parent), key)
     console.info(f"deferred: stored {entry.wheel.name} in {root}")
     return Source("build", entry.wheel, entry.sha256, str(root), key)
+
+
+def _keep_in_cache(state: State, wheel: Path, key: BuildKey) -> Path:
+    """Move a built wheel out of the run's temporary folder into the sync cache (``<cache>/built/<key>``)."""
+    import shutil
+
+    folder = state.cache / "built" / key.short
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / wheelhouse.tagged_name(wheel.name, key.short)
+    shutil.move(str(wheel), target)
+    lease.follow_umask(target)
+    return target
 
 
 def install_deferred(state: State) -> None:
@@ -352,7 +430,7 @@ def install_deferred(state: State) -> None:
             source = choose(state, d, pin, key)
             state.deferred_sources[d.name] = source
         if source.kind == "build":
-            source = _build(state, d, pin, source, action.reason)
+            source = _build_once(state, d, pin, source, action.reason)
             state.deferred_sources[d.name] = source
         else:
             console.info(f"deferred: installing {d.name} {pin.key()} from the {source.describe()}")
@@ -422,6 +500,7 @@ def write_state(prefix: Path, name: str, version: str, built_against: Mapping[st
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(data, fh, indent=2, sort_keys=True)
         fh.write("\n")
+    lease.follow_umask(Path(tmp))
     os.replace(tmp, path)
     return path
 

@@ -58,6 +58,7 @@ from stacksync.sync import repair, vcsphase
 from stacksync.sync.deferred import (
     STATE_FILE,
     _adopt_unrecorded,
+    check_writable,
     choose_sources,
     expected_sources,
     install_deferred,
@@ -293,6 +294,7 @@ def preflight(state: State) -> None:
     findings = doctor.preinstall_findings(state.profile, state.snapshot, facts, lock=state.lock_file,
                                           have_wheels=wheels_expected(state))
     errors = [f for f in findings if f.level == "error"]
+    check_writable(state)  # a built wheel must have somewhere to go before the target changes
     for f in findings:
         if f.level == "warning":
             console.warn(f"doctor: {f.message}" + (f" (fix: {f.fix})" if f.fix else ""))

@@ -38,6 +38,8 @@ class Options:
     yes: bool = False
     force: bool = False
     wait: bool = False
+    #: another node building a deferred key: fail at once (one line: who, what, since when) instead of waiting
+    no_wait: bool = False
     report: str | None = None
     backend: str | None = None
     #: a lock file instead of the profile's requirements.txt (a pylock.toml holds the deferred pins too)

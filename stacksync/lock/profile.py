@@ -32,6 +32,8 @@ Loading validates everything up front; each mistake is one line naming the file,
     wheels = "https://github.com/Dao-AILab/flash-attention/releases/download/v{version}/flash_attn-{version}+cu{cuda_major}torch{torch_mm}cxx11abi{abi}-cp{py}-cp{py}-linux_x86_64.whl"
     prebuilt = "prefer"              # "prefer": build when it is missing; "require": refuse
     wheel_vars = { abi = "FALSE" }   # values the template takes as given
+    untrusted = "build"              # a wheelhouse / team index wheel whose sha256 is not the one
+                                     # wheels.txt records for its key: "build" it here, or "refuse"
 
     [vcs.my-trainer]                 # a VCS pin (vcs.txt) installed editable from a local checkout
     checkout = "/home/me/src/trainer"  # must be at the locked commit; without this, never editable
@@ -76,8 +78,9 @@ _TOP_KEYS = {"description", "python", "platforms", "backend", "index_url", "extr
              "trusted_hosts", "emit_index_urls", "base", "cuda", "smoke", "deferred", "vcs", "wheelhouse",
              "team_index", "team_upload_url"}
 _DEFERRED_KEYS = {"requires", "imports", "build_requires", "build_env", "rebuild_on", "wheels", "prebuilt",
-                  "wheel_vars"}
+                  "wheel_vars", "untrusted"}
 PREBUILT_MODES = ("prefer", "require")
+UNTRUSTED_MODES = ("build", "refuse")
 _PYTHON = re.compile(r"^3\.(\d+)$")
 
 
@@ -95,6 +98,8 @@ class Deferred:
     wheels: str | None = None
     prebuilt: str = "prefer"
     wheel_vars: Mapping[str, str] = field(default_factory=dict)
+    #: a shared wheel not recorded in wheels.txt (stacksync.lock.wheelrecord): "build" or "refuse"
+    untrusted: str = "build"
 
 
 @dataclass(frozen=True)
@@ -319,6 +324,10 @@ def _deferred(path: Path, name: str, table: Any, base: tuple[NormalizedName, ...
     if prebuilt not in PREBUILT_MODES:
         raise ProfileError(path, f"{key}.prebuilt", f"unknown mode {prebuilt!r}",
                            f"use one of {', '.join(PREBUILT_MODES)}")
+    untrusted = table.get("untrusted", "build")
+    if untrusted not in UNTRUSTED_MODES:
+        raise ProfileError(path, f"{key}.untrusted", f"unknown mode {untrusted!r}",
+                           f"use one of {', '.join(UNTRUSTED_MODES)}")
     wheel_vars = _typed(path, f"{key}.wheel_vars", table, dict, {}, key="wheel_vars")
     if not all(isinstance(v, str) for v in wheel_vars.values()):
         raise ProfileError(path, f"{key}.wheel_vars", "values must be strings", 'write abi = "FALSE"')
@@ -332,7 +341,7 @@ def _deferred(path: Path, name: str, table: Any, base: tuple[NormalizedName, ...
                                                                      key="build_requires")),
         build_env=dict(build_env),
         rebuild_on=tuple(canonicalize_name(n) for n in rebuild_on) or default_rebuild,
-        wheels=wheels, prebuilt=str(prebuilt), wheel_vars=dict(wheel_vars),
+        wheels=wheels, prebuilt=str(prebuilt), wheel_vars=dict(wheel_vars), untrusted=str(untrusted),
     )
 
 

@@ -41,6 +41,7 @@ from stacksync.core.errors import FetchError, IndexUnavailable, ProfileError, Sy
 from stacksync.core.redact import MissingVariable, expand, redact, strip_credentials
 from stacksync.env.environment import Snapshot, probe
 from stacksync.lock import profile as profile_mod
+from stacksync.lock import wheelrecord
 from stacksync.lock.lockfile import Pin, file_sha256
 from stacksync.lock.profile import Deferred, Profile
 from stacksync.sync.pinfile import write_requirements
@@ -49,7 +50,8 @@ from stacksync.sync.smoke import smoke, smoke_phase
 from stacksync.sync.state import State
 
 __all__ = ["STATE_FILE", "Source", "install_deferred", "write_state", "compute_key", "planned_keys",
-           "choose_sources", "wheelhouse_dir", "wheels_expected", "expected_sources", "check_writable"]
+           "choose_sources", "wheelhouse_dir", "wheels_expected", "expected_sources", "check_writable",
+           "UntrustedWheel", "records"]
 
 STATE_FILE = "stacksync-state.json"
 
@@ -168,10 +170,50 @@ def _prebuilt(state: State, d: Deferred, pin: Pin, key: BuildKey | None) -> Sour
     return Source("prebuilt", path, sha, strip_credentials(url), key)
 
 
-def _from_wheelhouse(state: State, key: BuildKey) -> Source | None:
+class UntrustedWheel(SyncError):
+    """A wheelhouse / team index wheel whose sha256 the profile's wheels.txt does not record for its key."""
+
+    exit_code = 1
+
+
+def _trusted(state: State, d: Deferred, key: BuildKey, sha256: str, where: str) -> bool:
+    """Whether the wheel at ``where`` (sha256 ``sha256``) may be installed: only when the profile's
+    wheels.txt records that sha256 for ``key``. Otherwise one line says which file differs from what
+    was recorded, and it is built instead (``False``) or refused (``untrusted = "refuse"``)."""
+    recorded = state.profile.folder / wheelrecord.WHEELS_TXT
+    rec = wheelrecord.read(state.profile.folder).get(key.digest)
+    if rec is not None and rec.sha256 == sha256:
+        return True
+    if rec is not None:
+        why = (f"{redact(where)}: sha256 {sha256} is not the {rec.sha256} that {recorded} records for key "
+               f"{key.short} ({rec.filename})")
+    else:
+        why = (f"{redact(where)}: {recorded} records no wheel for key {key.short}; its sha256 {sha256} is only the "
+               "word of whoever wrote it there")
+    if d.untrusted == "refuse":
+        raise UntrustedWheel(f"{why}; refusing it, nothing was installed (fix: if the wheel is legitimate, pull the "
+                             f"{wheelrecord.WHEELS_TXT} that records it, or record it with invoke publish; else remove "
+                             f"it, or set untrusted = \"build\" in [deferred.{d.name}] to build instead)")
+    console.warn(f"deferred: {why}; not installing it, building from the sdist instead")
+    return False
+
+
+def _record(state: State, d: Deferred, pin: Pin, key: BuildKey, wheel: Path, sha256: str) -> None:
+    """Write the wheel this node built into the profile's wheels.txt (commit it with the locks)."""
+    rec = wheelrecord.WheelRecord(d.name, pin.key(), key.digest, sha256, wheel.name)
+    try:
+        if wheelrecord.record(state.profile.folder, state.profile.name, [rec]):
+            console.info(f"deferred: recorded key {key.short} sha256 {sha256[:12]}... in "
+                         f"{state.profile.folder / wheelrecord.WHEELS_TXT} (commit it with the locks)")
+    except OSError as exc:
+        console.warn(f"deferred: could not record key {key.short} in {state.profile.folder / wheelrecord.WHEELS_TXT} "
+                     f"({exc.strerror or exc}); other nodes will not trust this wheel until it is recorded")
+
+
+def _from_wheelhouse(state: State, d: Deferred, key: BuildKey) -> Source | None:
     root = wheelhouse_dir(state)
     entry = wheelhouse.find(key, root)
-    if entry is None:
+    if entry is None or not _trusted(state, d, key, entry.sha256, str(entry.wheel)):
         return None
     return Source("wheelhouse", entry.wheel, entry.sha256, str(root), key)
 
@@ -208,6 +250,8 @@ def _from_team_index(state: State, d: Deferred, pin: Pin, key: BuildKey) -> Sour
             continue
         if f.sha256 is None:  # never an unhashed download
             console.warn(f"deferred: team index lists {f.filename} without a sha256; not using it")
+            continue
+        if not _trusted(state, d, key, f.sha256, f"team index {strip_credentials(url)} {f.filename}"):
             continue
         root = wheelhouse_dir(state)
         try:
@@ -276,7 +320,7 @@ def choose(state: State, d: Deferred, pin: Pin, key: BuildKey | None) -> Source:
     """The first source that has the wheel (see the module docstring); the sdist fetched for a build."""
     source = _prebuilt(state, d, pin, key)
     if source is None and key is not None:
-        source = _from_wheelhouse(state, key) or _from_team_index(state, d, pin, key)
+        source = _from_wheelhouse(state, d, key) or _from_team_index(state, d, pin, key)
     if source is None:
         index = state.profile.index.expanded(source=str(state.profile.stack_toml))
         sdist = _fetch_deferred(pin, index, state.cache)
@@ -346,13 +390,13 @@ def _build_once(state: State, d: Deferred, pin: Pin, source: Source, action_reas
         held = lease.acquire(path, what, wait=not state.opts.no_wait, stale_s=stale_s, timeout_s=timeout_s,
                              poll_s=min(1.0, stale_s / 10), ready=ready, say=console.info)
         if held is None:
-            got = _from_wheelhouse(state, key)
+            got = _from_wheelhouse(state, d, key)
             if got is not None:
                 console.info(f"deferred: {what}: built by another node; installing its wheel from {root}")
                 return got
             continue
         with held:
-            got = _from_wheelhouse(state, key)  # stored between the lookup and the lease
+            got = _from_wheelhouse(state, d, key)  # stored between the lookup and the lease
             if got is not None:
                 return got
             return _build(state, d, pin, source, action_reason, key)
@@ -393,8 +437,11 @@ def _build(state: State, d: Deferred, pin: Pin, source: Source, action_reason: s
         console.warn(f"deferred: could not store {built[0].name} in the wheelhouse {root} ({exc.strerror or exc}); "
                      f"the wheel is kept at {kept} and installed from there (fix: free or fix the wheelhouse, "
                      "then sync again to store it)")
-        return Source("build", kept, file_sha256(kept), str(kept.parent), key)
+        sha = file_sha256(kept)
+        _record(state, d, pin, key, kept, sha)
+        return Source("build", kept, sha, str(kept.parent), key)
     console.info(f"deferred: stored {entry.wheel.name} in {root}")
+    _record(state, d, pin, key, entry.wheel, entry.sha256)
     return Source("build", entry.wheel, entry.sha256, str(root), key)
 
 
@@ -468,6 +515,16 @@ def _adopt_unrecorded(state: State) -> None:
         write_state(state.snapshot.prefix, name, versions[name], {b: versions[b] for b in d.rebuild_on
                                                                  if b in versions},
                     key=key.to_json() if key else None, source={"kind": "adopted"})
+
+
+def records(prefix: Path) -> dict[str, Any]:
+    """The target's deferred build records (``stacksync-state.json``; empty when none): for receipts."""
+    try:
+        data = json.loads((Path(prefix) / STATE_FILE).read_text(encoding="utf-8"))
+        out = data.get(STATE_KEY, {}) if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+    return dict(out) if isinstance(out, dict) else {}
 
 
 def write_state(prefix: Path, name: str, version: str, built_against: Mapping[str, str], *,

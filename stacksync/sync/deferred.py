@@ -198,9 +198,9 @@ def _trusted(state: State, d: Deferred, key: BuildKey, sha256: str, where: str) 
     return False
 
 
-def _record(state: State, d: Deferred, pin: Pin, key: BuildKey, wheel: Path, sha256: str) -> None:
+def _record(state: State, d: Deferred, pin: Pin, key: BuildKey, filename: str, sha256: str) -> None:
     """Write the wheel this node built into the profile's wheels.txt (commit it with the locks)."""
-    rec = wheelrecord.WheelRecord(d.name, pin.key(), key.digest, sha256, wheel.name)
+    rec = wheelrecord.WheelRecord(d.name, pin.key(), key.digest, sha256, filename)
     try:
         if wheelrecord.record(state.profile.folder, state.profile.name, [rec]):
             console.info(f"deferred: recorded key {key.short} sha256 {sha256[:12]}... in "
@@ -380,10 +380,14 @@ def _build_once(state: State, d: Deferred, pin: Pin, source: Source, action_reas
     what = f"{d.name} {pin.key()} (key {key.short})"
 
     def ready() -> bool:
+        """A wheel for the key is stored, and recorded: an unrecorded one waits for the lease (its
+        holder's build replaces it)."""
         try:
-            return wheelhouse.find(key, root) is not None
+            entry = wheelhouse.find(key, root)
         except wheelhouse.TamperedWheel:
             return True  # _from_wheelhouse says so in one line
+        rec = wheelrecord.read(state.profile.folder).get(key.digest)
+        return entry is not None and rec is not None and rec.sha256 == entry.sha256
 
     stale_s, timeout_s = lease.stale_after(), lease.wait_limit()
     while True:
@@ -429,19 +433,19 @@ def _build(state: State, d: Deferred, pin: Pin, source: Source, action_reason: s
         raise SyncError(f"{d.name}: the build wrote {len(built)} wheels into {out}, expected one "
                         "(fix: run the sync with --verbose to see the build's output)")
     root = wheelhouse_dir(state)
+    # Recorded first: a node waiting on the lease trusts the wheel the moment it appears.
+    sha = file_sha256(built[0])
+    _record(state, d, pin, key, wheelhouse.tagged_name(built[0].name, key.short), sha)
     try:
         faults.point("deferred:store")
-        entry = wheelhouse.add(root, built[0], key, profile=state.profile.name, source="build")
+        entry = wheelhouse.add(root, built[0], key, profile=state.profile.name, source="build", sha256=sha)
     except OSError as exc:
         kept = _keep_in_cache(state, built[0], key)
         console.warn(f"deferred: could not store {built[0].name} in the wheelhouse {root} ({exc.strerror or exc}); "
                      f"the wheel is kept at {kept} and installed from there (fix: free or fix the wheelhouse, "
                      "then sync again to store it)")
-        sha = file_sha256(kept)
-        _record(state, d, pin, key, kept, sha)
         return Source("build", kept, sha, str(kept.parent), key)
     console.info(f"deferred: stored {entry.wheel.name} in {root}")
-    _record(state, d, pin, key, entry.wheel, entry.sha256)
     return Source("build", entry.wheel, entry.sha256, str(root), key)
 
 

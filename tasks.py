@@ -352,3 +352,23 @@ def publish(c: Context, profile: str = "", to: str = "", wheelhouse: str = "", d
             console.info(f"already on the team index: {e.wheel.name}")
         console.info(f"publish: {len(result.uploaded)} {'to upload' if dry_run else 'uploaded'}, "
                      f"{len(result.already_there)} already there ({result.url})")
+
+
+@task(name="fleet-report", positional=["inputs"], help={
+    "inputs": "receipts (sync --report) and manifests (freeze --manifest) of the nodes: files, a folder or a "
+              "quoted glob, comma-separated; the first is the reference",
+    "json": "print JSON instead of the table",
+    "verbose": "show every command started",
+})
+def fleet_report(c: Context, inputs: str, json_: bool = False, verbose: bool = False) -> None:
+    """One table of N nodes' receipts / manifests; exit 0 all alike, 1 some differ from the first, 2 bad input."""
+    from stacksync.env import fleet
+
+    with one_line_errors(verbose):
+        report = fleet.compare_fleet([fleet.load_node(p) for p in fleet.expand_inputs([inputs])])
+        if json_:
+            print(json.dumps(report.to_json(), indent=2))
+        else:
+            console.out.print(fleet.render(report), markup=False, highlight=False, end="")
+    if not report.identical:
+        raise SystemExit(1)

@@ -83,11 +83,23 @@ def test_eight_concurrent_syncs_build_once(shared: Path, stack_packages: Path, i
     assert len({record(v)["key_digest"] for v in venvs}) == 1
     assert len(wheelhouse.entries(house)) == 1 and not list((house / lease.LEASE_DIR).glob("*.lease"))
     print(f"8 concurrent syncs: {wall:.1f} s wall")
+    # The fleet report over the 8 receipts: one row per node, all the same as the first.
+    rep = subprocess.run([sys.executable, "-m", "invoke", "-r", str(ROOT), "fleet-report", str(shared / "r*.json"),
+                          "--json"], capture_output=True, text=True, cwd=ROOT, env=node_env)
+    assert rep.returncode == 0, rep.stderr
+    fleet = json.loads(rep.stdout)
+    assert fleet["identical"] and len(fleet["nodes"]) == n and fleet["outliers"] == []
+    assert {x["deferred"]["flash-attn-like"]["key"] for x in fleet["nodes"]} == {entry_short(house)}
     # Another OS user (nobody) reads the shared wheelhouse: wheel, sidecar; and the receipts.
     entry = wheelhouse.entries(house)[0]
     for path in (entry.wheel, wheelhouse.sidecar_of(entry.wheel), shared / "r0.json"):
         assert lease.mode_of(path) == 0o644, (path, oct(lease.mode_of(path)))
         assert read_as_nobody(path) == path.read_bytes(), path
+
+
+def entry_short(house: Path) -> str:
+    (entry,) = wheelhouse.entries(house)
+    return entry.short
 
 
 def read_as_nobody(path: Path) -> bytes:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -65,6 +66,9 @@ from stacksync.sync.deferred import (
     planned_keys,
     wheels_expected,
     write_state,
+)
+from stacksync.sync.deferred import (
+    records as deferred_records,
 )
 from stacksync.sync.pinfile import write_requirements
 from stacksync.sync.plan import Action, deps_from_requires, make_plan
@@ -701,6 +705,7 @@ def _write_receipt(opts: Options, outcome: Outcome, state: State | None, started
     """The JSON receipt of ``--report FILE``; every string redacted."""
     receipt: dict[str, Any] = {
         "stacksync_receipt": 1,
+        "node": socket.gethostname(),  # invoke fleet-report's row name
         "started": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "finished": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "profile": opts.profile,
@@ -724,6 +729,7 @@ def _write_receipt(opts: Options, outcome: Outcome, state: State | None, started
                      "deferred_sources": {n: s.to_json() for n, s in sorted(state.deferred_sources.items())}},
             "twin": outcome.twin.to_json("lock", "target") if outcome.twin is not None else None,
             "manifest": _manifest_entry(state.python),
+            "deferred": deferred_records(state.snapshot.prefix),
         })
     elif outcome.plan is not None:
         receipt["plan"] = outcome.plan.to_json()

@@ -90,9 +90,10 @@ def test_eight_concurrent_syncs_build_once(shared: Path, stack_packages: Path, i
     fleet = json.loads(rep.stdout)
     assert fleet["identical"] and len(fleet["nodes"]) == n and fleet["outliers"] == []
     assert {x["deferred"]["flash-attn-like"]["key"] for x in fleet["nodes"]} == {entry_short(house)}
-    # Another OS user (nobody) reads the shared wheelhouse: wheel, sidecar; and the receipts.
+    # Another OS user (nobody) reads what the nodes wrote: wheel, sidecar, receipt, wheels.txt, state file.
     entry = wheelhouse.entries(house)[0]
-    for path in (entry.wheel, wheelhouse.sidecar_of(entry.wheel), shared / "r0.json"):
+    for path in (entry.wheel, wheelhouse.sidecar_of(entry.wheel), shared / "r0.json", prof / "wheels.txt",
+                 venvs[0] / "stacksync-state.json"):
         assert lease.mode_of(path) == 0o644, (path, oct(lease.mode_of(path)))
         assert read_as_nobody(path) == path.read_bytes(), path
 

@@ -101,7 +101,8 @@ def test_the_build_is_recorded_in_wheels_txt(built: dict[str, Path]) -> None:
 
 @pytest.mark.slow
 def test_an_edited_shared_sidecar_is_refused_or_rebuilt(built: dict[str, Path], tmp_path: Path,
-                                                        stack_packages: Path, index_server: IndexServer) -> None:
+                                                        stack_packages: Path, index_server: IndexServer,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
     house = tmp_path / "shared-house"
     shutil.copytree(built["wheelhouse"], house)
     (entry,) = wheelhouse.entries(house)
@@ -114,6 +115,11 @@ def test_an_edited_shared_sidecar_is_refused_or_rebuilt(built: dict[str, Path], 
     shutil.copy(built["profile"] / "wheels.txt", prof / "wheels.txt")
     venv = virtualenv_at(tmp_path / "venv", built["app_data"])
     before = freeze(venv)
+    # The plan (and doctor's build checks) count only recorded wheels: this one means a build.
+    run(Options(profile=str(prof), venv=str(venv), cache_dir=built["root"] / "cache1", wheelhouse=str(house),
+                dry_run=True))
+    assert f"deferred source: flash-attn-like: build from the sdist (key {entry.short}; no wheel recorded" \
+        in capsys.readouterr().out
     with pytest.raises(UntrustedWheel) as info:
         run(Options(profile=str(prof), venv=str(venv), cache_dir=tmp_path / "cache", wheelhouse=str(house)))
     msg = str(info.value)

@@ -268,12 +268,15 @@ def expected_sources(state: State) -> dict[NormalizedName, str]:
     """For each deferred package the plan installs, where its wheel is expected to come from, as one
     phrase for the plan (``--dry-run`` too): a pinned prebuilt template, a wheel of the pinned version
     in the wheelhouse or on the team index (by the exact key when it can be known before the fetch, else
-    by name and version), or a build. Reads only (one listing per package on the team index)."""
+    by name and version), or a build. Only wheels whose sha256 the profile's wheels.txt records count.
+    Reads only (one listing per package on the team index)."""
     from stacksync.backends import indexapi
 
     out: dict[NormalizedName, str] = {}
     root = wheelhouse_dir(state)
-    stored = wheelhouse.entries(root) if root.is_dir() else []
+    recorded = {(r.key, r.sha256) for r in wheelrecord.read(state.profile.folder).values()}
+    stored = [e for e in (wheelhouse.entries(root) if root.is_dir() else []) if (e.digest, e.sha256) in recorded]
+    trusted_sha = {sha for _, sha in recorded}
     for action in state.plan.changes("deferred"):
         d = state.profile.deferred_by_name(action.name)
         pin = state.deferred.get(d.name) or state.lock[d.name]
@@ -291,7 +294,7 @@ def expected_sources(state: State) -> dict[NormalizedName, str]:
         listed: list[str] = []
         if url is not None:
             try:
-                listed = [f.filename for f in indexapi.project_files(url, d.name)]
+                listed = [f.filename for f in indexapi.project_files(url, d.name) if f.sha256 in trusted_sha]
             except IndexUnavailable:
                 listed = []  # the fetch phase says so in one line
         for filename in listed:
@@ -305,7 +308,7 @@ def expected_sources(state: State) -> dict[NormalizedName, str]:
                 out[d.name] = f"team index {strip_credentials(url or '')} ({exact})"
                 break
         else:
-            out[d.name] = f"build from the sdist ({exact}; no wheel for it in the wheelhouse"
+            out[d.name] = f"build from the sdist ({exact}; no wheel recorded in wheels.txt for it in the wheelhouse"
             out[d.name] += " or on the team index)" if url else ")"
     return out
 
@@ -440,10 +443,16 @@ def _build(state: State, d: Deferred, pin: Pin, source: Source, action_reason: s
         faults.point("deferred:store")
         entry = wheelhouse.add(root, built[0], key, profile=state.profile.name, source="build", sha256=sha)
     except OSError as exc:
-        kept = _keep_in_cache(state, built[0], key)
-        console.warn(f"deferred: could not store {built[0].name} in the wheelhouse {root} ({exc.strerror or exc}); "
-                     f"the wheel is kept at {kept} and installed from there (fix: free or fix the wheelhouse, "
-                     "then sync again to store it)")
+        why = f"could not store {built[0].name} in the wheelhouse {root} ({exc.strerror or exc})"
+        try:
+            kept = _keep_in_cache(state, built[0], key)
+        except OSError as again:  # the cache is full too: install it from the run's folder all the same
+            console.warn(f"deferred: {why}, nor keep it in {state.cache / 'built'} ({again.strerror or again}); "
+                         "installing it from the run's temporary folder, it is not kept (fix: free space, then "
+                         "sync again)")
+            return Source("build", built[0], sha, str(built[0].parent), key)
+        console.warn(f"deferred: {why}; the wheel is kept at {kept} and installed from there (fix: free or fix "
+                     "the wheelhouse, then sync again to store it)")
         return Source("build", kept, sha, str(kept.parent), key)
     console.info(f"deferred: stored {entry.wheel.name} in {root}")
     return Source("build", entry.wheel, entry.sha256, str(root), key)

@@ -56,8 +56,12 @@ from typing import Any
 
 from stacksync.core import defaults, runner
 
-__all__ = ["BenchOptions", "Contender", "Goal", "Row", "CASES", "CHEAP_CASES", "parse_args", "select_cases",
-           "summarize", "judge", "render_table", "to_json", "build_wheel", "run_bench", "main"]
+__all__ = ["BenchOptions", "Contender", "Goal", "Row", "CASES", "CHEAP_CASES", "RESULTS_PATH", "parse_args",
+           "select_cases", "summarize", "judge", "render_table", "to_json", "results_sections", "update_results",
+           "build_wheel", "run_bench", "main", "quiet_sync", "scoped_environ"]
+
+# The stacksync checkout (devtools/ lives only there): benchmarks and the fault suite run its code.
+REPO = Path(__file__).resolve().parents[1]
 
 CASES = ("noop", "cold", "compile", "deferred", "verify", "fleet")
 CHEAP_CASES = ("noop", "cold")  # what --quick runs (one run each)
@@ -70,6 +74,14 @@ BARE_PIP_COMPILE_SKIP = "skipped (24.5 GB per run; --with-bare-pip-compile)"
 LAUNCHER_FLOOR = "floor: invoke --version (Python + invoke start-up)"
 SMOKE_FLOOR = "floor: smoke imports alone (after bare uv pip sync)"
 _EPOCH = (2024, 1, 1, 0, 0, 0)
+# The measured tables the docs link: one section per case, each replaced only when that case runs.
+RESULTS_PATH = REPO / "docs" / "results" / "bench.md"
+RESULTS_HEADER = """# Benchmark results
+
+Written by `nox -s bench` (devtools/bench.py): a run replaces the sections of the cases it ran and keeps
+the others, so each section says when, on what and at which commit it was measured. What each case
+times and what the goals mean: [benchmarks](../benchmarks.md).
+"""
 
 
 # ------------------------------------------------------------------------------------------ pure parts
@@ -86,6 +98,8 @@ class BenchOptions:
     json_path: Path | None = None
     #: extra environments the verify case checks (``--verify-venv DIR``: e.g. a venv with real torch)
     verify_venvs: tuple[Path, ...] = ()
+    #: the Markdown results file the docs link (``--results FILE``; ``--no-results`` writes none)
+    results_path: Path | None = RESULTS_PATH
 
 
 def parse_args(argv: Sequence[str]) -> BenchOptions:
@@ -94,7 +108,7 @@ def parse_args(argv: Sequence[str]) -> BenchOptions:
     from stacksync.core.errors import StacksyncError
 
     usage = ("-- [--runs N] [--case noop|cold|compile|deferred|verify|fleet ...] [--quick] [--with-bare-pip-compile] "
-             "[--verify-venv DIR ...] [--json FILE]")
+             "[--verify-venv DIR ...] [--json FILE] [--results FILE | --no-results]")
     parser = argparse.ArgumentParser(prog="nox -s bench --", add_help=False, exit_on_error=False)
     parser.add_argument("--runs", type=int, default=None)
     parser.add_argument("--case", action="append", default=[])
@@ -102,6 +116,8 @@ def parse_args(argv: Sequence[str]) -> BenchOptions:
     parser.add_argument("--with-bare-pip-compile", action="store_true")
     parser.add_argument("--json", default=None)
     parser.add_argument("--verify-venv", action="append", default=[])
+    parser.add_argument("--results", default=None)
+    parser.add_argument("--no-results", action="store_true")
     try:
         ns, rest = parser.parse_known_args(list(argv))
     except argparse.ArgumentError as exc:
@@ -115,7 +131,8 @@ def parse_args(argv: Sequence[str]) -> BenchOptions:
     return BenchOptions(runs=runs, cases=cases, quick=bool(ns.quick),
                         with_bare_pip_compile=bool(ns.with_bare_pip_compile),
                         json_path=Path(ns.json) if ns.json else None,
-                        verify_venvs=tuple(Path(v) for v in ns.verify_venv))
+                        verify_venvs=tuple(Path(v) for v in ns.verify_venv),
+                        results_path=None if ns.no_results else Path(ns.results) if ns.results else RESULTS_PATH)
 
 
 def select_cases(names: Sequence[str], *, quick: bool = False) -> tuple[str, ...]:
@@ -265,10 +282,64 @@ def render_table(rows: Sequence[Row], *, title: str = "stacksync benchmarks") ->
 
 
 def render_markdown(rows: Sequence[Row]) -> str:
-    """The same table in Markdown (for README)."""
+    """The same table in Markdown (reports/bench.md, and each case's section of docs/results/bench.md)."""
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |" for cells in table_rows(rows)]
     return "\n".join(lines) + "\n"
+
+
+def case_of(row: Row) -> str:
+    """The ``--case`` a row belongs to: ``compile (warm)`` and ``compile (cold)`` are ``compile``."""
+    return row.case.split(" (", 1)[0]
+
+
+def measured_line(machine: dict[str, Any], opts: BenchOptions, argv: Sequence[str]) -> str:
+    """One line saying when, how and on what a section was measured."""
+    tools = machine.get("tools") or {}
+    load = machine.get("load_average_1_5_15")
+    commit = (machine.get("stacksync_commit") or "unknown commit")[:7]
+    if machine.get("stacksync_tree_modified"):
+        commit += " + uncommitted changes"
+    parts = [f"{machine.get('cpu_count')} cores {machine.get('machine')}", f"Python {machine.get('python')}",
+             *(f"{name} {str(tools[name]).removeprefix(name + ' ').split(' (')[0]}"  # `uv --version`: "uv X (..)"
+               for name in ("pip", "pip-tools", "uv") if tools.get(name))]
+    if load:
+        parts.append("load average " + " / ".join(f"{x:.1f}" for x in load))
+    command = " ".join(["nox -s bench", *(["--", *argv] if argv else [])])
+    return (f"Measured {machine.get('date_utc')} with `{command}` ({opts.runs} run(s) each), "
+            f"{', '.join(parts)}, at {commit}.")
+
+
+def results_sections(rows: Sequence[Row], machine: dict[str, Any], opts: BenchOptions,
+                     argv: Sequence[str] = ()) -> dict[str, str]:
+    """One Markdown section per case that ran: heading, the measured line, the table."""
+    line = measured_line(machine, opts, argv)
+    sections: dict[str, str] = {}
+    for case in opts.cases:
+        case_rows = [r for r in rows if case_of(r) == case]
+        if case_rows:
+            sections[case] = f"## {case}\n\n{line}\n\n{render_markdown(case_rows)}"
+    return sections
+
+
+def _markers(case: str) -> tuple[str, str]:
+    return f"<!-- bench:{case} -->", f"<!-- /bench:{case} -->"
+
+
+def update_results(text: str, sections: dict[str, str]) -> str:
+    """``text`` (the results file, or ``""``) with each case's section replaced between its markers, or
+    appended when it has none; sections of cases that did not run are kept as they are."""
+    if not text.strip():
+        text = RESULTS_HEADER
+    for case in sorted(sections, key=lambda c: CASES.index(c) if c in CASES else len(CASES)):
+        start, end = _markers(case)
+        block = f"{start}\n{sections[case].rstrip()}\n{end}"
+        i, j = text.find(start), text.find(end)
+        if i >= 0 and j > i:
+            text = text[:i] + block + text[j + len(end):]
+        else:
+            text = text.rstrip("\n") + "\n\n" + block + "\n"
+    return text
 
 
 def to_json(rows: Sequence[Row], machine: dict[str, Any], opts: BenchOptions) -> dict[str, Any]:
@@ -394,7 +465,8 @@ class Contender:
 
 def backend_unavailable(name: str) -> str | None:
     """Why the stacksync backend ``name`` cannot run here, ``None`` when it can."""
-    from stacksync.backends.backend import get_backend, uv_executable
+    from stacksync.backends.backend import get_backend
+    from stacksync.backends.uv import uv_executable
     from stacksync.core.errors import StacksyncError
 
     if name == "uv" and uv_executable() is None:
@@ -457,7 +529,7 @@ def measure(case: str, contenders: Sequence[Contender], runs: int, *, log: Calla
 
 
 @contextmanager
-def _environ(**values: str) -> Iterator[None]:
+def scoped_environ(**values: str) -> Iterator[None]:
     """Set environment variables for in-process runs (their child processes inherit them)."""
     old = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
@@ -471,7 +543,7 @@ def _environ(**values: str) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _quiet_sync(opts: Any) -> Any:
+def quiet_sync(opts: Any) -> Any:
     """``sync.run`` with its console output swallowed (the table is what the bench prints)."""
     from stacksync.core import console
     from stacksync.sync import run as sync_mod
@@ -483,7 +555,7 @@ def _quiet_sync(opts: Any) -> Any:
 
 def new_venv(path: Path) -> Path:
     """A fresh venv (``python -m venv``, seeds pip) at ``path``, replacing what is there; untimed."""
-    from stacksync.backends.backend import PipTools
+    from stacksync.backends.piptools import PipTools
 
     if path.exists():
         shutil.rmtree(path)
@@ -492,7 +564,7 @@ def new_venv(path: Path) -> Path:
 
 
 def _uv() -> str:
-    from stacksync.backends.backend import uv_executable
+    from stacksync.backends.uv import uv_executable
 
     return uv_executable() or "uv"
 
@@ -503,16 +575,16 @@ def noop_contenders(work: Path, backends: Sequence[str], count: int = NOOP_PACKA
     """The no-op case: build the 120-package profile, sync a venv to it once (stacksync, pip-tools
     backend, from the file:// index), then every contender re-syncs that venv (uv gets a copy of its
     own: ``uv pip sync`` removes pip and setuptools, which the lock does not list)."""
-    from stacksync.sync.run import Options
+    from stacksync.sync.state import Options
 
     locks, wheels = write_noop_profile(work / "noop", count)
     lock = locks / NOOP_PROFILE / defaults.LOCK_TXT
     venv, uv_venv = work / "noop" / "venv", work / "noop" / "venv-uv"
     cache = work / "noop" / "cache"
     python = new_venv(venv)
-    _quiet_sync(Options(profile=NOOP_PROFILE, venv=str(venv), locks_dir=locks, cache_dir=cache, yes=True))
+    quiet_sync(Options(profile=NOOP_PROFILE, venv=str(venv), locks_dir=locks, cache_dir=cache, yes=True))
     uv_python = new_venv(uv_venv)
-    _quiet_sync(Options(profile=NOOP_PROFILE, venv=str(uv_venv), locks_dir=locks, cache_dir=cache, yes=True))
+    quiet_sync(Options(profile=NOOP_PROFILE, venv=str(uv_venv), locks_dir=locks, cache_dir=cache, yes=True))
     env = runner.clean_env({"STACKSYNC_LOCKS_DIR": str(locks), "STACKSYNC_CACHE_DIR": str(cache)})
     goal = Goal("<= 0.3 s, faster than pip-sync and uv pip sync", max_s=0.3,
                 faster_than=("pip-sync", "uv pip sync"))
@@ -520,14 +592,14 @@ def noop_contenders(work: Path, backends: Sequence[str], count: int = NOOP_PACKA
 
     for name in backends:
         def in_process(name: str = name) -> None:
-            outcome = _quiet_sync(Options(profile=NOOP_PROFILE, venv=str(venv), locks_dir=locks, cache_dir=cache,
+            outcome = quiet_sync(Options(profile=NOOP_PROFILE, venv=str(venv), locks_dir=locks, cache_dir=cache,
                                           backend=name))
             if outcome.verdict != "in-sync":
                 raise RuntimeError(f"expected a no-op, got {outcome.verdict}: {outcome.summary}")
 
         def cli(name: str = name) -> None:
-            runner.run([sys.executable, "-m", "invoke", "-r", defaults.PROJECT_ROOT, "sync", "--profile",
-                        NOOP_PROFILE, "--venv", venv, "--backend", name], env=env, cwd=defaults.PROJECT_ROOT)
+            runner.run([sys.executable, "-m", "invoke", "-r", REPO, "sync", "--profile",
+                        NOOP_PROFILE, "--venv", venv, "--backend", name], env=env, cwd=REPO)
 
         out.append(Contender(f"stacksync sync.run ({name})", in_process, goal=goal,
                              unavailable=lambda name=name: backend_unavailable(name)))  # type: ignore[misc]
@@ -541,7 +613,7 @@ def noop_contenders(work: Path, backends: Sequence[str], count: int = NOOP_PACKA
         cwd=lock.parent)))
     # No goal: what any `invoke TASK` costs before a task runs (Python start-up, importing invoke).
     out.append(Contender(LAUNCHER_FLOOR, lambda: runner.run([sys.executable, "-m", "invoke", "--version"],
-                                                            env=env, cwd=defaults.PROJECT_ROOT)))
+                                                            env=env, cwd=REPO)))
     return out
 
 
@@ -567,7 +639,7 @@ def cold_contenders(work: Path, backends: Sequence[str]) -> list[Contender]:
         venv = root / f"stacksync-{name}"
 
         def action(name: str = name, venv: Path = venv) -> None:
-            outcome = _quiet_sync(Options(profile=COLD_PROFILE, venv=str(venv), yes=True, backend=name))
+            outcome = quiet_sync(Options(profile=COLD_PROFILE, venv=str(venv), yes=True, backend=name))
             if outcome.verdict != "synced":
                 raise RuntimeError(f"expected a sync, got {outcome.verdict}: {outcome.summary}")
             timings[name] = dict(outcome.timings)
@@ -663,7 +735,7 @@ def compile_contenders(work: Path, backends: Sequence[str], *, cold: bool,
                     else Goal(f"<= 1.2x {bare_uv}", ratio=1.2, ratio_of=bare_uv))
 
         def action(name: str = name) -> None:
-            with _environ(**env_now):
+            with scoped_environ(**env_now):
                 result = compile_mod.compile_profile(prof, backend=name, check=True)
             stats[name] = {"packages": result.packages, "hashes": result.hashes,
                            "stale_vs_committed": int(result.changed), **_cache_size(env_now)}
@@ -710,13 +782,13 @@ def verify_contenders(work: Path, extra: Sequence[Path] = (), *, demo_venv: bool
     from stacksync.env.record import verify_environment
 
     targets: list[tuple[str, Path]] = []
-    demo = defaults.DEFAULT_VENV
+    demo = defaults.default_venv()
     if demo_venv and not (demo / "pyvenv.cfg").is_file():
-        from stacksync.sync.run import Options
+        from stacksync.sync.state import Options
 
         demo = work / "verify-demo"
         new_venv(demo)
-        _quiet_sync(Options(profile=COLD_PROFILE, venv=str(demo), yes=True))
+        quiet_sync(Options(profile=COLD_PROFILE, venv=str(demo), yes=True))
     if demo_venv:
         targets.append(("demo venv", demo))
     targets += [(f"{p.name}", p) for p in extra]
@@ -767,8 +839,8 @@ def machine_info() -> dict[str, Any]:
             return None
 
     uv = runner.run([_uv(), "--version"], check=False)
-    head = runner.run(["git", "rev-parse", "HEAD"], cwd=defaults.PROJECT_ROOT, check=False)
-    dirty = runner.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=defaults.PROJECT_ROOT,
+    head = runner.run(["git", "rev-parse", "HEAD"], cwd=REPO, check=False)
+    dirty = runner.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
                        check=False)
     return {
         "stacksync_commit": head.stdout.strip() if head.returncode == 0 else None,
@@ -837,9 +909,15 @@ def main(argv: Sequence[str], *, log: Callable[[str], None] | None = None) -> in
     finally:
         logger.setLevel(level)
     console.out.print(render_table(rows), markup=False, end="")
-    path = opts.json_path or defaults.REPORTS_DIR / "bench.json"
+    path = opts.json_path or defaults.reports_dir() / "bench.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(to_json(rows, machine, opts), indent=2) + "\n", encoding="utf-8")
     (path.with_suffix(".md")).write_text(render_markdown(rows), encoding="utf-8")
     say(f"wrote {path} and {path.with_suffix('.md')}")
+    if opts.results_path is not None:
+        results = opts.results_path
+        old = results.read_text(encoding="utf-8") if results.is_file() else ""
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text(update_results(old, results_sections(rows, machine, opts, argv)), encoding="utf-8")
+        say(f"updated {results} ({', '.join(c for c in opts.cases)})")
     return 1 if any(r.status.startswith("failed") for r in rows) else 0

@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from devtools.bench import Contender, Goal, _environ, _quiet_sync, build_wheel, new_venv
+from devtools.bench import Contender, Goal, build_wheel, new_venv, quiet_sync, scoped_environ
 from stacksync.compile.compiler import header
 from stacksync.core import defaults, runner
 
@@ -177,7 +177,7 @@ def deferred_contenders(work: Path) -> Iterator[list[Contender]]:
     import warnings
 
     from stacksync.build.publish import publish
-    from stacksync.sync.run import Options
+    from stacksync.sync.state import Options
 
     if any(importlib.util.find_spec(m) is None for m in ("pypiserver", "passlib", "virtualenv")):
         yield [Contender(t, lambda: None, skip="not available (pip install 'stacksync[test]': pypiserver, virtualenv)")
@@ -201,7 +201,7 @@ def deferred_contenders(work: Path) -> Iterator[list[Contender]]:
     ht.set_password("bench", "bench-Secret")
     ht.save()
     with _pypiserver(packages, index_port, root, None), _pypiserver(team_dir, team_port, root, root / "htpasswd"), \
-            _environ(**{_USER_VAR: "bench", _TOKEN_VAR: "bench-Secret"}):
+            scoped_environ(**{_USER_VAR: "bench", _TOKEN_VAR: "bench-Secret"}):
         venvs = {name: new_venv(root / f"venv-{name}") for name in ("first", "hit", "team", "bare")}
         cache = root / "cache"
         houses = {name: root / f"house-{name}" for name in ("first", "hit", "team")}
@@ -210,7 +210,7 @@ def deferred_contenders(work: Path) -> Iterator[list[Contender]]:
             return LOCAL_PROFILE if name == "first" else PROFILE
 
         def sync(name: str) -> Any:
-            return _quiet_sync(Options(profile=profile_of(name), venv=str(venvs[name].parent.parent), locks_dir=locks,
+            return quiet_sync(Options(profile=profile_of(name), venv=str(venvs[name].parent.parent), locks_dir=locks,
                                        cache_dir=cache, wheelhouse=str(houses.get(name, root / "house-bare")),
                                        yes=True))
 
@@ -230,7 +230,7 @@ def deferred_contenders(work: Path) -> Iterator[list[Contender]]:
 
         def timed(name: str, tool: str) -> float:
             mark = len(runner.history)
-            outcome = _quiet_sync(Options(profile=profile_of(name), venv=str(venvs[name].parent.parent),
+            outcome = quiet_sync(Options(profile=profile_of(name), venv=str(venvs[name].parent.parent),
                                           locks_dir=locks, cache_dir=cache if name != "first" else root / "cache-first",
                                           wheelhouse=str(houses[name]), yes=True))
             counts[tool] = _builds(runner.history[mark:])

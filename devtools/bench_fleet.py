@@ -29,9 +29,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from devtools.bench import Contender, Goal, _environ, _quiet_sync, new_venv
+from devtools.bench import REPO, Contender, Goal, new_venv, quiet_sync, scoped_environ
 from devtools.bench_deferred import _TOKEN_VAR, _USER_VAR, PROFILE, _free_port, _pypiserver, write_deferred_profile
-from stacksync.core import defaults, runner
+from stacksync.core import runner
 
 __all__ = ["fleet_contenders", "SIZES", "BUILD_SLEEP_S"]
 
@@ -75,13 +75,13 @@ def fleet_contenders(work: Path, sizes: Sequence[int] = SIZES) -> Iterator[list[
     sleep = {"BENCH_EXT_BUILD_SLEEP": str(BUILD_SLEEP_S), "BENCH_EXT_BUILD_LOG": str(log)}
     with _pypiserver(packages, index_port, root, None), \
             _pypiserver(root / "team-packages", team_port, root, root / "htpasswd"), \
-            _environ(**{_USER_VAR: "bench", _TOKEN_VAR: "bench-Secret"}):
+            scoped_environ(**{_USER_VAR: "bench", _TOKEN_VAR: "bench-Secret"}):
         nodes = [new_venv(root / f"node{i}") for i in range(max(sizes))]
         for i, py in enumerate(nodes):  # base and rest (and the deferred package once), untimed
-            _quiet_sync(Options(profile=PROFILE, venv=str(py.parent.parent), locks_dir=locks,
+            quiet_sync(Options(profile=PROFILE, venv=str(py.parent.parent), locks_dir=locks,
                                 cache_dir=root / f"cache{i}", wheelhouse=str(root / "warm-house"), yes=True))
         ref = new_venv(root / "reference")
-        _quiet_sync(Options(profile=PROFILE, venv=str(ref.parent.parent), locks_dir=locks, cache_dir=root / "cache-ref",
+        quiet_sync(Options(profile=PROFILE, venv=str(ref.parent.parent), locks_dir=locks, cache_dir=root / "cache-ref",
                             wheelhouse=str(root / "warm-house"), yes=True))
         sdist = next(packages.glob("bench_ext-*.tar.gz"))
         details: dict[str, dict[str, Any]] = {}
@@ -98,7 +98,7 @@ def fleet_contenders(work: Path, sizes: Sequence[int] = SIZES) -> Iterator[list[
             env = runner.clean_env({**sleep, _USER_VAR: "bench", _TOKEN_VAR: "bench-Secret",
                                     "STACKSYNC_LOCKS_DIR": str(locks)})
             start = time.perf_counter()
-            procs = [runner.start([sys.executable, "-m", "invoke", "-r", defaults.PROJECT_ROOT, "sync", "--profile",
+            procs = [runner.start([sys.executable, "-m", "invoke", "-r", REPO, "sync", "--profile",
                                    PROFILE, "--venv", py.parent.parent, "--wheelhouse", house, "--yes", "--report",
                                    root / f"receipt-{i}.json"], log_path=root / f"node{i}.log",
                                   env={**env, "STACKSYNC_CACHE_DIR": str(root / f"cache{i}")})
@@ -125,7 +125,7 @@ def fleet_contenders(work: Path, sizes: Sequence[int] = SIZES) -> Iterator[list[
             out = root / "ref-wheel"
             shutil.rmtree(out, ignore_errors=True)
             start = time.perf_counter()
-            with _environ(**sleep):
+            with scoped_environ(**sleep):
                 runner.run([ref, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "--no-index", "-q",
                             "-w", out, sdist])
             wheel = next(out.glob("*.whl"))

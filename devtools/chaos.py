@@ -3,28 +3,35 @@
 The suite writes what it did to ``reports/chaos.json`` (``STACKSYNC_CHAOS_REPORT``): one entry per
 kill point (what was cut short, what the kill left in the target, whether the re-run converged), one
 per hostile input (kind, result, whether the target changed) and one per CLI refusal. This module
-only runs pytest and turns that JSON into the table README shows.
+only runs pytest, turns that JSON into tables, prints them and writes them to
+``docs/results/chaos.md`` (the page docs/crash-consistency.md links) with a line saying when and how.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from stacksync.core import defaults, runner
 
-__all__ = ["REPORT_ENV", "report_path", "run_suite", "summary", "table", "main"]
+__all__ = ["REPORT_ENV", "RESULTS_PATH", "report_path", "run_suite", "summary", "table", "results_page", "main"]
+
+# The stacksync checkout (devtools/ lives only there): benchmarks and the fault suite run its code.
+REPO = Path(__file__).resolve().parents[1]
 
 REPORT_ENV = "STACKSYNC_CHAOS_REPORT"
 SUITE = "tests/test_chaos.py"
+RESULTS_PATH = REPO / "docs" / "results" / "chaos.md"
 
 
 def report_path() -> Path:
-    return defaults.REPORTS_DIR / "chaos.json"
+    return defaults.reports_dir() / "chaos.json"
 
 
 def run_suite(report: Path, pytest_args: Sequence[str] = ()) -> int:
@@ -33,7 +40,7 @@ def run_suite(report: Path, pytest_args: Sequence[str] = ()) -> int:
     report.unlink(missing_ok=True)
     env = {**os.environ, REPORT_ENV: str(report)}
     result = runner.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", SUITE, *pytest_args],
-                        env=env, cwd=defaults.PROJECT_ROOT, check=False, stream=True)
+                        env=env, cwd=REPO, check=False, stream=True)
     return result.returncode
 
 
@@ -86,10 +93,39 @@ def table(data: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(pytest_args: Sequence[str], log: Callable[[str], object] = print) -> bool:
-    """Run the suite, print the table; ``True`` when the suite passed."""
+def results_page(data: Mapping[str, Any], *, when: str, seconds: float, passed: bool, commit: str,
+                 pytest_args: Sequence[str] = (), machine: str = "") -> str:
+    """docs/results/chaos.md: a heading, one line saying when / how / on what, the tables."""
+    command = " ".join(["nox -s chaos", *(["--", *pytest_args] if pytest_args else [])])
+    outcome = "passed" if passed else "FAILED"
+    where = f", {machine}" if machine else ""
+    return (f"# Fault suite results\n\nWritten by `nox -s chaos` (devtools/chaos.py). What the suite does: "
+            f"[crash consistency](../crash-consistency.md).\n\nMeasured {when} with `{command}`: {outcome} "
+            f"in {seconds:.0f} s{where}, at {commit}.\n\n{table(data)}\n")
+
+
+def _machine() -> str:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    text = f"{os.cpu_count()} cores {platform.machine()}, Python {platform.python_version()}"
+    return text + (f", load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}" if load else "")
+
+
+def _commit() -> str:
+    head = runner.run(["git", "rev-parse", "--short=7", "HEAD"], cwd=REPO, check=False)
+    dirty = runner.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                       check=False)
+    commit = head.stdout.strip() if head.returncode == 0 else "unknown commit"
+    return commit + (" + uncommitted changes" if dirty.returncode == 0 and dirty.stdout.strip() else "")
+
+
+def main(pytest_args: Sequence[str], log: Callable[[str], object] = print,
+         results: Path | None = RESULTS_PATH) -> bool:
+    """Run the suite, print the table, write ``results`` (unless ``None``); ``True`` when the suite
+    passed."""
     report = Path(os.environ.get(REPORT_ENV) or report_path())
+    started = time.monotonic()
     status = run_suite(report, pytest_args)
+    seconds = time.monotonic() - started
     try:
         data = json.loads(report.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -97,4 +133,10 @@ def main(pytest_args: Sequence[str], log: Callable[[str], object] = print) -> bo
         return False
     log("\n" + table(data))
     log(f"report: {report}")
+    if results is not None:
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text(results_page(data, when=when, seconds=seconds, passed=status == 0, commit=_commit(),
+                                        pytest_args=pytest_args, machine=_machine()), encoding="utf-8")
+        log(f"wrote {results}")
     return status == 0

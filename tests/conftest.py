@@ -130,3 +130,16 @@ def make_venv(tmp_path: Path, _virtualenv_app_data: Path,
         return venv
 
     return make
+
+
+#: fixtures that build a virtualenv (directly or through the fixtures they use): a test that needs one
+#: is end-to-end and runs outside the fast loop (`pytest -m "not slow"`); CI runs everything
+_VENV_FIXTURES = frozenset({"make_venv", "_virtualenv_app_data"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that builds a venv ``slow`` (its fixture closure names a venv fixture), so the
+    rule "a test that builds venvs is slow" needs no marker to be remembered."""
+    for item in items:
+        if _VENV_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.slow)

@@ -15,7 +15,7 @@ from pkgfactory import IndexServer
 
 from stacksync.compile.compiler import header
 from stacksync.env.environment import probe
-from stacksync.sync.run import STATE_FILE
+from stacksync.sync.deferred import STATE_FILE
 
 PY_XY = f"{sys.version_info[0]}.{sys.version_info[1]}"
 USER_VAR, TOKEN_VAR = "SS_TEST_INDEX_USER", "SS_TEST_INDEX_TOKEN"

@@ -14,23 +14,19 @@ from pathlib import Path
 
 import pytest
 import stackprofile
+from clihelp import invoke
 from pkgfactory import IndexServer
 
 from stacksync.compile import compiler as comp
-from stacksync.core import defaults
 from stacksync.core.errors import ProfileError
 from stacksync.env.diff import diff_sides
 from stacksync.lock import profile
 from stacksync.lock.lockfile import LockProblems, parse
 
+REPO = Path(__file__).resolve().parent.parent  # this checkout: its tasks.py and locks/
+
 SHA_A = "3f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a"
 SHA_B = "8fa9bff7e8f5e5f5b2c1a6f1e0a1c2d3e4f5a6b7"
-
-
-def invoke(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "invoke", "-r", str(defaults.PROJECT_ROOT), *args], cwd=cwd,
-                          env={**os.environ, **(env or {})}, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=600)
 
 
 def git_project(root: Path, name: str, requires: list[str]) -> tuple[Path, str]:
@@ -68,7 +64,7 @@ def test_a_conda_freeze_with_an_editable_vcs_line_becomes_a_synced_twin(
     env = {"STACKSYNC_LOCKS_DIR": str(locks), "STACKSYNC_CACHE_DIR": str(tmp_path / "cache"),
            stackprofile.USER_VAR: index_server.user,
            stackprofile.TOKEN_VAR: index_server.password}
-    made = invoke("freeze", "--from", str(freeze), "-p", "twin", cwd=tmp_path, env=env)
+    made = invoke("freeze", "--from", str(freeze), "-p", "twin", cwd=tmp_path, extra=env)
     assert made.returncode == 0, made.stderr
     assert f"{freeze}:3: plain-b @ file:///croot/plain-b_1700591183607/work: version unknown" in made.stderr
     req_in = (locks / "twin" / "requirements.in").read_text()
@@ -81,7 +77,7 @@ def test_a_conda_freeze_with_an_editable_vcs_line_becomes_a_synced_twin(
     url = f"http://${{{stackprofile.USER_VAR}}}:${{{stackprofile.TOKEN_VAR}}}@127.0.0.1:{index_server.port}/simple/"
     toml.write_text(text.replace("base = []\n\n[smoke]\nbase = []",
                                  f'index_url = "{url}"\nbase = ["torch-like"]\n\n[smoke]\nbase = ["torch_like"]'))
-    compiled = invoke("compile", "-p", "twin", cwd=tmp_path, env=env)
+    compiled = invoke("compile", "-p", "twin", cwd=tmp_path, extra=env)
     assert compiled.returncode == 0, compiled.stderr
     lock = parse(locks / "twin" / "requirements.txt", lock=True)
     assert "acme-trainer" not in lock.names() and all(p.hashes for p in lock.pins)
@@ -89,16 +85,16 @@ def test_a_conda_freeze_with_an_editable_vcs_line_becomes_a_synced_twin(
     (vcs_pin,) = parse(locks / "twin" / "vcs.txt", lock=True).pins
     assert (vcs_pin.name, vcs_pin.commit, vcs_pin.editable) == ("acme-trainer", sha, False)
     venv = make_venv("twin")
-    planned = invoke("sync", "-p", "twin", "--venv", str(venv), "-n", "-y", cwd=tmp_path, env=env)
+    planned = invoke("sync", "-p", "twin", "--venv", str(venv), "-n", "-y", cwd=tmp_path, extra=env)
     assert planned.returncode == 0, planned.stderr
     assert "vcs: 1 to change" in planned.stdout and f"install   acme-trainer {sha}" in planned.stdout
-    synced = invoke("sync", "-p", "twin", "--venv", str(venv), "-y", cwd=tmp_path, env=env)
+    synced = invoke("sync", "-p", "twin", "--venv", str(venv), "-y", cwd=tmp_path, extra=env)
     assert synced.returncode == 0, synced.stdout + synced.stderr
     assert "twin of the lock" in synced.stderr
     direct = json.loads(next((venv / "lib").glob("python*/site-packages/acme_trainer-0.1.dist-info"))
                         .joinpath("direct_url.json").read_text())
     assert direct["vcs_info"]["commit_id"] == sha and "dir_info" not in direct  # at its commit, not editable
-    again = invoke("sync", "-p", "twin", "--venv", str(venv), cwd=tmp_path, env=env)
+    again = invoke("sync", "-p", "twin", "--venv", str(venv), cwd=tmp_path, extra=env)
     assert again.returncode == 0 and "already in sync" in again.stderr, again.stderr
     # the baseline and the twin: the VCS line is the same commit; plain-b's version was not in the file
     a, b, result = diff_sides(str(freeze), str(venv))
@@ -107,13 +103,13 @@ def test_a_conda_freeze_with_an_editable_vcs_line_becomes_a_synced_twin(
     # an extra package makes the rest phase run pip-sync (it removes what no file lists): the VCS pin stays
     subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index", "--find-links",
                     str(stack_packages), "packaging"], check=True, capture_output=True)
-    removed = invoke("sync", "-p", "twin", "--venv", str(venv), "-y", cwd=tmp_path, env=env)
+    removed = invoke("sync", "-p", "twin", "--venv", str(venv), "-y", cwd=tmp_path, extra=env)
     assert removed.returncode == 0, removed.stdout + removed.stderr
     assert "remove    packaging" in removed.stdout and "vcs: 0 to change, 1 to keep" in removed.stdout
     assert "twin of the lock" in removed.stderr
     # the profile says where the checkout is: then, and only then, the twin installs it editable
     toml.write_text(toml.read_text() + f'\n[vcs.acme-trainer]\ncheckout = "{repo}"\n')
-    editable = invoke("sync", "-p", "twin", "--venv", str(venv), "-y", cwd=tmp_path, env=env)
+    editable = invoke("sync", "-p", "twin", "--venv", str(venv), "-y", cwd=tmp_path, extra=env)
     assert editable.returncode == 0, editable.stdout + editable.stderr
     assert f"reinstall acme-trainer {sha} (not editable) -> {sha} (editable from {repo})" in editable.stdout
     assert "twin of the lock" in editable.stderr
@@ -202,6 +198,7 @@ def test_short_flags_are_the_same_in_every_task(tmp_path: Path) -> None:
         for a in ns[name].get_arguments():
             extra = [n for n in a.names if len(n) == 1 and not a.positional]
             assert extra in ([], [table.get(a.name)]), (name, a)
+    (tmp_path / "locks").mkdir()  # a project folder (without one, the error is that there is no project)
     shown = invoke("sync", "--dry-run", "-y", "-p", "no-such-profile", cwd=tmp_path)
     assert shown.returncode == 2 and "unknown profile 'no-such-profile'" in shown.stderr, shown.stderr
 
@@ -283,7 +280,8 @@ def test_a_bare_wheel_url_with_a_marker_compiles_hashed_and_syncs(index_server: 
     require_hashes(lock.pins)  # every line hashed: the URL pin by its file
     (url_pin,) = [p for p in lock.pins if p.url]
     assert url_pin.name == "local-extra" and url_pin.hashes == (f"sha256:{pkgfactory.sha256_of(wheel)}",)
-    from stacksync.sync.run import Options, run
+    from stacksync.sync.run import run
+    from stacksync.sync.state import Options
 
     venv = make_venv("url-twin")
     opts = Options(profile="p", venv=str(venv), yes=True, locks_dir=tmp_path / "locks", cache_dir=tmp_path / "cache")

@@ -26,16 +26,17 @@ from typing import Any
 
 import pkgfactory
 import pytest
+from clihelp import invoke
 from pkgfactory import IndexServer
 from stackprofile import LOCK_A, LOCK_B, TOKEN_VAR, USER_VAR, expected_a, freeze, virtualenv_at, write_profile
 
 from stacksync.core import runner
 from stacksync.core.errors import StacksyncError
 from stacksync.env import damage, journal
-from stacksync.sync.run import Options, run
+from stacksync.sync.run import run
+from stacksync.sync.state import Options
 
 ROOT = Path(__file__).resolve().parent.parent
-INVOKE = str(Path(sys.executable).parent / "invoke")
 FAULTINJECT = Path(__file__).resolve().parent / "faultinject"
 
 pytestmark = pytest.mark.slow
@@ -119,14 +120,6 @@ def _env(world: dict[str, Any], cache: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _invoke(args: list[str], env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    """``invoke ARGS`` in a process group of its own (the kill takes the group)."""
-    proc = subprocess.Popen([INVOKE, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, stdin=subprocess.DEVNULL, start_new_session=True)
-    out, err = proc.communicate(timeout=timeout)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
 def _damage_left(venv: Path) -> list[str]:
     return damage.scan(venv, [str(_site_packages(venv))]).lines()
 
@@ -143,7 +136,7 @@ def test_kill_then_resync_converges(world: dict[str, Any], point: str, fault: st
     sync_args = ["sync", "--profile", str(world["a"]), "--venv", str(venv), "--yes"]
     faulty = _env(world, cache, STACKSYNC_FAULT=fault, STACKSYNC_FAULT_PATH=str(FAULTINJECT),
                   STACKSYNC_FAULT_EVENT=event.format(sp=sp, cache=cache))
-    killed = _invoke(sync_args, faulty)
+    killed = invoke(*sync_args, env=faulty, timeout=180, new_session=True)
     assert killed.returncode == -9, f"{point}: not killed (rc {killed.returncode}): {killed.stderr[-2000:]}"
     left = _damage_left(venv)
 
@@ -443,7 +436,7 @@ def test_cli_gives_one_line_for_each_hostile_input(world: dict[str, Any], tmp_pa
     }
     problems = []
     for name, args in cases.items():
-        proc = _invoke(args, env, timeout=60)
+        proc = invoke(*args, env=env, timeout=60, new_session=True)
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
         ok = (proc.returncode != 0 and len(lines) == 1 and lines[0].startswith("stacksync: error: ")
               and "Traceback" not in proc.stderr + proc.stdout)
@@ -461,7 +454,7 @@ def test_probe_output_on_stdout_is_shown_not_parsed(world: dict[str, Any], tmp_p
     venv = _copy_venv(world, "noisy")
     sp = _site_packages(venv)
     (sp / "noisy_like.py").write_text('print("WARNING 12-02 vllm-like: noisy import on stdout")\nVALUE = 1\n')
-    from stacksync.sync.run import smoke
+    from stacksync.sync.smoke import smoke
 
     results = smoke(venv / "bin" / "python", ["noisy_like", "plain_a"])
     assert [r["ok"] for r in results] == [True, True]

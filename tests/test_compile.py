@@ -17,15 +17,17 @@ from pathlib import Path
 
 import pkgfactory
 import pytest
+from clihelp import invoke
 from pkgfactory import IndexServer
 
 from stacksync.backends import indexapi, lockhashes
 from stacksync.compile import compiler as comp
-from stacksync.core import defaults
 from stacksync.core.errors import IndexUnavailable, LockError, ProfileError
 from stacksync.lock import profile
 from stacksync.lock.lockfile import parse
 from stacksync.lock.profile import IndexConfig
+
+REPO = Path(__file__).resolve().parent.parent  # this checkout: its tasks.py and locks/
 
 PY_XY = f"{sys.version_info.major}.{sys.version_info.minor}"
 IDX_URL = "http://${IDX_USER}:${IDX_PASS}@127.0.0.1:%d/simple/"
@@ -62,13 +64,6 @@ def write_profile(locks: Path, name: str, port: int, requirements: str = STAND_I
 def set_auth(monkeypatch: pytest.MonkeyPatch, server: IndexServer, password: str | None = None) -> None:
     monkeypatch.setenv("IDX_USER", server.user)
     monkeypatch.setenv("IDX_PASS", server.password if password is None else password)
-
-
-def invoke(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The task edge, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "invoke", "-r", str(defaults.PROJECT_ROOT), *args],
-                          cwd=cwd, env=env or dict(os.environ), capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=300)
 
 
 def published(stack: Path) -> dict[str, str]:
@@ -352,8 +347,9 @@ def test_compile_a_tiny_real_profile_against_pypi(tmp_path: Path) -> None:
 
 
 @pytest.mark.network
+@pytest.mark.slow  # ~75 s: resolves every committed profile against the index
 def test_committed_locks_are_fresh(tmp_path: Path) -> None:
-    proc = invoke("compile", "--check", "--all", cwd=defaults.PROJECT_ROOT,
-                  env={**os.environ, "STACKSYNC_LOCKS_DIR": str(defaults.PROJECT_ROOT / "locks")})
+    proc = invoke("compile", "--check", "--all", cwd=REPO,
+                  env={**os.environ, "STACKSYNC_LOCKS_DIR": str(REPO / "locks")})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
-    assert proc.stderr.count("lock is fresh") == len(profile.available(defaults.PROJECT_ROOT / "locks"))
+    assert proc.stderr.count("lock is fresh") == len(profile.available(REPO / "locks"))

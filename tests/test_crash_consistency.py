@@ -32,11 +32,15 @@ HASH = "a" * 64
 def test_journal_round_trip_is_atomic_and_removed_at_the_end(tmp_path: Path) -> None:
     data = journal.begin(tmp_path, plan={"summary": "1 install"}, lock_sha256=HASH, deferred_sha256=None,
                          profile="demo", steps=["plan", "base"])
-    assert journal.read(tmp_path) == data and data["phase"] == "begin"
+    assert journal.read(tmp_path) == data and data.phase == "begin"
     journal.phase(tmp_path, data, "base")
     journal.phase(tmp_path, data, "rest")
     got = journal.read(tmp_path)
-    assert got is not None and got["phase"] == "rest" and got["done"] == ["base"] and got["lock_sha256"] == HASH
+    assert got is not None and got.phase == "rest" and got.done == ["base"] and got.lock_sha256 == HASH
+    on_disk = json.loads(journal.path(tmp_path).read_text(encoding="utf-8"))  # the document's keys, unchanged
+    assert set(on_disk) == {"stacksync_journal", "pid", "started", "updated", "profile", "lock_sha256",
+                            "deferred_sha256", "steps", "phase", "done", "plan"}
+    assert on_disk["stacksync_journal"] == 1 and on_disk["plan"] == {"summary": "1 install"}
     assert [p.name for p in tmp_path.iterdir()] == [journal.JOURNAL_FILE]  # no temporary file left
     assert "stopped in phase 'rest' (phases done: base)" in journal.describe(got)
     journal.finish(tmp_path)
@@ -45,7 +49,7 @@ def test_journal_round_trip_is_atomic_and_removed_at_the_end(tmp_path: Path) -> 
 
 def test_an_unreadable_journal_still_counts_as_left_over(tmp_path: Path) -> None:
     journal.path(tmp_path).write_bytes(b"\xff{not json")
-    assert journal.read(tmp_path) == {}
+    assert journal.read(tmp_path) == journal.Journal(readable=False)
     assert damage.scan(tmp_path, []).found
 
 
@@ -185,6 +189,70 @@ def test_lockcheck_deferred_txt_pins_only_deferred_packages(tmp_path: Path) -> N
         _check(prof)
 
 
+def test_only_a_run_that_changes_the_target_promises_the_repair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from stacksync.env.environment import Snapshot
+
+    sp = tmp_path / "lib" / "python3.11" / "site-packages"
+    (sp / "~lain_b").mkdir(parents=True)
+    snap = Snapshot(tmp_path / "bin" / "python", "3.11.0", {}, {},
+                    raw={"python": {"prefix": str(tmp_path), "site_packages": [str(sp)]}})
+    monkeypatch.setattr(repair, "_memo_path", lambda prefix: tmp_path / "memo.json")
+    assert repair.detect(snap, repairs=False).found
+    said = capsys.readouterr().err
+    assert "this run changes nothing; invoke sync repairs it" in said and "repaired before" not in said
+    assert repair.detect(snap).found
+    assert "it is repaired before the sync goes on" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("line,expect", [
+    ("--find-links /srv/wheels", "--find-links /srv/wheels: sync does not act on this option in a lock"),
+    ("--no-index", "--no-index: sync does not act on this option"),
+    ("--pre", "--pre: sync does not act on this option"),
+    ("--no-require-hashes", "--no-require-hashes: sync installs every pin hash-checked"),
+    ("--extra-index-url https://other.example/simple", "--extra-index-url https://other.example/simple: not the "
+                                                       "index of profile 'prof'"),
+    ("--index-url https://me:s3cret@x.invalid/simple", "--index-url https://x.invalid/simple: not the index"),
+])
+def test_lockcheck_refuses_option_lines_sync_would_ignore(tmp_path: Path, line: str, expect: str) -> None:
+    prof = _profile(tmp_path, _head() + line + "\n\n" + PIN)
+    with pytest.raises(LockProblems) as info:
+        _check(prof)
+    text = str(info.value)
+    assert len(text.splitlines()) == 1 and "s3cret" not in text
+    assert f"requirements.txt:{len(_head().splitlines()) + 1}: {expect}" in text and "(fix: remove the line" in text
+    with pytest.raises(LockProblems):  # --accept-foreign-lock does not make the line honoured
+        _check(prof, accept=True)
+
+
+def test_lockcheck_refuses_an_option_on_a_requirement_line_and_in_vcs_txt(tmp_path: Path) -> None:
+    from stacksync.sync import vcsphase
+
+    prof = _profile(tmp_path, _head() + PIN.replace(" \\\n", " --index-url https://x.invalid/simple \\\n", 1))
+    with pytest.raises(LockProblems, match="--index-url https://x.invalid/simple: not the index"):
+        _check(prof)
+    prof = _profile(tmp_path, _head() + PIN)
+    (prof.folder / "vcs.txt").write_text("--find-links /srv/wheels\ntrainer @ git+https://example.org/t.git@" +
+                                         "a" * 40 + "\n")
+    with pytest.raises(LockProblems, match=r"vcs.txt:1: --find-links /srv/wheels: sync does not act"):
+        vcsphase.load(prof, {})
+
+
+def test_lockcheck_keeps_the_index_lines_compile_writes_for_the_profile(tmp_path: Path) -> None:
+    prof = _profile(tmp_path, "")
+    toml = prof.stack_toml.read_text()
+    prof.stack_toml.write_text(toml + 'index_url = "https://${ART_USER}:${ART_TOKEN}@art.example/api/pypi/simple"\n'
+                               'extra_index_urls = ["https://download.example/whl/cu121"]\n'
+                               'trusted_hosts = ["art.example"]\nemit_index_urls = true\n')
+    lines = profile_mod.load(prof.folder).index.lock_lines()
+    assert lines[0] == "--index-url https://art.example/api/pypi/simple"
+    prof = _profile(tmp_path, _head() + "\n".join([*lines, "--require-hashes"]) + "\n\n" + PIN)
+    prof.stack_toml.write_text(toml + 'index_url = "https://${ART_USER}:${ART_TOKEN}@art.example/api/pypi/simple"\n'
+                               'extra_index_urls = ["https://download.example/whl/cu121"]\n'
+                               'trusted_hosts = ["art.example"]\nemit_index_urls = true\n')
+    _check(profile_mod.load(prof.folder))  # the profile's own index, credential-free: kept
+
+
 def test_include_cycles_are_one_error(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("-r b.txt\nplain-a==1.0\n")
     (tmp_path / "b.txt").write_text("-r ./a.txt\n")
@@ -238,10 +306,10 @@ def test_noise_on_stdout_does_not_reach_the_document(tmp_path: Path, capsys: pyt
     wrapper = tmp_path / "python"
     wrapper.write_text(f"#!/bin/sh\necho 'WARNING 12-02 noisy start-up'\nexec {sys.executable} \"$@\"\n")
     wrapper.chmod(0o755)
-    data = runner.run_script(wrapper, "smoke.py", "json", "no_such_module_here")
+    data = runner.run_script(wrapper, "smoke", "json", "no_such_module_here")
     assert [m["ok"] for m in data["modules"]] == [True, False]
     assert "noisy start-up" in capsys.readouterr().err
-    plain = subprocess.run([sys.executable, "-I", str(runner.SCRIPTS_DIR / "probe_env.py")], capture_output=True,
+    plain = subprocess.run([sys.executable, "-I", str(runner.PROBE_SCRIPT), "env"], capture_output=True,
                            text=True, check=True)
     assert json.loads(plain.stdout)["probe"] == 1  # without --json-out: stdout, as before
     assert os.environ.get("STACKSYNC_FAULT") is None  # the fault seam is inert here
@@ -271,7 +339,7 @@ def test_an_index_that_stalls_mid_response_is_one_line(monkeypatch: pytest.Monke
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    monkeypatch.setattr(indexapi, "TIMEOUT", 0.5)
+    monkeypatch.setenv("STACKSYNC_INDEX_TIMEOUT", "0.5")
     try:
         with pytest.raises(IndexUnavailable) as info:
             indexapi.project_files(f"http://127.0.0.1:{port}/simple/", "plain-a")
@@ -298,3 +366,85 @@ def test_memo_of_intact_distributions_still_sees_a_removed_file(tmp_path: Path) 
     broken = damage.broken_distributions([sp], memo)
     assert [(b.name, b.missing) for b in broken] == [("plain-a", ("plain_a/sub/mod.py",))]
     assert str(info) not in memo
+
+
+# --- Ctrl-C -------------------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+#: a sitecustomize that sends this very process SIGINT when the compile task starts importing its module:
+#: the early window (before the task's one_line_errors block) where invoke used to exit 1 without a word
+_SIGINT_AT_IMPORT = '''
+import os, signal, sys
+
+class _InterruptAtImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == "stacksync.compile.compiler":
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, _InterruptAtImport())
+'''
+
+
+def _compile_argv(prof: Path) -> list[str]:
+    return [sys.executable, "-m", "invoke", "--search-root", str(ROOT), "compile", "--profile", str(prof)]
+
+
+def _interrupted(done: subprocess.CompletedProcess[str] | tuple[int, str]) -> tuple[int, list[str]]:
+    rc, err = (done.returncode, done.stderr) if isinstance(done, subprocess.CompletedProcess) else done
+    return rc, [line for line in err.splitlines() if line.strip()]
+
+
+def test_ctrl_c_while_compile_loads_its_modules_is_one_line_and_exit_130(tmp_path: Path) -> None:
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_SIGINT_AT_IMPORT)
+    prof = tmp_path / "prof"
+    prof.mkdir()
+    (prof / "stack.toml").write_text('index_url = "http://127.0.0.1:9/simple"\n')
+    (prof / "requirements.in").write_text("plain-a\n")
+    done = subprocess.run(_compile_argv(prof), capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(hook)})
+    rc, lines = _interrupted(done)
+    assert (rc, lines) == (130, ["stacksync: error: interrupted"]), done.stdout + done.stderr
+
+
+def test_ctrl_c_during_compile_is_one_line_and_exit_130(tmp_path: Path) -> None:
+    import signal
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    held: list[socket.socket] = []
+    connected = threading.Event()
+
+    def accept() -> None:  # an index that takes the connection and never answers
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            held.append(conn)
+            connected.set()
+
+    threading.Thread(target=accept, daemon=True).start()
+    prof = tmp_path / "prof"
+    prof.mkdir()
+    (prof / "stack.toml").write_text(f'index_url = "http://127.0.0.1:{server.getsockname()[1]}/simple"\n')
+    (prof / "requirements.in").write_text("plain-a\n")
+    proc = subprocess.Popen(_compile_argv(prof), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT, stdin=subprocess.DEVNULL)
+    try:
+        assert connected.wait(90), "compile never reached the index"  # it is well inside the task now
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        server.close()
+        for conn in held:
+            conn.close()
+    rc, lines = _interrupted((proc.returncode, err))
+    assert (rc, lines) == (130, ["stacksync: error: interrupted"]), err

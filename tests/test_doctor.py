@@ -1,6 +1,6 @@
 """``invoke doctor``: every finding and its fix, from prepared inputs (no GPU needed).
 
-Pure checks get facts built from a probe_cuda-shaped dict. The real probe script runs too: against
+Pure checks get facts built from a ``probe.py cuda``-shaped dict. The real probe script runs too: against
 a fake ``libcuda`` built here with gcc (exports cuDriverGetVersion, cuInit, cuDeviceGetCount ... with
 chosen values), fake ``nvcc`` scripts on PATH / CUDA_HOME, and a fake nvidia wheel layout in a real
 venv's site-packages.
@@ -19,15 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clihelp import invoke
 
-from stacksync.core.defaults import PROJECT_ROOT
 from stacksync.core.errors import ProbeError
 from stacksync.core.runner import run_script
-from stacksync.cuda import doctor
-from stacksync.cuda.doctor import Finding
+from stacksync.cuda import checks, doctor
+from stacksync.cuda import facts as cuda_facts
+from stacksync.cuda.finding import Finding
 from stacksync.env.environment import Snapshot, snapshot_from_json
 from stacksync.lock import profile as profile_mod
 from stacksync.lock.lockfile import parse
+
+REPO = Path(__file__).resolve().parent.parent  # this checkout: its tasks.py and locks/
 
 # ------------------------------------------------------------------------------------------ helpers
 
@@ -43,8 +46,8 @@ MARKERS = {"implementation_name": "cpython", "implementation_version": "3.11.7",
            "python_version": "3.11", "sys_platform": "linux"}
 
 
-def make_facts(**changes: Any) -> doctor.Facts:
-    """Facts as probe_cuda.py prints them: a healthy host (driver 550 / CUDA 12.4, one H100, nvcc 12.1,
+def make_facts(**changes: Any) -> cuda_facts.Facts:
+    """Facts as ``probe.py cuda`` prints them: a healthy host (driver 550 / CUDA 12.4, one H100, nvcc 12.1,
     ninja, gcc, 64 GiB, glibc 2.36) with ``changes`` applied to the top-level keys."""
     data: dict[str, Any] = {
         "probe_cuda": 1,
@@ -64,7 +67,7 @@ def make_facts(**changes: Any) -> doctor.Facts:
         "cpu_count": 8, "max_jobs": None, "glibc": "2.36", "libraries": {}, "torch": None,
     }
     data.update(changes)
-    return doctor.facts_from_json(data)
+    return cuda_facts.facts_from_json(data)
 
 
 NO_DRIVER = {"found": False, "source": "libcuda", "error": "libcuda.so.1: cannot open shared object file"}
@@ -147,7 +150,7 @@ def gpu_profile(tmp_path: Path) -> profile_mod.Profile:
 
 
 def test_no_gpu_is_a_warning_not_a_crash() -> None:
-    findings = doctor.host_findings(make_facts(driver=NO_DRIVER))
+    findings = checks.host_findings(make_facts(driver=NO_DRIVER))
     found = one(findings, "driver", "warning")
     assert found.message.startswith("no NVIDIA driver found")
     assert "install the NVIDIA driver" in found.fix
@@ -155,7 +158,7 @@ def test_no_gpu_is_a_warning_not_a_crash() -> None:
 
 
 def test_driver_ok_lists_gpus() -> None:
-    found = one(doctor.host_findings(make_facts()), "driver", "ok")
+    found = one(checks.host_findings(make_facts()), "driver", "ok")
     assert found.message == ("NVIDIA driver 550.54.14 supports CUDA up to 12.4; 1 GPU: NVIDIA H100 80GB HBM3 "
                              "(79 GiB, compute 9.0)")
 
@@ -163,14 +166,14 @@ def test_driver_ok_lists_gpus() -> None:
 def test_driver_without_visible_gpu() -> None:
     facts = make_facts(driver=driver(12040, init_error="CUDA_ERROR_NO_DEVICE (100)", device_count=None, devices=[]),
                        cuda_visible_devices="")
-    found = one(doctor.host_findings(facts), "driver", "warning")
+    found = one(checks.host_findings(facts), "driver", "warning")
     assert "no GPU is visible" in found.message and "CUDA_VISIBLE_DEVICES=''" in found.message
     assert "--gpus all" in found.fix
 
 
 def test_driver_library_mismatch_is_an_error_with_its_fix() -> None:
     facts = make_facts(driver=driver(12040, init_error="CUDA_ERROR_SYSTEM_DRIVER_MISMATCH (803)"))
-    found = one(doctor.host_findings(facts), "driver", "error")
+    found = one(checks.host_findings(facts), "driver", "error")
     assert "cuInit failed" in found.message
     assert "kernel module differ" in found.fix
 
@@ -178,15 +181,15 @@ def test_driver_library_mismatch_is_an_error_with_its_fix() -> None:
 def test_driver_that_reports_no_cuda_version() -> None:
     facts = make_facts(driver={"found": True, "library": "/x/libcuda.so", "cuda_int": None,
                                "error": "the library has no cuDriverGetVersion"})
-    found = one(doctor.host_findings(facts), "driver", "error")
+    found = one(checks.host_findings(facts), "driver", "error")
     assert "no cuDriverGetVersion" in found.message and "reinstall the NVIDIA driver" in found.fix
 
 
 def test_glibc_findings() -> None:
-    assert one(doctor.host_findings(make_facts()), "glibc", "ok").message == "glibc 2.36"
-    musl = one(doctor.host_findings(make_facts(glibc=None)), "glibc", "warning")
+    assert one(checks.host_findings(make_facts()), "glibc", "ok").message == "glibc 2.36"
+    musl = one(checks.host_findings(make_facts(glibc=None)), "glibc", "warning")
     assert "musl" in musl.message and "glibc-based image" in musl.fix
-    old = one(doctor.host_findings(make_facts(glibc="2.12")), "glibc", "error")
+    old = one(checks.host_findings(make_facts(glibc="2.12")), "glibc", "error")
     assert "older than 2.17" in old.message
 
 
@@ -195,53 +198,53 @@ def test_glibc_findings() -> None:
 
 def test_torch_cuda_build_runs_on_a_newer_driver() -> None:
     snap = make_snapshot({"torch": ("2.4.0+cu121", TORCH_REQUIRES)})
-    build = doctor.torch_build(snap, make_facts())
+    build = cuda_facts.torch_build(snap, make_facts())
     assert build is not None and (build.kind, build.cuda, build.conflicts) == ("cuda", "12.1", ())
     assert "torch==2.4.0+cu121 (CUDA 12.1)" in build.evidence
     assert "nvidia-cuda-runtime-cu12==12.1.105 (CUDA 12.1)" in build.evidence
-    found = one(doctor.target_findings(snap, make_facts()), "torch", "ok")
+    found = one(checks.target_findings(snap, make_facts()), "torch", "ok")
     assert found.message == "torch 2.4.0+cu121 needs CUDA 12.1 runtime; the driver supports up to 12.4"
 
 
 def test_torch_newer_than_the_driver_is_an_error_naming_the_fix() -> None:
     # torch 2.4.0 from PyPI has no local version: its nvidia-cuda-runtime-cu12 requirement says 12.1.
     snap = make_snapshot({"torch": ("2.4.0", TORCH_REQUIRES)})
-    found = one(doctor.target_findings(snap, make_facts(driver=driver(11080))), "torch", "error")
+    found = one(checks.target_findings(snap, make_facts(driver=driver(11080))), "torch", "error")
     assert found.message == "torch 2.4.0 needs CUDA 12.1 runtime; driver supports up to 11.8"
     assert found.fix == "update the NVIDIA driver to >= 530.30.02, or pick a cu118 profile"
 
 
 def test_same_major_older_driver_is_minor_version_compatibility() -> None:
     snap = make_snapshot({"torch": ("2.5.1+cu124", [])})
-    found = one(doctor.target_findings(snap, make_facts(driver=driver(12020))), "torch", "warning")
+    found = one(checks.target_findings(snap, make_facts(driver=driver(12020))), "torch", "warning")
     assert "minor version compatibility" in found.message
     assert found.fix == "update the NVIDIA driver to >= 550.54.14"
 
 
 def test_cuda_torch_without_driver_says_cpu_only() -> None:
     snap = make_snapshot({"torch": ("2.4.0+cu121", [])})
-    found = one(doctor.target_findings(snap, make_facts(driver=NO_DRIVER)), "torch", "warning")
+    found = one(checks.target_findings(snap, make_facts(driver=NO_DRIVER)), "torch", "warning")
     assert "runs on the CPU only" in found.message and "530.30.02" in found.fix
 
 
 def test_cpu_torch_on_a_gpu_machine() -> None:
     snap = make_snapshot({"torch": ("2.13.0+cpu", [])})
-    found = one(doctor.target_findings(snap, make_facts()), "torch", "warning")
+    found = one(checks.target_findings(snap, make_facts()), "torch", "warning")
     assert "CPU build" in found.message and "CUDA build" in found.fix
-    assert one(doctor.target_findings(snap, make_facts(driver=NO_DRIVER)), "torch", "ok").message.endswith(
+    assert one(checks.target_findings(snap, make_facts(driver=NO_DRIVER)), "torch", "ok").message.endswith(
         "is a CPU build")
 
 
 def test_torch_files_that_disagree() -> None:
     facts = make_facts(torch={"version_py": "/sp/torch/version.py", "version": "2.4.0+cu118", "cuda": "11.8"})
     snap = make_snapshot({"torch": ("2.4.0+cu121", [])})
-    found = one(doctor.target_findings(snap, facts), "torch", "warning")
+    found = one(checks.target_findings(snap, facts), "torch", "warning")
     assert "disagree about CUDA" in found.message and "version.py: cuda = '11.8'" in found.message
     assert "--force-reinstall" in found.fix
 
 
 def test_no_torch_is_fine() -> None:
-    found = one(doctor.target_findings(make_snapshot({}), make_facts()), "torch", "ok")
+    found = one(checks.target_findings(make_snapshot({}), make_facts()), "torch", "ok")
     assert found.message == "torch is not installed in the target"
 
 
@@ -249,7 +252,7 @@ def test_failed_torch_import_is_explained() -> None:
     facts = make_facts(torch_import={"ok": False, "error": "ImportError: libcudnn.so.9: cannot open shared "
                                                            "object file: No such file or directory"})
     snap = make_snapshot({"torch": ("2.4.0", TORCH_REQUIRES)})
-    found = [f for f in doctor.target_findings(snap, facts) if f.message.startswith("import torch fails")]
+    found = [f for f in checks.target_findings(snap, facts) if f.message.startswith("import torch fails")]
     assert len(found) == 1 and found[0].level == "error"
     assert "nvidia-cudnn-cu12" in found[0].message
 
@@ -262,7 +265,7 @@ def test_missing_cuda_library_names_the_package_and_version() -> None:
                           "nvidia-cuda-runtime-cu12": ("12.1.105", [])})
     facts = make_facts(libraries={"libcublas.so.12": lib("/sp/nvidia/cublas/lib/libcublas.so.12"),
                                   "libcudart.so.12": lib("/sp/nvidia/cuda_runtime/lib/libcudart.so.12")})
-    findings = by_topic(doctor.target_findings(snap, facts), "libraries")
+    findings = by_topic(checks.target_findings(snap, facts), "libraries")
     missing = one(findings, "libraries", "error")
     assert missing.message == ("libcudnn.so.9 not found: torch 2.4.0 requires nvidia-cudnn-cu12==9.1.0.70, "
                                "which is not installed")
@@ -277,13 +280,13 @@ def test_missing_library_with_a_lock_names_the_lock_line(gpu_profile: profile_mo
                           "nvidia-cuda-runtime-cu12": ("12.1.105", [])})
     facts = make_facts(libraries={"libcublas.so.12": lib("/sp/libcublas.so.12"),
                                   "libcudart.so.12": lib("/sp/libcudart.so.12")})
-    found = one(doctor.findings_for(snap, facts, gpu_profile), "libraries", "error")
+    found = one(checks.findings_for(snap, facts, gpu_profile), "libraries", "error")
     assert f"(locked at 9.1.0.70, {gpu_profile.lock_path}:8)" in found.message
 
 
 def test_installed_package_whose_library_file_is_gone() -> None:
     snap = make_snapshot({"nvidia-cudnn-cu12": ("9.1.0.70", [])})
-    found = one(doctor.target_findings(snap, make_facts()), "libraries", "error")
+    found = one(checks.target_findings(snap, make_facts()), "libraries", "error")
     assert "libcudnn.so.9 is missing although nvidia-cudnn-cu12 9.1.0.70 is installed" in found.message
     assert "--force-reinstall --no-deps nvidia-cudnn-cu12==9.1.0.70" in found.fix
 
@@ -291,7 +294,7 @@ def test_installed_package_whose_library_file_is_gone() -> None:
 def test_installed_version_other_than_torch_requires() -> None:
     snap = make_snapshot({"torch": ("2.4.0", TORCH_REQUIRES[:1]), "nvidia-cudnn-cu12": ("8.9.2.26", [])})
     facts = make_facts(libraries={"libcudnn.so.8": lib("/sp/nvidia/cudnn/lib/libcudnn.so.8")})
-    found = one(doctor.target_findings(snap, facts), "libraries", "error")
+    found = one(checks.target_findings(snap, facts), "libraries", "error")
     assert found.message == "torch 2.4.0 requires nvidia-cudnn-cu12==9.1.0.70 but 8.9.2.26 is installed"
     assert found.fix == "python -m pip install nvidia-cudnn-cu12==9.1.0.70"
 
@@ -301,7 +304,7 @@ def test_system_library_counts_and_ld_library_path_shadowing_warns() -> None:
     facts = make_facts(libraries={"libcudnn.so.9": [
         {"path": "/sp/nvidia/cudnn/lib/libcudnn.so.9", "source": "site-packages"},
         {"path": "/opt/cudnn/lib/libcudnn.so.9", "source": "LD_LIBRARY_PATH"}]})
-    findings = doctor.target_findings(snap, facts)
+    findings = checks.target_findings(snap, facts)
     assert "1 of 1 found" in one(findings, "libraries", "ok").message
     shadow = one(findings, "libraries", "warning")
     assert "/opt/cudnn/lib" in shadow.message and shadow.fix == "remove /opt/cudnn/lib from LD_LIBRARY_PATH"
@@ -312,7 +315,7 @@ def test_markers_decide_which_nvidia_requirements_count() -> None:
     snap = make_snapshot({"torch": ("2.4.0", TORCH_REQUIRES)})
     snap = Snapshot(snap.python, snap.version, {**MARKERS, "platform_machine": "aarch64"}, snap.distributions,
                     raw=snap.raw)
-    assert "error" not in levels(doctor.target_findings(snap, make_facts(driver=NO_DRIVER)))
+    assert "error" not in levels(checks.target_findings(snap, make_facts(driver=NO_DRIVER)))
 
 
 # ----------------------------------------------------------------------------------- build side
@@ -321,52 +324,52 @@ def test_markers_decide_which_nvidia_requirements_count() -> None:
 def test_nvcc_major_mismatch_is_an_error_only_when_something_builds() -> None:
     facts = make_facts(nvcc={"cuda_home": "/usr/local/cuda", "cuda_home_source": "/usr/local/cuda",
                              "path": "/usr/local/cuda/bin/nvcc", "version": "11.8", "cuda_h": True})
-    building = one(doctor.build_findings(facts, torch_cuda="12.1", deferred=["flash_attn"]), "nvcc", "error")
+    building = one(checks.build_findings(facts, torch_cuda="12.1", deferred=["flash_attn"]), "nvcc", "error")
     assert "nvcc 11.8" in building.message and "torch refuses to build flash-attn" in building.message
     assert "CUDA_HOME" in building.fix and "12.1" in building.fix
-    assert one(doctor.build_findings(facts, torch_cuda="12.1"), "nvcc", "warning")
+    assert one(checks.build_findings(facts, torch_cuda="12.1"), "nvcc", "warning")
 
 
 def test_nvcc_same_major_and_missing_nvcc() -> None:
-    assert "matching torch's CUDA 12.1" in one(doctor.build_findings(make_facts(), torch_cuda="12.1"),
+    assert "matching torch's CUDA 12.1" in one(checks.build_findings(make_facts(), torch_cuda="12.1"),
                                                "nvcc", "ok").message
     facts = make_facts(nvcc={"cuda_home": None, "path": None, "version": None})
-    missing = one(doctor.build_findings(facts, torch_cuda="12.1", deferred=["flash-attn"]), "nvcc", "warning")
+    missing = one(checks.build_findings(facts, torch_cuda="12.1", deferred=["flash-attn"]), "nvcc", "warning")
     assert missing.message.startswith("no nvcc (no CUDA_HOME; none on PATH): flash-attn cannot compile")
     assert "install the CUDA 12.1 toolkit" in missing.fix
-    assert one(doctor.build_findings(facts, torch_cuda=None), "nvcc", "ok")
+    assert one(checks.build_findings(facts, torch_cuda=None), "nvcc", "ok")
 
 
 def test_cuda_home_without_headers_and_two_nvccs() -> None:
     facts = make_facts(nvcc={"cuda_home": "/usr/local", "cuda_home_source": "nvcc on PATH",
                              "path": "/usr/local/bin/nvcc", "version": "12.1", "on_path": "/opt/bin/nvcc",
                              "path_version": "11.8", "cuda_h": False})
-    warnings = [f for f in doctor.build_findings(facts, torch_cuda="12.1", deferred=["x"]) if f.level == "warning"]
+    warnings = [f for f in checks.build_findings(facts, torch_cuda="12.1", deferred=["x"]) if f.level == "warning"]
     assert any("/usr/local has no include/cuda.h" in f.message for f in warnings)
     assert any("nvcc on PATH (/opt/bin/nvcc) is 11.8 but CUDA_HOME's is 12.1" in f.message for f in warnings)
 
 
 def test_ninja_and_compiler() -> None:
     facts = make_facts(ninja=None, compiler=None)
-    findings = doctor.build_findings(facts, torch_cuda="12.1", deferred=["flash-attn"])
+    findings = checks.build_findings(facts, torch_cuda="12.1", deferred=["flash-attn"])
     assert "ninja" in one(findings, "ninja", "warning").fix
     compiler = one(findings, "compiler", "error")
     assert "no C compiler" in compiler.message and "build-essential" in compiler.fix
-    with_req = doctor.build_findings(facts, torch_cuda="12.1", deferred=["flash-attn"], build_requires=["ninja"])
+    with_req = checks.build_findings(facts, torch_cuda="12.1", deferred=["flash-attn"], build_requires=["ninja"])
     assert "build_requires install it" in one(with_req, "ninja", "ok").message
     # Nothing to build: a missing compiler is a fact, not a problem.
-    assert levels(doctor.build_findings(facts, torch_cuda="12.1")) == {"ok"}
+    assert levels(checks.build_findings(facts, torch_cuda="12.1")) == {"ok"}
 
 
 def test_memory_for_parallel_jobs() -> None:
     facts = make_facts(memory={"total_mib": 16384, "available_mib": 12288, "cgroup_limit_mib": None}, cpu_count=32)
-    unset = one(doctor.build_findings(facts, torch_cuda="12.1", deferred=["flash-attn"]), "memory", "warning")
+    unset = one(checks.build_findings(facts, torch_cuda="12.1", deferred=["flash-attn"]), "memory", "warning")
     assert unset.message.startswith("MAX_JOBS unset (ninja runs 34 jobs): about 136 GiB")
     assert unset.fix == 'set build_env = { MAX_JOBS = "3" } for the deferred package in stack.toml'
-    fine = one(doctor.build_findings(facts, torch_cuda="12.1", deferred=["flash-attn"], max_jobs="2"), "memory", "ok")
+    fine = one(checks.build_findings(facts, torch_cuda="12.1", deferred=["flash-attn"], max_jobs="2"), "memory", "ok")
     assert fine.message == "12.0 GiB available for MAX_JOBS=2"
     limited = make_facts(memory={"available_mib": 60000, "cgroup_limit_mib": 8192})
-    found = one(doctor.build_findings(limited, torch_cuda="12.1", deferred=["x"], max_jobs="4"), "memory", "warning")
+    found = one(checks.build_findings(limited, torch_cuda="12.1", deferred=["x"], max_jobs="4"), "memory", "warning")
     assert "8.0 GiB available (cgroup limit)" in found.message
 
 
@@ -374,14 +377,14 @@ def test_memory_for_parallel_jobs() -> None:
 
 
 def test_preinstall_lock_needs_newer_cuda_than_the_driver(gpu_profile: profile_mod.Profile) -> None:
-    findings = doctor.preinstall_findings(gpu_profile, make_snapshot({}), make_facts(driver=driver(11080)))
+    findings = checks.preinstall_findings(gpu_profile, make_snapshot({}), make_facts(driver=driver(11080)))
     found = one(findings, "cuda", "error")
     assert found.message == "this lock needs CUDA 12.1 runtime; driver supports up to 11.8"
     assert found.fix == "update the NVIDIA driver to >= 530.30.02, or pick a cu118 profile"
 
 
 def test_preinstall_healthy_gpu_host(gpu_profile: profile_mod.Profile) -> None:
-    findings = doctor.preinstall_findings(gpu_profile, make_snapshot({}), make_facts())
+    findings = checks.preinstall_findings(gpu_profile, make_snapshot({}), make_facts())
     assert "error" not in levels(findings), findings
     assert one(findings, "python", "ok").message == "target Python 3.11.7 matches profile 'gpu' (3.11)"
     assert one(findings, "cuda", "ok")
@@ -389,13 +392,13 @@ def test_preinstall_healthy_gpu_host(gpu_profile: profile_mod.Profile) -> None:
 
 
 def test_preinstall_without_gpu_is_only_a_warning(gpu_profile: profile_mod.Profile) -> None:
-    findings = doctor.preinstall_findings(gpu_profile, make_snapshot({}), make_facts(driver=NO_DRIVER))
+    findings = checks.preinstall_findings(gpu_profile, make_snapshot({}), make_facts(driver=NO_DRIVER))
     assert "error" not in levels(findings)
     assert "CPU only" in one(findings, "cuda", "warning").message
 
 
 def test_preinstall_python_mismatch(gpu_profile: profile_mod.Profile) -> None:
-    findings = doctor.preinstall_findings(gpu_profile, make_snapshot({}, python="3.10.12"), make_facts())
+    findings = checks.preinstall_findings(gpu_profile, make_snapshot({}, python="3.10.12"), make_facts())
     found = one(findings, "python", "error")
     assert "locked for Python 3.11" in found.message and "runs Python 3.10.12" in found.message
     assert "python3.11 -m venv" in found.fix
@@ -403,7 +406,7 @@ def test_preinstall_python_mismatch(gpu_profile: profile_mod.Profile) -> None:
 
 def test_preinstall_free_threaded_and_platform(tmp_path: Path) -> None:
     prof = write_profile(tmp_path, "mac", 'platforms = ["darwin"]\n', "plain-a==1.0\n")
-    findings = doctor.preinstall_findings(prof, make_snapshot({}, soabi="cpython-313t-x86_64-linux-gnu"),
+    findings = checks.preinstall_findings(prof, make_snapshot({}, soabi="cpython-313t-x86_64-linux-gnu"),
                                           make_facts())
     assert one(findings, "platform", "error").message == "profile 'mac' is for darwin; the target is linux"
     assert "free-threaded" in one(findings, "python", "warning").message
@@ -413,10 +416,10 @@ def test_preinstall_free_threaded_and_platform(tmp_path: Path) -> None:
 
 def test_preinstall_cuda_from_pins_without_a_cuda_key(tmp_path: Path) -> None:
     prof = write_profile(tmp_path, "p", 'python = "3.11"\n', "torch==2.4.0\n", GPU_LOCK)
-    need = doctor.lock_cuda(prof, parse(prof.lock_path).for_environment(MARKERS))
+    need = cuda_facts.lock_cuda(prof, parse(prof.lock_path).for_environment(MARKERS))
     assert need is not None and need.cuda == "12.1"
     assert "nvidia-cuda-runtime-cu12==12.1.105 (CUDA 12.1)" in need.evidence
-    found = one(doctor.preinstall_findings(prof, make_snapshot({}), make_facts(driver=driver(11080))), "cuda",
+    found = one(checks.preinstall_findings(prof, make_snapshot({}), make_facts(driver=driver(11080))), "cuda",
                 "error")
     assert "needs CUDA 12.1 runtime" in found.message
 
@@ -424,42 +427,42 @@ def test_preinstall_cuda_from_pins_without_a_cuda_key(tmp_path: Path) -> None:
 def test_preinstall_lock_that_contradicts_its_cuda_key(tmp_path: Path) -> None:
     prof = write_profile(tmp_path, "p", 'cuda = "12.1"\n', "torch==2.4.0+cu118\n",
                          "torch==2.4.0+cu118\nnvidia-cudnn-cu11==9.1.0.70\n")
-    found = one(doctor.preinstall_findings(prof, make_snapshot({}), make_facts()), "cuda", "error")
+    found = one(checks.preinstall_findings(prof, make_snapshot({}), make_facts()), "cuda", "error")
     assert "disagrees with itself" in found.message and "torch==2.4.0+cu118 says CUDA 11.8" in found.message
     assert "torch==X+cu121" in found.fix
 
 
 def test_preinstall_glibc_too_old_for_new_torch(tmp_path: Path) -> None:
     prof = write_profile(tmp_path, "p", "", "torch==2.7.0\n", "torch==2.7.0\n")
-    found = one(doctor.preinstall_findings(prof, make_snapshot({}), make_facts(glibc="2.27")), "glibc", "error")
+    found = one(checks.preinstall_findings(prof, make_snapshot({}), make_facts(glibc="2.27")), "glibc", "error")
     assert "manylinux_2_28" in found.message and "has 2.27" in found.message
     assert "torch < 2.7" in found.fix
-    musl = one(doctor.preinstall_findings(prof, make_snapshot({}), make_facts(glibc=None)), "glibc", "error")
+    musl = one(checks.preinstall_findings(prof, make_snapshot({}), make_facts(glibc=None)), "glibc", "error")
     assert "no glibc" in musl.message
 
 
 def test_preinstall_skips_build_checks_when_deferred_is_installed(gpu_profile: profile_mod.Profile) -> None:
     facts = make_facts(compiler=None, nvcc={"path": None})
     snap = make_snapshot({"torch": ("2.4.0", []), "flash-attn": ("2.8.0.post2", [])})
-    findings = doctor.preinstall_findings(gpu_profile, snap, facts)
+    findings = checks.preinstall_findings(gpu_profile, snap, facts)
     assert one(findings, "build", "ok").message == "flash-attn already installed as locked: nothing to build"
     assert "error" not in levels(findings)
     # A torch change means a rebuild: the build checks are back.
     changed = make_snapshot({"torch": ("2.3.0", []), "flash-attn": ("2.8.0.post2", [])})
-    assert one(doctor.preinstall_findings(gpu_profile, changed, facts), "compiler", "error")
+    assert one(checks.preinstall_findings(gpu_profile, changed, facts), "compiler", "error")
 
 
 def test_preinstall_broken_lock_is_an_error_finding(tmp_path: Path) -> None:
     prof = write_profile(tmp_path, "p", "", "torch\n", "torch==2.4.0\n--hash=sha256:zz\n")
-    found = one(doctor.preinstall_findings(prof, make_snapshot({}), make_facts()), "lock", "error")
+    found = one(checks.preinstall_findings(prof, make_snapshot({}), make_facts()), "lock", "error")
     assert "requirements.txt:2" in found.message
 
 
 def test_facts_with_the_wrong_shape_are_a_probe_error() -> None:
-    with pytest.raises(ProbeError, match="probe_cuda.py printed an unexpected document"):
-        doctor.facts_from_json({"probe_cuda": 1, "driver": {"found": True, "cuda_int": "12040"}})
+    with pytest.raises(ProbeError, match="probe.py cuda printed an unexpected document"):
+        cuda_facts.facts_from_json({"probe_cuda": 1, "driver": {"found": True, "cuda_int": "12040"}})
     with pytest.raises(ProbeError):
-        doctor.facts_from_json({"probe": 1})
+        cuda_facts.facts_from_json({"probe": 1})
 
 
 # ------------------------------------------------------------------- the real probe, prepared inputs
@@ -505,8 +508,8 @@ def fake_libcuda(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path
     return make
 
 
-def probe(python: str | Path = sys.executable) -> doctor.Facts:
-    return doctor.facts_from_json(run_script(python, "probe_cuda.py"))
+def probe(python: str | Path = sys.executable) -> cuda_facts.Facts:
+    return cuda_facts.facts_from_json(run_script(python, "cuda"))
 
 
 def test_probe_reads_the_fake_driver(fake_libcuda: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -518,7 +521,7 @@ def test_probe_reads_the_fake_driver(fake_libcuda: Callable[..., Path], monkeypa
     assert facts.driver.library == str(library)
     assert [d.describe() for d in facts.driver.devices] == ["Fake GPU 0 (80 GiB, compute 9.0)",
                                                              "Fake GPU 1 (80 GiB, compute 9.0)"]
-    assert one(doctor.host_findings(facts), "driver", "ok").message.startswith(
+    assert one(checks.host_findings(facts), "driver", "ok").message.startswith(
         "NVIDIA driver 550.54.14 supports CUDA up to 12.4; 2 GPUs: Fake GPU 0")
 
 
@@ -527,7 +530,7 @@ def test_probe_with_no_visible_device(fake_libcuda: Callable[..., Path], monkeyp
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     facts = probe()
     assert (facts.driver.cuda, facts.driver.init_error) == ("11.8", "CUDA_ERROR_NO_DEVICE (100)")
-    assert "no GPU is visible" in one(doctor.host_findings(facts), "driver", "warning").message
+    assert "no GPU is visible" in one(checks.host_findings(facts), "driver", "warning").message
 
 
 def test_probe_of_a_library_with_only_cudrivergetversion(fake_libcuda: Callable[..., Path],
@@ -535,14 +538,14 @@ def test_probe_of_a_library_with_only_cudrivergetversion(fake_libcuda: Callable[
     monkeypatch.setenv("STACKSYNC_LIBCUDA", str(fake_libcuda(12010, only_version=True)))
     facts = probe()
     assert facts.driver.cuda == "12.1" and facts.driver.init_error == "the library has no cuInit"
-    assert one(doctor.host_findings(facts), "driver", "error").message.endswith("the library has no cuInit")
+    assert one(checks.host_findings(facts), "driver", "error").message.endswith("the library has no cuInit")
 
 
 def test_probe_without_driver_does_not_crash(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("STACKSYNC_LIBCUDA", str(tmp_path / "no-such-libcuda.so.1"))
     facts = probe()
     assert not facts.driver.found and facts.driver.error
-    assert one(doctor.host_findings(facts), "driver", "warning").message.startswith("no NVIDIA driver found")
+    assert one(checks.host_findings(facts), "driver", "warning").message.startswith("no NVIDIA driver found")
 
 
 def test_probe_falls_back_to_nvidia_smi(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -587,7 +590,7 @@ def test_probe_finds_nvcc_on_path_and_derives_cuda_home(monkeypatch: pytest.Monk
     monkeypatch.setenv("PATH", f"{toolkit / 'bin'}{os.pathsep}{os.environ['PATH']}")
     nv = probe().nvcc
     assert (nv.cuda_home, nv.cuda_home_source, nv.version, nv.cuda_h) == (str(toolkit), "nvcc on PATH", "11.8", True)
-    findings = doctor.build_findings(probe(), torch_cuda="12.1", deferred=["flash-attn"])
+    findings = checks.build_findings(probe(), torch_cuda="12.1", deferred=["flash-attn"])
     assert "torch refuses to build flash-attn" in one(findings, "nvcc", "error").message
 
 
@@ -599,7 +602,7 @@ def test_probe_prefers_cuda_home_and_reports_the_other_nvcc(monkeypatch: pytest.
     monkeypatch.setenv("PATH", f"{tmp_path / 'other' / 'bin'}{os.pathsep}{os.environ['PATH']}")
     facts = probe()
     assert (facts.nvcc.version, facts.nvcc.path_version, facts.nvcc.cuda_h) == ("12.1", "11.8", False)
-    warnings = [f.message for f in doctor.build_findings(facts, torch_cuda="12.1", deferred=["x"])
+    warnings = [f.message for f in checks.build_findings(facts, torch_cuda="12.1", deferred=["x"])
                 if f.level == "warning"]
     assert any("has no include/cuda.h" in m for m in warnings)
     assert any("is 11.8 but CUDA_HOME's is 12.1" in m for m in warnings)
@@ -609,7 +612,7 @@ def test_probe_with_cuda_home_lacking_nvcc(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setenv("CUDA_HOME", str(tmp_path))
     facts = probe()
     assert facts.nvcc.path is None and facts.nvcc.cuda_home == str(tmp_path)
-    found = one(doctor.build_findings(facts, torch_cuda="12.1", deferred=["flash-attn"]), "nvcc", "warning")
+    found = one(checks.build_findings(facts, torch_cuda="12.1", deferred=["flash-attn"]), "nvcc", "warning")
     assert f"CUDA_HOME={tmp_path} (from CUDA_HOME)" in found.message
 
 
@@ -667,16 +670,11 @@ def test_doctor_on_a_fake_gpu_venv(make_venv: Callable[..., Path], fake_libcuda:
     assert failed and "nvidia-cublas-cu12" in failed[0].message
 
 
-def run_invoke(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "invoke", "doctor", *args], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
-
-
 def test_invoke_doctor_exit_codes_and_json(make_venv: Callable[..., Path], fake_libcuda: Callable[..., Path],
                                            tmp_path: Path) -> None:
     venv = make_fake_gpu_venv(make_venv)
     env = {**os.environ, "STACKSYNC_LIBCUDA": str(fake_libcuda(11080))}
-    result = run_invoke("--venv", str(venv), "--json", env=env)
+    result = invoke("doctor", "--venv", str(venv), "--json", env=env, timeout=120)
     assert result.returncode == 1, result.stderr
     data = json.loads(result.stdout)
     assert data["summary"]["errors"] >= 2 and data["target"]["version"]
@@ -686,10 +684,10 @@ def test_invoke_doctor_exit_codes_and_json(make_venv: Callable[..., Path], fake_
     # No GPU at all, plain target: a warning, exit 0, human output with the fix.
     env["STACKSYNC_LIBCUDA"] = str(tmp_path / "missing-libcuda.so.1")
     plain = make_venv("plain", pip=False, setuptools=False)
-    result = run_invoke("--python", str(plain / "bin" / "python"), env=env)
+    result = invoke("doctor", "--python", str(plain / "bin" / "python"), env=env, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "warning driver: no NVIDIA driver found" in result.stdout
     assert "fix: install the NVIDIA driver" in result.stdout
     # Bad input is one line on stderr and exit 2.
-    result = run_invoke("--python", str(tmp_path / "nope"), env=env)
+    result = invoke("doctor", "--python", str(tmp_path / "nope"), env=env, timeout=120)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "no such interpreter" in result.stderr

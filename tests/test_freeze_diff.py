@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pkgfactory
 import pytest
+from clihelp import invoke
 
 from stacksync.env.diff import compare, diff_sides, direction
 from stacksync.env.environment import probe
@@ -18,11 +19,6 @@ from stacksync.env.freeze import render
 from stacksync.lock.lockfile import parse
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def invoke(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(ROOT), *args],
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=ROOT)
 
 
 def pip(venv: Path, *args: str) -> str:

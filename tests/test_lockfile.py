@@ -139,6 +139,17 @@ def test_require_hashes_names_the_unhashed_pin() -> None:
         require_hashes(lock.pins)
 
 
+def test_a_url_pin_is_named_by_its_url_without_credentials_not_name_none() -> None:
+    lock = parse_text("c @ https://user:secret@example.org/c-1.0.tar.gz\nd>=1\n", "r.txt", lock=False)
+    assert [p.display() for p in lock.pins] == ["c @ https://example.org/c-1.0.tar.gz", "d>=1"]
+    with pytest.raises(LockProblems) as caught:
+        require_hashes(lock.pins)
+    text = str(caught.value)
+    assert "r.txt:1: c @ https://example.org/c-1.0.tar.gz has no --hash" in text
+    assert "==None" not in text and "secret" not in text
+
+
+@pytest.mark.slow  # ~9 s on 2 cores: builds and parses 50 MB
 def test_a_50_mb_lock_and_a_1_mb_line_parse_whole() -> None:
     """Linear time: the shape of a CUDA-stack lock (many hashes per pin) blown up to 50 MB, and one
     1 MB line (the result is asserted; the time is the benchmark's business)."""

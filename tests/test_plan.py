@@ -13,7 +13,7 @@ from stacksync.lock.load import deps_from_via
 from stacksync.lock.lockfile import parse_text
 from stacksync.lock.profile import Deferred, Profile
 from stacksync.sync.plan import base_closure, deps_from_requires, make_plan, version_change
-from stacksync.sync.run import dependency_problems
+from stacksync.sync.verify import dependency_problems
 
 H = "--hash=sha256:" + "a" * 64
 LOCK = f"""\

@@ -24,7 +24,8 @@ from stacksync.core import runner
 from stacksync.core.errors import FetchError
 from stacksync.lock import profile as profile_mod
 from stacksync.lock.lockfile import parse
-from stacksync.sync.run import Options, run
+from stacksync.sync.run import run
+from stacksync.sync.state import Options
 
 pytestmark = pytest.mark.slow
 XY = f"{sys.version_info[0]}{sys.version_info[1]}"

@@ -16,7 +16,7 @@ from pkgfactory import IndexServer
 from stackprofile import LOCK_A, TOKEN_VAR, USER_VAR, write_profile
 
 from stacksync.core.errors import StacksyncError
-from stacksync.cuda import doctor
+from stacksync.cuda.facts import probe_facts
 from stacksync.sync.reproduce import Posargs, parse_posargs, summary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,7 +104,7 @@ def test_hand_edited_lock_fails_naming_the_package(tmp_path: Path, index_server:
 @pytest.mark.slow
 def test_profile_needing_a_gpu_is_skipped_with_the_reason(tmp_path: Path, index_server: IndexServer,
                                                           stack_packages: Path) -> None:
-    if doctor.probe_facts(sys.executable).driver.found:
+    if probe_facts(sys.executable).driver.found:
         pytest.skip("this machine has an NVIDIA driver: the CUDA profile would run, not skip")
     write_profile(tmp_path / "locks" / "gpuish", stack_packages, index_server, LOCK_A, toml_extra='cuda = "12.1"')
     proc = nox(tmp_path, index_server, "-s", "reproduce")

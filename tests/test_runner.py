@@ -4,12 +4,14 @@ pip-tools and uv) and a real run against this interpreter."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from stacksync.core import runner
-from stacksync.core.errors import CommandFailed
+from stacksync.core import defaults, runner
+from stacksync.core.errors import CommandFailed, StacksyncError
 
 
 def test_clean_env_drops_index_and_config_keeps_transport_and_cache_location() -> None:
@@ -42,3 +44,43 @@ def test_run_records_redacted_argv_and_raises_with_the_output() -> None:
                    hint="a hint")
     assert info.value.returncode == 3 and "s3cret" not in str(info.value)
     assert len(runner.history) == 2 and "s3cret" not in repr(runner.history)
+
+
+@pytest.mark.parametrize("raw", ["abc", "0", "-5", "nan", "inf", "1e999"])
+def test_a_numeric_setting_that_is_not_a_positive_number_is_refused(raw: str) -> None:
+    with pytest.raises(StacksyncError) as caught:
+        runner.timeout_from_env(runner.PROBE_TIMEOUT_ENV, 60.0, environ={runner.PROBE_TIMEOUT_ENV: raw})
+    text = str(caught.value)
+    assert text.startswith(f"STACKSYNC_PROBE_TIMEOUT={raw!r}: not a positive number of seconds")
+    assert "fix: set STACKSYNC_PROBE_TIMEOUT to a number such as 60" in text
+    assert runner.timeout_from_env("X", 5.0, environ={"X": " 2.5 "}) == 2.5
+    assert runner.timeout_from_env("X", 5.0, environ={"X": ""}) == 5.0
+    assert runner.timeout_from_env("X", 5.0, environ={}) == 5.0
+
+
+@pytest.mark.parametrize("var", sorted(runner.NUMERIC_ENV))
+def test_the_edge_refuses_a_bad_numeric_setting_before_the_task_runs(var: str, tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(root), "verify", "--files",
+                           "--venv", str(tmp_path / "no-such-venv")], capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL, cwd=root, env={**os.environ, var: "abc"})
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1 and f"{var}='abc': not a positive number of seconds" in lines[0], lines
+    assert "no such venv" not in done.stderr  # refused before the task looked at its arguments
+
+
+def test_one_probe_script_with_three_commands() -> None:
+    """stacksync/probes/probe.py (shipped in the package) answers env, cuda and smoke, each with its own
+    document; anything else is a usage line and exit 2."""
+    assert defaults.PROBE_SCRIPT.is_file() and defaults.PROBE_SCRIPT.parent.parent.name == "stacksync"
+    env = runner.run_script(sys.executable, "env")
+    assert env["probe"] == 1 and env["python"]["executable"]
+    cuda = runner.run_script(sys.executable, "cuda")
+    assert cuda["probe_cuda"] == 1 and "driver" in cuda
+    smoke = runner.run_script(sys.executable, "smoke", "json", "no_such_module_here")
+    assert [(m["name"], m["ok"]) for m in smoke["modules"]] == [("json", True), ("no_such_module_here", False)]
+    for argv in ([], ["nope"]):
+        proc = subprocess.run([sys.executable, "-I", str(defaults.PROBE_SCRIPT), *argv], capture_output=True,
+                              text=True)
+        assert proc.returncode == 2 and "usage: probe.py {env,cuda,smoke}" in proc.stderr

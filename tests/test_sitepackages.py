@@ -17,15 +17,18 @@ import pytest
 from stackprofile import LOCK_A, TOKEN_VAR, USER_VAR, expected_a, write_profile
 
 from stacksync.core import runner
-from stacksync.env import environment, sitepackages
+from stacksync.env import distinfo, environment, sitepackages
 from stacksync.env.environment import Snapshot, probe, snapshot
-from stacksync.sync.run import Options, run, write_state
+from stacksync.sync.deferred import write_state
+from stacksync.sync.run import run
+from stacksync.sync.state import Options
 
 MakeVenv = Callable[..., Path]
 
 
 def probes(history: list[list[str]]) -> int:
-    return sum(1 for argv in history if any(a.endswith("probe_env.py") for a in argv))
+    return sum(1 for argv in history if any(a.endswith("probe.py") and argv[i + 1:i + 2] == ["env"]
+                                             for i, a in enumerate(argv)))
 
 
 def fast(venv: Path, cache: Path) -> tuple[Snapshot, int]:
@@ -73,7 +76,7 @@ def pip_install(venv: Path, *args: str) -> None:
 ])
 def test_headers_equal_email_parsing(text: str) -> None:
     msg = email.message_from_string(text)
-    headers = sitepackages.metadata_headers(text)
+    headers = distinfo.metadata_headers(text)
     assert headers == {"name": msg.get_all("Name"), "version": msg.get_all("Version"),
                        "requires-dist": msg.get_all("Requires-Dist") or []}
 
@@ -81,7 +84,7 @@ def test_headers_equal_email_parsing(text: str) -> None:
 @pytest.mark.parametrize("text", ["Name: foo\nVersion: 1\nRequires-Dist: a\n  folded\n", "Name: foo\nnot a header\n",
                                   "From nobody\nName: foo\n"])
 def test_headers_unsure_is_none(text: str) -> None:
-    assert sitepackages.metadata_headers(text) is None
+    assert distinfo.metadata_headers(text) is None
 
 
 def test_pth_import_lines_pass_path_lines_do_not(tmp_path: Path) -> None:
@@ -176,7 +179,7 @@ def test_noop_sync_starts_no_process(index_server: object, stack_packages: Path,
     monkeypatch.setenv(USER_VAR, index_server.user)  # type: ignore[attr-defined]
     monkeypatch.setenv(TOKEN_VAR, index_server.password)  # type: ignore[attr-defined]
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr(environment.defaults, "CACHE_DIR", tmp_path / "ss-cache")
+    monkeypatch.setenv("STACKSYNC_CACHE_DIR", str(tmp_path / "ss-cache"))
     prof = write_profile(tmp_path / "standin", stack_packages, index_server, LOCK_A)  # type: ignore[arg-type]
     venv = make_venv()
     options = Options(profile=str(prof), venv=str(venv), cache_dir=tmp_path / "cache")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pkgfactory
 import pytest
+from clihelp import invoke
 from pkgfactory import IndexServer
 from stackprofile import (
     LOCK_A,
@@ -35,7 +36,9 @@ from stackprofile import (
 from stacksync.core import runner
 from stacksync.core.errors import FetchError, StacksyncError, SyncError, TargetError
 from stacksync.env import targetlock
-from stacksync.sync.run import STATE_FILE, Options, run
+from stacksync.sync.deferred import STATE_FILE
+from stacksync.sync.run import run
+from stacksync.sync.state import Options
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -120,8 +123,9 @@ def test_sync_makes_the_target_the_lock_twin(synced: dict[str, object], stack_pa
 
 
 def smoke_runs(history: list[list[str]]) -> list[list[str]]:
-    """The module lists of the smoke.py runs in ``history``, in order."""
-    runs = [argv[argv.index(a) + 1:] for argv in history for a in argv if a.endswith("smoke.py")]
+    """The module lists of the ``probe.py smoke`` runs in ``history``, in order."""
+    runs = [argv[argv.index(a) + 2:] for argv in history for i, a in enumerate(argv)
+            if a.endswith("probe.py") and argv[i + 1:i + 2] == ["smoke"]]
     return [run[2:] if run[:1] == ["--json-out"] else run for run in runs]  # the document's own file
 
 
@@ -172,6 +176,25 @@ def test_sync_rest_keeps_the_built_deferred_package(synced: dict[str, object]) -
     assert run(opts(synced), ("plan", "verify")).verdict == "verified"
 
 
+def test_verify_of_an_interrupted_target_repairs_nothing_and_says_so(synced: dict[str, object],
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    venv = synced["venv"]
+    assert isinstance(venv, Path)
+    (site,) = venv.glob("lib/python*/site-packages")
+    stash = site / "~lain_a"  # what pip leaves when an uninstall of plain_a/ is killed
+    stash.mkdir()
+    try:
+        capsys.readouterr()
+        with pytest.raises(StacksyncError):
+            run(opts(synced), ("plan", "verify"))
+        said = capsys.readouterr().err
+        assert "target was interrupted" in said and "this run changes nothing; invoke sync repairs it" in said
+        assert "repaired before the sync goes on" not in said
+        assert stash.is_dir()  # verify changed nothing
+    finally:
+        stash.rmdir()
+
+
 def test_a_missing_venv_is_created_with_pip_and_synced(synced: dict[str, object], stack_packages: Path,
                                                        tmp_path: Path) -> None:
     """What README's first command does to .venv: the pip-tools backend creates a missing target with
@@ -187,20 +210,20 @@ def test_a_missing_venv_is_created_with_pip_and_synced(synced: dict[str, object]
 def test_fetch_hashes_each_cached_wheel_once(synced: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
     """A wheel the cache already holds is hashed once per run, not once to find it and again to
     confirm it (a CUDA stack's wheels are GBs); the installer verifies the hashes itself."""
-    from stacksync.sync import run as sync_mod
+    from stacksync.sync import fetch as fetch_mod
 
     venv = synced["venv"]
     assert isinstance(venv, Path)
     subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "uninstall", "-y", "-q", "plain-a"], check=True,
                    capture_output=True)
     hashed: list[str] = []
-    real = sync_mod.file_sha256
+    real = fetch_mod.file_sha256
 
     def counting(path: Path) -> str:
         hashed.append(Path(path).name)
         return real(path)
 
-    monkeypatch.setattr(sync_mod, "file_sha256", counting)
+    monkeypatch.setattr(fetch_mod, "file_sha256", counting)
     runner.history.clear()
     assert run(opts(synced)).verdict == "synced"
     assert not any("download" in argv for argv in runner.history)  # taken from the cache
@@ -372,9 +395,7 @@ def test_cli_refuses_a_second_concurrent_sync(synced: dict[str, object]) -> None
     assert isinstance(venv, Path)
     env = runner.clean_env()
     with targetlock.hold(venv):
-        proc = subprocess.run([str(Path(sys.executable).parent / "invoke"), "sync", "--profile", str(synced["profile"]),
-                               "--venv", str(venv)], cwd=ROOT, env=env, capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL)
+        proc = invoke("sync", "--profile", str(synced["profile"]), "--venv", str(venv), env=env)
     assert proc.returncode == 1, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("stacksync: error: ")

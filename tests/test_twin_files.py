@@ -17,26 +17,22 @@ from pathlib import Path
 
 import pkgfactory
 import pytest
+from clihelp import invoke
 from pkgfactory import IndexServer
 from stackprofile import LOCK_A, TOKEN_VAR, USER_VAR, virtualenv_at, write_profile
 
-from stacksync.backends.backend import uv_executable
+from stacksync.backends.uv import uv_executable
 from stacksync.build import export
 from stacksync.env import manifest, record, verify_files
 from stacksync.lock import pylock
 from stacksync.lock.lockfile import parse
-from stacksync.sync.run import Options, run
+from stacksync.sync.run import run
+from stacksync.sync.state import Options
 
 ROOT = Path(__file__).resolve().parent.parent
 SP = f"lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages"
 
 pytestmark = pytest.mark.slow
-
-
-def invoke(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(ROOT), *args],
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=ROOT,
-                          env={**os.environ, **(env or {})})
 
 
 @pytest.fixture(scope="module")

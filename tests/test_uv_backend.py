@@ -18,14 +18,16 @@ from pkgfactory import IndexServer
 from stackprofile import LOCK_A, PY_XY, TOKEN_VAR, USER_VAR, expected_a, freeze, write_profile
 
 from stacksync.backends import backend as backend_mod
+from stacksync.backends import uv as uv_mod
 from stacksync.compile import compiler as comp
 from stacksync.core import runner
 from stacksync.core.errors import ProfileError
 from stacksync.lock import profile
 from stacksync.lock.lockfile import parse_text
-from stacksync.sync.run import Options, run
+from stacksync.sync.run import run
+from stacksync.sync.state import Options
 
-UV = backend_mod.uv_executable()
+UV = uv_mod.uv_executable()
 pytestmark = pytest.mark.skipif(UV is None, reason="uv is not installed (pip install -e .[uv])")
 OTHER_PY = "3.10" if PY_XY != "3.10" else "3.12"
 
@@ -67,15 +69,15 @@ def test_backend_selection_reaches_uv(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_uv_spelling_of_index_options_and_platforms() -> None:
     args = ["--index-url", "http://u:p@a/simple", "--extra-index-url", "http://b/simple", "--trusted-host", "b"]
-    assert backend_mod.uv_index_args(args) == [
+    assert uv_mod.uv_index_args(args) == [
         "--index-url", "http://u:p@a/simple", "--extra-index-url", "http://b/simple",
         "--allow-insecure-host", "b", "--index-strategy", "unsafe-best-match"]
-    assert backend_mod.index_urls_from_args(args) == ["http://u:p@a/simple", "http://b/simple"]
-    host = backend_mod.uv_python_platform(["linux"], host="linux", machine="x86_64", glibc="2.36")
+    assert uv_mod.index_urls_from_args(args) == ["http://u:p@a/simple", "http://b/simple"]
+    host = uv_mod.uv_python_platform(["linux"], host="linux", machine="x86_64", glibc="2.36")
     assert host == ("x86_64-manylinux_2_36", "")
-    assert backend_mod.uv_python_platform(["darwin"], host="linux", machine="x86_64", glibc="2.36") == (
+    assert uv_mod.uv_python_platform(["darwin"], host="linux", machine="x86_64", glibc="2.36") == (
         "x86_64-apple-darwin", "")
-    plat, note = backend_mod.uv_python_platform(["win32", "darwin"], host="linux", machine="AMD64", glibc=None)
+    plat, note = uv_mod.uv_python_platform(["win32", "darwin"], host="linux", machine="AMD64", glibc=None)
     assert plat == "x86_64-pc-windows-msvc" and "resolved for win32 only" in note
 
 
@@ -83,21 +85,23 @@ def test_uv_body_gets_pip_compile_layout() -> None:
     uv_body = ("a==1 \\\n    --hash=sha256:aa\n    # via -r requirements.in\n"
                "setuptools==80 \\\n    --hash=sha256:ss\n    # via a\n"
                "zz==2 \\\n    --hash=sha256:zz\n    # via a\n")
-    assert backend_mod.pip_compile_layout(uv_body) == (
+    assert uv_mod.pip_compile_layout(uv_body) == (
         "a==1 \\\n    --hash=sha256:aa\n    # via -r requirements.in\n"
         "zz==2 \\\n    --hash=sha256:zz\n    # via a\n\n"
         "# The following packages are considered to be unsafe in a requirements file:\n"
         "setuptools==80 \\\n    --hash=sha256:ss\n    # via a\n")
-    assert backend_mod.pip_compile_layout("a==1\n") == "a==1\n"
+    assert uv_mod.pip_compile_layout("a==1\n") == "a==1\n"
 
 
 def test_target_tags_and_wheel_choice() -> None:
+    import packaging.tags
     from packaging.tags import Tag
     from packaging.version import Version
 
     from stacksync.backends.indexapi import IndexFile
+    from stacksync.env import tags as tags_mod
 
-    tags = backend_mod.target_tags("3.11", "cpython-311-x86_64-linux-gnu")
+    tags = tags_mod.cpython_tags("3.11", "cpython-311-x86_64-linux-gnu", list(packaging.tags.platform_tags()))
     assert Tag("py3", "none", "any") in tags and Tag("cp311", "abi3", tags[0].platform) in tags
 
     def f(name: str, sha: str | None) -> IndexFile:
@@ -106,9 +110,9 @@ def test_target_tags_and_wheel_choice() -> None:
     files = [f("torch-2.4.0-cp311-cp311-manylinux1_x86_64.whl", "aa"), f("torch-2.4.0-py3-none-any.whl", "bb"),
              f("torch-2.4.0-cp310-cp310-manylinux1_x86_64.whl", "cc"), f("torch-2.4.0.tar.gz", "dd")]
     if sys.platform == "linux":
-        assert backend_mod.pick_wheel(files, ["sha256:aa", "sha256:bb"], tags) is files[0]
-    assert backend_mod.pick_wheel(files, ["sha256:bb"], tags) is files[1]
-    assert backend_mod.pick_wheel(files, ["sha256:cc", "sha256:dd"], tags) is None  # other Python / sdist
+        assert uv_mod.pick_wheel(files, ["sha256:aa", "sha256:bb"], tags) is files[0]
+    assert uv_mod.pick_wheel(files, ["sha256:bb"], tags) is files[1]
+    assert uv_mod.pick_wheel(files, ["sha256:cc", "sha256:dd"], tags) is None  # other Python / sdist
 
 
 # --- compile -----------------------------------------------------------------------------------------

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from clihelp import invoke
 from pkgfactory import IndexServer
 from stackprofile import (
     LOCK_A,
@@ -30,12 +30,13 @@ from stackprofile import (
     write_profile,
 )
 
-from stacksync.backends.backend import uv_executable
+from stacksync.backends.uv import uv_executable
 from stacksync.build import wheelhouse
 from stacksync.build.publish import PublishError, publish
 from stacksync.core import runner
 from stacksync.core.errors import SyncError
-from stacksync.sync.run import Options, run
+from stacksync.sync.run import run
+from stacksync.sync.state import Options
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -201,17 +202,16 @@ def test_publish_then_a_venv_installs_from_the_team_index(built: dict[str, objec
 def test_invoke_wheelhouse_lists_and_prunes(built: dict[str, object], tmp_path: Path) -> None:
     house = tmp_path / "house"
     shutil.copytree(Path(str(built["wheelhouse"])), house)
-    inv = [sys.executable, "-m", "invoke", "-r", str(ROOT), "wheelhouse", "--wheelhouse", str(house)]
-    listed = subprocess.run([*inv, "--json"], capture_output=True, text=True, cwd=ROOT, env=runner.clean_env())
+    inv = ["wheelhouse", "--wheelhouse", str(house)]
+    listed = invoke(*inv, "--json", env=runner.clean_env())
     assert listed.returncode == 0, listed.stderr
     wheels = json.loads(listed.stdout)["wheels"]
     assert wheels and all(w["key"]["package"] == "flash-attn-like" and w["size"] > 0 for w in wheels)
-    table = subprocess.run(inv, capture_output=True, text=True, cwd=ROOT, env=runner.clean_env())
+    table = invoke(*inv, env=runner.clean_env())
     assert wheels[0]["digest"][:12] in table.stdout and "torch-like 2.4.0" in table.stdout
-    refused = subprocess.run([*inv, "--prune"], capture_output=True, text=True, cwd=ROOT, env=runner.clean_env())
+    refused = invoke(*inv, "--prune", env=runner.clean_env())
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "--older-than" in refused.stderr
-    pruned = subprocess.run([*inv, "--prune", "--key", wheels[0]["digest"][:8]], capture_output=True, text=True,
-                            cwd=ROOT, env=runner.clean_env())
+    pruned = invoke(*inv, "--prune", "--key", wheels[0]["digest"][:8], env=runner.clean_env())
     assert pruned.returncode == 0, pruned.stderr
     assert [e.digest for e in wheelhouse.entries(house)] == [w["digest"] for w in wheels[1:]]
 
@@ -252,14 +252,13 @@ def test_invoke_publish_edge(built: dict[str, object], stack_packages: Path, ind
     the fix; --dry-run lists what would go without uploading (the index is asked what it has)."""
     prof = write_profile(tmp_path / "teamed", stack_packages, index_server, LOCK_A,
                          toml_extra=f'team_index = "http://${{{TEAM_USER}}}:${{{TEAM_TOKEN}}}@127.0.0.1:{index_server.port}/simple/"')
-    inv = [sys.executable, "-m", "invoke", "-r", str(ROOT), "publish", "--profile", str(prof), "--wheelhouse",
-           str(built["wheelhouse"])]
+    inv = ["publish", "--profile", str(prof), "--wheelhouse", str(built["wheelhouse"])]
     env = {k: v for k, v in runner.clean_env().items() if k not in (TEAM_USER, TEAM_TOKEN)}
-    missing = subprocess.run(inv, capture_output=True, text=True, cwd=ROOT, env=env)
+    missing = invoke(*inv, env=env)
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1, missing.stderr
     assert f"environment variable {TEAM_USER} is not set" in missing.stderr and "stack.toml" in missing.stderr
     env.update({TEAM_USER: index_server.user, TEAM_TOKEN: index_server.password})
-    dry = subprocess.run([*inv, "--dry-run"], capture_output=True, text=True, cwd=ROOT, env=env)
+    dry = invoke(*inv, "--dry-run", env=env)
     assert dry.returncode == 0, dry.stderr
     assert "would upload flash_attn_like-2.8.0-0ss" in dry.stderr and index_server.password not in dry.stderr
 

@@ -29,7 +29,6 @@ import http.client
 import json
 import os
 import ssl
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -52,15 +51,17 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from stacksync.core.errors import IndexUnavailable
+from stacksync.core.fs import atomic_file
 from stacksync.core.redact import redact, strip_credentials
+from stacksync.core.runner import DEFAULT_INDEX_TIMEOUT, INDEX_TIMEOUT_ENV, timeout_from_env
 from stacksync.lock.lockfile import file_sha256
 
 __all__ = ["IndexFile", "IndexUnavailable", "HashMismatch", "ProjectNotFound", "project_files", "fetch_file",
-           "files_for_pins", "hash_file_url", "ACCEPT"]
+           "files_for_pins", "hash_file_url", "split_auth", "ACCEPT"]
 
 ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
-TIMEOUT = float(os.environ.get("STACKSYNC_INDEX_TIMEOUT", "30"))
+TIMEOUT_ENV, DEFAULT_TIMEOUT = INDEX_TIMEOUT_ENV, DEFAULT_INDEX_TIMEOUT
 WORKERS = 12
 _CHUNK = 1 << 20
 # Archive types pip accepts from an index (pip's SUPPORTED_EXTENSIONS); .egg / .exe are ignored as pip does.
@@ -101,7 +102,12 @@ class IndexFile:
 
 # --- URLs and HTTP ---------------------------------------------------------------------------------
 
-def _split_auth(url: str) -> tuple[str, str | None]:
+def timeout() -> float:
+    """Seconds per request and per read: ``$STACKSYNC_INDEX_TIMEOUT`` (read on each call), else 30."""
+    return timeout_from_env(TIMEOUT_ENV, DEFAULT_TIMEOUT)
+
+
+def split_auth(url: str) -> tuple[str, str | None]:
     """``http://u:p@host/x`` -> (``http://host/x``, ``Basic ...``)."""
     parts = urllib.parse.urlsplit(url)
     if parts.username is None and parts.password is None:
@@ -132,7 +138,7 @@ def _open(url: str, auth: str | None, *, accept: str | None, shown: str):  # typ
         headers["Authorization"] = auth
     request = urllib.request.Request(url, headers=headers)
     try:
-        return urllib.request.urlopen(request, timeout=TIMEOUT, context=_ssl_context())
+        return urllib.request.urlopen(request, timeout=timeout(), context=_ssl_context())
     except urllib.error.HTTPError as exc:
         raise _http_error(exc.code, shown, url) from None
     except (urllib.error.URLError, OSError) as exc:
@@ -145,14 +151,14 @@ def _open(url: str, auth: str | None, *, accept: str | None, shown: str):  # typ
 
 @contextmanager
 def _reading(shown: str) -> Iterator[None]:
-    """A response that stalls (the ``TIMEOUT`` applies to each read too) or breaks part-way is one
+    """A response that stalls (the :func:`timeout` applies to each read too) or breaks part-way is one
     line, not a traceback."""
     try:
         yield
     except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
         raise IndexUnavailable(f"index {redact(shown)}: the response stalled or broke while reading "
-                               f"({type(exc).__name__}: {redact(str(exc)) or 'no data'}; limit {TIMEOUT:g} s per read) "
-                               "(fix: retry; for a slow index set STACKSYNC_INDEX_TIMEOUT=SECONDS)") from None
+                               f"({type(exc).__name__}: {redact(str(exc)) or 'no data'}; limit {timeout():g} s per "
+                               "read) (fix: retry; for a slow index set STACKSYNC_INDEX_TIMEOUT=SECONDS)") from None
 
 
 def _http_error(code: int, index_shown: str, url: str) -> IndexUnavailable:
@@ -265,7 +271,7 @@ def _fragment_sha256(fragment: str) -> str | None:
 
 def _project_page(index_url: str, name: str) -> list[IndexFile]:
     """One index's files for ``name``; :class:`ProjectNotFound` on 404."""
-    bare, auth = _split_auth(index_url)
+    bare, auth = split_auth(index_url)
     page = urllib.parse.urljoin(bare.rstrip("/") + "/", f"{canonicalize_name(name)}/")
     with _open(page, auth, accept=ACCEPT, shown=index_url) as resp, _reading(index_url):
         final = resp.geturl()
@@ -349,7 +355,7 @@ def files_for_pins(index: object, pins: Mapping[str, str], *, python_version: st
 
 def _auth_for(file: IndexFile) -> str | None:
     """The index's credentials, sent only when the file lives on the index's own host."""
-    bare, auth = _split_auth(file.index_url)
+    bare, auth = split_auth(file.index_url)
     return auth if auth and _same_host(bare, file.url) else None
 
 
@@ -388,21 +394,15 @@ def download(url: str, target: Path, *, auth: str | None, shown: str,
     """Stream ``url`` into a temporary file beside ``target``, hashing as it goes; ``check`` sees the hex
     sha256 and raises to refuse the content; else the file is renamed to ``target``. Nothing is left
     behind on any failure. Returns the sha256. (The one download loop: index files, prebuilt wheels.)"""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    tmp = Path(tmp_name)
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, _open(url, auth, accept=None, shown=shown) as resp, _reading(shown):
+    digest = hashlib.sha256()
+    with atomic_file(target, "wb") as out:
+        with _open(url, auth, accept=None, shown=shown) as resp, _reading(shown):
             for chunk in iter(lambda: resp.read(_CHUNK), b""):
                 digest.update(chunk)
                 out.write(chunk)
         got = digest.hexdigest()
         if check is not None:
-            check(got)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+            check(got)  # raising here removes the temporary file; target is untouched
     return got
 
 

@@ -4,8 +4,6 @@ file URLs and the wheelhouse's own builds (the pylock model and reader are :mod:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,12 +14,13 @@ from packaging.version import Version
 from stacksync.backends import indexapi
 from stacksync.build import wheelhouse
 from stacksync.core.errors import LockError
+from stacksync.core.fs import atomic_write_text
 from stacksync.core.redact import strip_credentials
 from stacksync.lock import profile as profile_mod
 from stacksync.lock.load import deps_from_via, load_locks
 from stacksync.lock.lockfile import LockProblems, Pin
 from stacksync.lock.profile import Profile
-from stacksync.lock.pylock import Artifact, Package, PylockError, _direct, _same_version, is_pylock, render
+from stacksync.lock.pylock import Artifact, Package, PylockError, direct_package, is_pylock, render, same_version
 
 __all__ = ["export", "built_wheels", "packages_from_lock"]
 
@@ -42,12 +41,12 @@ def packages_from_lock(pins: Sequence[Pin], index: object, *, built: Mapping[str
     for pin in pins:
         dependencies: list[str] = sorted(deps.get(pin.name, ()))
         if pin.url is not None:
-            out.append(_direct(pin, dependencies))
+            out.append(direct_package(pin, dependencies))
             continue
         wanted = {h.split(":", 1)[1] for h in pin.hashes if h.startswith("sha256:")}
-        matching = [f for f in files.get(pin.name, []) if f.sha256 in wanted and _same_version(f.version, pin.version)]
+        matching = [f for f in files.get(pin.name, []) if f.sha256 in wanted and same_version(f.version, pin.version)]
         if not matching:
-            problems.append(LockError(pin.path, pin.line, f"{pin.name}=={pin.version}: none of its sha256 hashes is "
+            problems.append(LockError(pin.path, pin.line, f"{pin.display()}: none of its sha256 hashes is "
                                       "a file the index serves, so no URL can be written",
                                       "invoke compile --profile <name> again, or check the index"))
             continue
@@ -79,7 +78,7 @@ def built_wheels(prof: Profile, pins: Sequence[Pin], wheelhouse_dir: Path | None
         pin = locked.get(name)
         if name not in prof.deferred_names or entry.profile != prof.name or pin is None:
             continue
-        if not _same_version(Version(entry.version), pin.version):
+        if not same_version(Version(entry.version), pin.version):
             continue
         base = entry.key.get("base") or {}
         if any(locked.get(canonicalize_name(b)) is None or locked[canonicalize_name(b)].key() != v
@@ -116,9 +115,5 @@ def export(profile_name: str, *, out: str | None = None, locks_dir: Path | None 
     if out:
         target = Path(out)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600: this file is meant to be shared
-        os.replace(tmp, target)
+        atomic_write_text(target, text)
     return text, len(packages)

@@ -38,10 +38,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stacksync.core.errors import SyncError
+from stacksync.core.fs import new_file_mode
 
 __all__ = ["LEASE_DIR", "STALE_ENV", "WAIT_ENV", "Holder", "Lease", "LeaseBusy", "LeaseTimeout", "path_for",
-           "read_holder", "stale_reason", "try_acquire", "acquire", "stale_after", "wait_limit", "busy_line",
-           "follow_umask"]
+           "read_holder", "stale_reason", "try_acquire", "acquire", "stale_after", "wait_limit", "busy_line"]
 
 LEASE_DIR = ".leases"
 STALE_ENV = "STACKSYNC_LEASE_STALE_S"
@@ -104,25 +104,6 @@ def path_for(root: Path, short: str) -> Path:
     return Path(root) / LEASE_DIR / f"{short}.lease"
 
 
-def follow_umask(path: Path, mode: int = 0o666) -> None:
-    """Give ``path`` ``mode`` minus the umask: ``tempfile.mkstemp`` creates 0600 files, and a rename
-    keeps that, which makes a shared wheelhouse unreadable by teammates."""
-    os.chmod(path, mode & ~_umask())
-
-
-def _umask() -> int:
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    old = os.umask(0o022)  # not thread-safe, hence the /proc read first
-    os.umask(old)
-    return old
-
-
 def read_holder(path: Path) -> Holder | None:
     """What the lease at ``path`` says; ``None`` when there is none. A body that cannot be read
     (written by something else) is a holder with unknown host and pid."""
@@ -181,7 +162,7 @@ def _link_exclusive(path: Path, body: bytes) -> bool:
             fh.write(body)
             fh.flush()
             os.fsync(fh.fileno())
-        follow_umask(Path(tmp), 0o644)
+        os.chmod(tmp, new_file_mode())  # mkstemp's 0600 would hide who holds it from teammates
         try:
             os.link(tmp, path)
             return True

@@ -105,7 +105,7 @@ def fetch(url: str, dest_dir: Path, wanted: set[str] | None) -> tuple[Path, str]
                              f"({', '.join(sorted(wanted))}); refusing it, nothing was installed (fix: find out "
                              "why the file changed; if it is legitimate, invoke compile again)")
 
-    bare, auth = indexapi._split_auth(url)  # basic auth from the URL's userinfo, never shown
+    bare, auth = indexapi.split_auth(url)  # basic auth from the URL's userinfo, never shown
     try:
         got = indexapi.download(bare, target, auth=auth, shown=url, check=check)
     except FetchError:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import shutil
 import socket
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -41,9 +40,9 @@ from typing import Any
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from stacksync.build.buildkey import BuildKey, build_tag
-from stacksync.build.lease import follow_umask
 from stacksync.core import defaults
 from stacksync.core.errors import StacksyncError
+from stacksync.core.fs import atomic_copy, atomic_write_text
 from stacksync.core.redact import redact
 from stacksync.lock.lockfile import file_sha256
 
@@ -110,7 +109,7 @@ def resolve_dir(cli: str | os.PathLike[str] | None = None, profile_value: str | 
     if profile_value:
         path = Path(os.path.expanduser(profile_value))
         return (path if path.is_absolute() or profile_folder is None else profile_folder / path).absolute()
-    return (defaults.CACHE_DIR / "wheelhouse").absolute()
+    return (defaults.cache_dir() / "wheelhouse").absolute()
 
 
 def tagged_name(filename: str, short: str) -> str:
@@ -204,36 +203,15 @@ def add(root: Path, wheel: Path, key: BuildKey, *, profile: str, source: str, bu
     except InvalidWheelFilename as exc:
         raise StacksyncError(f"{wheel}: not a wheel file name ({exc})") from None
     target = folder / name
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
-    os.close(fd)
-    try:
-        moved = False
-        if move:
-            try:
-                os.replace(wheel, tmp)
-                moved = True
-            except OSError:  # another file system: copy
-                pass
-        if not moved:
-            shutil.copyfile(wheel, tmp)
-        sha = sha256 or file_sha256(Path(tmp))
-        follow_umask(Path(tmp))  # teammates read a shared wheelhouse
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    sha = sha256 or file_sha256(wheel)  # hashed before a move takes the file away
+    atomic_copy(wheel, target, move=move)
     entry = Entry(wheel=target, key=key.to_json(), digest=key.digest, sha256=sha, size=target.stat().st_size,
                   built_at=built_at or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                   built_on=built_on or socket.gethostname(), profile=profile, source=redact(source))
     doc = {"stacksync_wheel": 1, **{k: v for k, v in entry.to_json().items() if k != "wheel"},
            "wheel": target.name, "describe": key.describe()}
     sidecar = sidecar_of(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{sidecar.name}.", dir=folder)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(doc, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    follow_umask(Path(tmp))
-    os.replace(tmp, sidecar)
+    atomic_write_text(sidecar, json.dumps(doc, indent=2, sort_keys=True) + "\n")
     return entry
 
 

@@ -1,20 +1,66 @@
-"""The edge: where typed errors become one line on stderr and an exit code. Only tasks.py and
-noxfile.py use this; library code raises."""
+"""The edge: where typed errors become one line on stderr and an exit code. Only the tasks
+(stacksync.cli.tasks) and nox sessions use this; library code raises."""
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 
-from stacksync.core import console
+from stacksync.core import console, runner
 from stacksync.core.errors import StacksyncError
+
+__all__ = ["one_line_errors", "catch_early_interrupts", "INTERRUPTED_EXIT"]
+
+#: the exit status of a run stopped by Ctrl-C (128 + SIGINT, as a shell reports it)
+INTERRUPTED_EXIT = 130
+#: how many :func:`one_line_errors` blocks are open (the SIGINT handler leaves those to report it)
+_depth = 0
+
+
+def _on_sigint(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C inside :func:`one_line_errors`: ``KeyboardInterrupt`` as usual (it unwinds the run and is
+    reported there). Outside it (invoke still loading the tasks, a task importing its modules) invoke
+    would turn the ``KeyboardInterrupt`` into exit 1 without a word: say it and exit 130 here."""
+    if _depth:
+        raise KeyboardInterrupt
+    console.error("interrupted")
+    raise SystemExit(INTERRUPTED_EXIT)
+
+
+def _launched_as_cli() -> bool:
+    """The process is ``invoke`` / ``inv`` / ``stacksync`` (console script or ``python -m``), not a test
+    runner or another program that imported the tasks."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    name = spec.name if spec is not None else os.path.basename(str(getattr(main, "__file__", "") or ""))
+    return name.split(".")[0] in ("invoke", "inv", "stacksync")
+
+
+def catch_early_interrupts() -> None:
+    """Install :func:`_on_sigint` (stacksync.cli.tasks calls it when invoke or the ``stacksync`` command
+    loads the tasks). Left alone outside those commands (a test runner importing the tasks keeps its
+    own Ctrl-C), when SIGINT is ignored (a job started with ``nohup`` or in the background keeps
+    ignoring it) or already handled by someone else, and off the main thread (where no handler can be set)."""
+    if _launched_as_cli() and threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _on_sigint)
 
 
 @contextmanager
 def one_line_errors(verbose: bool = False) -> Iterator[None]:
-    """Turn a :class:`StacksyncError` into ``stacksync: error: ...`` and ``SystemExit(code)``."""
+    """Turn a :class:`StacksyncError` into ``stacksync: error: ...`` and ``SystemExit(code)``, Ctrl-C into
+    ``stacksync: error: interrupted`` and exit 130; a numeric ``STACKSYNC_*`` setting that is not a
+    number is refused here, before the task does anything."""
+    global _depth
     console.setup_logging(verbose)
+    _depth += 1
     try:
+        runner.check_numeric_env()
         yield
     except StacksyncError as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:
@@ -22,4 +68,6 @@ def one_line_errors(verbose: bool = False) -> Iterator[None]:
         raise SystemExit(exc.exit_code) from None
     except KeyboardInterrupt:
         console.error("interrupted")
-        raise SystemExit(130) from None
+        raise SystemExit(INTERRUPTED_EXIT) from None
+    finally:
+        _depth -= 1

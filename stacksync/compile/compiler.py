@@ -26,7 +26,6 @@ Pipeline (plain functions, in order; the pure ones first, then :func:`compile_pr
 from __future__ import annotations
 
 import difflib
-import os
 import platform
 import shutil
 import sys
@@ -39,11 +38,13 @@ from pathlib import Path
 from packaging.utils import NormalizedName, canonicalize_name
 
 from stacksync.backends import indexapi
-from stacksync.backends.backend import ResolveRequest, get_backend, resolve_name
+from stacksync.backends.backend import get_backend, resolve_name
+from stacksync.backends.base import ResolveRequest
 from stacksync.backends.lockhashes import pinned_versions
 from stacksync.compile import checks as compilecheck
 from stacksync.core import defaults
 from stacksync.core.errors import CommandFailed, LockError, ProfileError, StacksyncError
+from stacksync.core.fs import atomic_write_text
 from stacksync.lock import profile as profiles
 from stacksync.lock import vcs
 from stacksync.lock.lockfile import Pin, parse, parse_text
@@ -239,14 +240,7 @@ def _write_atomic(path: Path, text: str | None) -> None:
     if text is None:
         path.unlink(missing_ok=True)
         return
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, text)  # a committed lock keeps its mode
 
 
 def compile_profile(profile: Profile, *, backend: str | None = None, upgrade: bool = False,
@@ -290,7 +284,8 @@ def compile_profile(profile: Profile, *, backend: str | None = None, upgrade: bo
             body = chosen.compile_lock(request)
         except CommandFailed as exc:
             explained = compilecheck.explain_failure(exc, parsed_in, "pip-compile" if chosen.name == "pip-tools"
-                                                     else "uv pip compile")
+                                                     else "uv pip compile", python=python,
+                                                     platforms=profile.platforms)
             if explained is None:
                 raise
             raise explained from None
@@ -366,8 +361,8 @@ def compile_profiles(names: Sequence[str], *, all_profiles: bool = False, locks_
                      backend: str | None = None, upgrade: bool = False, upgrade_packages: Sequence[str] = (),
                      check: bool = False) -> list[CompileResult]:
     """:func:`compile_profile` for each named profile (or every profile with ``all_profiles``)."""
-    root = locks_dir or defaults.LOCKS_DIR
-    chosen = profiles.available(root) if all_profiles else list(names) or [defaults.DEFAULT_PROFILE]
+    root = locks_dir or defaults.locks_dir()
+    chosen = profiles.available(root) if all_profiles else list(names) or [defaults.profile_name()]
     if not chosen:
         raise StacksyncError(f"no profiles in {root} (fix: create locks/<name>/stack.toml and requirements.in)")
     loaded = [profiles.load(name, root) for name in chosen]  # every stack.toml checked before resolving

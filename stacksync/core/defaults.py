@@ -1,20 +1,103 @@
 """Defaults in one place. Precedence everywhere: command-line argument > environment variable
-(``STACKSYNC_*``) > profile (``stack.toml``) > these defaults."""
+(``STACKSYNC_*``) > profile (``stack.toml``) > these defaults.
+
+Settings are read when a command runs, never at import: the functions below look at the environment
+and the current directory each time they are called.
+
+The *project folder* is where the user works: the folder holding ``locks/`` (found from the current
+directory upwards) or ``$STACKSYNC_PROJECT``; never where stacksync is installed. The default target
+venv (``.venv``), the download cache (``.stacksync-cache``) and the reports (``reports/``) live there.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-LOCKS_DIR = Path(os.environ.get("STACKSYNC_LOCKS_DIR", PROJECT_ROOT / "locks"))
-SCRIPTS_DIR = PROJECT_ROOT / "scripts"
-DEFAULT_PROFILE = os.environ.get("STACKSYNC_PROFILE", "demo")
-DEFAULT_VENV = PROJECT_ROOT / ".venv"
-# Artifacts a sync downloads before touching the target (one folder per profile; gitignored).
-CACHE_DIR = Path(os.environ.get("STACKSYNC_CACHE_DIR", PROJECT_ROOT / ".stacksync-cache"))
-# Where `nox -s reproduce` (and the benchmarks) write their JSON reports and summaries (gitignored).
-REPORTS_DIR = Path(os.environ.get("STACKSYNC_REPORTS_DIR", PROJECT_ROOT / "reports"))
+from stacksync.core.errors import NoProjectFolder
+
+PROJECT_ENV = "STACKSYNC_PROJECT"
+LOCKS_ENV = "STACKSYNC_LOCKS_DIR"
+PROFILE_ENV = "STACKSYNC_PROFILE"
+CACHE_ENV = "STACKSYNC_CACHE_DIR"
+REPORTS_ENV = "STACKSYNC_REPORTS_DIR"
+#: the profile a command uses when neither ``--profile`` nor ``$STACKSYNC_PROFILE`` names one
+FALLBACK_PROFILE = "demo"
+LOCKS = "locks"
+
+
+def find_project_dir(start: Path | None = None) -> Path | None:
+    """``$STACKSYNC_PROJECT``, else the nearest folder from ``start`` (default: the current directory)
+    upwards that holds a ``locks/`` folder, else the folder holding ``$STACKSYNC_LOCKS_DIR``; ``None``
+    when there is none."""
+    given = os.environ.get(PROJECT_ENV)
+    if given:
+        return Path(given).absolute()
+    here = (start or Path.cwd()).absolute()
+    for folder in (here, *here.parents):
+        if (folder / LOCKS).is_dir():
+            return folder
+    locks = os.environ.get(LOCKS_ENV)
+    return Path(locks).absolute().parent if locks else None
+
+
+def project_dir() -> Path:
+    """The project folder (see the module docstring); :class:`NoProjectFolder` when there is none."""
+    found = find_project_dir()
+    if found is None:
+        raise NoProjectFolder(Path.cwd())
+    return found
+
+
+def find_locks_dir() -> Path | None:
+    """``$STACKSYNC_LOCKS_DIR``, else the project folder's ``locks/``; ``None`` without a project."""
+    given = os.environ.get(LOCKS_ENV)
+    if given:
+        return Path(given)
+    project = find_project_dir()
+    return project / LOCKS if project is not None else None
+
+
+def locks_dir() -> Path:
+    """Where the profiles are: ``$STACKSYNC_LOCKS_DIR``, else ``<project>/locks``."""
+    found = find_locks_dir()
+    if found is None:
+        raise NoProjectFolder(Path.cwd())
+    return found
+
+
+def new_locks_dir() -> Path:
+    """Where a new profile is written: as :func:`locks_dir`, or ``./locks`` when there is no project yet
+    (``freeze --profile NAME`` in an empty folder starts a project there)."""
+    return find_locks_dir() or Path.cwd() / LOCKS
+
+
+def profile_name() -> str:
+    """The profile a command uses without ``--profile``: ``$STACKSYNC_PROFILE``, else ``demo``."""
+    return os.environ.get(PROFILE_ENV) or FALLBACK_PROFILE
+
+
+def default_venv() -> Path:
+    """The target venv without ``--venv`` / ``--python``: ``<project>/.venv``."""
+    return project_dir() / ".venv"
+
+
+def cache_dir() -> Path:
+    """Artifacts a sync downloads before touching the target (one folder per profile; gitignored):
+    ``$STACKSYNC_CACHE_DIR``, else ``<project>/.stacksync-cache``."""
+    given = os.environ.get(CACHE_ENV)
+    return Path(given) if given else project_dir() / ".stacksync-cache"
+
+
+def reports_dir() -> Path:
+    """Where ``nox -s reproduce`` (and the benchmarks) write their JSON reports and summaries
+    (gitignored): ``$STACKSYNC_REPORTS_DIR``, else ``<project>/reports``."""
+    given = os.environ.get(REPORTS_ENV)
+    return Path(given) if given else project_dir() / "reports"
+
+
+# The probe run *inside* a target interpreter by path (standard library only; shipped in the wheel).
+PROBE_SCRIPT = Path(__file__).resolve().parents[1] / "probes" / "probe.py"
 
 # File names inside a profile folder locks/<name>/.
 REQUIREMENTS_IN = "requirements.in"

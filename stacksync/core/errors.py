@@ -1,5 +1,5 @@
-"""Typed errors. Library code raises these; only the edges (tasks.py, noxfile.py) turn them into
-one line and an exit code.
+"""Typed errors. Library code raises these; only the edges (the tasks and nox sessions of
+stacksync.cli) turn them into one line and an exit code.
 
 Every error formats itself in ``__str__`` so the one line names the file, the line or key, what was
 wanted, what was found, and the fix.
@@ -44,6 +44,19 @@ class ProfileError(StacksyncError):
         where = f"{self.path}: {self.key}: " if self.key else f"{self.path}: "
         fix = f" (fix: {self.fix})" if self.fix else ""
         return f"{where}{self.message}{fix}"
+
+
+@dataclass
+class NoProjectFolder(StacksyncError):
+    """No project folder: no ``locks/`` in ``cwd`` or above it, no ``$STACKSYNC_PROJECT`` and no
+    ``$STACKSYNC_LOCKS_DIR``."""
+
+    cwd: Path
+
+    def __str__(self) -> str:
+        return (f"{self.cwd}: not in a stacksync project (no locks/ folder here or in any folder above) "
+                "(fix: cd to the folder holding locks/<profile>/, or set STACKSYNC_PROJECT=DIR; start one "
+                "with `stacksync freeze --profile NAME`)")
 
 
 class CommandFailed(StacksyncError):

@@ -5,7 +5,8 @@ Two kinds of kill points, both ``SIGKILL`` to the whole process group (stacksync
 runs die together, as with an OOM kill of a container or a closed CI runner):
 
 * ``STACKSYNC_FAULT=at:<point>``: stacksync kills itself at a named point of a sync (``before:base``,
-  ``after:verify``, ``inside:verify``...; see :func:`point` calls in :mod:`stacksync.sync.run`).
+  ``after:verify``, ``inside:verify``...; see :func:`point` calls in :mod:`stacksync.sync.run`
+  and :mod:`stacksync.sync.verify`).
 * ``STACKSYNC_FAULT=child:<word>`` with ``STACKSYNC_FAULT_PATH=<dir>``: a child command whose argv
   contains ``<word>`` gets ``<dir>`` on ``PYTHONPATH``; the test's ``sitecustomize.py`` there kills
   the group at a file-system event *inside* pip (a stash folder's removal, the Nth file written...).

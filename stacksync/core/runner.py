@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shlex
 import signal
@@ -22,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from stacksync.core import faults
-from stacksync.core.defaults import SCRIPTS_DIR
-from stacksync.core.errors import CommandFailed, ProbeError, TimedOut
+from stacksync.core.defaults import PROBE_SCRIPT
+from stacksync.core.errors import CommandFailed, ProbeError, StacksyncError, TimedOut
 from stacksync.core.redact import redact
 
 log = logging.getLogger("stacksync")
@@ -39,18 +40,37 @@ _PYTHON_DROP = frozenset({"PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUS
 
 
 #: seconds a probe of a target interpreter may take (``STACKSYNC_PROBE_TIMEOUT``); smoke imports get
-#: ``STACKSYNC_SMOKE_TIMEOUT`` (importing torch + vllm takes tens of seconds on a cold disk)
+#: ``STACKSYNC_SMOKE_TIMEOUT`` (importing torch + vllm takes tens of seconds on a cold disk); each read
+#: from an index gets ``STACKSYNC_INDEX_TIMEOUT``
 PROBE_TIMEOUT_ENV, DEFAULT_PROBE_TIMEOUT = "STACKSYNC_PROBE_TIMEOUT", 60.0
 SMOKE_TIMEOUT_ENV, DEFAULT_SMOKE_TIMEOUT = "STACKSYNC_SMOKE_TIMEOUT", 600.0
+INDEX_TIMEOUT_ENV, DEFAULT_INDEX_TIMEOUT = "STACKSYNC_INDEX_TIMEOUT", 30.0
+#: every numeric STACKSYNC_* setting and its default: :func:`check_numeric_env` refuses a bad value
+#: before a command starts (a smoke timeout read only after the install would refuse too late)
+NUMERIC_ENV: Mapping[str, float] = {PROBE_TIMEOUT_ENV: DEFAULT_PROBE_TIMEOUT, SMOKE_TIMEOUT_ENV: DEFAULT_SMOKE_TIMEOUT,
+                                    INDEX_TIMEOUT_ENV: DEFAULT_INDEX_TIMEOUT}
 
 
-def timeout_from_env(var: str, default: float) -> float:
-    """A positive number of seconds from ``var``; ``default`` when unset or not a positive number."""
-    try:
-        value = float(os.environ.get(var, ""))
-    except ValueError:
+def timeout_from_env(var: str, default: float, *, environ: Mapping[str, str] | None = None) -> float:
+    """A positive number of seconds from ``var``; ``default`` when unset or empty. Anything else
+    (``abc``, ``0``, ``-5``, ``nan``) is a :class:`StacksyncError` naming the variable and the fix."""
+    raw = (os.environ if environ is None else environ).get(var, "").strip()
+    if not raw:
         return default
-    return value if value > 0 else default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise StacksyncError(f"{var}={raw!r}: not a positive number of seconds (fix: set {var} to a number "
+                             f"such as {default:g}, or unset it for the default, {default:g} s)")
+    return value
+
+
+def check_numeric_env(environ: Mapping[str, str] | None = None) -> None:
+    """Refuse a numeric ``STACKSYNC_*`` setting that is not a positive number (:data:`NUMERIC_ENV`)."""
+    for var, default in NUMERIC_ENV.items():
+        timeout_from_env(var, default, environ=environ)
 
 
 @dataclass(frozen=True)
@@ -149,23 +169,24 @@ def _kill(proc: subprocess.Popen[str], *, group: bool) -> None:
         pass
 
 
-def run_script(python: str | os.PathLike[str], script: str, *args: str,
+def run_script(python: str | os.PathLike[str], command: str, *args: str,
                env: Mapping[str, str] | None = None, timeout: float | None = None,
                timeout_var: str = PROBE_TIMEOUT_ENV) -> Any:
-    """Run ``scripts/<script>`` (standard library only) with the target interpreter and parse the one
-    JSON document it writes to a file of its own (``--json-out``): what imported modules print on
-    stdout is shown to the user, never parsed. ``-I`` keeps the target's own site-packages but
+    """Run the probe's ``command`` (``env``, ``cuda`` or ``smoke``: stacksync/probes/probe.py, standard
+    library only) with the target interpreter, by path, and parse the one JSON document it writes to a
+    file of its own (``--json-out``): what imported modules print on stdout is shown to the user, never
+    parsed. ``-I`` keeps the target's own site-packages but
     ignores the caller's environment and current directory. A target that does not answer within
     ``timeout`` (default: ``$STACKSYNC_PROBE_TIMEOUT``, 60 s) is killed with its process group."""
-    path = SCRIPTS_DIR / script
+    path, name = PROBE_SCRIPT, f"probe.py {command}"
     limit = timeout if timeout is not None else timeout_from_env(PROBE_TIMEOUT_ENV, DEFAULT_PROBE_TIMEOUT)
     with tempfile.TemporaryDirectory(prefix="stacksync-json-") as tmp:
-        out = Path(tmp) / f"{path.stem}.json"
+        out = Path(tmp) / f"{command}.json"
         try:
-            result = run([os.fspath(python), "-I", os.fspath(path), "--json-out", os.fspath(out), *args], env=env,
-                         check=False, timeout=limit)
+            result = run([os.fspath(python), "-I", os.fspath(path), command, "--json-out", os.fspath(out), *args],
+                         env=env, check=False, timeout=limit)
         except TimedOut:
-            raise ProbeError(f"{python}: {path.name} got no answer within {limit:g} s; the interpreter hangs or is "
+            raise ProbeError(f"{python}: {name} got no answer within {limit:g} s; the interpreter hangs or is "
                              f"very slow to start (fix: check that `{python} -c pass` returns, or that it is the "
                              f"interpreter you mean; for a slow one set {timeout_var}=SECONDS)") from None
         except CommandFailed as exc:
@@ -176,13 +197,13 @@ def run_script(python: str | os.PathLike[str], script: str, *args: str,
         except (OSError, UnicodeDecodeError):
             text = ""
     if result.returncode != 0:
-        raise ProbeError(f"{path.name} failed in {python} (exit {result.returncode}): "
+        raise ProbeError(f"{name} failed in {python} (exit {result.returncode}): "
                          f"{(result.stderr or result.stdout).strip().splitlines()[-1:] or ['no output']}")
-    _show_output(python, path.name, result.stdout)
+    _show_output(python, name, result.stdout)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ProbeError(f"{path.name} in {python} wrote no JSON document ({exc}); it printed "
+        raise ProbeError(f"{name} in {python} wrote no JSON document ({exc}); it printed "
                          f"{result.stdout[:200]!r} (fix: check that {python} is a CPython >= 3.8)") from exc
 
 

@@ -19,9 +19,8 @@ The user reviews both files and runs ``invoke compile --profile NAME``.
 
 from __future__ import annotations
 
-import os
+import re
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,10 +29,12 @@ from packaging.utils import NormalizedName
 
 from stacksync.core import defaults
 from stacksync.core.defaults import INSTALLER_PACKAGES
+from stacksync.core.fs import atomic_write_text
 from stacksync.core.redact import redact, strip_credentials
 from stacksync.env.environment import Snapshot
 from stacksync.lock import knownstacks, vcs
-from stacksync.lock.lockfile import Pin, parse
+from stacksync.lock.listing import Hint, Listing
+from stacksync.lock.lockfile import Pin, parse_listing
 
 __all__ = ["Proposal", "propose", "from_file", "pins_from_snapshot", "write_profile"]
 
@@ -48,6 +49,15 @@ class Proposal:
     unknown: list[str] = field(default_factory=list)
     vcs: list[str] = field(default_factory=list)
     left_out: list[str] = field(default_factory=list)
+    #: lines written as they were (a range or a bare name): compile picks the version
+    as_written: int = 0
+    #: the format detected, and what the list holds that is not a PyPI pin (conda rows)
+    format: str = ""
+    apart: list[str] = field(default_factory=list)
+    python: str = ""
+    python_why: str = ""
+    platform: str = ""
+    platform_why: str = ""
 
 
 def _vcs_line(pin: Pin) -> str | None:
@@ -70,11 +80,28 @@ def _marker(pin: Pin) -> str:
     return f" ; {pin.marker}" if pin.marker is not None else ""
 
 
+#: what ``invoke freeze`` leaves out by default: the twin's venv has its own pip. setuptools and wheel
+#: stay pinned (a twin builds sdists with them; compile locks them with --allow-unsafe)
+_LEFT_OUT_INSTALLERS = frozenset(INSTALLER_PACKAGES - {"setuptools", "wheel"})
+#: where conda-build unpacks and builds a package: a ``name @ file:///croot/...`` line is a conda build
+_CONDA_BUILD_DIRS = ("/croot/", "/conda-bld/", "/feedstock_root/", "/home/conda/feedstock", "/tmp/build/",
+                     "/opt/conda/conda-bld/", "/work/")
+
+
+def _describe_local(url: str) -> str:
+    """A conda build folder, or a project checkout on the baseline's machine."""
+    return "a conda build folder" if any(d in url for d in _CONDA_BUILD_DIRS) else \
+        "a local path checkout on the baseline's machine"
+
+
 def propose(pins: Sequence[Pin], *, profile: str, source: str, python: str,
             live: Mapping[NormalizedName, str] | None = None, include_installers: bool = False,
-            platform: str = "linux") -> Proposal:
-    """``requirements.in`` and ``stack.toml`` for ``pins`` (one baseline, in file order)."""
-    out = Proposal()
+            platform: str = "linux", python_why: str = "", platform_why: str = "") -> Proposal:
+    """``requirements.in`` and ``stack.toml`` for ``pins`` (one baseline, in file order); ``python_why``
+    / ``platform_why``: where ``python`` / ``platform`` come from (a comment in stack.toml)."""
+    out = Proposal(python=python, python_why=python_why, platform=platform, platform_why=platform_why)
+    installers: list[NormalizedName] = []
+    from_source_only: list[str] = []
     plain: list[str] = []
     unpinned: list[str] = []
     vcs_lines: list[str] = []
@@ -84,10 +111,20 @@ def propose(pins: Sequence[Pin], *, profile: str, source: str, python: str,
     eq_names: list[NormalizedName] = []
     conda_tools: list[NormalizedName] = []
     for pin in sorted(pins, key=lambda p: p.name):
-        if pin.name in INSTALLER_PACKAGES and not include_installers:
+        if pin.name in _LEFT_OUT_INSTALLERS and not include_installers:
+            installers.append(pin.name)
             continue
-        if pin.name in knownstacks.CONDA_TOOLING and pin.is_local_file:
+        if knownstacks.is_conda_tooling(pin.name):
             conda_tools.append(pin.name)
+            continue
+        known_source = knownstacks.FROM_SOURCE_ONLY.get(pin.name)
+        if known_source is not None and not pin.is_vcs and pin.url is None:
+            what, source_pin = known_source
+            from_source_only.append(f"# {source_pin}   # FIXME: was {pin.requirement} ({pin.where}): {what}")
+            out.left_out.append(pin.name)
+            out.warnings.append(f"{pin.where}: {pin.requirement} is {what}: not looked up on the index; "
+                                f"proposed as a source pin, commented out (fix: write {source_pin} with the commit "
+                                f"you built, in locks/{profile}/requirements.in)")
             continue
         for url in (*pin.option_values("--index-url"), *pin.option_values("--extra-index-url")):
             index_hints.setdefault(strip_credentials(url), []).append(f"{pin.where} ({pin.name})")
@@ -117,6 +154,10 @@ def propose(pins: Sequence[Pin], *, profile: str, source: str, python: str,
             from_source.append(pin.name)
             continue
         names.append(pin.name)
+        local = re.search(r"\+(cu\d+|cpu|rocm[\d.]+)$", pin.version or "")
+        if local is not None and pin.url is None:  # torch==2.4.0+cu121: a build of the PyTorch index
+            index_hints.setdefault(f"https://download.pytorch.org/whl/{local.group(1)}", []).append(
+                f"{pin.where} ({pin.name}=={pin.version})")
         if pin.version is not None and pin.url is None and pin.specifier.startswith("=="):
             plain.append(f"{pin.name}{_exact(pin.version)}{_marker(pin)}")
             eq_names.append(pin.name)
@@ -136,17 +177,22 @@ def propose(pins: Sequence[Pin], *, profile: str, source: str, python: str,
             unpinned.append(f"{pin.name}{_marker(pin)}  # was {redact(pin.url)} ({pin.where})")
             out.unknown.append(pin.name)
             out.warnings.append(f"{pin.where}: {pin.name} @ {redact(pin.url)}: version unknown in this file "
-                                "(a conda build folder); written unpinned, so compile picks the newest "
+                                f"({_describe_local(pin.url)}); written unpinned, so compile picks the newest "
                                 f"(fix: write {pin.name}==VERSION in locks/{profile}/requirements.in, or add "
                                 "--python ENV to read it from the live environment)")
             continue
         plain.append(f"{pin.requirement}")  # a range or a bare name: as written
+        out.as_written += 1
     if conda_tools:
         out.left_out += conda_tools
         out.warnings.append(f"{redact(source)}: conda's own packages left out ({', '.join(conda_tools)}): they "
                             "are the conda tool, not the stack (fix: add them to requirements.in if the twin "
                             "needs them)")
-    out.pinned = len(plain)
+    if installers:
+        out.left_out += installers
+        out.warnings.append(f"{redact(source)}: {', '.join(installers)} left out: the twin's venv brings its own "
+                            "installer (fix: --all keeps it as a pin)")
+    out.pinned = len(plain) - out.as_written
     lines = [f"# Baseline of profile {profile!r} from {redact(source)}, written by invoke freeze;",
              f"# review it, then: invoke compile --profile {profile}", ""]
     lines.append("# === pins the exact version string: ==2.4.0 would also admit 2.4.0+cu121 (PEP 440)")
@@ -156,12 +202,16 @@ def propose(pins: Sequence[Pin], *, profile: str, source: str, python: str,
     if unpinned:
         lines += ["", "# version unknown in the baseline: compile picks the newest allowed (pin them to match)",
                   *unpinned]
+    if from_source_only:
+        lines += ["", "# built from source, not on the index under this name: pin the source you built",
+                  *from_source_only]
     if vcs_lines:
         lines += ["", "# VCS pins at their commit: resolved with the rest, installed after it (no hash can",
                   "# cover a checkout; compile writes them to vcs.txt); never editable in the twin",
                   *vcs_lines]
     out.requirements_in = "\n".join(lines) + "\n"
-    out.stack_toml = _stack_toml(profile, source, python, names, eq_names, from_source, index_hints, platform)
+    out.stack_toml = _stack_toml(profile, source, python, names, eq_names, from_source, index_hints, platform,
+                                 python_why, platform_why)
     return out
 
 
@@ -171,19 +221,22 @@ def _toml_list(items: Sequence[str]) -> str:
 
 def _stack_toml(profile: str, source: str, python: str, names: Sequence[NormalizedName],
                 pinned_eq: Sequence[NormalizedName], from_source: Sequence[NormalizedName],
-                index_hints: Mapping[str, list[str]], platform: str) -> str:
+                index_hints: Mapping[str, list[str]], platform: str, python_why: str = "",
+                platform_why: str = "") -> str:
     base = knownstacks.propose_base(names)
     # a deferred package is an == pin in requirements.in (compile hashes that exact version)
     deferred = knownstacks.propose_deferred(pinned_eq, from_source=from_source)
     lines = [f"# Written by `invoke freeze --from {redact(source)} --profile {profile}`: a proposal from",
              "# stacksync's table of known stacks (stacksync/knownstacks.py). Review, then:",
              f"#   invoke compile --profile {profile}",
+             *([f"# python: {python_why}"] if python_why else []),
              f'python = "{python}"',
+             *([f"# platforms: {platform_why}"] if platform_why else []),
              f"platforms = {_toml_list([platform])}",
              '# index_url = "https://pypi.org/simple"   # or your mirror: https://${USER}:${TOKEN}@host/simple']
     if index_hints:
-        lines.append("# per-line --index-url / --extra-index-url in the baseline (pip ignores them on a "
-                     "requirement line):")
+        lines.append("# indexes the baseline names (per-line --index-url / --extra-index-url, which pip ignores on "
+                     "a requirement line; +cuXXX / +cpu builds of the PyTorch index):")
         lines.append(f"# extra_index_urls = {_toml_list(list(index_hints))}")
         lines += [f"#   {url}: {', '.join(where)}" for url, where in index_hints.items()]
     if base:
@@ -227,25 +280,105 @@ def pins_from_snapshot(snapshot: Snapshot) -> list[Pin]:
     return parse_text("\n".join(lines) + "\n", f"{snapshot.python} (live)").pins
 
 
-def from_file(path: str, profile: str, *, python: str | None = None, include_installers: bool = False) -> Proposal:
-    """Read ``path`` (any file pip reads) and propose the profile; ``python``: a live environment
-    whose dist-info versions repair the lines the file cannot."""
+def _choose(hints: Sequence[Hint], what: str, source: str) -> tuple[str | None, str, list[str]]:
+    """The value most hints agree on, why, and a warning when they disagree."""
+    if not hints:
+        return None, "", []
+    counts: dict[str, int] = {}
+    for h in hints:
+        counts[h.value] = counts.get(h.value, 0) + 1
+    value = max(counts, key=lambda v: (counts[v], -next(i for i, h in enumerate(hints) if h.value == v)))
+    first = next(h for h in hints if h.value == value)
+    why = f"read from {redact(source)}: {first.because}"
+    warnings = []
+    if len(counts) > 1:
+        others = ", ".join(f"{h.value} ({h.because})" for h in hints if h.value != value)[:300]
+        warnings.append(f"{redact(source)}: the file says more than one {what}: {value} ({first.because}) and "
+                        f"{others}; {value} written (fix: give --{what.replace(' ', '-')} X)")
+    return value, why, warnings
+
+
+def _apart_notes(found: Listing, source: str) -> tuple[list[str], list[str]]:
+    """Comment lines for requirements.in and warnings for the rows of a conda list that are not pins."""
+    if not found.apart and not found.cuda and not found.renamed:
+        return [], []
+    comments = ["", f"# not PyPI packages in {redact(source)} ({found.format}): left out; pip does not install "
+                "them (use conda for them, or drop them: a PyPI wheel brings the libraries it needs)"]
+    comments += [f"#   line {a.line}: {a.name} {a.version}: {a.why}" for a in found.apart]
+    warnings = []
+    if found.apart:
+        warnings.append(f"{redact(source)}: {len(found.apart)} conda row(s) with no PyPI project left out "
+                        f"({', '.join(a.name for a in found.apart[:12])}{' ...' if len(found.apart) > 12 else ''}); "
+                        "listed in requirements.in (fix: none needed for C libraries and the interpreter; install "
+                        "the others with conda)")
+    if found.cuda:
+        cuda = found.cuda[0]
+        tag = "cu" + cuda.value.replace(".", "")
+        comments.append(f"# CUDA {cuda.value} ({cuda.because}): torch's PyPI wheels bring their own nvidia-*-cu"
+                        f"{cuda.value.split('.')[0]} libraries; for exactly this CUDA build use "
+                        f"index_url = \"https://download.pytorch.org/whl/{tag}\" in stack.toml")
+        warnings.append(f"{redact(source)}: the baseline used CUDA {cuda.value} ({cuda.because}): not a PyPI "
+                        f"package (fix: for torch's {tag} build set index_url = "
+                        f"\"https://download.pytorch.org/whl/{tag}\" in stack.toml)")
+    comments += [f"# renamed: {r}" for r in found.renamed]
+    return comments, warnings
+
+
+def from_file(path: str, profile: str, *, python: str | None = None, include_installers: bool = False,
+              python_version: str | None = None, platform: str | None = None) -> Proposal:
+    """Read ``path`` (a freeze, ``pip list``, ``conda list`` ..., see :mod:`stacksync.lock.listing`)
+    and propose the profile; ``python``: a live environment whose dist-info versions repair the lines
+    the file cannot. The baseline's Python and platform: given, else what the file says, else the live
+    environment's, else the interpreter running stacksync (and stack.toml says it was assumed)."""
     from stacksync.env.environment import probe
 
-    parsed = parse(path)
+    parsed, found = parse_listing(path)
     snapshot = probe(python) if python else None
-    py = snapshot.python_xy if snapshot is not None else f"{sys.version_info[0]}.{sys.version_info[1]}"
-    platform = snapshot.marker_environment.get("sys_platform", "linux") if snapshot is not None else sys.platform
-    return propose(parsed.pins, profile=profile, source=str(path), python=py,
-                   live=snapshot.versions() if snapshot is not None else None,
-                   include_installers=include_installers, platform=platform)
+    warnings: list[str] = []
+    file_py, file_py_why, more = _choose(found.python, "python version", path)
+    warnings += more
+    file_plat, file_plat_why, more = _choose(found.platform, "platform", path)
+    warnings += more
+    if python_version:
+        py, py_why = python_version, "given (--python-version)"
+    elif file_py is not None:
+        py, py_why = file_py, file_py_why
+    elif snapshot is not None:
+        py, py_why = snapshot.python_xy, f"the live environment {snapshot.python}"
+    else:
+        py = f"{sys.version_info[0]}.{sys.version_info[1]}"
+        py_why = (f"assumed: {redact(path)} does not say (no cpXY wheel tag, no 'Python X.Y' line, no conda python "
+                  "row); this is the Python running stacksync (fix: --python-version X.Y)")
+    if platform:
+        plat, plat_why = platform, "given (--platform)"
+    elif file_plat is not None:
+        plat, plat_why = file_plat, file_plat_why
+    elif snapshot is not None:
+        plat, plat_why = snapshot.marker_environment.get("sys_platform", "linux"), "the live environment"
+    else:
+        plat = sys.platform
+        plat_why = f"assumed: {redact(path)} does not say; this machine's (fix: --platform linux|win32|darwin)"
+    proposal = propose(parsed.pins, profile=profile, source=str(path), python=py,
+                       live=snapshot.versions() if snapshot is not None else None,
+                       include_installers=include_installers, platform=plat, python_why=py_why,
+                       platform_why=plat_why)
+    proposal.format = found.format
+    comments, more = _apart_notes(found, path)
+    proposal.requirements_in += "\n".join(comments) + ("\n" if comments else "")
+    proposal.apart = [f"{a.name} {a.version}".strip() for a in found.apart]
+    proposal.warnings = warnings + more + proposal.warnings
+    if found.dropped:
+        proposal.warnings.append(f"{redact(path)}: {len(found.dropped)} pasted line(s) that are not requirements "
+                                 f"skipped (line {', '.join(str(n) for n, _ in found.dropped[:5])}: "
+                                 f"{found.dropped[0][1][:60]!r} ...)")
+    return proposal
 
 
 def write_profile(proposal: Proposal, profile: str, *, locks_dir: Path | None = None,
                   overwrite_toml: bool = False) -> tuple[Path, Path | None]:
     """Write ``locks/<profile>/requirements.in`` (and ``stack.toml`` when new, or asked) atomically.
     Returns (requirements.in, stack.toml written or None)."""
-    folder = (locks_dir or defaults.LOCKS_DIR) / profile
+    folder = (locks_dir or defaults.new_locks_dir()) / profile
     folder.mkdir(parents=True, exist_ok=True)
     req = folder / defaults.REQUIREMENTS_IN
     _write(req, proposal.requirements_in)
@@ -257,7 +390,4 @@ def write_profile(proposal: Proposal, profile: str, *, locks_dir: Path | None = 
 
 
 def _write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    atomic_write_text(path, text)

@@ -16,6 +16,10 @@ What counts, and why:
   never writes. Existence is read from one listing per folder, not one ``stat`` per file; a
   distribution found intact is remembered (the caller keeps the memo) and checked again with a
   ``stat`` of its RECORD and of its folders, whose mtimes change when a file in them is removed.
+  A RECORD row that leads outside the environment's prefix (``..``, an absolute path elsewhere, a
+  folder symlinked out: :mod:`stacksync.env.confine`) is not looked at here (no folder outside is
+  listed); ``invoke verify --files`` reports it. RECORD, METADATA and INSTALLER are read only when
+  they are regular files (a FIFO there would block the read).
 
 Everything here is pure reading; :mod:`stacksync.sync.repair` acts on what it finds.
 """
@@ -25,7 +29,7 @@ from __future__ import annotations
 import csv
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +37,8 @@ from typing import Any
 from packaging.utils import NormalizedName, canonicalize_name
 
 from stacksync.env import journal as journal_mod
-from stacksync.env.sitepackages import metadata_headers
+from stacksync.env.confine import Confine, scheme_base
+from stacksync.env.distinfo import dist_info_folders, read_file, read_installer, read_name_version
 
 __all__ = ["Broken", "Damage", "stashes", "broken_distributions", "scan"]
 
@@ -59,7 +64,7 @@ class Broken:
 class Damage:
     """What :func:`scan` found. ``journal``: the leftover journal (``None``: none)."""
 
-    journal: Mapping[str, Any] | None = None
+    journal: journal_mod.Journal | None = None
     stashes: tuple[Path, ...] = ()
     broken: tuple[Broken, ...] = ()
 
@@ -107,26 +112,17 @@ def _name_version(folder: str) -> tuple[NormalizedName, str]:
     """From METADATA (as importlib.metadata reads it), else from the folder name."""
     stem = os.path.basename(folder)[: -len(".dist-info")]
     name, _, version = stem.partition("-")
-    try:
-        with open(os.path.join(folder, "METADATA"), encoding="utf-8") as fh:
-            headers = metadata_headers(fh.read())
-    except (OSError, UnicodeDecodeError):
-        headers = None
-    if headers:
-        name = (headers.get("name") or [name])[0] or name
-        version = (headers.get("version") or [version])[0] or version
-    return canonicalize_name(name), version
+    return read_name_version(folder) or (canonicalize_name(name), version)
 
 
 def _missing_files(folder: str, location: str, listings: dict[str, frozenset[str]],
-                   used: set[str]) -> tuple[str, ...] | None:
+                   used: set[str], confine: Confine) -> tuple[str, ...] | None:
     """Files RECORD lists that do not exist (``None``: no RECORD). Each folder is listed once
     (``listings``, shared by the scan): a torch wheel's 15k files live in ~1k folders. ``used``
-    collects the folders this RECORD's files live in."""
-    try:
-        with open(os.path.join(folder, "RECORD"), encoding="utf-8", newline="") as fh:
-            text = fh.read()
-    except (OSError, UnicodeDecodeError):
+    collects the folders this RECORD's files live in. A row with ``..`` or an absolute path (scripts:
+    ``../../../bin/x``) is resolved by ``confine`` and skipped when it leads outside the prefix."""
+    text = read_file(folder, "RECORD")
+    if text is None:
         return None
     missing = []
     for line in text.splitlines():
@@ -144,7 +140,10 @@ def _missing_files(folder: str, location: str, listings: dict[str, frozenset[str
             sub, _, base = rel.rpartition("/")
             head = f"{location}/{sub}" if sub else location
         else:
-            head, base = os.path.split(os.path.normpath(rel if os.path.isabs(rel) else os.path.join(location, rel)))
+            place = confine.place(location, rel)
+            if place is None:
+                continue  # outside the environment: never listed (verify --files reports it)
+            head, base = os.path.split(place)
         used.add(head)
         names = listings.get(head)
         if names is None:
@@ -166,11 +165,7 @@ INSTALLERS = frozenset({"pip", "uv"})
 def _ours(folder: str) -> bool:
     """Installed by pip / uv, or by nothing yet: pip writes INSTALLER after the files, just before
     RECORD, so a cut-short install may have neither."""
-    try:
-        with open(os.path.join(folder, "INSTALLER"), encoding="utf-8") as fh:
-            installer = fh.read().strip()
-    except (OSError, UnicodeDecodeError):
-        return True
+    installer = read_installer(folder)
     return not installer or installer in INSTALLERS
 
 
@@ -210,34 +205,28 @@ def broken_distributions(dirs: Sequence[str | os.PathLike[str]], memo: Memo | No
     ``stat`` calls (its RECORD and the folders its files live in) instead of listing them again."""
     out: list[Broken] = []
     listings: dict[str, frozenset[str]] = {}
+    confines: dict[str, Confine] = {}
     seen: set[str] = set()
-    for entry in dirs:
-        location = os.fspath(entry)
-        try:
-            names = sorted(os.listdir(location))
-        except OSError:
+    for location, folder in dist_info_folders(dirs, stashes=False):
+        seen.add(folder)
+        if memo is not None and folder in memo and _memo_holds(folder, memo[folder]):
             continue
-        for child in names:
-            if child.startswith("~") or not child.lower().endswith(".dist-info"):
-                continue
-            folder = os.path.join(location, child)
-            seen.add(folder)
-            if memo is not None and folder in memo and _memo_holds(folder, memo[folder]):
-                continue
-            if not os.path.isdir(folder):
-                continue
-            used: set[str] = set()
-            missing = _missing_files(folder, location, listings, used)
-            if memo is not None:
-                remembered = _memo_entry(folder, used) if missing is not None and not missing else None
-                if remembered is None:
-                    memo.pop(folder, None)
-                else:
-                    memo[folder] = remembered
-            if (missing is not None and not missing) or not _ours(folder):
-                continue
-            name, version = _name_version(folder)
-            out.append(Broken(name, version, Path(folder), missing is not None, missing or ()))
+        if not os.path.isdir(folder):
+            continue
+        used: set[str] = set()
+        if location not in confines:
+            confines[location] = Confine(scheme_base(location))
+        missing = _missing_files(folder, location, listings, used, confines[location])
+        if memo is not None:
+            remembered = _memo_entry(folder, used) if missing is not None and not missing else None
+            if remembered is None:
+                memo.pop(folder, None)
+            else:
+                memo[folder] = remembered
+        if (missing is not None and not missing) or not _ours(folder):
+            continue
+        name, version = _name_version(folder)
+        out.append(Broken(name, version, Path(folder), missing is not None, missing or ()))
     if memo is not None:
         for gone in set(memo) - seen:
             del memo[gone]

@@ -28,7 +28,7 @@ from stacksync.core.errors import StacksyncError
 from stacksync.core.redact import redact
 from stacksync.env.environment import Installed, Snapshot, looks_like_python, probe
 from stacksync.lock import profile, vcs
-from stacksync.lock.lockfile import Pin, RequirementsFile, parse
+from stacksync.lock.lockfile import Pin, RequirementsFile, parse, parse_listing
 
 
 @dataclass(frozen=True)
@@ -259,8 +259,8 @@ def classify(spec: str, locks_dir: Path | None = None) -> tuple[str, Path]:
         return "interpreter", path
     elif path.is_file():
         return "file", path
-    root = locks_dir or defaults.LOCKS_DIR
-    if (root / spec / defaults.STACK_TOML).exists():
+    root = locks_dir or defaults.find_locks_dir()
+    if root is not None and (root / spec / defaults.STACK_TOML).exists():
         return "profile", root / spec
     import shutil
 
@@ -314,7 +314,7 @@ def load_side(spec: str, locks_dir: Path | None = None) -> Side:
         if (prof.folder / vcs.VCS_TXT).exists():
             files.append(parse(prof.folder / vcs.VCS_TXT, lock=True))
         return Side(spec, kind, files=files)
-    return Side(spec, kind, files=[pylock.read(path) if pylock.is_pylock(path) else parse(path)])
+    return Side(spec, kind, files=[pylock.read(path) if pylock.is_pylock(path) else parse_listing(path)[0]])
 
 
 def diff_sides(spec_a: str, spec_b: str, *, include_installers: bool = False,

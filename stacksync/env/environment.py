@@ -1,6 +1,6 @@
 """Target environments: find the interpreter, probe it, and hold what the probe saw.
 
-The probe (``scripts/probe_env.py``) runs inside the target; this module only checks the shape of
+The probe (``probe.py env``, stacksync/probes/probe.py) runs inside the target; this module only checks the shape of
 what it prints and turns it into :class:`Snapshot`.
 """
 
@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 
 from stacksync.core import defaults
 from stacksync.core.errors import ProbeError, TargetError
+from stacksync.core.fs import atomic_write_text
 from stacksync.core.runner import clean_env, python_in, run_script
 from stacksync.env import sitepackages
 
@@ -86,8 +86,38 @@ class Snapshot:
         return ".".join(self.version.split(".")[:2])
 
     @property
+    def _python_facts(self) -> Mapping[str, Any]:
+        facts = self.raw.get("python")
+        return facts if isinstance(facts, Mapping) else {}
+
+    @property
     def prefix(self) -> Path:
-        return Path(self.raw.get("python", {}).get("prefix", self.python.parent.parent))
+        """``sys.prefix`` of the target (its venv folder); the interpreter's grandparent when the probe
+        document has none."""
+        return Path(self._python_facts.get("prefix", self.python.parent.parent))
+
+    @property
+    def soabi(self) -> str | None:
+        """``sysconfig``'s SOABI (``cpython-311-x86_64-linux-gnu``); ``None`` when unknown."""
+        value = self._python_facts.get("soabi")
+        return str(value) if value else None
+
+    @property
+    def platform_tag(self) -> str | None:
+        """``sysconfig.get_platform()`` (``linux-x86_64``); ``None`` when unknown."""
+        value = self._python_facts.get("platform_tag")
+        return str(value) if value else None
+
+    @property
+    def site_packages(self) -> tuple[str, ...]:
+        """The target's site-packages folders, as its probe reported them."""
+        return tuple(str(p) for p in self._python_facts.get("site_packages") or ())
+
+    @property
+    def glibc(self) -> str | None:
+        """The target's glibc version (``2.36``); ``None`` off glibc or when unknown."""
+        value = self.platform.get("glibc")
+        return str(value) if value else None
 
     def versions(self) -> dict[NormalizedName, str]:
         return {n: d.version for n, d in self.distributions.items()}
@@ -111,13 +141,13 @@ def snapshot_from_json(python: Path, data: Any) -> Snapshot:
                         pip_version=data.get("pip_version"), cuda=data.get("cuda", {}),
                         state=data.get("state", {}), raw=data)
     except (AssertionError, KeyError, TypeError) as exc:
-        raise ProbeError(f"probe_env.py in {python} printed an unexpected document ({exc!r})") from exc
+        raise ProbeError(f"probe.py env in {python} printed an unexpected document ({exc!r})") from exc
 
 
 def probe(python: str | os.PathLike[str]) -> Snapshot:
     """Run the probe in ``python`` and return what it saw."""
     exe = find_python(python)
-    return snapshot_from_json(exe, run_script(exe, "probe_env.py"))
+    return snapshot_from_json(exe, run_script(exe, "env"))
 
 
 # ------------------------------------------------------------------ the fast snapshot (no interpreter)
@@ -137,7 +167,7 @@ def snapshot(python: str | os.PathLike[str], *, fast: bool = True, cache_dir: Pa
     Only for deciding: a path that changes the target probes it for real afterwards."""
     exe = find_python(python)
     if fast:
-        data = _fast_document(exe, cache_dir or defaults.CACHE_DIR / "probe")
+        data = _fast_document(exe, cache_dir or defaults.cache_dir() / "probe")
         if data is not None:
             return snapshot_from_json(exe, data)
     return probe(exe)
@@ -166,7 +196,7 @@ def _interpreter_key(exe: Path) -> str | None:
         glibc = None
     parts = [str(exe), str(base), cfg.read_text(encoding="utf-8", errors="replace"), cfg_stat.st_mtime_ns,
              base_stat.st_mtime_ns, base_stat.st_size, list(os.uname()) if hasattr(os, "uname") else None,
-             glibc, (defaults.SCRIPTS_DIR / "probe_env.py").read_bytes().hex(), pth]
+             glibc, defaults.PROBE_SCRIPT.read_bytes().hex(), pth]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
 
@@ -185,7 +215,7 @@ def _fast_document(exe: Path, cache: Path) -> dict[str, Any] | None:
         cached = None
     if isinstance(cached, dict) and all(k in cached for k in ("fast", *_INTERPRETER_KEYS)):
         return sitepackages.document(cached, env) if cached["fast"] else None
-    data = run_script(exe, "probe_env.py")
+    data = run_script(exe, "env")
     interpreter = {k: data.get(k) for k in _INTERPRETER_KEYS} if isinstance(data, dict) else {}
     try:
         fast = sitepackages.document(interpreter, env)
@@ -203,10 +233,7 @@ def _write_json(path: Path, data: Any) -> None:
     """Write atomically (two syncs may fill the cache at once); a cache that cannot be written is skipped."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, sort_keys=True)
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(data, sort_keys=True), fsync=False)  # a cache: fsync not worth it
         entries = sorted(path.parent.glob("*.json"), key=lambda p: p.stat().st_mtime)
         for old in entries[:-_CACHE_ENTRIES]:  # one entry per interpreter (and .pth set) seen
             old.unlink(missing_ok=True)

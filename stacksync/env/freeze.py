@@ -10,6 +10,7 @@ import datetime as _dt
 from dataclasses import dataclass, field
 
 from stacksync.core.defaults import INSTALLER_PACKAGES
+from stacksync.core.fs import atomic_write_text
 from stacksync.core.redact import redact
 from stacksync.env.environment import Snapshot
 
@@ -79,8 +80,6 @@ def write_freeze(python: str, *, out: str | None = None, profile_name: str | Non
     profile is new) a commented ``stack.toml``, as ``invoke freeze --from`` proposes them
     (:mod:`stacksync.env.baseline`: editable git checkouts become pins at their commit).
     Returns (text, frozen, path written or None)."""
-    import os
-    import tempfile
     from pathlib import Path
 
     from stacksync.env import baseline
@@ -100,8 +99,5 @@ def write_freeze(python: str, *, out: str | None = None, profile_name: str | Non
     if target is None:
         return text, frozen, None
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, target)
+    atomic_write_text(target, text)
     return text, frozen, str(target)

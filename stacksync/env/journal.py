@@ -14,66 +14,95 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["JOURNAL_FILE", "path", "read", "write", "begin", "phase", "finish"]
+from stacksync.core.fs import atomic_write_text, fsync_dir
+
+__all__ = ["JOURNAL_FILE", "Journal", "path", "read", "write", "begin", "phase", "finish", "describe"]
 
 JOURNAL_FILE = "stacksync-journal.json"
 VERSION = 1
+
+
+@dataclass
+class Journal:
+    """One run's journal. A leftover one is read leniently: a field it lacks is ``None`` / empty, and
+    one that cannot be read at all is ``Journal(readable=False)`` (still a leftover)."""
+
+    profile: str | None = None
+    started: str | None = None
+    pid: int | None = None
+    lock_sha256: str | None = None
+    deferred_sha256: str | None = None
+    steps: list[str] = field(default_factory=list)
+    plan: dict[str, Any] = field(default_factory=dict)
+    #: the phase under way ("begin" until the first one starts) and the phases finished before it
+    phase: str | None = None
+    done: list[str] = field(default_factory=list)
+    updated: str | None = None
+    readable: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        """The on-disk document (``updated`` once a phase has started)."""
+        data: dict[str, Any] = {"stacksync_journal": VERSION, "pid": self.pid, "started": self.started,
+                                "profile": self.profile, "lock_sha256": self.lock_sha256,
+                                "deferred_sha256": self.deferred_sha256, "steps": list(self.steps),
+                                "phase": self.phase, "done": list(self.done), "plan": dict(self.plan)}
+        if self.updated is not None:
+            data["updated"] = self.updated
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any) -> Journal:
+        if not isinstance(data, dict) or not data:
+            return cls(readable=False)
+
+        def text(key: str) -> str | None:
+            value = data.get(key)
+            return value if isinstance(value, str) else None
+
+        def texts(key: str) -> list[str]:
+            value = data.get(key)
+            return [str(v) for v in value] if isinstance(value, list) else []
+
+        pid = data.get("pid")
+        plan = data.get("plan")
+        return cls(profile=text("profile"), started=text("started"),
+                   pid=pid if isinstance(pid, int) and not isinstance(pid, bool) else None,
+                   lock_sha256=text("lock_sha256"), deferred_sha256=text("deferred_sha256"), steps=texts("steps"),
+                   plan=plan if isinstance(plan, dict) else {}, phase=text("phase"), done=texts("done"),
+                   updated=text("updated"))
 
 
 def path(prefix: Path) -> Path:
     return Path(prefix) / JOURNAL_FILE
 
 
-def read(prefix: Path) -> dict[str, Any] | None:
-    """The journal left in ``prefix`` (``{}`` for one that cannot be read: still a leftover), or
-    ``None`` when there is none."""
+def read(prefix: Path) -> Journal | None:
+    """The journal left in ``prefix`` (``Journal(readable=False)`` for one that cannot be read: still a
+    leftover), or ``None`` when there is none."""
     p = path(prefix)
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError):
-        return {}
+        return Journal(readable=False)
     try:
         data = json.loads(text)
     except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        return Journal(readable=False)
+    return Journal.from_json(data)
 
 
 def write(prefix: Path, data: Mapping[str, Any]) -> Path:
     """Replace the journal atomically with ``data`` (fsynced file and folder)."""
     target = path(prefix)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{JOURNAL_FILE}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(dict(data), fh, indent=2, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(target.parent)
+    atomic_write_text(target, json.dumps(dict(data), indent=2, sort_keys=True) + "\n")
+    fsync_dir(target.parent)
     return target
 
 
@@ -82,34 +111,33 @@ def _now() -> str:
 
 
 def begin(prefix: Path, *, plan: Mapping[str, Any], lock_sha256: str | None, deferred_sha256: str | None,
-          profile: str, steps: list[str]) -> dict[str, Any]:
+          profile: str, steps: list[str]) -> Journal:
     """The first journal of a run, written before anything in the target changes."""
-    data: dict[str, Any] = {"stacksync_journal": VERSION, "pid": os.getpid(), "started": _now(), "profile": profile,
-                            "lock_sha256": lock_sha256, "deferred_sha256": deferred_sha256, "steps": steps,
-                            "phase": "begin", "done": [], "plan": dict(plan)}
-    write(prefix, data)
+    data = Journal(profile=profile, started=_now(), pid=os.getpid(), lock_sha256=lock_sha256,
+                   deferred_sha256=deferred_sha256, steps=list(steps), plan=dict(plan), phase="begin")
+    write(prefix, data.to_json())
     return data
 
 
-def phase(prefix: Path, data: dict[str, Any], name: str) -> None:
+def phase(prefix: Path, data: Journal, name: str) -> None:
     """Record that phase ``name`` starts (the one before it, if any, finished)."""
-    if data.get("phase") not in (None, "begin"):
-        data.setdefault("done", []).append(data["phase"])
-    data["phase"] = name
-    data["updated"] = _now()
-    write(prefix, data)
+    if data.phase not in (None, "begin"):
+        data.done.append(data.phase)
+    data.phase = name
+    data.updated = _now()
+    write(prefix, data.to_json())
 
 
 def finish(prefix: Path) -> None:
     """Remove the journal: the run ended with the target as the lock says."""
     path(prefix).unlink(missing_ok=True)
-    _fsync_dir(Path(prefix))
+    fsync_dir(Path(prefix))
 
 
-def describe(data: Mapping[str, Any]) -> str:
+def describe(data: Journal) -> str:
     """One phrase for a leftover journal: which run, which phase."""
-    if not data:
+    if not data.readable:
         return "an unreadable journal"
-    done = ", ".join(data.get("done") or []) or "none"
-    return (f"a sync started {data.get('started', '?')} (pid {data.get('pid', '?')}, profile "
-            f"{data.get('profile', '?')!r}) stopped in phase {data.get('phase', '?')!r} (phases done: {done})")
+    done = ", ".join(data.done) or "none"
+    return (f"a sync started {data.started or '?'} (pid {data.pid if data.pid is not None else '?'}, profile "
+            f"{data.profile or '?'!r}) stopped in phase {data.phase or '?'!r} (phases done: {done})")

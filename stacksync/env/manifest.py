@@ -27,6 +27,7 @@ from typing import Any
 
 from stacksync.core.defaults import INSTALLER_PACKAGES
 from stacksync.core.errors import StacksyncError
+from stacksync.core.fs import atomic_write_text
 from stacksync.core.redact import redact, strip_credentials
 from stacksync.env.environment import looks_like_python
 from stacksync.env.record import INSTALL_RECORDS, Dist, Scan, verify_environment
@@ -63,6 +64,8 @@ def _dist_entry(d: Dist) -> dict[str, Any]:
     }
     if d.unrecorded:
         entry["unrecorded"] = sorted(u.path for u in d.unrecorded)
+    if d.outside:  # RECORD rows outside the environment: never opened, named so the digest sees them
+        entry["outside"] = sorted(d.outside)
     return entry
 
 
@@ -103,16 +106,10 @@ def manifest_of(target: str | os.PathLike[str]) -> tuple[dict[str, Any], Scan]:
 
 def write(target: str | os.PathLike[str], out: str | os.PathLike[str]) -> tuple[dict[str, Any], Scan]:
     """Write the manifest of ``target`` to ``out`` atomically; return it and the scan."""
-    import tempfile
-
     manifest, result = manifest_of(target)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(dumps(manifest))
-    os.chmod(tmp, 0o644)  # mkstemp makes it 0600: this file is meant to be shared
-    os.replace(tmp, path)
+    atomic_write_text(path, dumps(manifest))
     return manifest, result
 
 
@@ -222,6 +219,9 @@ def _package(name: str, da: Mapping[str, Any], db: Mapping[str, Any]) -> Package
     for side, d in (("A", da), ("B", db)):
         if d.get("modified"):
             notes.append(f"{side}: {len(d['modified'])} file(s) differ from their RECORD")
+        if d.get("outside"):
+            notes.append(f"{side}: RECORD names {len(d['outside'])} path(s) outside the environment: "
+                         f"{', '.join(d['outside'][:3])}")
     # Scripts outside site-packages (`../../../bin/x`) that differ are their entry-point wrappers: the
     # installer writes them, each its own (uv's has no `import re`; pip's template changed between pip
     # 23.2 and 26.3, the pip of `python -m venv` and of virtualenv): installed otherwise, not another build.
@@ -233,7 +233,8 @@ def _package(name: str, da: Mapping[str, Any], db: Mapping[str, Any]) -> Package
     elif (changed and not wrappers) or only_a or only_b or any(n.startswith(("wheel tags", "build tag"))
                                                                 for n in notes):
         kind = "build"
-    elif wrappers or any(n.startswith(("installer", "direct_url", "record")) for n in notes):
+    elif wrappers or da.get("outside") != db.get("outside") or \
+            any(n.startswith(("installer", "direct_url", "record")) for n in notes):
         kind = "install"
     else:
         return None

@@ -28,16 +28,19 @@ What counts as *unrecorded* (a file in site-packages that no RECORD lists):
 
 A distribution with no RECORD (an ``*.egg-info`` install, or a RECORD deleted by hand) cannot be
 verified: it is reported as such; the files its ``installed-files.txt`` names are not called unrecorded.
+
+A RECORD is data, not a command (:mod:`stacksync.env.confine`): a row that resolves outside the
+environment's prefix (``../../../../dev/zero``, an absolute path elsewhere, a folder symlinked out) is
+reported (``Dist.outside``) and never opened; a file is read only when it is a regular file (a FIFO
+or device named by a row is "modified", not waited on), and no more than the size its row gives
+plus one byte (a larger file is "modified" without reading the rest).
 """
 
 from __future__ import annotations
 
 import base64
-import csv
 import glob
 import hashlib
-import io
-import json
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -47,10 +50,22 @@ from email.parser import HeaderParser
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import NormalizedName, canonicalize_name
+from packaging.utils import NormalizedName
+
+from stacksync.env.confine import Confine, NotRegular, open_regular, scheme_base
+from stacksync.env.distinfo import (
+    RecordEntry,
+    dist_info_folders,
+    parse_record,
+    read_direct_url,
+    read_file,
+    read_installer,
+    read_name_version,
+    read_record,
+)
 
 __all__ = ["RecordEntry", "Dist", "Unrecorded", "Scan", "scan", "check", "site_dirs", "verify_environment",
-           "parse_record", "WORKERS"]
+           "parse_record", "hash_file", "OUTSIDE", "WORKERS"]
 
 #: threads that hash files: one per core (hashing releases the GIL) and one more to cover I/O waits
 #: (measured on 2 cores, warm cache: 2-3 threads beat 1 by ~1.6x; 8 is slower than 2)
@@ -61,16 +76,6 @@ VENV_TOOL_FILES = frozenset({"_virtualenv.py", "_virtualenv.pth"})
 #: fields: installer, direct_url; REQUESTED only says whether a user asked for the package by name)
 INSTALL_RECORDS = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"})
 _CHUNK = 1 << 20
-
-
-@dataclass(frozen=True)
-class RecordEntry:
-    """One RECORD row: ``path`` as RECORD writes it (relative to site-packages, ``/``-separated),
-    ``hash`` as ``algo=urlsafe-b64`` or ``None``, ``size`` in bytes or ``None``."""
-
-    path: str
-    hash: str | None
-    size: int | None
 
 
 @dataclass(frozen=True)
@@ -110,11 +115,15 @@ class Dist:
     other_build: list[str] = field(default_factory=list)
     #: the locked wheel (file name) the install was compared with, when one was
     locked_wheel: str | None = None
+    #: RECORD paths that resolve outside the environment's prefix: reported, never opened
+    outside: list[str] = field(default_factory=list)
+    #: RECORD path -> where it is on disk (folders resolved), for the rows inside the prefix
+    paths: dict[str, str] = field(default_factory=dict)
 
     @property
     def problems(self) -> int:
         return (len(self.modified) + len(self.missing) + len(self.unrecorded) + (self.record is None)
-                + bool(self.other_build))
+                + bool(self.other_build) + len(self.outside))
 
     def abspath(self, rel: str) -> str:
         return os.path.normpath(os.path.join(self.location, rel))
@@ -147,30 +156,11 @@ class Scan:
                 "missing": sum(len(d.missing) for d in self.dists),
                 "unrecorded": sum(len(d.unrecorded) for d in self.dists) + len(self.unowned),
                 "no_record": sum(d.record is None for d in self.dists),
+                "outside": sum(len(d.outside) for d in self.dists),
                 "other_build": sum(bool(d.other_build) for d in self.dists)}
 
 
 # ------------------------------------------------------------------------------------------ reading
-
-def parse_record(text: str) -> list[RecordEntry]:
-    """RECORD rows (csv: path, hash, size), as pip and uv write them."""
-    out = []
-    for row in csv.reader(io.StringIO(text)):
-        if not row or not row[0]:
-            continue
-        digest = row[1] if len(row) > 1 and row[1] else None
-        size = int(row[2]) if len(row) > 2 and row[2].strip().isdigit() else None
-        out.append(RecordEntry(row[0], digest, size))
-    return out
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            return fh.read()
-    except OSError:
-        return None
-
 
 def _wheel_info(text: str | None) -> dict[str, Any]:
     """The WHEEL file's tags (sorted) and build tag: what tells a ``+cpu`` build from another."""
@@ -187,29 +177,17 @@ def _wheel_info(text: str | None) -> dict[str, Any]:
 
 def _read_dist(folder: str, location: str) -> Dist | None:
     egg = folder.endswith(".egg-info")
-    meta = _read(os.path.join(folder, "PKG-INFO" if egg else "METADATA"))
-    if meta is None:
+    found = read_name_version(folder)
+    if found is None:
         return None
-    headers = HeaderParser().parsestr(meta)
-    name, version = headers.get("Name"), headers.get("Version")
-    if not name or not version:
-        return None
-    record_text = None if egg else _read(os.path.join(folder, "RECORD"))
-    direct = _read(os.path.join(folder, "direct_url.json"))
-    try:
-        direct_url = json.loads(direct) if direct else None
-    except ValueError:
-        direct_url = None
-    installer = (_read(os.path.join(folder, "INSTALLER")) or "").strip() or None
-    return Dist(canonicalize_name(str(name)), str(version).strip(), folder, location,
-                parse_record(record_text) if record_text is not None else None, installer,
-                direct_url if isinstance(direct_url, dict) else None,
-                _wheel_info(None if egg else _read(os.path.join(folder, "WHEEL"))))
+    name, version = found
+    return Dist(name, version, folder, location, None if egg else read_record(folder), read_installer(folder),
+                read_direct_url(folder), _wheel_info(None if egg else read_file(folder, "WHEEL")))
 
 
 def _egg_files(dist: Dist) -> list[str]:
     """Absolute paths an egg-info's installed-files.txt names (relative to the egg-info folder)."""
-    text = _read(os.path.join(dist.folder, "installed-files.txt")) or ""
+    text = read_file(dist.folder, "installed-files.txt") or ""
     return [os.path.normpath(os.path.join(dist.folder, line.strip())) for line in text.splitlines() if line.strip()]
 
 
@@ -239,26 +217,44 @@ def site_dirs(target: str | os.PathLike[str]) -> list[str]:
 def scan(dirs: Sequence[str]) -> Scan:
     """Every distribution in ``dirs`` (RECORD read, nothing hashed yet) and the unrecorded files."""
     dists: list[Dist] = []
-    for location in dirs:
-        try:
-            children = sorted(os.listdir(location))
-        except OSError:
-            continue
-        for child in children:
-            if child.endswith((".dist-info", ".egg-info")) and os.path.isdir(os.path.join(location, child)):
-                dist = _read_dist(os.path.join(location, child), location)
-                if dist is not None:
-                    dists.append(dist)
+    for location, folder in dist_info_folders(dirs, egg_info=True):
+        if os.path.isdir(folder):
+            dist = _read_dist(folder, location)
+            if dist is not None:
+                dists.append(dist)
     dists.sort(key=lambda d: (d.name, d.version, d.folder))
+    confines: dict[str, Confine] = {}
+    for d in dists:
+        _place(d, confines)
     result = Scan(list(dirs), dists)
     _find_unrecorded(result)
     return result
+
+
+def _confine_for(location: str, confines: dict[str, Confine]) -> Confine:
+    """One :class:`Confine` per site-packages folder: its prefix (:func:`scheme_base`) is the bound."""
+    if location not in confines:
+        confines[location] = Confine(scheme_base(location))
+    return confines[location]
+
+
+def _place(d: Dist, confines: dict[str, Confine]) -> None:
+    """Fill ``d.paths`` (rows inside the prefix, where they are) and ``d.outside`` (the others)."""
+    confine = _confine_for(d.location, confines)
+    for e in d.record or ():
+        where = confine.place(d.location, e.path)
+        if where is None:
+            d.outside.append(e.path)
+        else:
+            d.paths[e.path] = where
 
 
 def _find_unrecorded(result: Scan) -> None:
     claimed: set[str] = set()
     owners: dict[str, set[NormalizedName]] = {}
     for d in result.dists:
+        # every row claims its path, one outside too (a symlink named by such a row is reported once,
+        # as outside, not again as unrecorded); claiming only compares strings, nothing is opened
         paths = [d.abspath(e.path) for e in d.record] if d.record is not None else _egg_files(d)
         paths.append(os.path.normpath(d.folder))
         for p in paths:
@@ -326,31 +322,56 @@ def _b64(digest: bytes) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-def hash_file(path: str, algo: str = "sha256", *, script: bool = False) -> tuple[str | None, int, str | None]:
+#: what :func:`hash_file` gives for a path whose last component is a symlink out of the environment
+OUTSIDE = "outside the environment"
+
+
+def hash_file(path: str, algo: str = "sha256", *, script: bool = False, limit: int | None = None,
+              confine: Confine | None = None) -> tuple[str | None, int, str | None]:
     """(``algo=b64`` of the file, its size, and for a ``script`` starting with ``#!`` the hash of the
     file with that first line left out) or (``None``, 0, ``None``) when it is missing. The shebang of
-    an installed script names the venv's own python: two venvs at other paths differ there only."""
+    an installed script names the venv's own python: two venvs at other paths differ there only.
+
+    Only a regular file is read (else ``unreadable (a FIFO, not a regular file)``), and at most
+    ``limit`` + 1 bytes (``limit``: the size its RECORD row gives; else the size ``fstat`` gives): a
+    longer file gives ``larger than its RECORD size ...``, not an endless read. With ``confine``, a
+    symlink as last component is followed only when it stays inside (else :data:`OUTSIDE`)."""
     try:
-        with open(path, "rb") as fh:
-            if script:
-                data = fh.read()
-                normalized = None
-                if data.startswith(b"#!"):
-                    rest = data.split(b"\n", 1)[1] if b"\n" in data else b""
-                    normalized = f"#!{algo}=" + _b64(hashlib.new(algo, rest).digest())
-                return f"{algo}=" + _b64(hashlib.new(algo, data).digest()), len(data), normalized
-            digest = hashlib.new(algo)
-            size = 0
-            while True:
-                chunk = fh.read(_CHUNK)
+        try:
+            fd, size = open_regular(path, follow=confine is None)
+        except NotRegular as exc:
+            if confine is None or exc.what != "a symlink":
+                raise
+            real = confine.follow(path)
+            if real is None:
+                return OUTSIDE, 0, None
+            fd, size = open_regular(real, follow=False)
+        bound = size if limit is None else limit
+        digest = hashlib.new(algo)
+        kept: list[bytes] = []
+        total = 0
+        with os.fdopen(fd, "rb") as fh:
+            while total <= bound:
+                chunk = fh.read(min(_CHUNK, bound + 1 - total))
                 if not chunk:
                     break
-                size += len(chunk)
+                total += len(chunk)
                 digest.update(chunk)
-            return f"{algo}=" + _b64(digest.digest()), size, None
+                if script:
+                    kept.append(chunk)
+        if total > bound:
+            said = "its RECORD size" if limit is not None else "it was when opened"
+            return f"larger than {said} ({size:,} bytes on disk, {bound:,} expected)", total, None
+        normalized = None
+        if script:
+            data = b"".join(kept)
+            if data.startswith(b"#!"):
+                rest = data.split(b"\n", 1)[1] if b"\n" in data else b""
+                normalized = f"#!{algo}=" + _b64(hashlib.new(algo, rest).digest())
+        return f"{algo}=" + _b64(digest.digest()), total, normalized
     except (FileNotFoundError, NotADirectoryError):
         return None, 0, None
-    except OSError as exc:  # unreadable (permissions, a folder where a file should be): not the recorded file
+    except OSError as exc:  # unreadable (permissions, a FIFO or folder where a file should be): not the recorded file
         return f"unreadable ({exc.strerror or type(exc).__name__})", 0, None
 
 
@@ -359,12 +380,17 @@ def check(result: Scan, *, workers: int = WORKERS) -> Scan:
     each :class:`Dist`'s ``actual``, ``modified``, ``missing``, ``files``, ``bytes``; time it."""
     start = time.perf_counter()
     jobs: list[tuple[Dist, RecordEntry]] = []
+    confines: dict[str, Confine] = {}
     for d in result.dists:
+        if d.record and not d.paths and not d.outside:  # a Dist made by hand, not by scan
+            _place(d, confines)
         for e in d.record or ():
+            if e.path not in d.paths:
+                continue  # outside the environment: reported by scan, never opened
             if (e.hash and "=" in e.hash and e.hash.split("=", 1)[0] in hashlib.algorithms_available
                     and not _is_bytecode(e.path)):
                 jobs.append((d, e))
-            elif not os.path.lexists(d.abspath(e.path)):
+            elif not os.path.lexists(d.paths[e.path]):
                 if _is_bytecode(e.path):
                     d.absent_bytecode += 1
                 else:
@@ -372,9 +398,13 @@ def check(result: Scan, *, workers: int = WORKERS) -> Scan:
             else:
                 d.files += 1
 
+    for d in result.dists:
+        _confine_for(d.location, confines)
+
     def work(batch: list[tuple[Dist, RecordEntry]]) -> list[tuple[str | None, int, str | None]]:
-        return [hash_file(d.abspath(e.path), e.hash.split("=", 1)[0] if e.hash else "sha256",
-                          script=e.path.startswith("../")) for d, e in batch]
+        return [hash_file(d.paths[e.path], e.hash.split("=", 1)[0] if e.hash else "sha256",
+                          script=e.path.startswith("../"), limit=e.size, confine=confines[d.location])
+                for d, e in batch]
 
     # One task per batch, not per file (a future per file costs more than hashing a small file): big
     # files first, each into the lightest batch, so that a 1 GB library does not start last.
@@ -392,6 +422,9 @@ def check(result: Scan, *, workers: int = WORKERS) -> Scan:
             d.missing.append(e.path)
             d.actual[e.path] = None
             continue
+        if got == OUTSIDE:
+            d.outside.append(e.path)
+            continue
         d.files += 1
         d.bytes += size
         d.actual[e.path] = normalized or got
@@ -400,6 +433,7 @@ def check(result: Scan, *, workers: int = WORKERS) -> Scan:
     for d in result.dists:
         d.missing.sort()
         d.modified.sort()
+        d.outside.sort()
     result.seconds = time.perf_counter() - start
     result.workers = workers
     return result

@@ -1,11 +1,11 @@
 """Read a venv's installed distributions straight from its site-packages, without starting it.
 
 The no-op path of ``invoke sync`` only needs the target's distributions and a few facts about its
-interpreter. Starting the interpreter to run ``scripts/probe_env.py`` costs ~0.1 s; reading the
+interpreter. Starting the interpreter to run ``probe.py env`` costs ~0.1 s; reading the
 ``*.dist-info`` folders costs a few milliseconds (as pypa/build's ``installed_versions`` does).
 
 This module is pure reading (no processes). Every function answers ``None`` when it cannot be sure
-that its answer equals what ``probe_env.py`` would print inside the target; the caller then runs the
+that its answer equals what ``probe.py env`` would print inside the target; the caller then runs the
 real probe. Unsure means: an ``*.egg-info`` or ``*.egg`` entry, a ``.pth`` file that adds a path (or is
 unreadable), the same project twice, a METADATA file that is missing, unreadable, has no Version or
 folds a header we read, or a ``requires.txt`` next to a METADATA without Requires-Dist.
@@ -17,89 +17,35 @@ import hashlib
 import importlib.util
 import json
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from stacksync.core.defaults import SCRIPTS_DIR
+from stacksync.core.defaults import PROBE_SCRIPT
+from stacksync.env.distinfo import metadata_headers, read_json, read_text
 
 STATE_FILE = "stacksync-state.json"
 
-# email.feedparser's header line: a name of printable characters but ':', then ':'
-# (the "From " envelope line and folded continuations are handled apart).
-_HEADER = re.compile(r"^[\041-\071\073-\176]*:")
-_WANTED = ("name", "version", "requires-dist")
 
 
 @lru_cache(maxsize=1)
 def probe_module() -> ModuleType:
-    """``scripts/probe_env.py`` loaded in-process, so that the CUDA facts and name rules read here are
+    """The probe (stacksync/probes/probe.py) loaded in-process, so that the CUDA facts and name rules read here are
     the probe's own functions (standard library only; importing it runs nothing)."""
-    path = SCRIPTS_DIR / "probe_env.py"
-    spec = importlib.util.spec_from_file_location("_stacksync_probe_env", path)
+    spec = importlib.util.spec_from_file_location("_stacksync_probe", PROBE_SCRIPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def metadata_headers(text: str) -> dict[str, list[str]] | None:
-    """The Name, Version and Requires-Dist headers of a METADATA text, valued as
-    ``email.message_from_string`` (compat32, which importlib.metadata uses) values them; ``None``
-    where this reading could differ from email's (a folded wanted header, a line email would not
-    take for a header)."""
-    found: dict[str, list[str]] = {k: [] for k in _WANTED}
-    last = ""
-    # importlib.metadata reads in text mode: newlines are already "\n" (not str.splitlines, which
-    # also splits on form feeds and other characters email does not).
-    for line in text.split("\n"):
-        if not line:
-            break
-        if line[0] in " \t":
-            if last in found:
-                return None
-            continue
-        if line.startswith("From ") or not _HEADER.match(line):
-            return None
-        key, _, value = line.partition(":")
-        last = key.lower()
-        if last in found:
-            found[last].append(value.lstrip(" \t"))
-    return found
-
-
-def _read_text(path: str) -> str | None:
-    """As ``PathDistribution.read_text``: ``None`` for a missing file (plain ``open``: pathlib costs
-    a third of the time here, ~360 reads for a 120-package target)."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
-        return None
-
-
-def _read_json(path: str) -> Any:
-    """As the probe's ``read_json``: ``None`` for a missing, empty, undecodable or invalid file."""
-    try:
-        text = _read_text(path)
-    except (OSError, UnicodeDecodeError):
-        return None
-    if not text:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
-
-
 def read_dist_info(folder: str, location: str) -> dict[str, Any] | None:
     """One distribution as the probe prints it, from its ``*.dist-info`` folder; ``None`` if unsure."""
     join = os.path.join
     try:
-        text = _read_text(join(folder, "METADATA"))
+        text = read_text(join(folder, "METADATA"))
     except (OSError, UnicodeDecodeError):
         return None
     if not text:
@@ -113,7 +59,7 @@ def read_dist_info(folder: str, location: str) -> dict[str, Any] | None:
     if not requires and os.path.exists(join(folder, "requires.txt")):
         return None
     try:
-        installer = _read_text(join(folder, "INSTALLER"))
+        installer = read_text(join(folder, "INSTALLER"))
     except (OSError, UnicodeDecodeError):
         return None
     name = headers["name"][0]
@@ -121,7 +67,7 @@ def read_dist_info(folder: str, location: str) -> dict[str, Any] | None:
         "name": probe_module().canonical(name),
         "display_name": name,
         "version": headers["version"][0],
-        "direct_url": _read_json(join(folder, "direct_url.json")),
+        "direct_url": read_json(join(folder, "direct_url.json")),
         "installer": (installer or "").strip() or None,
         "location": location,
         "requires": requires,

@@ -13,6 +13,7 @@ from typing import Any
 
 from packaging.utils import NormalizedName
 
+from stacksync.core.fs import atomic_write_text
 from stacksync.core.redact import redact
 from stacksync.env.record import INSTALL_RECORDS, RecordEntry, Scan, parse_record, verify_environment
 from stacksync.lock.lockfile import Pin
@@ -44,6 +45,8 @@ def summary(result: Scan, target: str) -> str:
         parts.append(f"{c['no_record']} without RECORD")
     if c["other_build"]:
         parts.append(f"{c['other_build']} not the locked build")
+    if c["outside"]:
+        parts.append(f"{c['outside']} outside the environment")
     return head + f": {', '.join(parts)} ({bad} package{'s' if bad != 1 else ''})"
 
 
@@ -78,8 +81,12 @@ def report_lines(result: Scan, *, limit: int = 20) -> list[str]:
         if d.record is None:
             why = "an egg-info install" if d.folder.endswith(".egg-info") else "RECORD is missing"
             lines.append(f"  no RECORD: {why}; its files cannot be verified")
-        some("modified", [p + (f" ({d.actual[p]})" if str(d.actual.get(p)).startswith("unreadable") else "")
-                          for p in d.modified])
+        for path in d.outside[:limit]:
+            lines.append(f"  RECORD of {d.name} names a path outside the environment: {path} (not opened)")
+        if len(d.outside) > limit:
+            lines.append(f"  RECORD of {d.name} names {len(d.outside) - limit} more paths outside the environment")
+        some("modified", [p + (f" ({d.actual[p]})" if str(d.actual.get(p)).startswith(("unreadable", "larger"))
+                               else "") for p in d.modified])
         some("missing", d.missing)
         if d.other_build:
             lines.append(f"  not the locked build: {len(d.other_build)} file(s) differ from the locked wheel "
@@ -87,7 +94,10 @@ def report_lines(result: Scan, *, limit: int = 20) -> list[str]:
             some("other build", d.other_build)
         some("unrecorded", [f"{u.path}" + (f" ({_KIND_TEXT[u.kind]})" if u.kind != "file" else "")
                             for u in d.unrecorded])
-        if d.problems > len(d.unrecorded):
+        if d.outside:
+            lines.append(f"  fix: its RECORD was not written by an installer for this environment: reinstall it "
+                         f"(pip install --force-reinstall --no-deps {d.name}=={d.version}) and find what wrote it")
+        elif d.problems > len(d.unrecorded):
             lines.append(f"  fix: reinstall it: pip install --force-reinstall --no-deps {d.name}=={d.version} "
                          "(or invoke sync)")
         if d.unrecorded:
@@ -110,6 +120,7 @@ def to_json(result: Scan, target: str) -> dict[str, Any]:
         "counts": result.counts(), "summary": summary(result, target),
         "problems": [{"name": d.name, "version": d.version, "record": d.record is not None,
                       "modified": d.modified, "missing": d.missing, "other_build": d.other_build,
+                      "outside": d.outside,
                       "locked_wheel": d.locked_wheel,
                       "unrecorded": [{"path": u.path, "kind": u.kind} for u in d.unrecorded]}
                      for d in result.dists if d.problems],
@@ -124,7 +135,7 @@ def resolve_target(python: str | None, venv: str | None) -> str:
 
     if python and venv:
         raise TargetError("give --python or --venv, not both (fix: drop one of them)")
-    target = python or venv or str(defaults.DEFAULT_VENV)
+    target = python or venv or str(defaults.default_venv())
     if not Path(target).exists() and not python:
         raise TargetError(f"{target}: no such venv (fix: invoke sync creates it, or pass --venv/--python)")
     return target
@@ -210,7 +221,7 @@ def verify_files(python: str | None, venv: str | None, *, report: str | None = N
         prof = profile_mod.load(profile, locks_dir)
         lock_file, deferred_file = load_locks(prof)
         pins = {p.name: p for f in (lock_file, deferred_file) if f is not None for p in f.pins}
-        compared = check_locked_builds(result, pins, cache_dir or defaults.CACHE_DIR / prof.name)
+        compared = check_locked_builds(result, pins, cache_dir or defaults.cache_dir() / prof.name)
         console.info(f"verify --files: {compared} distribution(s) compared with their locked wheel in the sync "
                      f"cache ({time.perf_counter() - start:.2f} s); the others were built here or are not cached")
     for line in report_lines(result):
@@ -224,5 +235,5 @@ def verify_files(python: str | None, venv: str | None, *, report: str | None = N
         data = {**to_json(result, target), "manifest_digest": build(result)["digest"]}
         path = Path(report)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(redact(json.dumps(data, indent=2, sort_keys=True)) + "\n", encoding="utf-8")
+        atomic_write_text(path, redact(json.dumps(data, indent=2, sort_keys=True)) + "\n")
     return result.ok

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 from packaging.utils import NormalizedName, canonicalize_name
 
-__all__ = ["BASE", "CONDA_TOOLING", "DEFERRED", "MODULES", "KnownDeferred", "is_cuda_runtime", "modules_of",
+__all__ = ["BASE", "CONDA_ONLY", "CONDA_RENAMES", "CONDA_TOOLING", "DEFERRED", "FROM_SOURCE_ONLY", "MODULES",
+           "KnownDeferred", "conda_only", "is_conda_tooling", "is_cuda_runtime", "modules_of",
            "module_names", "propose_base", "propose_deferred"]
 
 #: installed first, binary only, with their locked closure (the nvidia-* runtime wheels come with torch)
@@ -78,6 +79,83 @@ MODULES: dict[str, tuple[str, ...]] = {
 CONDA_TOOLING = frozenset({"conda", "conda-content-trust", "conda-libmamba-solver", "conda-package-handling",
                            "conda-package-streaming", "conda-build", "conda-index", "libmambapy", "menuinst",
                            "mamba", "anaconda-client", "anaconda-anon-usage"})
+
+
+#: conda package names whose PyPI project has another name (conda-forge / defaults / pytorch channels)
+CONDA_RENAMES: dict[str, str] = {
+    "pytorch": "torch", "pytorch-gpu": "torch", "pytorch-cpu": "torch", "torchtriton": "triton",
+    "py-opencv": "opencv-python", "opencv": "opencv-python", "matplotlib-base": "matplotlib",
+    "python-tzdata": "tzdata", "brotli-python": "brotli", "msgpack-python": "msgpack", "pytables": "tables",
+    "py-xgboost": "xgboost", "py-xgboost-gpu": "xgboost", "pyqt": "pyqt5", "python-flatbuffers": "flatbuffers",
+    "python-xxhash": "xxhash", "pytorch-scatter": "torch-scatter", "pytorch-sparse": "torch-sparse",
+    "pytorch-cluster": "torch-cluster", "pyg": "torch-geometric", "sentencepiece-python": "sentencepiece",
+    "py-cpuinfo": "py-cpuinfo", "python-graphviz": "graphviz", "pytorch-lightning": "pytorch-lightning",
+    "tensorflow-gpu": "tensorflow", "keras-gpu": "keras", "ruamel_yaml": "ruamel-yaml",
+}
+
+#: conda packages that are not Python projects on PyPI (the interpreter, C/C++ libraries, CUDA, BLAS,
+#: meta packages): what each is, for the note a baseline lists them under
+CONDA_ONLY: dict[str, str] = {
+    "python": "the interpreter (the profile's python = X.Y)",
+    "python_abi": "conda's ABI marker for the interpreter",
+    "cudatoolkit": "the CUDA toolkit (torch's PyPI wheels bring their own nvidia-*-cu1x libraries)",
+    "cuda-toolkit": "the CUDA toolkit (torch's PyPI wheels bring their own nvidia-*-cu1x libraries)",
+    "pytorch-cuda": "conda's CUDA selector for pytorch (torch's PyPI wheels bring their own nvidia-*-cu1x libraries)",
+    "cuda-version": "conda's CUDA selector",
+    "pytorch-mutex": "conda's CPU/CUDA selector for pytorch",
+    "cudnn": "cuDNN (torch's PyPI wheels bring nvidia-cudnn-cu1x)",
+    "nccl": "NCCL (torch's PyPI wheels bring nvidia-nccl-cu1x)",
+    "mkl": "Intel MKL (numpy / torch wheels on PyPI carry their own BLAS)",
+    "blas": "conda's BLAS selector", "numpy-base": "the core of conda's numpy (the numpy pin covers it)",
+    "tensorflow-base": "the core of conda's tensorflow (the tensorflow pin covers it)",
+    "intel-openmp": "Intel's OpenMP runtime (a C library here)", "openssl": "a C library",
+    "ca-certificates": "conda's CA bundle (certifi is the Python one)", "tzdata": "time zone files (not PyPI's tzdata)",
+    "yaml": "libyaml (pyyaml is the Python one)", "ffmpeg": "a C program / library",
+    "mkl_fft": "the MKL FFT binding of conda's numpy (PyPI's numpy does not use it)",
+    "mkl_random": "the MKL random binding of conda's numpy (PyPI's numpy does not use it)",
+    "mkl-service": "conda's MKL runtime control (PyPI's numpy and torch wheels do not use it)",
+    "_pytorch_select": "conda's CPU/GPU selector for pytorch",
+}
+
+#: projects whose PyPI name belongs to another project: never looked up on the index under that name
+FROM_SOURCE_ONLY: dict[str, tuple[str, str]] = {
+    # name -> (what it is, the source to pin)
+    "apex": ("NVIDIA apex, built from source (PyPI's `apex` is another project)",
+             "apex @ git+https://github.com/NVIDIA/apex.git@<40-hex commit>"),
+}
+
+#: a conda name that is a library whatever its build string says (no PyPI project of that name)
+_NOT_LIBS = frozenset({"librosa", "libcst", "libtmux", "libsass", "liblinear", "libvirt-python"})
+
+
+def conda_only(name: str, build: str) -> str | None:
+    """What conda row ``name`` / ``build`` is when it has no PyPI equivalent, else ``None``.
+
+    A conda build string of a Python package names the Python it was built for (``py310h...``,
+    ``pyhd8ed1ab_0``, ``py3.10_cuda12.1...``); a C/C++ library's does not (``h7f8727e_2``)."""
+    n = name.lower()
+    if n in CONDA_ONLY:
+        return CONDA_ONLY[n]
+    if n in CONDA_RENAMES:
+        return None
+    if n.startswith("_") or n.startswith(("cuda-", "libcu", "libnv", "ld_impl_")):
+        return "a conda system package"
+    if n.startswith("lib") and n not in _NOT_LIBS:  # libboost-python: a C++ library built per Python
+        return "a conda library package"
+    if build:
+        if "py" not in build.lower() and build.lower() not in ("pypi_0",) and n not in _NOT_LIBS:
+            return "a conda package with no Python code (a C/C++ library or tool)"
+        return None
+    if n.startswith("lib") and n not in _NOT_LIBS:
+        return "a conda library package"
+    return None
+
+
+def is_conda_tooling(name: str) -> bool:
+    """conda's own machinery (the tool, its solvers, plugins and Anaconda's login / telemetry), which a
+    conda base environment's ``pip freeze`` / ``pip list`` shows beside the stack."""
+    n = canonicalize_name(name)
+    return n in CONDA_TOOLING or n.startswith(("conda-", "anaconda-"))
 
 
 def is_cuda_runtime(name: str) -> bool:

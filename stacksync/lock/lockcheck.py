@@ -7,6 +7,13 @@ this module refuses what pip would take but stacksync must not act on:
 * a hash whose digest has the wrong length for its algorithm (``sha256`` is 64 hex digits): such a
   pin can never match a file, and the no-op path would otherwise call the target "in sync";
 * a lock that does not pin a base package stack.toml names;
+* an option line sync would not act on (:func:`option_problems`): sync hands pip files it writes from
+  the pins, fetches from the index stack.toml names and installs hash-checked from its cache, so a
+  ``--find-links``, ``--no-index``, ``--no-require-hashes``, ``--pre`` ... in a lock would be ignored
+  without a word. ``--index-url`` / ``--extra-index-url`` / ``--trusted-host`` lines are kept when they
+  are the profile's own index (what ``invoke compile`` writes with ``emit_index_urls = true``,
+  credential-free) and refused when they name another; ``--require-hashes`` (sync always requires
+  hashes) and ``-r`` / ``-c`` includes (followed by the parser) are fine;
 * a lock that is not stacksync's output for this profile (:func:`requirements_lock_origin`: the header
   :func:`stacksync.compile.compiler.header` writes, naming the profile and its Python), and a ``deferred.txt``
   that pins anything but the profile's deferred packages. ``--accept-foreign-lock`` takes such a lock
@@ -19,13 +26,15 @@ files no predicate claims are not origin-checked here.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 
-from stacksync.core.errors import LockError
+from stacksync.core.errors import LockError, StacksyncError
+from stacksync.core.redact import strip_credentials
 from stacksync.lock.lockfile import LockProblems, Pin, RequirementsFile
 from stacksync.lock.profile import Profile
 
-__all__ = ["DIGEST_LENGTHS", "ORIGIN_CHECKS", "check", "empty_problems", "digest_problems",
+__all__ = ["DIGEST_LENGTHS", "ORIGIN_CHECKS", "check", "empty_problems", "digest_problems", "option_problems",
            "looks_like_requirements_lock", "requirements_lock_origin", "deferred_pin_problems", "base_problems"]
 
 #: hex digits of each hash algorithm pip accepts in a lock
@@ -53,6 +62,59 @@ def digest_problems(pins: Iterable[Pin]) -> list[LockError]:
                 out.append(LockError(pin.path, pin.line, f"{pin.name}: {algo} digest has {len(digest)} hex digits, "
                                      f"not {want} ({h[:24]}...): no file can match it",
                                      "compile the lock again; never edit hashes by hand"))
+    return out
+
+
+#: options a lock may carry: sync requires hashes anyway; includes are followed by the parser
+HARMLESS_OPTIONS = frozenset({"--require-hashes", "-r", "-c"})
+#: options that name where packages come from: fine when they are the profile's own index
+INDEX_OPTIONS = frozenset({"--index-url", "--extra-index-url", "--trusted-host"})
+#: options pip reads on a requirement line itself (``--hash``) or that a build takes (``--config-settings``)
+PER_REQUIREMENT = frozenset({"--hash", "--config-settings"})
+
+
+def _profile_index_lines(profile: Profile) -> set[tuple[str, str]]:
+    """(option, value) of the index lines ``invoke compile`` writes for this profile (credential-free),
+    both as stack.toml spells them and expanded (a ``${VAR}`` not set now is left as written)."""
+    configs = [profile.index]
+    try:
+        configs.append(profile.index.expanded(source=str(profile.stack_toml)))
+    except StacksyncError:
+        pass
+    out: set[tuple[str, str]] = set()
+    for cfg in configs:
+        for line in replace(cfg, emit=True).lock_lines():
+            name, _, value = line.partition(" ")
+            out.add((name, value.rstrip("/")))
+    return out
+
+
+def option_problems(profile: Profile, file: RequirementsFile) -> list[LockError]:
+    """Option lines of a lock (and options on its requirement lines) that sync would ignore."""
+    allowed = _profile_index_lines(profile)
+    found = [(o.name, o.value, o.line) for o in file.options]
+    found += [(name, value, p.line) for p in file.pins for name, value in p.options if name not in PER_REQUIREMENT]
+    out = []
+    for name, value, line in sorted(found, key=lambda f: f[2]):
+        shown = f"{name} {strip_credentials(value)}".strip()
+        if name in HARMLESS_OPTIONS:
+            continue
+        if name in INDEX_OPTIONS:
+            if (name, strip_credentials(value).rstrip("/")) in allowed:
+                continue
+            out.append(LockError(file.path, line, f"{shown}: not the index of profile {profile.name!r} "
+                                 f"({profile.stack_toml}); sync fetches from stack.toml's index and does not read "
+                                 "this line", f"remove the line, or set the index in {profile.stack_toml} and "
+                                 f"invoke compile --profile {profile.name}"))
+        elif name == "--no-require-hashes":
+            out.append(LockError(file.path, line, f"{shown}: sync installs every pin hash-checked and does not "
+                                 "read this line", "remove the line"))
+        else:
+            out.append(LockError(file.path, line, f"{shown}: sync does not act on this option in a lock (it "
+                                 f"fetches from the index of {profile.stack_toml}, hash-checked, into its own "
+                                 "cache, and installs from there)",
+                                 f"remove the line; set the index in {profile.stack_toml} and invoke compile "
+                                 f"--profile {profile.name}"))
     return out
 
 
@@ -120,6 +182,7 @@ def check(profile: Profile, lock: RequirementsFile, deferred: RequirementsFile |
         lambda: empty_problems(lock),
         lambda: empty_problems(deferred) if deferred is not None and profile.deferred else [],
         lambda: digest_problems([*lock.pins, *(deferred.pins if deferred else [])]),
+        lambda: option_problems(profile, lock) + (option_problems(profile, deferred) if deferred else []),
         lambda: [] if accept_foreign else origin_problems(profile, lock, "lock"),
         lambda: [] if accept_foreign or deferred is None else (origin_problems(profile, deferred, "deferred")
                                                                or deferred_pin_problems(profile, deferred)),

@@ -25,7 +25,8 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from stacksync.core.errors import LockError, StacksyncError
-from stacksync.lock import reqshape, reqsyntax
+from stacksync.core.redact import strip_credentials
+from stacksync.lock import listing, reqshape, reqsyntax
 from stacksync.lock.reqsyntax import Logical, OptionSyntaxError, Physical
 
 _HEX_DIGITS = frozenset("0123456789abcdef")
@@ -121,6 +122,15 @@ class Pin:
             return self.marker.evaluate(env)
         except (UndefinedComparison, UndefinedEnvironmentName):
             return False
+
+    def display(self) -> str:
+        """The pin as messages name it: ``name==version``, ``name @ URL`` for a direct reference (its
+        credentials stripped), ``name SPECIFIER`` or the bare name for an unpinned requirement."""
+        if self.version is not None:
+            return f"{self.name}=={self.version}"
+        if self.url is not None:
+            return f"{self.name} @ {strip_credentials(self.url)}"
+        return f"{self.name}{self.specifier}"
 
     def key(self) -> str:
         """What makes two installs the same: the exact version; for a direct reference to a wheel or
@@ -396,9 +406,36 @@ def parse(path: str | Path, *, lock: bool = False, follow_includes: bool = True,
     return _parse_file(p, lock=lock, environ=environ, stack=(), follow_includes=follow_includes)
 
 
+def parse_listing(path: str | Path, *, environ: Mapping[str, str] | None = None
+                  ) -> tuple[RequirementsFile, listing.Listing]:
+    """A pasted package list at ``path`` (a freeze, ``pip list``, ``conda list``, ``conda env export``
+    ..., any encoding pip decodes) read as a freeze: the pins and what the list says
+    (:func:`stacksync.lock.listing.read_listing`). Line numbers are the file's."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise LockProblems([LockError(p, 0, "file not found", "check the path")]) from None
+    except OSError as exc:
+        raise LockProblems([LockError(p, 0, f"cannot read file: {exc}")]) from exc
+    try:
+        text, encoding = reqsyntax.decode(data)
+    except reqsyntax.DecodeError as exc:
+        raise LockProblems([LockError(p, exc.line, f"cannot decode the file: {exc}",
+                                      "save it as UTF-8 (pip also reads UTF-16 with a BOM, or a "
+                                      "'# -*- coding: NAME -*-' first line)")]) from None
+    found = listing.read_listing(text)
+    parsed = parse_text(found.text, p, environ=environ)
+    parsed.pins = [replace(pin, editable_version=found.editable_versions[pin.line])
+                   if pin.line in found.editable_versions and pin.editable_version is None else pin
+                   for pin in parsed.pins]
+    parsed.encoding = encoding
+    return parsed, found
+
+
 def require_hashes(pins: Iterable[Pin]) -> None:
     """Every pin must carry a hash (an install runs with --require-hashes)."""
-    problems = [LockError(p.path, p.line, f"{p.name}=={p.version} has no --hash",
+    problems = [LockError(p.path, p.line, f"{p.display()} has no --hash",
                           "compile the lock with hashes: invoke compile")
                 for p in pins if not p.hashes and not p.editable]
     if problems:

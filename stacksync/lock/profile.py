@@ -210,21 +210,27 @@ class Profile:
 
 
 def available(locks_dir: Path | None = None) -> list[str]:
-    root = locks_dir or defaults.LOCKS_DIR
-    if not root.is_dir():
+    root = locks_dir or defaults.find_locks_dir()
+    if root is None or not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if (p / defaults.STACK_TOML).is_file())
 
 
 def load(name_or_path: str | os.PathLike[str], locks_dir: Path | None = None) -> Profile:
-    """Load and validate a profile by name (``locks/<name>``) or by folder path."""
-    root = locks_dir or defaults.LOCKS_DIR
+    """Load and validate a profile by name (``locks/<name>``) or by folder path (which needs no project
+    folder)."""
     given = Path(name_or_path)
+    root = locks_dir or given.parent
     try:
-        folder = given if (given.is_dir() and (given / defaults.STACK_TOML).exists()) else root / str(name_or_path)
+        if given.is_dir() and (given / defaults.STACK_TOML).exists():
+            folder = given
+        else:
+            root = locks_dir or defaults.locks_dir()
+            folder = root / str(name_or_path)
         toml_path = folder / defaults.STACK_TOML
         found = toml_path.is_file()
     except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL byte
+        root = locks_dir or defaults.find_locks_dir() or Path.cwd()
         shown = str(name_or_path)
         shown = shown if len(shown) <= 60 else f"{shown[:40]}...({len(shown)} characters)"
         raise ProfileError(root, "", f"profile {shown!r} is not a usable folder name "

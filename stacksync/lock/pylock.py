@@ -45,7 +45,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["LOCK_VERSION", "is_pylock", "read", "render", "split_deferred", "Package", "PylockError"]
+__all__ = ["LOCK_VERSION", "is_pylock", "read", "render", "split_deferred", "Package", "PylockError", "direct_package",
+           "same_version"]
 
 LOCK_VERSION = "1.0"
 _NAME = re.compile(r"^pylock\.([^.]+\.)?toml$")
@@ -162,7 +163,7 @@ def _hashes(pin_hashes: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def _direct(pin: Pin, deps: list[str]) -> Package:
+def direct_package(pin: Pin, deps: list[str]) -> Package:
     """A pin by URL: a VCS checkout at its commit, or an archive / wheel by URL (credentials dropped)."""
     url = strip_credentials(pin.url or "")
     marker = str(pin.marker) if pin.marker else None
@@ -185,7 +186,7 @@ def _direct(pin: Pin, deps: list[str]) -> Package:
     return Package(pin.name, None, marker, archive=art, dependencies=deps)
 
 
-def _same_version(have: Version, want: str | None) -> bool:
+def same_version(have: Version, want: str | None) -> bool:
     """Exact version, local label included (``2.4.0`` is not ``2.4.0+cu121``)."""
     try:
         return want is not None and have == Version(want) and str(have) == str(Version(want))

@@ -21,13 +21,12 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-import stat
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from stacksync.core.errors import LockError
+from stacksync.core.fs import atomic_write_text
 
 __all__ = ["WHEELS_TXT", "WheelRecord", "parse", "render", "read", "record"]
 
@@ -93,25 +92,7 @@ def record(folder: Path, profile: str, new: Iterable[WheelRecord]) -> bool:
         merged: Mapping[str, WheelRecord] = {**have, **{r.key: r for r in new}}
         if merged == have:
             return False
-        _replace(path, render(merged.values(), profile))
+        atomic_write_text(path, render(merged.values(), profile))
         return True
     finally:
         os.close(fd)
-
-
-def _replace(path: Path, text: str) -> None:
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        umask = os.umask(0o022)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -25,7 +25,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ from stacksync.build import buildkey, lease, prebuilt, wheelhouse
 from stacksync.build.buildkey import BuildKey
 from stacksync.core import console, faults
 from stacksync.core.errors import FetchError, IndexUnavailable, ProfileError, SyncError
+from stacksync.core.fs import atomic_copy, atomic_write_text
 from stacksync.core.redact import MissingVariable, expand, redact, strip_credentials
 from stacksync.env.environment import Snapshot, probe
 from stacksync.lock import profile as profile_mod
@@ -49,8 +49,8 @@ from stacksync.sync.plan import STATE_KEY
 from stacksync.sync.smoke import smoke, smoke_phase
 from stacksync.sync.state import State
 
-__all__ = ["STATE_FILE", "Source", "install_deferred", "write_state", "compute_key", "planned_keys",
-           "choose_sources", "wheelhouse_dir", "wheels_expected", "expected_sources", "check_writable",
+__all__ = ["STATE_FILE", "adopt_unrecorded", "Source", "install_deferred", "write_state", "compute_key",
+           "planned_keys", "choose_sources", "wheelhouse_dir", "wheels_expected", "expected_sources", "check_writable",
            "UntrustedWheel", "records"]
 
 STATE_FILE = "stacksync-state.json"
@@ -111,24 +111,22 @@ def compute_key(d: Deferred, pin: Pin, lock: Mapping[NormalizedName, Pin], snaps
     src = buildkey.cuda_source(d.rebuild_on)
     facts: tuple[str | None, bool | None] = (None, None)
     if src is not None and src in lock:
-        site_packages = snapshot.raw.get("python", {}).get("site_packages") or []
         if snapshot.versions().get(src) == lock[src].key():
-            facts = buildkey.files_facts(site_packages, src) or (None, None)
+            facts = buildkey.files_facts(snapshot.site_packages, src) or (None, None)
         else:
             wheel = _cached_base_wheel(cache, lock[src])
             read = buildkey.wheel_facts(wheel, src) if wheel is not None else None
             if read is None and not assume_absent:
                 return None
             facts = read or (None, None)
-    raw_python = snapshot.raw.get("python", {})
     return BuildKey(
         package=d.name, version=pin.key(),
         source_sha256=tuple(sorted(h.split(":", 1)[1] for h in pin.hashes if h.startswith("sha256:"))),
         base=base, cuda=facts[0], cxx11_abi=facts[1], cuda_from=src if facts != (None, None) else None,
-        python=buildkey.python_tag(snapshot.python_xy, raw_python.get("soabi")),
-        platform=buildkey.platform_tag(raw_python.get("platform_tag"),
+        python=buildkey.python_tag(snapshot.python_xy, snapshot.soabi),
+        platform=buildkey.platform_tag(snapshot.platform_tag,
                                        str(snapshot.marker_environment.get("platform_machine", ""))),
-        glibc=str(snapshot.platform.get("glibc")) if snapshot.platform.get("glibc") else None,
+        glibc=snapshot.glibc,
         build_env=buildkey.key_env(d.build_env, env),
     )
 
@@ -460,13 +458,10 @@ def _build(state: State, d: Deferred, pin: Pin, source: Source, action_reason: s
 
 def _keep_in_cache(state: State, wheel: Path, key: BuildKey) -> Path:
     """Move a built wheel out of the run's temporary folder into the sync cache (``<cache>/built/<key>``)."""
-    import shutil
-
     folder = state.cache / "built" / key.short
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / wheelhouse.tagged_name(wheel.name, key.short)
-    shutil.move(str(wheel), target)
-    lease.follow_umask(target)
+    atomic_copy(wheel, target, move=True)
     return target
 
 
@@ -477,7 +472,7 @@ def install_deferred(state: State) -> None:
 
     todo = state.plan.changes("deferred")
     if not todo:
-        _adopt_unrecorded(state)
+        adopt_unrecorded(state)
         return
     now = read_snapshot(state.python)  # after the base / rest phases: the key's facts as they are now
     for action in todo:
@@ -498,7 +493,7 @@ def install_deferred(state: State) -> None:
         built_against = {str(b): state.lock[b].key() for b in d.rebuild_on if b in state.lock}
         write_state(state.snapshot.prefix, d.name, pin.key(), built_against,
                     key=source.key.to_json() if source.key else None, source=source.to_json())
-    _adopt_unrecorded(state)
+    adopt_unrecorded(state)
     smoke_phase(state, "deferred")
 
 
@@ -515,7 +510,7 @@ def _install_wheel(state: State, d: Deferred, pin: Pin, source: Source, *, force
                           force_reinstall=force, stream=state.opts.verbose)
 
 
-def _adopt_unrecorded(state: State) -> None:
+def adopt_unrecorded(state: State) -> None:
     """A deferred package installed as locked with no build record (installed before stacksync, base
     unchanged since): record the current base versions (and the key) so later changes trigger a rebuild."""
     if not state.plan.unrecorded:
@@ -566,12 +561,7 @@ def write_state(prefix: Path, name: str, version: str, built_against: Mapping[st
     if source is not None:
         record["source"] = dict(source)
     records[name] = record
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{STATE_FILE}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    lease.follow_umask(Path(tmp))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
     return path
 
 
@@ -587,9 +577,9 @@ def _fetch_deferred(pin: Pin, index: profile_mod.IndexConfig, cache: Path) -> Pa
     except InvalidVersion as exc:
         raise FetchError(f"{pin.where}: {pin.name}: {pin.version!r} is not a version") from exc
     except IndexUnavailable as exc:
-        raise FetchError(f"{pin.where}: fetching {pin.name}=={pin.version}: {exc}") from None
+        raise FetchError(f"{pin.where}: fetching {pin.display()}: {exc}") from None
     if not files:
-        raise FetchError(f"{pin.where}: {pin.name}=={pin.version} is not on the index "
+        raise FetchError(f"{pin.where}: {pin.display()} is not on the index "
                          f"({redact(index.index_url or '')}) (fix: pin a version the index serves, then "
                          "invoke compile again)")
     for f in files:
@@ -601,11 +591,11 @@ def _fetch_deferred(pin: Pin, index: profile_mod.IndexConfig, cache: Path) -> Pa
         try:
             got = indexapi.fetch_file(f, cache, sha256=f.sha256)
         except IndexUnavailable as exc:
-            raise FetchError(f"{pin.where}: fetching {pin.name}=={pin.version}: {exc}") from None
+            raise FetchError(f"{pin.where}: fetching {pin.display()}: {exc}") from None
         if file_sha256(got) in wanted:
             return got
         got.unlink(missing_ok=True)
     shown = ", ".join(f"{f.filename} sha256:{f.sha256 or '?'}" for f in files)
-    raise FetchError(f"{pin.where}: {pin.name}=={pin.version}: hash mismatch: the index has {shown}, the lock "
+    raise FetchError(f"{pin.where}: {pin.display()}: hash mismatch: the index has {shown}, the lock "
                      f"expects {', '.join(sorted(wanted))} (fix: find out why the file changed; if it is "
                      "legitimate, invoke compile again)")

@@ -2,11 +2,12 @@
 plan reinstall it, clear pip's debris before the first install, and keep the journal
 (:mod:`stacksync.env.journal`) from the first change to the end of a run.
 
-:mod:`stacksync.sync.run` calls these at four points: :func:`detect` after the target is read (a damaged
-target never takes the no-op path), :func:`mark_reinstall` on every plan, :func:`begin` before the
-first change (journal written, stashes and RECORD-less dist-infos removed), :func:`end` when the run
-ended well (journal removed). :func:`verify_lines` is the twin check's part: an interrupted target is
-not the lock's twin, whatever its versions say.
+The sync steps call these at four points: :func:`detect` after the target is read (a damaged
+target never takes the no-op path), :func:`mark_reinstall` on every plan
+(:func:`stacksync.sync.prepare.build_plan`), :func:`begin` before the first change (journal written,
+stashes and RECORD-less dist-infos removed), :func:`end` when the run ended well (journal removed).
+:func:`verify_lines` is the twin check's part: an interrupted target is not the lock's twin, whatever
+its versions say.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 from packaging.utils import NormalizedName
 
 from stacksync.core import console, defaults
+from stacksync.core.fs import atomic_write_text
 from stacksync.env import journal
 from stacksync.env.damage import Damage, scan
 from stacksync.env.environment import Snapshot
@@ -33,12 +34,12 @@ __all__ = ["site_packages", "detect", "mark_reinstall", "clear_debris", "begin",
 
 def site_packages(snapshot: Snapshot) -> list[str]:
     """The target's site-packages folders, as its probe reported them."""
-    return [str(p) for p in (snapshot.raw.get("python", {}).get("site_packages") or [])]
+    return list(snapshot.site_packages)
 
 
 def _memo_path(prefix: Path) -> Path:
     key = hashlib.sha256(os.fsencode(os.path.abspath(prefix))).hexdigest()[:24]
-    return defaults.CACHE_DIR / "records" / f"{key}.json"
+    return defaults.cache_dir() / "records" / f"{key}.json"
 
 
 def _scan(snapshot: Snapshot, *, with_journal: bool = True) -> Damage:
@@ -57,21 +58,21 @@ def _scan(snapshot: Snapshot, *, with_journal: bool = True) -> Damage:
     if after != before:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".records-", suffix=".json")
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(after)
-            os.replace(tmp, path)
+            atomic_write_text(path, after, fsync=False)  # a cache of RECORD reads
         except OSError:
             pass
     return found
 
 
-def detect(snapshot: Snapshot, *, quiet: bool = False) -> Damage:
-    """What an interrupted sync left in the target (cheap: listings, RECORDs, stats)."""
+def detect(snapshot: Snapshot, *, quiet: bool = False, repairs: bool = True) -> Damage:
+    """What an interrupted sync left in the target (cheap: listings, RECORDs, stats). ``repairs``:
+    this run goes on to change the target (a sync), so the warning may promise the repair; ``verify``,
+    ``plan`` and ``--dry-run`` change nothing and say so."""
     found = _scan(snapshot)
     if found.found and not quiet:
-        console.warn(f"{snapshot.python}: target was interrupted (a sync or pip run was killed part-way); "
-                     "it is repaired before the sync goes on:")
+        then = ("it is repaired before the sync goes on:" if repairs
+                else "this run changes nothing; invoke sync repairs it:")
+        console.warn(f"{snapshot.python}: target was interrupted (a sync or pip run was killed part-way); {then}")
         for line in found.lines():
             console.warn(f"  {line}")
     return found
@@ -118,7 +119,7 @@ def clear_debris(damage: Damage) -> list[str]:
 
 
 def begin(prefix: Path, damage: Damage, *, plan: Mapping[str, Any], lock_sha256: str | None,
-          deferred_sha256: str | None, profile: str, steps: list[str]) -> dict[str, Any]:
+          deferred_sha256: str | None, profile: str, steps: list[str]) -> journal.Journal:
     """Before the first change: the journal, then the debris of an earlier run cleared."""
     data = journal.begin(prefix, plan=plan, lock_sha256=lock_sha256, deferred_sha256=deferred_sha256,
                          profile=profile, steps=steps)
@@ -127,12 +128,12 @@ def begin(prefix: Path, damage: Damage, *, plan: Mapping[str, Any], lock_sha256:
     return data
 
 
-def phase(prefix: Path, data: dict[str, Any] | None, name: str) -> None:
+def phase(prefix: Path, data: journal.Journal | None, name: str) -> None:
     if data is not None:
         journal.phase(prefix, data, name)
 
 
-def end(prefix: Path, data: dict[str, Any] | None) -> None:
+def end(prefix: Path, data: journal.Journal | None) -> None:
     if data is not None:
         journal.finish(prefix)
 

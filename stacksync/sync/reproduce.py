@@ -23,13 +23,14 @@ from typing import Any
 from stacksync.backends.backend import get_backend, resolve_name
 from stacksync.core import defaults, runner
 from stacksync.core.errors import StacksyncError
+from stacksync.core.fs import atomic_write_text
 from stacksync.core.redact import redact
 from stacksync.env.environment import Snapshot, probe
 from stacksync.env.freeze import freeze
 from stacksync.lock import profile as profile_mod
 from stacksync.lock.lockfile import file_sha256
-from stacksync.sync.run import Options
 from stacksync.sync.run import run as run_sync
+from stacksync.sync.state import Options
 
 __all__ = ["ReproduceError", "Result", "hardware_skip_reason", "parse_posargs", "reproduce", "selected_profiles"]
 
@@ -83,7 +84,7 @@ def selected_profiles(locks_dir: Path | None = None) -> list[tuple[str, str]]:
     here = f"{sys.version_info[0]}.{sys.version_info[1]}"
     out = []
     for name in profile_mod.available(locks_dir):
-        folder = (locks_dir or defaults.LOCKS_DIR) / name
+        folder = (locks_dir or defaults.locks_dir()) / name
         if not (folder / defaults.LOCK_TXT).is_file():
             continue
         try:
@@ -100,9 +101,10 @@ def hardware_skip_reason(prof: profile_mod.Profile, *, python: str | Path = sys.
     driver that loads and runs that CUDA version; the facts come from doctor's probe of the host."""
     if prof.cuda is None:
         return None
-    from stacksync.cuda import cudalibs, doctor
+    from stacksync.cuda import cudalibs
+    from stacksync.cuda.facts import probe_facts
 
-    driver = doctor.probe_facts(python).driver
+    driver = probe_facts(python).driver
     if not driver.found:
         return (f"profile {prof.name!r} needs CUDA {prof.cuda} and an NVIDIA driver; none loads here "
                 "(libcuda.so.1 cannot be loaded); run it on a GPU machine, or force it with "
@@ -129,7 +131,7 @@ def reproduce(profile_name: str, venv: Path, *, venv_backend: str, backend: str 
     installer = get_backend(backend_name)
     python = runner.python_in(venv)
     installer.ensure_installer(python)
-    report_dir = report_dir or defaults.REPORTS_DIR
+    report_dir = report_dir or defaults.reports_dir()
     receipt_path = report_dir / f"reproduce-{prof.name}.receipt.json"
     problems: list[str] = []
     try:
@@ -169,10 +171,10 @@ def reproduce(profile_name: str, venv: Path, *, venv_backend: str, backend: str 
     }
     report_dir.mkdir(parents=True, exist_ok=True)
     report_path = report_dir / f"reproduce-{prof.name}.json"
-    report_path.write_text(redact(json.dumps(report, indent=2, sort_keys=True)) + "\n", encoding="utf-8")
-    (report_dir / f"reproduce-{prof.name}.freeze.txt").write_text(frozen, encoding="utf-8")
+    atomic_write_text(report_path, redact(json.dumps(report, indent=2, sort_keys=True)) + "\n")
+    atomic_write_text(report_dir / f"reproduce-{prof.name}.freeze.txt", frozen)
     summary_path = report_dir / f"reproduce-{prof.name}.txt"
-    summary_path.write_text(redact(summary(report)) + "\n", encoding="utf-8")
+    atomic_write_text(summary_path, redact(summary(report)) + "\n")
     result = Result(prof.name, verdict, freeze_sha, report, report_path, summary_path, problems)
     if problems:
         raise ReproduceError("\n".join([f"reproduce {prof.name}: the fresh venv is NOT the lock's twin "

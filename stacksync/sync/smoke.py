@@ -17,16 +17,16 @@ __all__ = ["smoke", "smoke_phase", "explain_smoke"]
 
 
 def smoke(python: Path, modules: Sequence[str]) -> list[dict[str, Any]]:
-    """Import ``modules`` in the target (scripts/smoke.py); one entry per module."""
+    """Import ``modules`` in the target (``probe.py smoke``); one entry per module."""
     if not modules:
         return []
-    data = runner.run_script(python, "smoke.py", *modules, timeout_var=runner.SMOKE_TIMEOUT_ENV,
+    data = runner.run_script(python, "smoke", *modules, timeout_var=runner.SMOKE_TIMEOUT_ENV,
                              timeout=runner.timeout_from_env(runner.SMOKE_TIMEOUT_ENV, runner.DEFAULT_SMOKE_TIMEOUT))
     try:
         results = data["modules"]
         assert isinstance(results, list) and all(isinstance(r, dict) and "ok" in r for r in results)
     except (KeyError, TypeError, AssertionError) as exc:
-        raise SyncError(f"smoke.py in {python} printed an unexpected document ({exc!r})") from exc
+        raise SyncError(f"probe.py smoke in {python} printed an unexpected document ({exc!r})") from exc
     return results
 
 

@@ -10,11 +10,12 @@ from typing import Any
 
 from packaging.utils import NormalizedName
 
-from stacksync.backends.backend import Backend
+from stacksync.backends.base import Backend
 from stacksync.core import defaults
 from stacksync.env.damage import Damage
 from stacksync.env.diff import DiffResult
 from stacksync.env.environment import Snapshot
+from stacksync.env.journal import Journal
 from stacksync.lock.lockfile import Pin, RequirementsFile
 from stacksync.lock.profile import Profile
 from stacksync.sync.plan import Plan
@@ -31,7 +32,7 @@ class Options:
     """What the tasks pass in. ``python`` / ``venv`` pick the target (default: the project's .venv,
     created with the profile's Python when missing)."""
 
-    profile: str = defaults.DEFAULT_PROFILE
+    profile: str = ""  # "": $STACKSYNC_PROFILE, else demo (read when the Options are made, not at import)
     python: str | None = None
     venv: str | None = None
     dry_run: bool = False
@@ -53,6 +54,10 @@ class Options:
     accept_foreign_lock: bool = False
     #: asks the user to go on with a destructive plan; ``None``: no prompt (needs ``yes``)
     confirm: Callable[[str], bool] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.profile:
+            self.profile = defaults.profile_name()
 
 
 @dataclass
@@ -95,5 +100,5 @@ class State:
     deferred_sources: dict[NormalizedName, Any] = field(default_factory=dict)
     #: what an interrupted run left in the target (repair.detect), and this run's journal once written
     damage: Damage = field(default_factory=Damage)
-    journal: dict[str, Any] | None = None
+    journal: Journal | None = None
 

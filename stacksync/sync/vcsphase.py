@@ -2,10 +2,10 @@
 after the rest, by commit, never editable in the twin (see :mod:`stacksync.lock.vcs` for why they live
 apart from the hashed lock).
 
-Hooks used by :mod:`stacksync.sync.run`: :func:`load` (the pins whose markers hold for the target),
-:func:`adjust_plan` (a ``vcs`` phase; the rest phase must not remove what it installs),
-:func:`keep_lines` (what pip-sync must keep), :func:`install` (the phase), :func:`lock_entries`
-(the twin check compares their commit).
+Hooks used by the sync steps (:mod:`stacksync.sync.prepare`, ``phases``, ``verify``, ``run``):
+:func:`load` (the pins whose markers hold for the target), :func:`adjust_plan` (a ``vcs`` phase; the
+rest phase must not remove what it installs), :func:`keep_lines` (what pip-sync must keep),
+:func:`install` (the phase), :func:`lock_entries` (the twin check compares their commit).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from stacksync.core.errors import SyncError
 from stacksync.core.redact import redact
 from stacksync.env.diff import Entry, entry_from_pin
 from stacksync.env.environment import Snapshot
-from stacksync.lock import vcs
-from stacksync.lock.lockfile import Pin, parse
+from stacksync.lock import lockcheck, vcs
+from stacksync.lock.lockfile import LockProblems, Pin, parse
 from stacksync.lock.profile import Profile
 from stacksync.sync.plan import Action, Plan
 from stacksync.sync.state import State
@@ -30,11 +30,16 @@ __all__ = ["load", "adjust_plan", "keep_lines", "install", "lock_entries"]
 
 
 def load(prof: Profile, environment: Mapping[str, str]) -> dict[NormalizedName, Pin]:
-    """``vcs.txt``'s pins for the target (none when the profile has no VCS pins)."""
+    """``vcs.txt``'s pins for the target (none when the profile has no VCS pins); an option line sync
+    would ignore is refused (:func:`stacksync.lock.lockcheck.option_problems`)."""
     path = prof.folder / vcs.VCS_TXT
     if not path.is_file():
         return {}
-    return parse(path, lock=True).for_environment(environment)
+    file = parse(path, lock=True)
+    problems = lockcheck.option_problems(prof, file)
+    if problems:
+        raise LockProblems(problems[:1])
+    return file.for_environment(environment)
 
 
 def _installed_commit(snapshot: Snapshot, name: NormalizedName) -> str | None:

@@ -1,21 +1,37 @@
-"""Describe the interpreter that runs this file, as one JSON document on stdout.
+"""The one probe stacksync runs *inside a target interpreter*, by path: ``python -I probe.py COMMAND
+--json-out FILE [ARGS]``. Standard library only, CPython >= 3.8; never imports pip, and torch only when
+asked (``cuda --import-torch``). The JSON document goes to FILE (its own channel: what imported modules
+print on stdout is shown to the user, never parsed); to stdout without ``--json-out``.
 
-Runs *inside a target interpreter* (CPython >= 3.8): standard library only, never imports pip or
-torch. stacksync runs it with ``python -I scripts/probe_env.py --json-out FILE`` (the document goes to
-FILE: its own channel; stdout only without ``--json-out``).
+Commands:
 
-Keys: python, marker_environment, platform, distributions (name, version, direct_url, installer,
-location, requires), pip_version, cuda (facts readable from files, no import), state (what
-stacksync recorded in this environment, e.g. what each deferred package was built against).
+``env``
+    Describe the interpreter. Keys: probe (1), python, marker_environment, platform, distributions
+    (name, version, direct_url, installer, location, requires), pip_version, cuda (facts readable from
+    files, no import), state (what stacksync recorded in this environment, e.g. what each deferred
+    package was built against).
+``cuda``
+    The CUDA / build side of the machine. Keys: probe_cuda (1), python, driver (libcuda through ctypes:
+    cuDriverGetVersion, cuInit, cuDeviceGetCount, device names; nvidia-smi only when libcuda cannot be
+    loaded), nvcc, cuda_home, ninja, compiler, memory, cpu_count, max_jobs, glibc, libraries (soname ->
+    [{path, source}]), torch (facts read from ``torch/version.py`` as text), torch_import (only with
+    ``--import-torch``). Test hooks: ``STACKSYNC_LIBCUDA`` is the driver library to load (a path; when
+    set, nothing else is tried); ``STACKSYNC_NVIDIA_SMI`` is the nvidia-smi to run (empty: none).
+``smoke MODULE...``
+    Import each module. Output: {"smoke": 1, "modules": [{"name": ..., "ok": true|false, "error":
+    "ImportError: ...", "seconds": ...}]}. Exit status 0 even when an import fails: the caller reads
+    the document.
 """
 
 import glob
+import importlib
 import json
 import os
 import platform
 import re
 import sys
 import sysconfig
+import time
 
 try:
     from importlib import metadata
@@ -24,6 +40,8 @@ except ImportError:  # pragma: no cover - Python < 3.8 is not a supported target
     sys.exit(3)
 
 STATE_FILE = "stacksync-state.json"
+# Shared libraries worth reporting: the CUDA runtime family and the driver.
+# --- env ------------------------------------------------------------------------------------------
 
 
 def canonical(name):
@@ -148,6 +166,27 @@ def stacksync_state():
         return {}
 
 
+# --- cuda -----------------------------------------------------------------------------------------
+
+
+# --- smoke ----------------------------------------------------------------------------------------
+
+
+def try_import(name):
+    start = time.perf_counter()
+    try:
+        importlib.import_module(name)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # an extension's import can raise anything, SystemExit included
+        text = f"{type(exc).__name__}: {exc}"
+        return {"name": name, "ok": False, "error": text, "seconds": time.perf_counter() - start}
+    return {"name": name, "ok": True, "error": None, "seconds": time.perf_counter() - start}
+
+
+# --- the one entry point --------------------------------------------------------------------------
+
+
 def json_out(argv):
     """(path or None, the other args): ``--json-out PATH`` first sends the document to a file of its
     own, so that what imported modules print on stdout (vllm does) never mixes with it."""
@@ -167,7 +206,7 @@ def emit(doc, path):
         fh.write("\n")
 
 
-def main(argv):
+def env_main(argv):
     path, _ = json_out(argv)
     dists = distributions()
     sp = site_packages()
@@ -193,6 +232,65 @@ def main(argv):
         "state": stacksync_state(),
     }
     emit(info, path)
+
+
+def load_cuda_module():
+    """``probe_cuda.py`` from this folder. ``-I`` leaves the script's folder off ``sys.path``: it is put
+    first for this one import and taken off again, so no module of the target is shadowed by ours."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, here)
+    try:
+        import probe_cuda
+    finally:
+        sys.path.remove(here)
+    return probe_cuda
+
+
+def cuda_main(argv):
+    path, argv = json_out(argv)
+    cuda = load_cuda_module()
+    sp = site_packages()
+    driver = cuda.driver_from_libcuda()
+    if not driver["found"] and not os.environ.get("STACKSYNC_LIBCUDA"):
+        driver = cuda.driver_from_nvidia_smi(driver)
+    info = {
+        "probe_cuda": 1,
+        "python": {"executable": sys.executable, "version": platform.python_version(),
+                   "soabi": sysconfig.get_config_var("SOABI"), "prefix": sys.prefix, "site_packages": sp},
+        "platform": {"system": platform.system(), "machine": platform.machine()},
+        "driver": driver,
+        "nvcc": cuda.nvcc_facts(),
+        "ninja": cuda.ninja_facts(),
+        "compiler": cuda.compiler_facts(),
+        "memory": cuda.memory_facts(),
+        "cpu_count": os.cpu_count(),
+        "max_jobs": os.environ.get("MAX_JOBS"),
+        "glibc": glibc_version(),
+        "libraries": cuda.libraries(sp),
+        "ld_library_path": os.environ.get("LD_LIBRARY_PATH"),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "torch": cuda.torch_facts(sp),
+    }
+    if "--import-torch" in argv:
+        info["torch_import"] = cuda.torch_import()
+    emit(info, path)
+
+
+def smoke_main(argv):
+    path, names = json_out(argv)
+    results = [try_import(name) for name in names]
+    emit({"smoke": 1, "modules": results}, path)
+
+
+COMMANDS = {"env": env_main, "cuda": cuda_main, "smoke": smoke_main}
+
+
+def main(argv):
+    """``COMMAND [--json-out PATH] [ARGS]``: an unknown command exits 2 with the list."""
+    if not argv or argv[0] not in COMMANDS:
+        sys.stderr.write(f"usage: probe.py {{{','.join(COMMANDS)}}} [--json-out PATH] [ARGS]\n")
+        sys.exit(2)
+    COMMANDS[argv[0]](argv[1:])
 
 
 if __name__ == "__main__":

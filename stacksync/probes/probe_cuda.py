@@ -1,34 +1,24 @@
-"""Describe the CUDA / build side of the machine and interpreter that run this file, as one JSON
-document on stdout.
-
-Runs *inside a target interpreter* (CPython >= 3.8): standard library only. Never imports torch
-unless given ``--import-torch``; torch's CUDA build is read from ``torch/version.py`` as text.
-
-Keys: probe_cuda (1), python, driver (libcuda through ctypes: cuDriverGetVersion, cuInit,
-cuDeviceGetCount, device names; nvidia-smi only when libcuda cannot be loaded), nvcc, cuda_home,
-ninja, compiler, memory, cpu_count, max_jobs, glibc, libraries (soname -> [{path, source}]),
-torch (version.py facts), torch_import (only with --import-torch).
-
-Test hooks: ``STACKSYNC_LIBCUDA`` is the driver library to load (a path; when set, nothing else is
-tried). ``STACKSYNC_NVIDIA_SMI`` is the nvidia-smi to run (empty: none).
-"""
+"""The ``cuda`` command's facts for :mod:`probe` (same rules: standard library only, CPython >= 3.8, runs
+inside the target). Imported by ``probe.py cuda`` from this folder; kept apart so that ``env`` and ``smoke``
+never load ctypes probing of the driver."""
 
 import ctypes
 import glob
-import json
 import os
-import platform
 import re
 import shutil
 import subprocess
-import sys
 import sysconfig
 
 TIMEOUT = 20
-# Shared libraries worth reporting: the CUDA runtime family and the driver.
+
 CUDA_LIB = re.compile(r"^lib(cuda|cudart|cublas|cudnn|nccl|cusparse|cufft|curand|cusolver|nvJitLink|nvrtc|"
                       r"cupti|nvToolsExt|cufile|nvshmem|nvidia-ml)[A-Za-z0-9_+-]*\.so(\.[\d.]+)?$")
+
+
 CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75
+
+
 CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76
 
 
@@ -277,21 +267,6 @@ def memory_facts():
     return facts
 
 
-def glibc_version():
-    try:
-        value = os.confstr("CS_GNU_LIBC_VERSION")
-    except (AttributeError, ValueError, OSError):
-        return None
-    if value and value.startswith("glibc "):
-        return value.split(" ", 1)[1]
-    return None
-
-
-def site_packages():
-    paths = sysconfig.get_paths()
-    return sorted({paths["purelib"], paths["platlib"]})
-
-
 def add_library(found, path, source):
     name = os.path.basename(path)
     if CUDA_LIB.match(name):
@@ -362,54 +337,3 @@ def torch_import():
         facts["cuda_error"] = f"{type(exc).__name__}: {exc}"
     return facts
 
-
-def json_out(argv):
-    """(path or None, the other args): ``--json-out PATH`` first sends the document to a file of its
-    own, so that what imported modules print on stdout (vllm does) never mixes with it."""
-    if argv[:1] == ["--json-out"] and len(argv) > 1:
-        return argv[1], argv[2:]
-    return None, argv
-
-
-def emit(doc, path):
-    """Write ``doc`` as one JSON document to ``path`` (stdout when ``None``)."""
-    if path is None:
-        json.dump(doc, sys.stdout, indent=None, sort_keys=True)
-        sys.stdout.write("\n")
-        return
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(doc, fh, indent=None, sort_keys=True)
-        fh.write("\n")
-
-
-def main(argv):
-    path, argv = json_out(argv)
-    sp = site_packages()
-    driver = driver_from_libcuda()
-    if not driver["found"] and not os.environ.get("STACKSYNC_LIBCUDA"):
-        driver = driver_from_nvidia_smi(driver)
-    info = {
-        "probe_cuda": 1,
-        "python": {"executable": sys.executable, "version": platform.python_version(),
-                   "soabi": sysconfig.get_config_var("SOABI"), "prefix": sys.prefix, "site_packages": sp},
-        "platform": {"system": platform.system(), "machine": platform.machine()},
-        "driver": driver,
-        "nvcc": nvcc_facts(),
-        "ninja": ninja_facts(),
-        "compiler": compiler_facts(),
-        "memory": memory_facts(),
-        "cpu_count": os.cpu_count(),
-        "max_jobs": os.environ.get("MAX_JOBS"),
-        "glibc": glibc_version(),
-        "libraries": libraries(sp),
-        "ld_library_path": os.environ.get("LD_LIBRARY_PATH"),
-        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-        "torch": torch_facts(sp),
-    }
-    if "--import-torch" in argv:
-        info["torch_import"] = torch_import()
-    emit(info, path)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -1,0 +1,191 @@
+"""The fetch step: every artifact the plan needs, downloaded and hash-checked into the cache *before
+anything is uninstalled* (a wheel already cached with a locked hash and a tag the target takes is
+not asked for again); pip download's failures as one line each."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from packaging.utils import InvalidWheelFilename, NormalizedName, canonicalize_name, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
+
+from stacksync.core import console
+from stacksync.core.errors import CommandFailed, FetchError, IndexUnavailable
+from stacksync.env.environment import Snapshot
+from stacksync.env.tags import supported_tags, wheel_fits
+from stacksync.lock import profile as profile_mod
+from stacksync.lock.lockfile import Pin, file_sha256
+from stacksync.sync.deferred import choose_sources
+from stacksync.sync.pinfile import write_requirements
+from stacksync.sync.plan import deps_from_requires
+from stacksync.sync.prepare import build_plan, scope_of
+from stacksync.sync.state import State
+
+__all__ = ["fetch"]
+
+
+_INSTALL_KINDS = ("install", "upgrade", "downgrade", "reinstall")
+
+
+def _needed(state: State, phases: Iterable[str]) -> list[Pin]:
+    return [state.lock[a.name] for p in phases for a in state.plan.changes(p)
+            if a.kind in _INSTALL_KINDS and p != "deferred"]
+
+
+def fetch(state: State) -> None:
+    """Download every wheel the plan's base / rest changes need (target's pip, so tags match; binary
+    only; hash-checked) and the deferred sdists (by URL, sha256 checked) into the cache. Nothing in
+    the target changes here, so any failure leaves it exactly as it was."""
+    if state.fetched:
+        return
+    scope = scope_of(state.steps)
+    need = _needed(state, [p for p in scope if p not in ("deferred", "vcs")])  # vcs: cloned at install
+    state.cache.mkdir(parents=True, exist_ok=True)
+    index = state.profile.index.expanded(source=str(state.profile.stack_toml))
+    # A wheel already in the cache with a hash the lock lists and tags the target takes is not asked
+    # for again (pip download would query the index for each one). Each file is hashed once per run
+    # (GBs for a CUDA stack); the installer checks the hashes again as it installs.
+    found = {p.name: _cached_wheel(state.cache, p, state.snapshot) for p in need}
+    missing = [p for p in need if found[p.name] is None]
+    if missing:
+        req = write_requirements(state.workdir / "fetch.txt", missing)
+        console.info(f"fetching {len(missing)} wheel(s) into {state.cache}"
+                     + (f" ({len(need) - len(missing)} already there)" if len(need) > len(missing) else ""))
+        try:
+            state.backend.download(state.python, req, state.cache, index.pip_args())
+        except CommandFailed as exc:
+            raise _fetch_error(exc, state.lock_file.path, missing, index) from None
+        found.update({p.name: _cached_wheel(state.cache, p, state.snapshot) or _cached_any(state.cache, p)
+                      for p in missing})
+    elif need:
+        console.info(f"all {len(need)} wheel(s) already in {state.cache}")
+    if need:
+        _confirm_cache(state, need, found)
+    if "deferred" in scope:
+        choose_sources(state)  # the wheel (prebuilt, wheelhouse, team index) or the sdist to build
+    state.fetched = True
+    # Confirm the base closure from the wheels' own metadata; a dependency the `# via` comments missed
+    # moves into the base phase.
+    if state.wheel_deps:
+        replanned = build_plan(state.profile, state.lock, state.deferred, state.snapshot, state.cache, state.vcs,
+                               state.damage, extra_deps=state.wheel_deps)
+        if replanned.base_names != state.plan.base_names:
+            moved = sorted(replanned.base_names - state.plan.base_names)
+            if moved:
+                console.info(f"base phase also takes {', '.join(moved)} (from the wheels' Requires-Dist)")
+            state.plan = replanned
+            state.outcome.plan = replanned
+
+
+def _cached_wheel(cache: Path, pin: Pin, snapshot: Snapshot) -> Path | None:
+    """A wheel of exactly ``pin`` (local version included) in ``cache`` whose sha256 the lock lists and
+    that the target can install; only those files are hashed."""
+    if pin.version is None or not cache.is_dir():
+        return None
+    try:
+        want = Version(pin.version)
+    except InvalidVersion:
+        return None
+    supported = frozenset(supported_tags(snapshot))
+    for path in sorted(cache.glob("*.whl")):
+        try:
+            name, version, _, _ = parse_wheel_filename(path.name)
+        except InvalidWheelFilename:
+            continue
+        if name != pin.name or version != want or str(version) != str(want):
+            continue
+        if wheel_fits(path.name, supported) and f"sha256:{file_sha256(path)}" in pin.hashes:
+            return path
+    return None
+
+
+def _cached_any(cache: Path, pin: Pin) -> Path | None:
+    """Any file of ``pin`` in ``cache`` (wheel or sdist) whose sha256 the lock lists."""
+    for path in sorted(cache.iterdir()) if cache.is_dir() else []:
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        if canonicalize_name(path.name.split("-", 1)[0]) != pin.name:
+            continue
+        if f"sha256:{file_sha256(path)}" in pin.hashes:
+            return path
+    return None
+
+
+def _confirm_cache(state: State, need: Sequence[Pin], found: Mapping[NormalizedName, Path | None]) -> None:
+    """Every needed pin has a file in the cache (``found``) whose sha256 the lock lists; read its
+    Requires-Dist."""
+    env = state.snapshot.marker_environment
+    for pin in need:
+        path = found.get(pin.name)
+        if path is None:
+            raise FetchError(f"{pin.where}: {pin.display()}: no downloaded file matches the lock's hashes "
+                             f"(fix: check the index, then invoke compile --profile <name> again)")
+        if path.suffix == ".whl":
+            requires = _wheel_requires(path)
+            if requires is not None:
+                state.wheel_deps.update(deps_from_requires({pin.name: requires}, env))
+
+
+def _wheel_requires(path: Path) -> list[str] | None:
+    import zipfile  # here, not at the top: the no-op path never needs them
+    from email.parser import Parser
+
+    try:
+        name, version, _, _ = parse_wheel_filename(path.name)
+        with zipfile.ZipFile(path) as zf:
+            meta = next((n for n in zf.namelist() if n.endswith(".dist-info/METADATA") and n.count("/") == 1), None)
+            if meta is None:
+                return None
+            text = zf.read(meta).decode("utf-8", errors="replace")
+    except (InvalidWheelFilename, zipfile.BadZipFile, OSError, KeyError):
+        return None
+    return Parser().parsestr(text, headersonly=True).get_all("Requires-Dist") or []
+
+
+def _fetch_error(exc: CommandFailed, lock_path: Path, need: Sequence[Pin],
+                 index: profile_mod.IndexConfig) -> FetchError:
+    """pip download's failure as one line: unreachable index, credentials, hash mismatch, missing version.
+    pip reports an unreachable index (with ``--retries 0``) or refused credentials as "no matching
+    distribution": the index is asked directly to tell them apart."""
+    out = exc.output
+    low = out.lower()
+    tail = "nothing was installed or removed"
+    if "do not match the hashes" in low:
+        detail = _mismatch_detail(out)
+        return FetchError(f"{lock_path}: hash mismatch while downloading{detail}; {tail} (fix: the index serves "
+                          "a different file than the lock was made from: check the index, then invoke compile again)")
+    if "401" in out and ("unauthorized" in low or "401 client error" in low or "http error 401" in low):
+        return FetchError(f"{lock_path}: the index refused the credentials (HTTP 401); {tail} (fix: export the "
+                          "variables the profile's index_url references)")
+    if "403" in out and "forbidden" in low:
+        return FetchError(f"{lock_path}: the index forbids access (HTTP 403); {tail} (fix: check the token)")
+    if any(s in low for s in ("connection refused", "newconnectionerror", "max retries exceeded",
+                              "failed to establish", "name or service not known", "timed out")):
+        return FetchError(f"{lock_path}: the index is unreachable; {tail} (fix: check the network and the "
+                          "index URL, then run the sync again)")
+    for line in out.splitlines():
+        if "no matching distribution found for" in line.lower():
+            what = line.split("for", 1)[1].strip()
+            pin = next((p for p in need if what.startswith(f"{p.name}==") or
+                        canonicalize_name(what.split("=")[0]) == p.name), None)
+            where = pin.where if pin else str(lock_path)
+            if pin is not None:
+                from stacksync.backends import indexapi
+
+                try:
+                    indexapi.project_files(index, pin.name)
+                except IndexUnavailable as unavailable:
+                    return FetchError(f"{where}: cannot download {what}: {unavailable}; {tail}")
+            return FetchError(f"{where}: {what} is not on the index (no wheel of that version); {tail} "
+                              "(fix: pin a version the index serves, then invoke compile again)")
+    return FetchError(f"{lock_path}: downloading the lock's wheels failed: {exc}; {tail}")
+
+
+def _mismatch_detail(out: str) -> str:
+    lines = [ln.strip() for ln in out.splitlines()]
+    for i, line in enumerate(lines):
+        if line.startswith("Expected sha256") and i > 0:
+            got = next((ln for ln in lines[i + 1:i + 3] if ln.startswith("Got")), "")
+            return f" of {lines[i - 1].split(' from ')[0]} ({line}; {got})"
+    return ""

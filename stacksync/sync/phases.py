@@ -1,0 +1,84 @@
+"""The install phases before the deferred one: :func:`install_base` (the base packages and their locked
+closure, binary only, hash-checked) and :func:`sync_rest` (pip-sync of the lock), each with its
+forced reinstalls of same-version-other-build pins and its smoke imports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from stacksync.core import console, defaults
+from stacksync.env.environment import probe
+from stacksync.lock.lockfile import Pin
+from stacksync.sync import vcsphase
+from stacksync.sync.pinfile import write_requirements
+from stacksync.sync.plan import Action
+from stacksync.sync.smoke import smoke_phase
+from stacksync.sync.state import State
+
+__all__ = ["install_base", "sync_rest"]
+
+
+def install_base(state: State) -> None:
+    """The base packages with their locked dependency closure, hash-checked, binary only, offline from
+    the cache (never ``--no-deps`` without the dependencies in the same file); then the base smoke."""
+    changes = state.plan.changes("base")
+    if not changes:
+        return
+    pins = [state.lock[n] for n in sorted(state.plan.base_names)]
+    req = write_requirements(state.workdir / "base.txt", pins)
+    state.smoked.clear()
+    console.info(f"base: installing {', '.join(a.name for a in changes)}")
+    state.backend.install(state.python, req, state.cache, stream=state.opts.verbose)
+    _reinstall(state, [a for a in changes if a.kind == "reinstall"], "base")
+    smoke_phase(state, "base")
+
+
+def _reinstall(state: State, actions: Sequence[Action], phase: str) -> None:
+    """Same version, other build (``+cpu`` vs ``+cu121``): pip and pip-sync both call it satisfied, so
+    force it. Its dependencies are installed by the step before, so ``--no-deps`` is safe here."""
+    if not actions:
+        return
+    req = write_requirements(state.workdir / f"{phase}-reinstall.txt", [state.lock[a.name] for a in actions])
+    state.backend.install(state.python, req, state.cache, no_deps=True, force_reinstall=True,
+                          stream=state.opts.verbose)
+
+
+def _satisfied_deferred(state: State) -> list[Pin]:
+    return [state.deferred.get(a.name) or state.lock[a.name] for a in state.plan.actions("deferred")
+            if a.kind == "keep"]
+
+
+def sync_rest(state: State) -> None:
+    """pip-sync of the lock (base included) plus the deferred packages already satisfied and the
+    unlocked installers / build requirements in the target, so that pip-sync keeps them.
+
+    A plan that removes nothing from the rest phase (a new venv, a package put back) installs the same
+    hash-checked file instead: that is the one command pip-sync would run after finding nothing to
+    uninstall, without starting pip-tools to find it out (~0.5 s). The twin check in verify holds
+    both paths to the same result."""
+    changes = state.plan.changes("rest")
+    if not changes:
+        return
+    deferred_names = state.profile.deferred_names
+    main = [p for n, p in state.lock.items() if n not in deferred_names]
+    lock_txt = write_requirements(state.workdir / "rest.txt", main)
+    removing = sum(a.kind == "remove" for a in changes)
+    state.smoked.clear()
+    if removing:
+        keep_pins = _satisfied_deferred(state)
+        installed = probe(state.python).versions()
+        build_reqs = {n for d in state.profile.deferred for n in d.build_requires}
+        unlocked = sorted(n for n in installed
+                          if n not in state.lock and n not in deferred_names
+                          and (n in defaults.INSTALLER_PACKAGES or n in build_reqs))
+        keep_txt = write_requirements(state.workdir / "keep.txt", keep_pins,
+                                       [f"{n}=={installed[n]}" for n in unlocked]
+                                       + vcsphase.keep_lines(state.snapshot, state.vcs))
+        tool = "pip-sync" if state.backend.name == "pip-tools" else f"{state.backend.name} pip sync"
+        console.info(f"rest: {tool} ({len(changes) - removing} to install or change, {removing} to remove)")
+        state.backend.sync(state.python, [lock_txt, keep_txt], state.cache, stream=state.opts.verbose)
+    else:
+        console.info(f"rest: installing {len(changes)} package(s) (nothing to remove)")
+        state.backend.install(state.python, lock_txt, state.cache, stream=state.opts.verbose)
+    _reinstall(state, [a for a in changes if a.kind == "reinstall"], "rest")
+    smoke_phase(state, "rest")

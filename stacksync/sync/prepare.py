@@ -1,0 +1,201 @@
+"""Before anything changes: find or create the target and refuse the wrong one, lock it, probe it and plan
+(:func:`prepare`, which prints the plan; ``--dry-run`` stops there), then doctor's pre-install checks and
+the confirmation of removals / downgrades (:func:`preflight`)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+
+from packaging.utils import NormalizedName
+from packaging.version import InvalidVersion, Version
+
+from stacksync.backends.backend import get_backend, resolve_name
+from stacksync.backends.base import Backend
+from stacksync.core import console, defaults
+from stacksync.core.errors import StacksyncError, SyncError, TargetError
+from stacksync.env import targetlock
+from stacksync.env.damage import Damage
+from stacksync.env.environment import Snapshot, find_python, is_own_interpreter, probe
+from stacksync.env.environment import snapshot as read_snapshot
+from stacksync.lock import profile as profile_mod
+from stacksync.lock.load import load_locks
+from stacksync.lock.lockfile import Pin, RequirementsFile
+from stacksync.lock.profile import Profile
+from stacksync.sync import repair, vcsphase
+from stacksync.sync.deferred import check_writable, expected_sources, planned_keys, wheels_expected
+from stacksync.sync.plan import Plan, make_plan
+from stacksync.sync.state import Options, Outcome, State
+
+__all__ = ["prepare", "build_plan", "preflight", "check_target", "create_venv", "scope_of"]
+
+
+def scope_of(steps: Sequence[str]) -> list[str]:
+    """The phases whose changes a run acts on (``fetch`` alone prepares all of them)."""
+    acting = [s for s in ("base", "rest", "deferred", "vcs") if s in steps]
+    return acting or (["base", "rest", "deferred"] if "fetch" in steps else [])
+
+
+def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: ExitStack) -> State:
+    """Profile, lock, target (created when it is the default / a missing --venv), checks that must hold
+    *before anything is touched*, the target lock, the probe and the plan (printed)."""
+    start = time.perf_counter()
+    prof = profile_mod.load(opts.profile, opts.locks_dir)
+    lock_file, deferred_file = load_locks(prof, opts.lock, accept_foreign=opts.accept_foreign_lock)
+    backend = get_backend(resolve_name(opts.backend, prof.backend))
+    # absolute, not resolved: a venv's bin/python is a symlink to the base interpreter.
+    python = _target(opts, prof, backend, create=bool(scope_of(steps)) and not opts.dry_run).absolute()
+    if is_own_interpreter(python):
+        raise TargetError(f"{python}: is the interpreter running stacksync; syncing it would uninstall the tool "
+                          f"from under itself (fix: pass --venv DIR or --python PY for another environment)")
+    prefix = python.parent.parent
+    if not (prefix / "pyvenv.cfg").exists():
+        prefix = probe(python).prefix
+    stack.enter_context(targetlock.hold(prefix, wait=opts.wait))
+    # Read from site-packages when that is sure to equal the probe (the no-op path starts no
+    # interpreter); every step that changes the target probes it for real afterwards.
+    snapshot = read_snapshot(python)
+    check_target(prof, snapshot)
+    # only a run that changes the target repairs it; verify, plan and --dry-run say so instead
+    damage = repair.detect(snapshot, repairs=any(s in steps for s in ("base", "rest", "deferred", "vcs"))
+                           and not opts.dry_run)
+    env = snapshot.marker_environment
+    lock = lock_file.for_environment(env)
+    deferred = deferred_file.for_environment(env) if deferred_file is not None else {}
+    _check_deferred_pins(prof, lock, deferred, lock_file, deferred_file)
+    vcs_pins = vcsphase.load(prof, env)
+    cache = (opts.cache_dir or defaults.cache_dir() / prof.name).absolute()
+    plan = build_plan(prof, lock, deferred, snapshot, cache, vcs_pins, damage)
+    workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stacksync-sync-")))
+    state = State(opts, prof, backend, python, lock_file, deferred_file, snapshot, lock, deferred, plan,
+                  cache, workdir, steps, outcome, vcs=vcs_pins, damage=damage)
+    outcome.plan = plan
+    outcome.timings["plan"] = round(time.perf_counter() - start, 3)
+    planning = opts.dry_run or steps == ("plan",)
+    if not planning and not [a for p in scope_of(steps) for a in plan.changes(p)] and not damage.found:
+        return state  # the no-op path prints one line, not the plan
+    console.out.print(f"target: {python} (Python {snapshot.version}), profile {prof.name!r}, "
+                      f"lock {lock_file.path}", markup=False)
+    console.out.print(plan.render(), markup=False)
+    if planning and plan.changes("deferred"):
+        for name, how in expected_sources(state).items():
+            console.out.print(f"deferred source: {name}: {how}", markup=False)
+    return state
+
+
+def build_plan(prof: Profile, lock: Mapping[NormalizedName, Pin], deferred: Mapping[NormalizedName, Pin],
+               snapshot: Snapshot, cache: Path, vcs_pins: Mapping[NormalizedName, Pin], damage: Damage, *,
+               extra_deps: Mapping[NormalizedName, Iterable[NormalizedName]] | None = None) -> Plan:
+    """The one way a sync plans: :func:`~stacksync.sync.plan.make_plan` (with the deferred packages'
+    build keys), the VCS phase added, damaged packages turned into forced reinstalls. ``extra_deps``:
+    the fetched wheels' Requires-Dist edges, when :func:`~stacksync.sync.fetch.fetch` re-plans."""
+    plan = make_plan(prof, lock, deferred, snapshot, extra_deps=extra_deps,
+                     build_keys=planned_keys(prof, lock, deferred, snapshot, cache))
+    return repair.mark_reinstall(vcsphase.adjust_plan(plan, vcs_pins, snapshot, prof.vcs_checkouts), damage)
+
+
+def _check_deferred_pins(prof: Profile, lock: Mapping[NormalizedName, Pin], deferred: Mapping[NormalizedName, Pin],
+                         lock_file: RequirementsFile, deferred_file: RequirementsFile | None) -> None:
+    for d in prof.deferred:
+        in_any = d.name in lock or d.name in deferred
+        pinned_somewhere = bool(lock_file.get(d.name)) or bool(deferred_file and deferred_file.get(d.name))
+        if not in_any and not pinned_somewhere:
+            raise StacksyncError(f"{prof.deferred_path}: deferred package {d.name} has no pin "
+                                 f"(fix: invoke compile --profile {prof.name})")
+
+
+def _target(opts: Options, prof: Profile, backend: Backend, *, create: bool) -> Path:
+    if opts.python and opts.venv:
+        raise TargetError("give --python or --venv, not both (fix: drop one of them)")
+    if opts.python:
+        return find_python(opts.python)
+    venv = Path(opts.venv) if opts.venv else defaults.default_venv()
+    if venv.exists() and not venv.is_dir():
+        raise TargetError(f"{venv}: is a file, not a venv folder (fix: pass --venv a folder, or --python "
+                          "for an interpreter)")
+    if venv.exists():
+        return find_python(venv)
+    if not create:
+        raise TargetError(f"{venv}: no such venv (fix: invoke sync creates it, or pass --venv/--python)")
+    create_venv(venv, prof.python, backend)
+    return find_python(venv)
+
+
+def create_venv(venv: Path, python_xy: str | None, backend: Backend) -> None:
+    """A new venv at ``venv`` with the profile's Python, made by the backend (``python3.X -m venv``,
+    which seeds pip, for pip-tools; ``uv venv`` for uv)."""
+    exe: str | None
+    if python_xy is None or f"{sys.version_info[0]}.{sys.version_info[1]}" == python_xy:
+        exe = shutil.which(f"python{python_xy}") if python_xy else None
+        exe = exe or sys.executable
+    else:
+        exe = shutil.which(f"python{python_xy}")
+    if exe is None:
+        raise TargetError(f"{venv}: cannot create it: no python{python_xy} on PATH "
+                          f"(fix: install Python {python_xy}, or pass --venv/--python for an existing one)")
+    console.info(f"creating {venv} with {exe} ({backend.name})")
+    backend.create_venv(venv, exe)
+
+
+def check_target(prof: Profile, snapshot: Snapshot) -> None:
+    """The target must run the profile's Python X.Y on one of its platforms: checked before any change."""
+    if prof.python and snapshot.python_xy != prof.python:
+        raise TargetError(f"{snapshot.python}: runs Python {snapshot.version}, but profile {prof.name!r} is locked "
+                          f"for Python {prof.python} ({prof.stack_toml}: python) (fix: create the target with "
+                          f"python{prof.python} -m venv DIR, or compile a profile for Python {snapshot.python_xy})")
+    platform = snapshot.marker_environment.get("sys_platform", "")
+    if prof.platforms and platform not in prof.platforms:
+        raise TargetError(f"{snapshot.python}: platform {platform} is not one of profile {prof.name!r}'s "
+                          f"({', '.join(prof.platforms)}) ({prof.stack_toml}: platforms) "
+                          f"(fix: use a profile compiled for {platform})")
+
+
+def preflight(state: State) -> None:
+    """doctor's pre-install checks (errors stop the sync unless ``--force``), then the confirmation of
+    a plan that removes or downgrades packages."""
+    from stacksync.cuda.checks import preinstall_findings
+    from stacksync.cuda.facts import probe_facts
+
+    pip = state.snapshot.pip_version
+    needs_pip = bool(getattr(state.backend, "needs_target_pip", True))  # uv installs into a pip-less venv
+    if needs_pip and (pip is None or _version_tuple(pip) < (22, 2)):
+        found = f"pip {pip}" if pip else "no pip"
+        raise TargetError(f"{state.python}: has {found}; installs and pip-sync need pip >= 22.2 in the target "
+                          f"(fix: {state.python} -m ensurepip --upgrade, or create it with `uv venv --seed`)")
+    facts = probe_facts(state.python)
+    findings = preinstall_findings(state.profile, state.snapshot, facts, lock=state.lock_file,
+                                   have_wheels=wheels_expected(state))
+    errors = [f for f in findings if f.level == "error"]
+    check_writable(state)  # a built wheel must have somewhere to go before the target changes
+    for f in findings:
+        if f.level == "warning":
+            console.warn(f"doctor: {f.message}" + (f" (fix: {f.fix})" if f.fix else ""))
+    if errors and not state.opts.force:
+        lines = [f"doctor: {f.message}" + (f" (fix: {f.fix})" if f.fix else "") for f in errors]
+        lines.append("sync stopped before changing anything (fix: resolve the above, or pass --force)")
+        raise SyncError("\n".join(lines))
+    for f in errors:
+        console.warn(f"doctor (ignored with --force): {f.message}")
+    destructive = [a for a in state.plan.destructive if a.phase in scope_of(state.steps)]
+    if destructive:
+        what = ", ".join(f"{a.kind} {a.name} {a.have}" + (f" -> {a.want}" if a.want else "") for a in destructive)
+        question = f"{state.python}: the plan will {what}"
+        if state.opts.yes:
+            return
+        if state.opts.confirm is not None:
+            if state.opts.confirm(question + ". Go on?"):
+                return
+            raise SyncError(f"{question}: not confirmed; nothing changed")
+        raise SyncError(f"{question}; not confirmed, nothing changed (fix: check it with --dry-run, then pass --yes)")
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    try:
+        return Version(text).release
+    except InvalidVersion:
+        return ()

@@ -26,7 +26,6 @@ import datetime as _dt
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +35,9 @@ from packaging.version import InvalidVersion, Version
 from stacksync.build import buildkey, lease, prebuilt, wheelhouse
 from stacksync.build.buildkey import BuildKey
 from stacksync.core import console, faults
-from stacksync.core.errors import FetchError, IndexUnavailable, ProfileError, SyncError
+from stacksync.core.errors import FetchError, IndexUnavailable, SyncError
 from stacksync.core.fs import atomic_copy, atomic_write_text
-from stacksync.core.redact import MissingVariable, expand, redact, strip_credentials
+from stacksync.core.redact import redact, strip_credentials
 from stacksync.env.environment import Snapshot, probe
 from stacksync.lock import profile as profile_mod
 from stacksync.lock import wheelrecord
@@ -48,43 +47,24 @@ from stacksync.sync.pinfile import write_requirements
 from stacksync.sync.plan import STATE_KEY
 from stacksync.sync.smoke import smoke, smoke_phase
 from stacksync.sync.state import State
+from stacksync.sync.wheelsource import (
+    STATE_FILE,
+    Source,
+    UntrustedWheel,
+    check_writable,
+    fail_if_leased,
+    from_team_index,
+    from_wheelhouse,
+    record_built,
+    team_index_url,
+    wheelhouse_dir,
+)
 
 __all__ = ["STATE_FILE", "adopt_unrecorded", "Source", "install_deferred", "write_state", "compute_key",
            "planned_keys", "choose_sources", "wheelhouse_dir", "wheels_expected", "expected_sources", "check_writable",
            "UntrustedWheel", "records"]
 
-STATE_FILE = "stacksync-state.json"
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where a deferred package's wheel comes from: ``kind`` (prebuilt | wheelhouse | team-index |
-    build), the file (the wheel; for ``build`` the sdist until it is built), its sha256, ``origin``
-    (a URL or folder, redacted) and the build key (``None`` when it could not be known yet)."""
-
-    kind: str
-    path: Path
-    sha256: str
-    origin: str
-    key: BuildKey | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "file": self.path.name, "sha256": self.sha256, "from": redact(self.origin),
-                "key": self.key.digest if self.key else None}
-
-    def describe(self) -> str:
-        what = {"prebuilt": "prebuilt wheel", "wheelhouse": "wheelhouse wheel", "team-index": "team index wheel",
-                "build": "build from the sdist"}[self.kind]
-        key = f" (key {self.key.short})" if self.key else ""
-        return f"{what} {self.path.name}{key} from {redact(self.origin)}"
-
-
 # ---------------------------------------------------------------------------------------------- the key
-
-def wheelhouse_dir(state: State) -> Path:
-    cli = getattr(state.opts, "wheelhouse", None)
-    return wheelhouse.resolve_dir(cli, state.profile.wheelhouse, state.profile.folder)
-
 
 def _cached_base_wheel(cache: Path, pin: Pin) -> Path | None:
     """The locked wheel of a base package in the sync cache (fetched, hash-confirmed by the fetch phase)."""
@@ -168,100 +148,6 @@ def _prebuilt(state: State, d: Deferred, pin: Pin, key: BuildKey | None) -> Sour
     return Source("prebuilt", path, sha, strip_credentials(url), key)
 
 
-class UntrustedWheel(SyncError):
-    """A wheelhouse / team index wheel whose sha256 the profile's wheels.txt does not record for its key."""
-
-    exit_code = 1
-
-
-def _trusted(state: State, d: Deferred, key: BuildKey, sha256: str, where: str) -> bool:
-    """Whether the wheel at ``where`` (sha256 ``sha256``) may be installed: only when the profile's
-    wheels.txt records that sha256 for ``key``. Otherwise one line says which file differs from what
-    was recorded, and it is built instead (``False``) or refused (``untrusted = "refuse"``)."""
-    recorded = state.profile.folder / wheelrecord.WHEELS_TXT
-    rec = wheelrecord.read(state.profile.folder).get(key.digest)
-    if rec is not None and rec.sha256 == sha256:
-        return True
-    if rec is not None:
-        why = (f"{redact(where)}: sha256 {sha256} is not the {rec.sha256} that {recorded} records for key "
-               f"{key.short} ({rec.filename})")
-    else:
-        why = (f"{redact(where)}: {recorded} records no wheel for key {key.short}; its sha256 {sha256} is only the "
-               "word of whoever wrote it there")
-    if d.untrusted == "refuse":
-        raise UntrustedWheel(f"{why}; refusing it, nothing was installed (fix: if the wheel is legitimate, pull the "
-                             f"{wheelrecord.WHEELS_TXT} that records it, or record it with invoke publish; else remove "
-                             f"it, or set untrusted = \"build\" in [deferred.{d.name}] to build instead)")
-    console.warn(f"deferred: {why}; not installing it, building from the sdist instead")
-    return False
-
-
-def _record(state: State, d: Deferred, pin: Pin, key: BuildKey, filename: str, sha256: str) -> None:
-    """Write the wheel this node built into the profile's wheels.txt (commit it with the locks)."""
-    rec = wheelrecord.WheelRecord(d.name, pin.key(), key.digest, sha256, filename)
-    try:
-        if wheelrecord.record(state.profile.folder, state.profile.name, [rec]):
-            console.info(f"deferred: recorded key {key.short} sha256 {sha256[:12]}... in "
-                         f"{state.profile.folder / wheelrecord.WHEELS_TXT} (commit it with the locks)")
-    except OSError as exc:
-        console.warn(f"deferred: could not record key {key.short} in {state.profile.folder / wheelrecord.WHEELS_TXT} "
-                     f"({exc.strerror or exc}); other nodes will not trust this wheel until it is recorded")
-
-
-def _from_wheelhouse(state: State, d: Deferred, key: BuildKey) -> Source | None:
-    root = wheelhouse_dir(state)
-    entry = wheelhouse.find(key, root)
-    if entry is None or not _trusted(state, d, key, entry.sha256, str(entry.wheel)):
-        return None
-    return Source("wheelhouse", entry.wheel, entry.sha256, str(root), key)
-
-
-def _team_index_url(prof: Profile) -> str | None:
-    if not prof.team_index:
-        return None
-    try:
-        return expand(prof.team_index)
-    except MissingVariable as exc:
-        raise ProfileError(prof.stack_toml, "team_index", f"environment variable {exc.args[0]} is not set",
-                           f"export {exc.args[0]}=... before running") from None
-
-
-def _from_team_index(state: State, d: Deferred, pin: Pin, key: BuildKey) -> Source | None:
-    from stacksync.backends import indexapi
-
-    url = _team_index_url(state.profile)
-    if url is None:
-        return None
-    try:
-        files = indexapi.project_files(url, d.name)
-    except indexapi.ProjectNotFound:
-        return None
-    except IndexUnavailable as exc:
-        raise FetchError(f"{state.profile.stack_toml}: team_index: {exc}; nothing was installed") from None
-    want_tag, want_version = buildkey.build_tag(key.short), Version(pin.key())
-    for f in files:
-        try:
-            _, version, build, _ = parse_wheel_filename(f.filename)
-        except InvalidWheelFilename:
-            continue
-        if version != want_version or not build or f"{build[0]}{build[1]}" != want_tag:
-            continue
-        if f.sha256 is None:  # never an unhashed download
-            console.warn(f"deferred: team index lists {f.filename} without a sha256; not using it")
-            continue
-        if not _trusted(state, d, key, f.sha256, f"team index {strip_credentials(url)} {f.filename}"):
-            continue
-        root = wheelhouse_dir(state)
-        try:
-            got = indexapi.fetch_file(f, wheelhouse.incoming(root), sha256=f.sha256)
-        except IndexUnavailable as exc:
-            raise FetchError(f"{state.profile.stack_toml}: team_index: {exc}; nothing was installed") from None
-        entry = wheelhouse.add(root, got, key, profile=state.profile.name, built_on="team index",
-                               source=f"team-index {strip_credentials(url)}", move=True, sha256=f.sha256)
-        return Source("team-index", entry.wheel, entry.sha256, strip_credentials(url), key)
-    return None
-
-
 def expected_sources(state: State) -> dict[NormalizedName, str]:
     """For each deferred package the plan installs, where its wheel is expected to come from, as one
     phrase for the plan (``--dry-run`` too): a pinned prebuilt template, a wheel of the pinned version
@@ -288,7 +174,7 @@ def expected_sources(state: State) -> dict[NormalizedName, str]:
         if hit is not None:
             out[d.name] = f"wheelhouse {root} ({exact})"
             continue
-        url = _team_index_url(state.profile)
+        url = team_index_url(state.profile)
         listed: list[str] = []
         if url is not None:
             try:
@@ -321,7 +207,7 @@ def choose(state: State, d: Deferred, pin: Pin, key: BuildKey | None) -> Source:
     """The first source that has the wheel (see the module docstring); the sdist fetched for a build."""
     source = _prebuilt(state, d, pin, key)
     if source is None and key is not None:
-        source = _from_wheelhouse(state, d, key) or _from_team_index(state, d, pin, key)
+        source = from_wheelhouse(state, d, key) or from_team_index(state, d, pin, key)
     if source is None:
         index = state.profile.index.expanded(source=str(state.profile.stack_toml))
         sdist = _fetch_deferred(pin, index, state.cache)
@@ -340,33 +226,7 @@ def choose_sources(state: State) -> None:
         state.deferred_sources[d.name] = source
         console.info(f"deferred: {d.name} {pin.key()}: {source.describe()}")
         if source.kind == "build" and key is not None and state.opts.no_wait:
-            _fail_if_leased(state, d, pin, key)
-
-
-def _fail_if_leased(state: State, d: Deferred, pin: Pin, key: BuildKey) -> None:
-    """``--no-wait``: another node building this key stops the sync before the target changes."""
-    path = lease.path_for(wheelhouse_dir(state), key.short)
-    holder = lease.read_holder(path)
-    if holder is not None and lease.stale_reason(holder, now=_now(), stale_s=lease.stale_after()) is None:
-        raise lease.LeaseBusy(f"{lease.busy_line(path, holder)}; nothing was changed (fix: sync again without "
-                              "--no-wait to wait for it and install its wheel)")
-
-
-def _now() -> float:
-    import time
-
-    return time.time()
-
-
-def check_writable(state: State) -> None:
-    """Preflight: the wheelhouse (when a deferred wheel will be stored there) and the target's state
-    folder can be written, before anything in the target changes."""
-    todo = [a for a in state.plan.changes("deferred") if a.kind != "remove"]
-    if not todo or "deferred" not in state.steps:
-        return
-    if any(not state.profile.deferred_by_name(a.name).wheels for a in todo):
-        wheelhouse.check_writable(wheelhouse_dir(state), "wheelhouse")
-    wheelhouse.check_writable(state.snapshot.prefix, f"target's state folder ({STATE_FILE})")
+            fail_if_leased(state, d, pin, key)
 
 
 # ------------------------------------------------------------------------------------------ the install
@@ -395,13 +255,13 @@ def _build_once(state: State, d: Deferred, pin: Pin, source: Source, action_reas
         held = lease.acquire(path, what, wait=not state.opts.no_wait, stale_s=stale_s, timeout_s=timeout_s,
                              poll_s=min(1.0, stale_s / 10), ready=ready, say=console.info)
         if held is None:
-            got = _from_wheelhouse(state, d, key)
+            got = from_wheelhouse(state, d, key)
             if got is not None:
                 console.info(f"deferred: {what}: built by another node; installing its wheel from {root}")
                 return got
             continue
         with held:
-            got = _from_wheelhouse(state, d, key)  # stored between the lookup and the lease
+            got = from_wheelhouse(state, d, key)  # stored between the lookup and the lease
             if got is not None:
                 return got
             return _build(state, d, pin, source, action_reason, key)
@@ -436,7 +296,7 @@ def _build(state: State, d: Deferred, pin: Pin, source: Source, action_reason: s
     root = wheelhouse_dir(state)
     # Recorded first: a node waiting on the lease trusts the wheel the moment it appears.
     sha = file_sha256(built[0])
-    _record(state, d, pin, key, wheelhouse.tagged_name(built[0].name, key.short), sha)
+    record_built(state, d, pin, key, wheelhouse.tagged_name(built[0].name, key.short), sha)
     try:
         faults.point("deferred:store")
         entry = wheelhouse.add(root, built[0], key, profile=state.profile.name, source="build", sha256=sha)

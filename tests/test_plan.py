@@ -155,3 +155,21 @@ def test_dependency_problems_like_pip_check() -> None:
     assert dependency_problems(snap) == [
         "requests 2.32.3 has requirement urllib3<3, but 3.0 is installed",
         "requests 2.32.3 requires idna, which is not installed"]
+
+
+def test_provided_packages_are_kept_apart_and_still_key_the_deferred_rebuild() -> None:
+    """``provided = ["torch"]``: the machine's torch is never installed, upgraded or removed; sync puts the
+    machine's version in the lock's place (stacksync.sync.prepare), so a deferred build keys on it."""
+    state = {"deferred": {"flash-attn": {"version": "2.8.0.post2", "built_against": {"torch": "2.4.0a0+nv24"}}}}
+    have = {**LOCKED, "torch": "2.4.0a0+nv24", "flash-attn": "2.8.0.post2"}
+    lock = {**pins(LOCK), canonicalize_name("torch"): pins("torch==2.4.0a0+nv24\n")[canonicalize_name("torch")]}
+    prof = profile(provided=(canonicalize_name("torch"),))
+    plan = make_plan(prof, lock, pins(DEFERRED), snapshot(have, state))
+    assert plan.empty and plan.provided == ["torch 2.4.0a0+nv24"]
+    assert "provided by the machine (kept): torch 2.4.0a0+nv24" in plan.render()
+    assert "torch" not in {a.name for a in plan.actions()}
+    rebuilt = make_plan(prof, {**lock, canonicalize_name("torch"): pins("torch==2.5.0a0+nv24\n")["torch"]},
+                        pins(DEFERRED), snapshot({**have, "torch": "2.5.0a0+nv24"}, state))
+    assert kinds(rebuilt) == {"flash-attn": "reinstall"}  # the image's torch changed: rebuild, torch kept
+    gone = make_plan(prof, pins(LOCK), pins(DEFERRED), snapshot({k: v for k, v in have.items() if k != "torch"}))
+    assert gone.provided == ["torch missing"] and "torch" not in kinds(gone)

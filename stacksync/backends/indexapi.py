@@ -19,6 +19,9 @@ Public API (stable; the sync feature uses it to fetch deferred sdists):
 Credentials: a URL's ``user:password@`` is taken out of the URL and sent as a basic-auth header; every
 message shows URLs redacted. Errors are :class:`~stacksync.core.errors.IndexUnavailable` subclasses whose
 text is one line with the fix.
+
+Transport (proxies, trust store, client certificate, netrc / keyring credentials) is pip's, read by
+:mod:`stacksync.backends.transport`.
 """
 
 from __future__ import annotations
@@ -27,8 +30,6 @@ import base64
 import hashlib
 import http.client
 import json
-import os
-import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -50,9 +51,10 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
+from stacksync.backends.transport import opener, stored_credentials, transport_settings
 from stacksync.core.errors import IndexUnavailable
 from stacksync.core.fs import atomic_file
-from stacksync.core.redact import redact, strip_credentials
+from stacksync.core.redact import redact, register_secret, register_url, strip_credentials
 from stacksync.core.runner import DEFAULT_INDEX_TIMEOUT, INDEX_TIMEOUT_ENV, timeout_from_env
 from stacksync.lock.lockfile import file_sha256
 
@@ -107,21 +109,22 @@ def timeout() -> float:
     return timeout_from_env(TIMEOUT_ENV, DEFAULT_TIMEOUT)
 
 
+def _basic(user: str, password: str) -> str:
+    register_secret(password)
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
 def split_auth(url: str) -> tuple[str, str | None]:
-    """``http://u:p@host/x`` -> (``http://host/x``, ``Basic ...``)."""
+    """``http://u:p@host/x`` -> (``http://host/x``, ``Basic ...``); a URL without userinfo gets the
+    credentials netrc or keyring hold for its host (:func:`stored_credentials`), as pip does."""
     parts = urllib.parse.urlsplit(url)
     if parts.username is None and parts.password is None:
-        return url, None
+        found = stored_credentials(url)
+        return url, (_basic(*found) if found else None)
+    register_url(url)
     user = urllib.parse.unquote(parts.username or "")
     password = urllib.parse.unquote(parts.password or "")
-    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-    return strip_credentials(url), f"Basic {token}"
-
-
-def _ssl_context() -> ssl.SSLContext:
-    # pip honours PIP_CERT (kept by runner.clean_env as a transport setting): do the same.
-    cafile = os.environ.get("PIP_CERT") or None
-    return ssl.create_default_context(cafile=cafile if cafile and os.path.exists(cafile) else None)
+    return strip_credentials(url), _basic(user, password)
 
 
 def _same_host(a: str, b: str) -> bool:
@@ -138,7 +141,7 @@ def _open(url: str, auth: str | None, *, accept: str | None, shown: str):  # typ
         headers["Authorization"] = auth
     request = urllib.request.Request(url, headers=headers)
     try:
-        return urllib.request.urlopen(request, timeout=timeout(), context=_ssl_context())
+        return opener(transport_settings()).open(request, timeout=timeout())
     except urllib.error.HTTPError as exc:
         raise _http_error(exc.code, shown, url) from None
     except (urllib.error.URLError, OSError) as exc:

@@ -20,7 +20,16 @@ from stacksync.lock import profile as profile_mod
 from stacksync.lock.load import deps_from_via, load_locks
 from stacksync.lock.lockfile import LockProblems, Pin
 from stacksync.lock.profile import Profile
-from stacksync.lock.pylock import Artifact, Package, PylockError, direct_package, is_pylock, render, same_version
+from stacksync.lock.pylock import (
+    Artifact,
+    Package,
+    PylockError,
+    direct_package,
+    is_pylock,
+    render,
+    same_version,
+    validate_text,
+)
 
 __all__ = ["export", "built_wheels", "packages_from_lock"]
 
@@ -112,6 +121,7 @@ def export(profile_name: str, *, out: str | None = None, locks_dir: Path | None 
                           f"regenerate with: invoke export --format pylock --profile {prof.name}"],
                   tool={"profile": prof.name, "deferred": sorted(prof.deferred_names),
                         "base": list(prof.base)})
+    validate_text(text, out or "<stdout>")  # what is written passes packaging's PEP 751 validation
     if out:
         target = Path(out)
         target.parent.mkdir(parents=True, exist_ok=True)

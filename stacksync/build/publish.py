@@ -25,7 +25,7 @@ from stacksync.backends import indexapi
 from stacksync.build import wheelhouse
 from stacksync.core import console, runner
 from stacksync.core.errors import CommandFailed, IndexUnavailable, ProfileError, StacksyncError
-from stacksync.core.redact import MissingVariable, expand, redact, strip_credentials
+from stacksync.core.redact import MissingVariable, expand, redact, register_secret, strip_credentials
 from stacksync.lock import profile as profile_mod
 from stacksync.lock import wheelrecord
 from stacksync.lock.profile import Profile
@@ -79,6 +79,7 @@ def _split(url: str) -> tuple[str, str | None, str | None]:
     parts = urllib.parse.urlsplit(url)
     user = urllib.parse.unquote(parts.username) if parts.username else None
     password = urllib.parse.unquote(parts.password) if parts.password else None
+    register_secret(password)  # twine's password: masked in every line, even one twine prints
     return strip_credentials(url), user, password
 
 

@@ -120,16 +120,18 @@ def diff(c: Context, a: str, b: str, json_: bool = False, all: bool = False, fil
     "python": "interpreter to check (default: the project's .venv, else the python running invoke)",
     "venv": "venv folder to check",
     "profile": "also check this profile's lock against the host before installing",
+    "variant": "with --profile: check this variant's lock (default: the one the host's driver picks)",
     "json": "print JSON instead of a list",
     "verbose": "show every command started",
 })
-def doctor(c: Context, python: str = "", venv: str = "", profile: str = "", json_: bool = False,
+def doctor(c: Context, python: str = "", venv: str = "", profile: str = "", variant: str = "", json_: bool = False,
            verbose: bool = False) -> None:
     """Diagnose the CUDA / torch / build side of a target: exit 1 when any finding is an error."""
     from stacksync.cuda.doctor import diagnose, render
 
     with one_line_errors(verbose):
-        report = diagnose(python=python or None, venv=venv or None, profile=profile or None)
+        report = diagnose(python=python or None, venv=venv or None, profile=profile or None,
+                          variant=variant or None)
         if json_:
             print(json.dumps(report.to_json(), indent=2))
         else:
@@ -145,17 +147,20 @@ def doctor(c: Context, python: str = "", venv: str = "", profile: str = "", json
     "upgrade-package": "=PACKAGE: upgrade only this package (repeat the option for more)",
     "check": "do not write: exit 1 with a diff when a committed lock is stale, 0 when fresh",
     "backend": "pip-tools (default), uv or auto",
+    "provided-from": "a profile with provided = [...]: read their versions from this python (the image's) "
+                     "into locks/<profile>/[<variant>/]provided.txt and resolve the lock against them",
     "verbose": "show every command started",
 })
 def compile_(c: Context, profile: str = "", all: bool = False, upgrade: bool = False,
              upgrade_package: list[str] | None = None, check: bool = False, backend: str = "",
-             verbose: bool = False) -> None:
+             provided_from: str = "", verbose: bool = False) -> None:
     """Write locks/<profile>/requirements.txt (+ deferred.txt): every pin hashed from the index."""
     from stacksync.compile.compiler import compile_profiles, report
 
     with one_line_errors(verbose):
         results = compile_profiles([profile] if profile else [], all_profiles=all, backend=backend or None,
-                                   upgrade=upgrade, upgrade_packages=upgrade_package or [], check=check)
+                                   upgrade=upgrade, upgrade_packages=upgrade_package or [], check=check,
+                                   provided_from=provided_from or None)
         stale = report(results, check=check)
     if stale:
         raise SystemExit(1)
@@ -199,10 +204,13 @@ _SYNC_HELP = {
     "accept-foreign-lock": "sync a lock that is not stacksync's output for this profile (header, deferred pins)",
 }
 
+_VARIANT_HELP = ("a profile with [variants]: sync to this variant's lock (default: the highest CUDA variant the "
+                 "target's driver supports, else the cpu one)")
+
 
 def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run: bool, yes: bool, force: bool,
           wait: bool, report: str, backend: str, verbose: bool, accept_foreign_lock: bool = False, *,
-          wheelhouse: str = "", lock: str = "", no_wait: bool = False) -> None:
+          wheelhouse: str = "", lock: str = "", variant: str = "", no_wait: bool = False) -> None:
     from stacksync.core import defaults
     from stacksync.sync.run import run
     from stacksync.sync.state import Options
@@ -215,7 +223,7 @@ def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run:
                     dry_run=dry_run, yes=yes, force=force, wait=wait, report=report or None,
                     backend=backend or None, verbose=verbose, accept_foreign_lock=accept_foreign_lock,
                     wheelhouse=wheelhouse or None, confirm=ask if sys.stdin.isatty() else None,
-                    lock=Path(lock) if lock else None, no_wait=no_wait),
+                    lock=Path(lock) if lock else None, variant=variant or None, no_wait=no_wait),
             steps)
 
 
@@ -224,22 +232,25 @@ def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run:
             "wheelhouse": "where deferred wheels are kept by build key (default: STACKSYNC_WHEELHOUSE, "
                           "stack.toml wheelhouse, .stacksync-cache/wheelhouse)",
             "lock": "sync to this lock instead of the profile's requirements.txt (a PEP 751 pylock.toml, or a "
-                    "hashed requirements file)"})
+                    "hashed requirements file)",
+            "variant": _VARIANT_HELP})
 def sync(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False, yes: bool = False,
          force: bool = False, wait: bool = False, report: str = "", backend: str = "", wheelhouse: str = "",
-         lock: str = "", verbose: bool = False, accept_foreign_lock: bool = False, no_wait: bool = False) -> None:
+         lock: str = "", verbose: bool = False, accept_foreign_lock: bool = False, variant: str = "",
+         no_wait: bool = False) -> None:
     """Make the target the exact twin of the profile's lock, in phases; a second run does nothing."""
     _sync(("plan", "fetch", "base", "rest", "deferred", "vcs", "verify"), profile, python, venv, dry_run, yes, force,
-          wait, report, backend, verbose, accept_foreign_lock, wheelhouse=wheelhouse, lock=lock, no_wait=no_wait)
+          wait, report, backend, verbose, accept_foreign_lock, wheelhouse=wheelhouse, lock=lock, variant=variant,
+          no_wait=no_wait)
 
 
-@task(help=_SYNC_HELP)
+@task(help={**_SYNC_HELP, "variant": _VARIANT_HELP})
 def plan(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False, yes: bool = False,
          force: bool = False, wait: bool = False, report: str = "", backend: str = "", verbose: bool = False,
-         accept_foreign_lock: bool = False) -> None:
+         accept_foreign_lock: bool = False, variant: str = "") -> None:
     """Print what a sync would install, upgrade, downgrade, rebuild or remove, per phase."""
     _sync(("plan",), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose,
-          accept_foreign_lock)
+          accept_foreign_lock, variant=variant)
 
 
 @task(help=_SYNC_HELP)

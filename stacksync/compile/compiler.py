@@ -45,8 +45,9 @@ from stacksync.compile import checks as compilecheck
 from stacksync.core import defaults
 from stacksync.core.errors import CommandFailed, LockError, ProfileError, StacksyncError
 from stacksync.core.fs import atomic_write_text
+from stacksync.env.environment import find_python, probe
 from stacksync.lock import profile as profiles
-from stacksync.lock import vcs
+from stacksync.lock import provided, vcs
 from stacksync.lock.lockfile import Pin, parse, parse_text
 from stacksync.lock.profile import Profile
 
@@ -144,7 +145,8 @@ def resolver_inputs(profile: Profile, requirements_text: str,
 
 
 def regenerate_command(profile_name: str) -> str:
-    return f"invoke compile --profile {profile_name}"
+    """``profile_name`` may be ``NAME/VARIANT`` (a result's label): compile writes every variant's lock."""
+    return f"invoke compile --profile {profile_name.split('/', 1)[0]}"
 
 
 def header(profile_name: str, versions: Mapping[str, str], backend: str, python: str, what: Sequence[str]) -> str:
@@ -240,15 +242,24 @@ def _write_atomic(path: Path, text: str | None) -> None:
     if text is None:
         path.unlink(missing_ok=True)
         return
+    path.parent.mkdir(parents=True, exist_ok=True)  # locks/<profile>/<variant>/ on a variant's first compile
     atomic_write_text(path, text)  # a committed lock keeps its mode
 
 
 def compile_profile(profile: Profile, *, backend: str | None = None, upgrade: bool = False,
                     upgrade_packages: Sequence[str] = (), check: bool = False,
-                    environ: Mapping[str, str] | None = None) -> CompileResult:
+                    environ: Mapping[str, str] | None = None, provided_from: str | None = None) -> CompileResult:
     """Compile one profile. With ``check``, nothing is written: the result says which file is stale.
-    Without, both files are written (atomically) only after everything succeeded."""
+    Without, both files are written (atomically) only after everything succeeded. A profile whose machine
+    provides packages is resolved with their versions from provided.txt (``provided_from``: read them
+    from that interpreter and rewrite it)."""
     start = time.perf_counter()
+    prov_path = provided.provided_path(profile)
+    old_prov = new_prov = _read(prov_path)
+    if provided_from and profile.provided:
+        exe = find_python(provided_from)
+        new_prov = provided.from_versions(profile, probe(exe).versions(), str(exe))
+    given = provided.parse_provided(new_prov, prov_path) if new_prov and profile.provided else {}
     chosen = get_backend(resolve_name(backend, profile.backend))
     python_version, python = target_python(profile, cross_target=chosen.cross_target)
     index = profile.index.expanded(environ, source=str(profile.stack_toml))
@@ -267,11 +278,15 @@ def compile_profile(profile: Profile, *, backend: str | None = None, upgrade: bo
     deferred_hashes = {n: indexapi.sha256_options(fs) for n, fs in deferred_files.items()}
 
     lock_path, deferred_path = profile.lock_path, profile.deferred_path
-    vcs_path = profile.folder / vcs.VCS_TXT
+    vcs_path = profile.locks_folder / vcs.VCS_TXT
     old_lock, old_deferred, old_vcs = _read(lock_path), _read(deferred_path), _read(vcs_path)
     with tempfile.TemporaryDirectory(prefix="stacksync-compile-") as tmp:
         workdir = Path(tmp)
         inputs = resolver_inputs(profile, profile.requirements_in.read_text(encoding="utf-8"), deferred)
+        if given:  # constraints: a package needing torch gets the machine's; torch alone is not locked
+            inputs["provided.in"] = f"-c {provided.PROVIDED_TXT}\n"
+            (workdir / provided.PROVIDED_TXT).write_text(
+                "".join(f"{n}=={v}\n" for n, v in sorted(given.items())), encoding="utf-8")
         _copy_includes(profile, workdir)
         for name, text in inputs.items():
             (workdir / name).write_text(text, encoding="utf-8")
@@ -318,9 +333,10 @@ def compile_profile(profile: Profile, *, backend: str | None = None, upgrade: bo
         new_vcs = same_but_backend(old_vcs, new_vcs)
     pinned = pinned_versions(body)
     result = CompileResult(
-        profile=profile.name,
+        profile=f"{profile.name}/{profile.variant}" if profile.variant else profile.name,
         files=[FileOutcome(lock_path, old_lock, new_lock), FileOutcome(deferred_path, old_deferred, new_deferred),
-               *([FileOutcome(vcs_path, old_vcs, new_vcs)] if old_vcs is not None or new_vcs is not None else [])],
+               *([FileOutcome(vcs_path, old_vcs, new_vcs)] if old_vcs is not None or new_vcs is not None else []),
+               *([FileOutcome(prov_path, old_prov, new_prov)] if new_prov != old_prov else [])],
         packages=len(pinned) + len(deferred) + len(vcs_lines),
         hashes=new_lock.count("--hash=") + (new_deferred or "").count("--hash="),
     )
@@ -359,15 +375,17 @@ def _pin_prebuilt(profile: Profile, deferred: Mapping[NormalizedName, Pin],
 
 def compile_profiles(names: Sequence[str], *, all_profiles: bool = False, locks_dir: Path | None = None,
                      backend: str | None = None, upgrade: bool = False, upgrade_packages: Sequence[str] = (),
-                     check: bool = False) -> list[CompileResult]:
+                     check: bool = False, provided_from: str | None = None) -> list[CompileResult]:
     """:func:`compile_profile` for each named profile (or every profile with ``all_profiles``)."""
     root = locks_dir or defaults.locks_dir()
     chosen = profiles.available(root) if all_profiles else list(names) or [defaults.profile_name()]
     if not chosen:
         raise StacksyncError(f"no profiles in {root} (fix: create locks/<name>/stack.toml and requirements.in)")
     loaded = [profiles.load(name, root) for name in chosen]  # every stack.toml checked before resolving
-    return [compile_profile(p, backend=backend, upgrade=upgrade, upgrade_packages=upgrade_packages, check=check)
-            for p in loaded]
+    # a profile with variants: one lock per variant, in locks/<profile>/<variant>/
+    each = [q for p in loaded for q in ([p.for_variant(v) for v in p.variants] or [p])]
+    return [compile_profile(p, backend=backend, upgrade=upgrade, upgrade_packages=upgrade_packages, check=check,
+                            provided_from=provided_from) for p in each]
 
 
 def _shown(path: Path) -> str:

@@ -25,7 +25,19 @@ def error(message: str) -> None:
     err.print(f"stacksync: error: {redact(message)}", style="bold red", markup=False)
 
 
+class _RedactingFormatter(logging.Formatter):
+    """Every log line redacted as a whole (the message with its arguments filled in, and a traceback
+    if one is logged), whatever the caller redacted itself."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
 def setup_logging(verbose: bool = False) -> None:
     """``--verbose`` shows every command stacksync starts (redacted)."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, stream=sys.stderr,
-                        format="stacksync: %(message)s")
+    level = logging.DEBUG if verbose else logging.WARNING
+    logging.basicConfig(level=level, stream=sys.stderr, format="stacksync: %(message)s")
+    logging.getLogger().setLevel(level)  # basicConfig does nothing the second time it is called
+    for handler in logging.getLogger().handlers:
+        if not isinstance(handler.formatter, _RedactingFormatter):
+            handler.setFormatter(_RedactingFormatter("stacksync: %(message)s"))

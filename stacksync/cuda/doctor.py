@@ -26,7 +26,8 @@ from stacksync.core.errors import TargetError
 from stacksync.core.redact import redact
 from stacksync.cuda.checks import findings_for
 from stacksync.cuda.facts import Facts, probe_facts
-from stacksync.cuda.finding import Finding
+from stacksync.cuda.finding import Finding, err, ok
+from stacksync.cuda.variant import NoVariant, for_facts
 from stacksync.env.environment import find_python, probe
 from stacksync.lock import profile as profile_mod
 
@@ -110,12 +111,22 @@ def _target(python: str | None, venv: str | None) -> tuple[Path, str]:
 
 
 def diagnose(python: str | None = None, venv: str | None = None, profile: str | None = None, *,
-             import_torch: bool = False, locks_dir: Path | None = None) -> Report:
+             import_torch: bool = False, locks_dir: Path | None = None, variant: str | None = None) -> Report:
     """Probe the target (``--python`` / ``--venv``, default the project's ``.venv``) and run every
-    check; with ``profile``, check its lock against this host too."""
+    check; with ``profile``, check its lock against this host too (a profile with variants: the lock of
+    the variant sync would pick, or ``variant``, reported as a ``variant`` finding)."""
     prof = profile_mod.load(profile, locks_dir) if profile else None
     exe, note = _target(python, venv)
     snapshot = probe(exe)
     facts = probe_facts(snapshot.python, import_torch=import_torch)
-    findings = findings_for(snapshot, facts, prof)
-    return Report(snapshot.python, snapshot.version, prof.name if prof else None, findings, facts, note)
+    chosen: list[Finding] = []
+    if prof is not None and prof.variants:
+        try:
+            prof, choice = for_facts(prof, facts, variant)
+            chosen.append(ok("variant", f"{choice.name}: {choice.why}"))
+        except NoVariant as exc:
+            chosen.append(err("variant", str(exc).split(" (fix: ")[0], f"pass --variant, or add a variant "
+                              f"to {prof.stack_toml}"))
+    findings = chosen + findings_for(snapshot, facts, prof)
+    name = f"{prof.name}/{prof.variant}" if prof and prof.variant else (prof.name if prof else None)
+    return Report(snapshot.python, snapshot.version, name, findings, facts, note)

@@ -302,7 +302,7 @@ def load_side(spec: str, locks_dir: Path | None = None) -> Side:
 
     if kind == "profile":
         prof = profile.load(path)
-        pair = pylock.profile_locks(prof.folder, prof.deferred_names)  # a profile locked by pylock.toml
+        pair = pylock.profile_locks(prof.locks_folder, prof.deferred_names)  # a profile locked by pylock.toml
         if pair is not None:
             return Side(spec, kind, files=[f for f in pair if f is not None])
         if not prof.lock_path.exists():
@@ -311,8 +311,8 @@ def load_side(spec: str, locks_dir: Path | None = None) -> Side:
         files = [parse(prof.lock_path, lock=True)]
         if prof.deferred_path.exists():
             files.append(parse(prof.deferred_path, lock=True))
-        if (prof.folder / vcs.VCS_TXT).exists():
-            files.append(parse(prof.folder / vcs.VCS_TXT, lock=True))
+        if (prof.locks_folder / vcs.VCS_TXT).exists():
+            files.append(parse(prof.locks_folder / vcs.VCS_TXT, lock=True))
         return Side(spec, kind, files=files)
     return Side(spec, kind, files=[pylock.read(path) if pylock.is_pylock(path) else parse_listing(path)[0]])
 

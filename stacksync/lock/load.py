@@ -26,7 +26,7 @@ def load_locks(prof: Profile, lock: Path | None = None, *,
     path, the no-op one included (:mod:`stacksync.lock.lockcheck`)."""
     if lock is not None and not lock.is_file():
         raise StacksyncError(f"{lock}: no such lock file (fix: check the --lock path)")
-    pair = profile_locks(prof.folder, prof.deferred_names, lock)
+    pair = profile_locks(prof.locks_folder, prof.deferred_names, lock)
     if pair is not None:
         lock_file, deferred_file = pair
     else:

@@ -25,7 +25,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from stacksync.core.errors import LockError, StacksyncError
-from stacksync.core.redact import strip_credentials
+from stacksync.core.redact import shown_line, strip_credentials
 from stacksync.lock import listing, reqshape, reqsyntax
 from stacksync.lock.reqsyntax import Logical, OptionSyntaxError, Physical
 
@@ -234,17 +234,28 @@ def _include(result: RequirementsFile, option: Option, here: Path, *, lock: bool
              seen: dict[tuple[NormalizedName, str], Pin], environ: Mapping[str, str] | None,
              stack: tuple[Path, ...]) -> list[LockError]:
     """Follow ``-r`` / ``-c`` as pip does: relative to the including file; a missing file is an
-    error naming the line that includes it; a file that includes itself is refused."""
+    error naming the line that includes it; a file that includes itself is refused.
+
+    An include must stay inside the folder of the file first read (a profile folder): a lock from a
+    pull request with ``-r /proc/self/environ`` or ``-r ../../.netrc`` would otherwise put any
+    readable file into the error output (and CI logs). Such a line is refused, never followed."""
+    shown = shown_line(option.value)
     if reqshape.is_url(option.value) and not option.value.startswith("file:"):
-        return [LockError(here, option.line, f"includes a URL ({option.value}); stacksync reads local files only",
+        return [LockError(here, option.line, f"includes a URL ({shown}); stacksync reads local files only",
                           f"download it and include the local copy: {option.name} FILE")]
     included = here.parent / option.value
+    root = (stack[0] if stack else Path(os.path.abspath(here))).parent
+    if not _inside(included, root):
+        return [LockError(here, option.line, f"{option.name} {shown} names a file outside the folder {root}; "
+                          "stacksync reads included files only from inside it (not followed)",
+                          f"copy the file into {root} and include it by a relative path, or remove the "
+                          f"{option.name} line")]
     if Path(os.path.abspath(included)) in stack or len(stack) > 32:
-        return [LockError(here, option.line, f"{option.value} includes a file that is already being read "
+        return [LockError(here, option.line, f"{shown} includes a file that is already being read "
                           f"(an include cycle, through {here.name})", f"remove the {option.name} line")]
     if not included.is_file():
         kind = "constraints" if option.name == "-c" else "requirements"
-        return [LockError(here, option.line, f"{kind} file {option.value} not found ({included})",
+        return [LockError(here, option.line, f"{kind} file {shown} not found ({shown_line(str(included))})",
                           f"check the path (relative to {here.parent}), or remove the {option.name} line")]
     try:
         sub = _parse_file(included, lock=lock and option.name == "-r", environ=environ, stack=stack)
@@ -259,6 +270,14 @@ def _include(result: RequirementsFile, option: Option, here: Path, *, lock: bool
     result.constraints.extend(sub.constraints)
     result.options.extend(o for o in sub.options if o.name not in ("-r", "-c"))
     return []
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` is in ``root`` once both are resolved (``..`` and symbolic links followed)."""
+    try:
+        return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
+    except (OSError, ValueError):  # a NUL byte, a name too long
+        return False
 
 
 def _via(vias: dict[int, list[str]], index: int, comment: str) -> None:
@@ -279,13 +298,14 @@ def _parse_logical(logical: Logical, path: str, base: Path, *, lock: bool,
     try:
         opts = reqsyntax.parse_options(opts_text) if opts_text else []
     except OptionSyntaxError as exc:
-        raise LockError(path, number, str(exc) if "malformed hash" in str(exc) else
-                        f"pip cannot read {logical.text[:120]!r}: {exc}", _option_fix(exc)) from None
+        raise LockError(path, number, shown_line(str(exc)) if "malformed hash" in str(exc) else
+                        f"pip cannot read '{shown_line(logical.text)}': {shown_line(str(exc))}",
+                        _option_fix(exc)) from None
     hashes = tuple(sorted({v for s, v in opts if s.name == "--hash"}))
     for h in hashes:
         digest = h.partition(":")[2]
         if not digest or not set(digest) <= _HEX_DIGITS:
-            raise LockError(path, number, f"malformed hash {h!r}", "write --hash=sha256:<64 hex digits>")
+            raise LockError(path, number, f"malformed hash '{shown_line(h)}'", "write --hash=sha256:<64 hex digits>")
     editables = [v for s, v in opts if s.name == "-e"]
     if not args and not editables:
         if hashes and lock:
@@ -294,8 +314,8 @@ def _parse_logical(logical: Logical, path: str, base: Path, *, lock: bool,
         return None, [Option(s.name, v, number) for s, v in opts if s.name not in ("--hash", "--config-settings")]
     kept = tuple((s.name, v) for s, v in opts if s.name not in ("--hash", "-e"))
     if lock and not args:
-        raise LockError(path, number, f"editable requirement {editables[0]!r} in a lock; pip cannot hash-check it",
-                        _editable_fix(editables[0]))
+        raise LockError(path, number, f"editable requirement '{shown_line(editables[0])}' in a lock; pip cannot "
+                        "hash-check it", _editable_fix(editables[0]))
     try:
         if args:
             shape = reqshape.read_requirement(args, base=base)
@@ -342,8 +362,8 @@ def _pin(shape: reqshape.Shape, requirement: str, number: int, path: str, hashes
                 try:
                     Version(version)
                 except InvalidVersion as exc:
-                    raise LockError(path, number, f"{shape.requirement.name}: {version!r} is not a PEP 440 version",
-                                    "pin a released version") from exc
+                    raise LockError(path, number, f"{shape.requirement.name}: '{shown_line(version)}' is not a "
+                                    "PEP 440 version", "pin a released version") from exc
     elif shape.bare and shape.file_version is not None and shape.url is not None \
             and shape.url.split("#", 1)[0].endswith(".whl"):
         version = None  # a bare wheel stays a direct reference; its version is file_version
@@ -365,7 +385,7 @@ def _check_lock(pin: Pin, shape: reqshape.Shape, path: str, *, lock: bool) -> No
         return
     number = pin.line
     if pin.editable:
-        raise LockError(path, number, f"editable requirement {pin.requirement[3:]!r} in a lock; pip cannot "
+        raise LockError(path, number, f"editable requirement '{shown_line(pin.requirement[3:])}' in a lock; pip cannot "
                         "hash-check it",
                         f"pin it at a commit without -e ({pin.name} @ {pin.url})" if pin.is_vcs and pin.commit
                         else "install editable projects separately, or pin a released version")

@@ -44,6 +44,8 @@ Build once, install everywhere (stacksync.build.wheelhouse, stacksync.build.publ
     team_index = "https://${USER}:${TOKEN}@host/simple" # where sync looks after the wheelhouse
     team_upload_url = "https://${USER}:${TOKEN}@host/"  # where publish uploads (default: team_index
                                                         # without its trailing /simple)
+
+One profile, every machine: ``provided`` and ``[variants.NAME]`` (stacksync.lock.variants).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +64,9 @@ from packaging.utils import NormalizedName, canonicalize_name
 
 from stacksync.core import defaults
 from stacksync.core.errors import ProfileError
-from stacksync.core.redact import MissingVariable, env_refs, expand, strip_credentials
+from stacksync.core.redact import MissingVariable, env_refs, expand, register_refs, register_url, strip_credentials
 from stacksync.lock.lockfile import LockProblems, parse
+from stacksync.lock.variants import Variant, overridden, parse_provided, parse_variants
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -76,7 +79,7 @@ DEFAULT_INDEX = "https://pypi.org/simple"
 
 _TOP_KEYS = {"description", "python", "platforms", "backend", "index_url", "extra_index_urls",
              "trusted_hosts", "emit_index_urls", "base", "cuda", "smoke", "deferred", "vcs", "wheelhouse",
-             "team_index", "team_upload_url"}
+             "team_index", "team_upload_url", "provided", "variants"}
 _DEFERRED_KEYS = {"requires", "imports", "build_requires", "build_env", "rebuild_on", "wheels", "prebuilt",
                   "wheel_vars", "untrusted"}
 PREBUILT_MODES = ("prefer", "require")
@@ -117,22 +120,26 @@ class IndexConfig:
         ``PIP_EXTRA_INDEX_URL`` and ``PIP_TRUSTED_HOST`` as pip would."""
         env = os.environ if environ is None else environ
         if self.index_url is None and not self.extra_index_urls:
-            return IndexConfig(
+            found = IndexConfig(
                 env.get("PIP_INDEX_URL") or DEFAULT_INDEX,
                 tuple(env.get("PIP_EXTRA_INDEX_URL", "").split()),
                 tuple(env.get("PIP_TRUSTED_HOST", "").split()) or self.trusted_hosts,
                 self.emit,
             )
-        try:
-            return IndexConfig(
-                expand(self.index_url or DEFAULT_INDEX, env),
-                tuple(expand(u, env) for u in self.extra_index_urls),
-                self.trusted_hosts,
-                self.emit,
-            )
-        except MissingVariable as exc:
-            raise ProfileError(source, "index_url", f"environment variable {exc.args[0]} is not set",
-                               f"export {exc.args[0]}=... before running") from None
+        else:
+            try:
+                found = IndexConfig(
+                    expand(self.index_url or DEFAULT_INDEX, env),
+                    tuple(expand(u, env) for u in self.extra_index_urls),
+                    self.trusted_hosts,
+                    self.emit,
+                )
+            except MissingVariable as exc:
+                raise ProfileError(source, "index_url", f"environment variable {exc.args[0]} is not set",
+                                   f"export {exc.args[0]}=... before running") from None
+        for url in (found.index_url, *found.extra_index_urls):
+            register_url(url)  # a password written into the URL itself (or PIP_INDEX_URL's) is masked too
+        return found
 
     def pip_args(self) -> list[str]:
         """Options for pip / pip-compile / uv (call on an :meth:`expanded` config)."""
@@ -173,6 +180,26 @@ class Profile:
     #: the team index's simple URL (``${VAR}`` credentials) and its upload URL
     team_index: str | None = None
     team_upload_url: str | None = None
+    #: packages the machine provides: never installed or removed by sync (``provided = ["torch"]``)
+    provided: tuple[NormalizedName, ...] = ()
+    variants: Mapping[str, Variant] = field(default_factory=dict)
+    #: the variant this profile was made for by :meth:`for_variant` (its locks are in ``<folder>/<variant>``)
+    variant: str | None = None
+
+    @property
+    def locks_folder(self) -> Path:
+        return self.folder / self.variant if self.variant else self.folder
+
+    def for_variant(self, name: str) -> Profile:
+        """The profile as variant ``name`` overrides it (stacksync.lock.variants)."""
+        v = self.variants[name]
+        extra = v.extra_index_urls if v.extra_index_urls is not None else self.index.extra_index_urls
+        index = replace(self.index, index_url=v.index_url or self.index.index_url,
+                        extra_index_urls=(*((v.base_index_url,) if v.base_index_url else ()), *extra))
+        return replace(self, variant=name, cuda=v.cuda or self.cuda, index=index,
+                       platforms=self.platforms if v.platforms is None else v.platforms,
+                       provided=self.provided if v.provided is None else v.provided,
+                       deferred=tuple(overridden(d, v.deferred.get(d.name, {})) for d in self.deferred))
 
     @property
     def requirements_in(self) -> Path:
@@ -184,11 +211,11 @@ class Profile:
 
     @property
     def lock_path(self) -> Path:
-        return self.folder / defaults.LOCK_TXT
+        return self.locks_folder / defaults.LOCK_TXT
 
     @property
     def deferred_path(self) -> Path:
-        return self.folder / defaults.DEFERRED_TXT
+        return self.locks_folder / defaults.DEFERRED_TXT
 
     @property
     def deferred_names(self) -> set[NormalizedName]:
@@ -219,6 +246,9 @@ def available(locks_dir: Path | None = None) -> list[str]:
 def load(name_or_path: str | os.PathLike[str], locks_dir: Path | None = None) -> Profile:
     """Load and validate a profile by name (``locks/<name>``) or by folder path (which needs no project
     folder)."""
+    if not str(name_or_path).strip():  # `-p "$PROFILE"` with PROFILE unset must not mean the default
+        raise ProfileError(locks_dir or "profile", "", "the profile name is empty",
+                           "name a profile (-p NAME), or leave the option out for the default")
     given = Path(name_or_path)
     root = locks_dir or given.parent
     try:
@@ -250,6 +280,9 @@ def load(name_or_path: str | os.PathLike[str], locks_dir: Path | None = None) ->
                            "save it as UTF-8 (TOML files are UTF-8)") from None
     except OSError as exc:
         raise ProfileError(toml_path, "", f"cannot read it ({exc.strerror or exc})", "check the file") from None
+    except RecursionError:  # tomllib recurses per nesting level: [[[[...]]]] 3,000 deep
+        raise ProfileError(toml_path, "", "nested too deeply to read (arrays or tables inside each other "
+                           "thousands of levels deep)", "write the profile's keys as flat tables") from None
     profile = _build(folder.name, folder, toml_path, data)
     _check_against_inputs(profile)
     return profile
@@ -283,6 +316,10 @@ def _build(name: str, folder: Path, path: Path, data: dict[str, Any]) -> Profile
                            "a package is installed in one phase: remove it from one list")
     for key in ("team_index", "team_upload_url"):
         _check_url_credentials(path, key, _opt_str(path, key, data) or "")
+    for key in ("index_url", "extra_index_urls", "team_index", "team_upload_url"):
+        for ref in _str_list(path, key, data) if key == "extra_index_urls" else [_opt_str(path, key, data) or ""]:
+            # masked in every line printed from now on, with or without a URL around the value
+            register_refs(ref)
     cuda = _opt_str(path, "cuda", data)
     if cuda is not None and not re.match(r"^\d+\.\d+$", cuda):
         raise ProfileError(path, "cuda", f"{cuda!r} is not a CUDA X.Y version", 'write e.g. cuda = "12.1"')
@@ -303,6 +340,8 @@ def _build(name: str, folder: Path, path: Path, data: dict[str, Any]) -> Profile
         smoke=smoke, index=index, cuda=cuda, description=_opt_str(path, "description", data) or "",
         wheelhouse=_opt_str(path, "wheelhouse", data), team_index=_opt_str(path, "team_index", data),
         team_upload_url=_opt_str(path, "team_upload_url", data),
+        provided=parse_provided(path, "provided", data.get("provided")) or (),
+        variants=parse_variants(path, data.get("variants"), {d.name for d in deferred}),
     )
 
 
@@ -358,8 +397,9 @@ def _check_against_inputs(profile: Profile) -> None:
         raise ProfileError(src, "", "file not found", f"create it with the packages of profile {profile.name!r}")
     try:
         wanted = parse(src).names()
-    except LockProblems as exc:
-        raise ProfileError(src, "", str(exc.problems[0]).split(": ", 1)[-1]) from exc
+    except LockProblems as exc:  # the first problem, with its file:line and fix
+        first = exc.problems[0]
+        raise ProfileError(f"{first.path}:{first.line}", "", first.message, first.fix) from None
     for d in profile.deferred:
         if d.name not in wanted:
             raise ProfileError(profile.stack_toml, f"deferred.{d.name}",

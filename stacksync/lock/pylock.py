@@ -34,7 +34,7 @@ from packaging.version import InvalidVersion, Version
 
 from stacksync.core import defaults
 from stacksync.core.errors import LockError, StacksyncError
-from stacksync.core.redact import strip_credentials
+from stacksync.core.redact import shown_line, strip_credentials
 from stacksync.lock.lockfile import LockProblems, Pin, RequirementsFile
 
 if TYPE_CHECKING:
@@ -45,8 +45,17 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+try:  # packaging >= 26.0 validates a whole lock against the spec; older packaging: stacksync's own checks only
+    from packaging.pylock import Pylock as _Pylock
+    from packaging.pylock import PylockValidationError as _PylockValidationError
+except ImportError:  # pragma: no cover - packaging < 26
+    _Pylock = None  # type: ignore[assignment,misc]
+    _PylockValidationError = None  # type: ignore[assignment,misc]
+
+_PACKAGE_INDEX = re.compile(r"^packages\[(\d+)\]")
+
 __all__ = ["LOCK_VERSION", "is_pylock", "read", "render", "split_deferred", "Package", "PylockError", "direct_package",
-           "same_version"]
+           "same_version", "validate_text"]
 
 LOCK_VERSION = "1.0"
 _NAME = re.compile(r"^pylock\.([^.]+\.)?toml$")
@@ -225,27 +234,48 @@ def read(path: str | Path) -> RequirementsFile:
     except FileNotFoundError:
         raise LockProblems([LockError(p, 0, "file not found", "check the path, or run `invoke export "
                                                               "--format pylock`")]) from None
+    except UnicodeDecodeError as exc:
+        raise LockProblems([LockError(p, 0, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x})",
+                                      "save it as UTF-8 (TOML files are UTF-8)")]) from None
+    except OSError as exc:
+        raise LockProblems([LockError(p, 0, f"cannot read it ({exc.strerror or exc})", "check the file")]) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise LockProblems([LockError(p, 0, f"not valid TOML: {exc}", "fix the syntax")]) from None
+    except RecursionError:  # tomllib recurses per nesting level: [[[[...]]]] thousands deep
+        raise LockProblems([LockError(p, 0, "nested too deeply to read (arrays or tables inside each other "
+                                      "thousands of levels deep)", "export the lock again")]) from None
     version = str(data.get("lock-version", ""))
     if not version.startswith("1."):
-        raise LockProblems([LockError(p, 1, f"lock-version {version or '(missing)'!r} is not a PEP 751 1.x lock",
-                                      'write lock-version = "1.0"')])
-    result = RequirementsFile(p, header=[f"# created-by: {data.get('created-by', '?')}"])
+        raise LockProblems([LockError(p, 1, f"lock-version {shown_line(version) or '(missing)'!r} is not a PEP 751 "
+                                      "1.x lock", 'write lock-version = "1.0"')])
     lines = _package_lines(text)
+    result = RequirementsFile(p, header=[f"# created-by: {shown_line(str(data.get('created-by', '?')))}"])
     problems: list[LockError] = []
     raw = data.get("packages") or []
     pins: list[Pin] = []
+    seen: dict[tuple[NormalizedName, str], int] = {}
     for i, pkg in enumerate(raw if isinstance(raw, list) else []):
         line = lines[i] if i < len(lines) else 0
         try:
-            pins.append(_pin(pkg, str(p), line))
+            pin = _pin(pkg, str(p), line)
         except LockError as exc:
             problems.append(exc)
+            continue
+        # PEP 751 allows one name several times only under markers that tell the entries apart; two
+        # entries that apply together (no marker, or the same one) would leave "the last one wins"
+        key = (pin.name, str(pin.marker))
+        first = seen.setdefault(key, line)
+        if first != line:
+            when = f"under the same marker ({pin.marker})" if pin.marker is not None else "without a marker"
+            problems.append(LockError(p, line, f"{pin.name} is listed twice {when}: lines {first} and {line}",
+                                      "keep one [[packages]] entry, or give each a marker that tells them apart"))
+            continue
+        pins.append(pin)
     if problems:
         raise LockProblems(problems)
+    _validate(data, p, lines)  # after stacksync's own checks: theirs name the package and say more
     # `dependencies` read back as pip-compile's `# via` edges (the base phase's closure uses them).
     parents: dict[NormalizedName, list[str]] = {}
     for pkg, pin in zip(raw, pins, strict=True):
@@ -254,6 +284,30 @@ def read(path: str | Path) -> RequirementsFile:
                 parents.setdefault(canonicalize_name(str(dep["name"])), []).append(pin.name)
     result.pins = [Pin(**{**pin.__dict__, "via": tuple(sorted(parents.get(pin.name, [])))}) for pin in pins]
     return result
+
+
+def validate_text(text: str, path: str | Path) -> None:
+    """Check pylock text with packaging's validation (when packaging has it) before it is written:
+    :class:`LockProblems` naming the ``[[packages]]`` entry's line if it does not pass."""
+    _validate(tomllib.loads(text), Path(path), _package_lines(text))
+
+
+def _validate(data: dict[str, Any], path: Path, lines: Sequence[int]) -> None:
+    """The spec's own checks (packaging's :class:`~packaging.pylock.Pylock`) when packaging has them:
+    one line naming the ``[[packages]]`` entry and the key."""
+    if _Pylock is None:  # pragma: no cover - packaging < 26
+        return
+    try:
+        _Pylock.from_dict(data)
+    except _PylockValidationError as exc:
+        context = exc.context or ""
+        found = _PACKAGE_INDEX.match(context)
+        index = int(found.group(1)) if found else -1
+        line = lines[index] if 0 <= index < len(lines) else 0
+        where = f" (at {context})" if context else ""
+        raise LockProblems([LockError(path, line, f"not a valid PEP 751 lock: {shown_line(exc.message)}{where}",
+                                      "export the lock again (invoke export --format pylock), or fix that entry")
+                            ]) from None
 
 
 def _pin(pkg: Any, path: str, line: int) -> Pin:

@@ -33,6 +33,8 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
+from stacksync.core.redact import shown_line
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -159,13 +161,19 @@ def _marker(text: str) -> Marker | None:
     try:
         return Marker(text)
     except InvalidMarker as exc:
-        raise ShapeError(f"malformed marker {text!r}: {_first_line(exc)}",
+        raise ShapeError(f"malformed marker {_q(text)}: {_first_line(exc)}",
                          "write a PEP 508 marker, e.g. ; python_version >= \"3.10\"") from exc
+
+
+def _q(text: str) -> str:
+    """A piece of a line quoted in a message: masked, cut at 120 characters, one line (a hostile
+    ``-r /proc/self/environ`` or a pasted file must not print the whole file or a secret)."""
+    return f"'{shown_line(text)}'"
 
 
 def _first_line(exc: Exception) -> str:
     """packaging's parse errors draw a caret on extra lines; one line is what a user reads."""
-    return str(exc).strip().splitlines()[0]
+    return shown_line(str(exc).strip().splitlines()[0], 200)
 
 
 def _looks_like_path(text: str) -> bool:
@@ -217,7 +225,7 @@ def _pep508(text: str) -> Shape:
             hint = "= is not a valid operator: write name==version"
         elif _looks_like_path(text):
             hint = "it looks like a path, but there is no such file or folder: check the path"
-        raise ShapeError(f"not a requirement: {text!r} ({_first_line(exc)})",
+        raise ShapeError(f"not a requirement: {_q(text)} ({_first_line(exc)})",
                          hint or "write name==version, or name @ URL") from exc
     url = req.url
     fields = _vcs_fields(url) if url else {}
@@ -246,8 +254,8 @@ def _bare_url(url: str, marker: Marker | None, text: str, *, extras: frozenset[s
         name, version = canonicalize_name(egg), None
     else:
         what = "a VCS URL" if fields else "a URL"
-        raise ShapeError(f"{what} without a project name: {url!r}",
-                         f"write NAME @ {url} (pip reads the name only by building the project)")
+        raise ShapeError(f"{what} without a project name: {_q(url)}",
+                         f"write NAME @ {shown_line(url)} (pip reads the name only by building the project)")
     return Shape(name=name, url=url, marker=marker, extras=extras, file_version=version, bare=True,
                  **fields)  # type: ignore[arg-type]
 
@@ -287,15 +295,15 @@ def read_editable(value: str, *, base: Path) -> Shape:
         raise _not_editable(value)
     egg = _egg(url)
     if egg is None:
-        raise ShapeError(f"cannot tell the project name of {value!r}",
-                         f"add #egg=NAME to the URL, or write -e NAME @ {value}")
+        raise ShapeError(f"cannot tell the project name of {_q(value)}",
+                         f"add #egg=NAME to the URL, or write -e NAME @ {shown_line(value)}")
     return Shape(name=canonicalize_name(egg), url=url, editable=True, **fields)  # type: ignore[arg-type]
 
 
 def _not_editable(value: str) -> ShapeError:
-    return ShapeError(f"{value} is not a valid editable requirement (pip takes a path to a local project "
-                      "or a VCS URL such as git+https://...)",
-                      f"drop -e to install it as a plain requirement: {value}")
+    return ShapeError(f"{shown_line(value)} is not a valid editable requirement (pip takes a path to a local "
+                      "project or a VCS URL such as git+https://...)",
+                      f"drop -e to install it as a plain requirement: {shown_line(value)}")
 
 
 def _local_dir(path: str, base: Path, extras: frozenset[str], marker: Marker | None, *, editable: bool) -> Shape:

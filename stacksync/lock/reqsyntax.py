@@ -25,6 +25,8 @@ import shlex
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+from stacksync.core.redact import register_secret
+
 __all__ = ["Physical", "Logical", "OptionSpec", "OPTIONS", "OptionSyntaxError", "decode", "logical_lines",
            "break_args_options", "parse_options", "strip_comment", "expand_env"]
 
@@ -129,7 +131,11 @@ def expand_env(text: str, environ: Mapping[str, str] | None = None) -> str:
     env = os.environ if environ is None else environ
 
     def sub(match: re.Match[str]) -> str:
-        return env.get(match.group(1)) or match.group(0)
+        value = env.get(match.group(1))
+        if not value:
+            return match.group(0)
+        register_secret(value)  # an expanded value is masked in every message that quotes the line
+        return value
 
     return _ENV_VAR.sub(sub, text)
 

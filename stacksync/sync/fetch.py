@@ -11,6 +11,7 @@ from packaging.utils import InvalidWheelFilename, NormalizedName, canonicalize_n
 from packaging.version import InvalidVersion, Version
 
 from stacksync.core import console
+from stacksync.core.cachedir import ensure_dir
 from stacksync.core.errors import CommandFailed, FetchError, IndexUnavailable
 from stacksync.env.environment import Snapshot
 from stacksync.env.tags import supported_tags, wheel_fits
@@ -41,7 +42,7 @@ def fetch(state: State) -> None:
         return
     scope = scope_of(state.steps)
     need = _needed(state, [p for p in scope if p not in ("deferred", "vcs")])  # vcs: cloned at install
-    state.cache.mkdir(parents=True, exist_ok=True)
+    ensure_dir(state.cache)
     index = state.profile.index.expanded(source=str(state.profile.stack_toml))
     # A wheel already in the cache with a hash the lock lists and tags the target takes is not asked
     # for again (pip download would query the index for each one). Each file is hashed once per run

@@ -60,7 +60,8 @@ def sync_rest(state: State) -> None:
     if not changes:
         return
     deferred_names = state.profile.deferred_names
-    main = [p for n, p in state.lock.items() if n not in deferred_names]
+    provided = state.profile.provided  # the machine's: never in a file pip installs from, kept by pip-sync
+    main = [p for n, p in state.lock.items() if n not in deferred_names and n not in provided]
     lock_txt = write_requirements(state.workdir / "rest.txt", main)
     removing = sum(a.kind == "remove" for a in changes)
     state.smoked.clear()
@@ -72,7 +73,7 @@ def sync_rest(state: State) -> None:
                           if n not in state.lock and n not in deferred_names
                           and (n in defaults.INSTALLER_PACKAGES or n in build_reqs))
         keep_txt = write_requirements(state.workdir / "keep.txt", keep_pins,
-                                       [f"{n}=={installed[n]}" for n in unlocked]
+                                       [f"{n}=={installed[n]}" for n in [*unlocked, *provided] if n in installed]
                                        + vcsphase.keep_lines(state.snapshot, state.vcs))
         tool = "pip-sync" if state.backend.name == "pip-tools" else f"{state.backend.name} pip sync"
         console.info(f"rest: {tool} ({len(changes) - removing} to install or change, {removing} to remove)")

@@ -76,6 +76,8 @@ class Plan:
     base_names: frozenset[NormalizedName] = frozenset()
     #: deferred packages already satisfied whose build record is missing (adopted: recorded, not rebuilt)
     unrecorded: tuple[NormalizedName, ...] = ()
+    #: "name version" of the packages the machine provides (kept, never installed or removed)
+    provided: list[str] = field(default_factory=list)
 
     def actions(self, phase: str | None = None) -> list[Action]:
         if phase is not None:
@@ -114,13 +116,16 @@ class Plan:
             lines += [f"  {a.describe()}" for a in changed]
         if self.installers:
             lines.append("installers (not locked, kept): " + "; ".join(self.installers))
+        if self.provided:
+            lines.append("provided by the machine (kept): " + "; ".join(self.provided))
         lines.append(f"plan: {self.summary()}")
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
         return {"phases": {p: [a.to_json() for a in self.actions(p)] for p in PLAN_PHASES
                            if p in PHASES or self.phases.get(p)},
-                "installers": self.installers, "summary": self.summary(), "empty": self.empty}
+                "installers": self.installers, "provided": self.provided, "summary": self.summary(),
+                "empty": self.empty}
 
 
 def version_change(have: str, want: str) -> Kind:
@@ -203,12 +208,13 @@ def make_plan(profile: Profile, lock: Mapping[NormalizedName, Pin], deferred: Ma
     deferred_names = profile.deferred_names
     # A deferred package pinned in the main lock is still installed in the deferred phase.
     deferred_pins = {**{n: p for n, p in lock.items() if n in deferred_names}, **deferred}
-    main = {n: p for n, p in lock.items() if n not in deferred_names}
+    main = {n: p for n, p in lock.items() if n not in deferred_names and n not in profile.provided}
     deps = deps_from_via(main.values())
     for parent, children in (extra_deps or {}).items():
         deps.setdefault(parent, set()).update(children)
     base = base_closure(profile.base, deps, main)
-    plan = Plan(base_names=base)
+    plan = Plan(base_names=base,
+                provided=[f"{n} {installed.get(n) or 'missing'}" for n in profile.provided])
     keep_unlocked: set[NormalizedName] = set()
     for d in profile.deferred:
         keep_unlocked.update(d.build_requires)
@@ -217,7 +223,7 @@ def make_plan(profile: Profile, lock: Mapping[NormalizedName, Pin], deferred: Ma
         phase = "base" if name in base else "rest"
         plan.phases[phase].append(_compare(phase, name, installed.get(name), want))
     for name in sorted(installed):
-        if name in main or name in deferred_names:
+        if name in main or name in deferred_names or name in profile.provided:
             continue
         if name in INSTALLER_PACKAGES or name in keep_unlocked:
             plan.installers.append(f"{name} {installed[name]}")
@@ -233,7 +239,7 @@ def make_plan(profile: Profile, lock: Mapping[NormalizedName, Pin], deferred: Ma
         action = _compare("deferred", d.name, have, want)
         if action.kind == "keep":
             record = built_against(snapshot, d.name)
-            now = {b: main[b].key() for b in d.rebuild_on if b in main}
+            now = {b: lock[b].key() for b in d.rebuild_on if b in main or b in profile.provided and b in lock}
             if record is None:
                 changed = {b: v for b, v in now.items() if installed.get(b) != v}
                 if changed:

@@ -19,11 +19,14 @@ from stacksync.backends.backend import get_backend, resolve_name
 from stacksync.backends.base import Backend
 from stacksync.core import console, defaults
 from stacksync.core.errors import StacksyncError, SyncError, TargetError
+from stacksync.cuda.facts import probe_facts
+from stacksync.cuda.variant import for_facts
 from stacksync.env import targetlock
 from stacksync.env.damage import Damage
 from stacksync.env.environment import Snapshot, find_python, is_own_interpreter, probe
 from stacksync.env.environment import snapshot as read_snapshot
 from stacksync.lock import profile as profile_mod
+from stacksync.lock import provided
 from stacksync.lock.load import load_locks
 from stacksync.lock.lockfile import Pin, RequirementsFile
 from stacksync.lock.profile import Profile
@@ -32,7 +35,7 @@ from stacksync.sync.deferred import check_writable, expected_sources, planned_ke
 from stacksync.sync.plan import Plan, make_plan
 from stacksync.sync.state import Options, Outcome, State
 
-__all__ = ["prepare", "build_plan", "preflight", "check_target", "create_venv", "scope_of"]
+__all__ = ["prepare", "pick_variant", "build_plan", "preflight", "check_target", "create_venv", "scope_of"]
 
 
 def scope_of(steps: Sequence[str]) -> list[str]:
@@ -45,7 +48,7 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     """Profile, lock, target (created when it is the default / a missing --venv), checks that must hold
     *before anything is touched*, the target lock, the probe and the plan (printed)."""
     start = time.perf_counter()
-    prof = profile_mod.load(opts.profile, opts.locks_dir)
+    prof = pick_variant(opts, profile_mod.load(opts.profile, opts.locks_dir))
     lock_file, deferred_file = load_locks(prof, opts.lock, accept_foreign=opts.accept_foreign_lock)
     backend = get_backend(resolve_name(opts.backend, prof.backend))
     # absolute, not resolved: a venv's bin/python is a symlink to the base interpreter.
@@ -66,6 +69,10 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
                            and not opts.dry_run)
     env = snapshot.marker_environment
     lock = lock_file.for_environment(env)
+    if prof.provided:  # the machine's own build stands in for the lock's pin (the build key reads it too)
+        found = provided.check(prof, snapshot.versions(), str(python))
+        lock = {**lock, **{n: Pin(n, f"{n}=={v}", 0, str(provided.provided_path(prof)), version=v)
+                           for n, v in found.items()}}
     deferred = deferred_file.for_environment(env) if deferred_file is not None else {}
     _check_deferred_pins(prof, lock, deferred, lock_file, deferred_file)
     vcs_pins = vcsphase.load(prof, env)
@@ -79,13 +86,29 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     planning = opts.dry_run or steps == ("plan",)
     if not planning and not [a for p in scope_of(steps) for a in plan.changes(p)] and not damage.found:
         return state  # the no-op path prints one line, not the plan
-    console.out.print(f"target: {python} (Python {snapshot.version}), profile {prof.name!r}, "
-                      f"lock {lock_file.path}", markup=False)
+    console.out.print(f"target: {python} (Python {snapshot.version}), profile {prof.name!r}"
+                      f"{f' variant {prof.variant}' if prof.variant else ''}, lock {lock_file.path}", markup=False)
     console.out.print(plan.render(), markup=False)
     if planning and plan.changes("deferred"):
         for name, how in expected_sources(state).items():
             console.out.print(f"deferred source: {name}: {how}", markup=False)
     return state
+
+
+def pick_variant(opts: Options, prof: Profile) -> Profile:
+    """A profile with ``[variants]``: the one the target machine's driver and platform pick (or
+    ``--variant``), said on stderr with the reason; a machine no variant fits is refused."""
+    if not prof.variants:
+        if opts.variant:
+            raise StacksyncError(f"{prof.stack_toml}: profile {prof.name!r} has no [variants] "
+                                 f"(fix: drop --variant {opts.variant})")
+        return prof
+    # The driver belongs to the host: a target not made yet is probed through the running interpreter.
+    venv = Path(opts.venv) if opts.venv else defaults.default_venv()
+    where = find_python(opts.python) if opts.python else find_python(venv) if venv.is_dir() else Path(sys.executable)
+    chosen, choice = for_facts(prof, probe_facts(where), opts.variant)
+    console.info(f"variant {choice.name} of profile {prof.name!r}: {choice.why}")
+    return chosen
 
 
 def build_plan(prof: Profile, lock: Mapping[NormalizedName, Pin], deferred: Mapping[NormalizedName, Pin],

@@ -52,6 +52,8 @@ class Options:
     verbose: bool = False
     #: take a lock that is not stacksync's output for this profile (lockcheck: header, deferred pins)
     accept_foreign_lock: bool = False
+    #: a profile with variants: this one instead of the one the target's driver picks (stacksync.cuda.variant)
+    variant: str | None = None
     #: asks the user to go on with a destructive plan; ``None``: no prompt (needs ``yes``)
     confirm: Callable[[str], bool] | None = None
 

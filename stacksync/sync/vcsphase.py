@@ -32,7 +32,7 @@ __all__ = ["load", "adjust_plan", "keep_lines", "install", "lock_entries"]
 def load(prof: Profile, environment: Mapping[str, str]) -> dict[NormalizedName, Pin]:
     """``vcs.txt``'s pins for the target (none when the profile has no VCS pins); an option line sync
     would ignore is refused (:func:`stacksync.lock.lockcheck.option_problems`)."""
-    path = prof.folder / vcs.VCS_TXT
+    path = prof.locks_folder / vcs.VCS_TXT
     if not path.is_file():
         return {}
     file = parse(path, lock=True)

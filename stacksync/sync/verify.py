@@ -86,8 +86,10 @@ def verify(state: State, *, smoke: bool = True, snapshot: Snapshot | None = None
     deps_text = "dependencies ok" if not problems else f"{len(problems)} dependency problem(s)"
     smoke_text = f"smoke {len(modules) - len(failed)}/{len(modules)} ok" if smoke else "smoke not run"
     installers = f"; installers (lock -> target): {'; '.join(twin.installers)}" if twin.installers else ""
+    given = "; ".join(f"{n} {locked[n].key}" for n in state.profile.provided if n in locked)
+    given = f"; provided by the machine: {given}" if given else ""
     line = (f"verify: {state.python}: {twin_text} {state.lock_file.path} "
-            f"({twin.same} packages as locked), {deps_text}, {smoke_text}{installers}")
+            f"({twin.same} packages as locked), {deps_text}, {smoke_text}{installers}{given}")
     if is_twin and not problems and not failed:
         if state.outcome.verdict == "not-run":
             state.outcome.verdict = "verified"

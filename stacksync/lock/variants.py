@@ -1,0 +1,174 @@
+"""Variants of one profile: ``[variants.NAME]`` tables in ``stack.toml`` that share ``requirements.in`` and
+override what differs between machines (the index of the base packages, ``cuda``, ``platforms``, the
+packages the machine provides, deferred build settings). Each variant has its own hashed lock in
+``locks/<profile>/<variant>/`` (requirements.txt, deferred.txt); sync picks one from the target's driver
+(stacksync.cuda.variant)::
+
+    provided = []                    # packages the machine provides (kept, never installed or removed)
+
+    [variants.cpu]
+    base_index_url = "https://download.pytorch.org/whl/cpu"     # searched first for every package
+    [variants.cu121]
+    cuda = "12.1"                    # the driver must support CUDA >= 12.1
+    base_index_url = "https://download.pytorch.org/whl/cu121"
+    [variants.cu124]
+    cuda = "12.4"
+    base_index_url = "https://download.pytorch.org/whl/cu124"
+    platforms = ["linux"]            # sys_platform (or sys_platform_machine, e.g. linux_aarch64) values
+    [variants.cu124.deferred.flash-attn]
+    wheels = "https://host/flash_attn-{version}+cu124torch{torch_mm}-cp{py}-cp{py}-linux_x86_64.whl"
+    build_env = { TORCH_CUDA_ARCH_LIST = "9.0" }
+    [variants.ngc]
+    cuda = "12.4"
+    provided = ["torch"]             # from the image: lock against its versions (--provided-from)
+
+Every key is optional; a key a variant leaves out is the profile's. ``base_index_url`` is put first among
+the extra indexes: the resolver takes the highest version, and a local label (``2.4.0+cu121``) sorts above
+the plain release, so a pin like ``torch==2.4.0`` locks the variant's build. ``index_url`` /
+``extra_index_urls`` replace the profile's.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from packaging.utils import NormalizedName, canonicalize_name
+
+from stacksync.core.errors import ProfileError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+__all__ = ["Variant", "parse_variants", "parse_provided", "overridden", "VARIANT_KEYS", "DEFERRED_OVERRIDES"]
+
+VARIANT_KEYS = {"description", "cuda", "platforms", "index_url", "extra_index_urls", "base_index_url", "provided",
+                "deferred"}
+#: the deferred settings a variant may override (the rest stay the profile's)
+DEFERRED_OVERRIDES = {"wheels", "prebuilt", "wheel_vars", "build_env"}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_CUDA = re.compile(r"^\d+\.\d+$")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One ``[variants.NAME]`` table; ``None`` means "the profile's"."""
+
+    name: str
+    description: str = ""
+    cuda: str | None = None
+    platforms: tuple[str, ...] | None = None
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] | None = None
+    base_index_url: str | None = None
+    provided: tuple[NormalizedName, ...] | None = None
+    #: deferred package -> the settings it overrides (keys of :data:`DEFERRED_OVERRIDES`)
+    deferred: Mapping[NormalizedName, Mapping[str, Any]] = field(default_factory=dict)
+
+    def needs(self) -> str:
+        """What a machine needs for this variant, in words (for a refusal)."""
+        parts = [f"a driver with CUDA >= {self.cuda}" if self.cuda else "no GPU driver"]
+        if self.platforms:
+            parts.append(f"platform {' or '.join(self.platforms)}")
+        return ", ".join(parts)
+
+
+_D = TypeVar("_D", bound="DataclassInstance")
+
+
+def overridden(d: _D, overrides: Mapping[str, Any]) -> _D:
+    """A deferred package as a variant sets it: tables (build_env, wheel_vars) merged, the variant's keys
+    winning; other keys replaced."""
+    changes: dict[str, Any] = {k: {**getattr(d, k), **o} if isinstance(o, dict) else o for k, o in overrides.items()}
+    return replace(d, **changes)
+
+
+def parse_provided(path: Path, key: str, value: Any) -> tuple[NormalizedName, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ProfileError(path, key, "must be a list of package names", f'write {key.rsplit(".", 1)[-1]} = ["torch"]')
+    return tuple(canonicalize_name(v) for v in value)
+
+
+def parse_variants(path: Path, raw: Any, deferred_names: set[NormalizedName]) -> dict[str, Variant]:
+    """The ``[variants]`` table of ``path``, validated: one :class:`ProfileError` naming the key and the fix."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not raw:
+        raise ProfileError(path, "variants", "must hold one table per variant",
+                           'write [variants.cpu] and [variants.cu121] with cuda = "12.1"')
+    return {name: _variant(path, name, table, deferred_names) for name, table in raw.items()}
+
+
+def _variant(path: Path, name: str, table: Any, deferred_names: set[NormalizedName]) -> Variant:
+    key = f"variants.{name}"
+    if not _NAME.match(name):
+        raise ProfileError(path, key, f"{name!r} is not a usable variant name (it names a lock folder)",
+                           "use letters, digits, '.', '_' and '-', e.g. cu121")
+    if not isinstance(table, dict):
+        raise ProfileError(path, key, "must be a table", f'write [{key}] with cuda = "12.1"')
+    _no_unknown(path, key, table, VARIANT_KEYS)
+    cuda = _opt_str(path, f"{key}.cuda", table.get("cuda"))
+    if cuda is not None and not _CUDA.match(cuda):
+        raise ProfileError(path, f"{key}.cuda", f"{cuda!r} is not a CUDA X.Y version", 'write e.g. cuda = "12.1"')
+    for url_key in ("index_url", "base_index_url"):
+        url = _opt_str(path, f"{key}.{url_key}", table.get(url_key))
+        if url is not None and "@" in url.split("//", 1)[-1].split("/", 1)[0] and "${" not in url:
+            raise ProfileError(path, f"{key}.{url_key}", "the URL holds a literal credential",
+                               "write it as ${ENV_VAR} references, e.g. https://${USER}:${TOKEN}@host/simple")
+    deferred: dict[NormalizedName, dict[str, Any]] = {}
+    raw_deferred = table.get("deferred", {})
+    if not isinstance(raw_deferred, dict):
+        raise ProfileError(path, f"{key}.deferred", "must be a table", f"write [{key}.deferred.PACKAGE]")
+    for dname, overrides in raw_deferred.items():
+        dkey = f"{key}.deferred.{dname}"
+        if canonicalize_name(dname) not in deferred_names:
+            raise ProfileError(path, dkey, f"{dname} is not a deferred package of the profile",
+                               f"add [deferred.{dname}] to the profile, or remove [{dkey}]")
+        if not isinstance(overrides, dict):
+            raise ProfileError(path, dkey, "must be a table", f'write [{dkey}] with wheels = "URL template"')
+        _no_unknown(path, dkey, overrides, DEFERRED_OVERRIDES)
+        for mapping in ("wheel_vars", "build_env"):
+            value = overrides.get(mapping, {})
+            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+                raise ProfileError(path, f"{dkey}.{mapping}", "must be a table of strings", 'write { MAX_JOBS = "4" }')
+        _opt_str(path, f"{dkey}.wheels", overrides.get("wheels"))
+        if overrides.get("prebuilt", "prefer") not in ("prefer", "require"):
+            raise ProfileError(path, f"{dkey}.prebuilt", f"unknown mode {overrides['prebuilt']!r}",
+                               "use one of prefer, require")
+        deferred[canonicalize_name(dname)] = dict(overrides)
+    return Variant(
+        name=name, description=_opt_str(path, f"{key}.description", table.get("description")) or "", cuda=cuda,
+        platforms=_opt_list(path, f"{key}.platforms", table.get("platforms")),
+        index_url=_opt_str(path, f"{key}.index_url", table.get("index_url")),
+        extra_index_urls=_opt_list(path, f"{key}.extra_index_urls", table.get("extra_index_urls")),
+        base_index_url=_opt_str(path, f"{key}.base_index_url", table.get("base_index_url")),
+        provided=parse_provided(path, f"{key}.provided", table.get("provided")), deferred=deferred,
+    )
+
+
+def _no_unknown(path: Path, where: str, table: dict[str, Any], allowed: set[str]) -> None:
+    for key in table:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, sorted(allowed), n=1)
+            fix = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(allowed))}"
+            raise ProfileError(path, f"{where}.{key}", "unknown key", fix)
+
+
+def _opt_str(path: Path, key: str, value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ProfileError(path, key, f"must be a string, found {type(value).__name__}")
+    return value
+
+
+def _opt_list(path: Path, key: str, value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ProfileError(path, key, "must be a list of strings", f'write {key.rsplit(".", 1)[-1]} = ["..."]')
+    return tuple(value)

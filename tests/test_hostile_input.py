@@ -1,0 +1,406 @@
+"""Hostile and careless input (issue 20, the input and transport side): secrets masked as values, not
+only as URL shapes; lock includes kept inside the profile folder; empty option values refused; deep
+TOML and an unusable cache folder as one line; pylock.toml validated; the index client going through
+the proxies, netrc credentials and certificates pip would use.
+
+Real pieces throughout: the task edge run as a user runs it (``python -m invoke``), the password-protected
+pypiserver of ``conftest.py``, and a small forwarding HTTP proxy on 127.0.0.1 that counts requests.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pkgfactory
+import pytest
+from pkgfactory import IndexServer
+
+from stacksync.backends import indexapi, transport
+from stacksync.core import redact
+from stacksync.core.cachedir import CacheDirError, ensure_dir
+from stacksync.core.errors import IndexUnavailable, ProfileError
+from stacksync.lock import profile, pylock
+from stacksync.lock.lockfile import LockProblems, parse
+
+PY_XY = f"{sys.version_info.major}.{sys.version_info.minor}"
+REPO = Path(__file__).resolve().parent.parent  # this checkout: its tasks.py and locks/
+TOKEN = "tok-9f8e7d6c5b4a-SECRET"
+
+
+def invoke(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The task edge, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "invoke", "-r", str(REPO), *args],
+                          cwd=cwd, env=env if env is not None else dict(os.environ), capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=300)
+
+
+@pytest.fixture(autouse=True)
+def _empty_registry() -> Iterator[None]:
+    """Each test starts with no registered secret (the registry is per process)."""
+    redact.forget_secrets()
+    yield
+    redact.forget_secrets()
+
+
+# --- 1. values are masked, not only URL shapes --------------------------------------------------------
+
+def test_an_expanded_value_is_masked_wherever_it_appears() -> None:
+    url = redact.expand("http://ci:${TOKEN}@host/simple/", {"TOKEN": TOKEN})
+    assert url == f"http://ci:{TOKEN}@host/simple/"
+    text = f"error: bad line {TOKEN} here; see http://other/{TOKEN}/x and {TOKEN[:6]}"
+    shown = redact.redact(text)
+    assert TOKEN not in shown
+    assert shown == "error: bad line **** here; see http://other/****/x and tok-9f"
+
+
+def test_values_shorter_than_four_characters_are_not_registered() -> None:
+    redact.expand("${A}${B}", {"A": "dev", "B": "x"})
+    assert redact.registered_secrets() == frozenset()
+    assert redact.redact("a dev build of x") == "a dev build of x"
+
+
+def test_a_cut_line_never_shows_part_of_a_secret() -> None:
+    redact.register_secret(TOKEN)
+    line = "x" * 110 + TOKEN + "y" * 50
+    shown = redact.shown_line(line)
+    assert TOKEN[:5] not in shown and "****" in shown and len(shown) < 160
+
+
+def test_profile_token_never_printed_in_error_or_verbose_output(index_server: IndexServer, tmp_path: Path) -> None:
+    """A profile's index URL holds ${TOKEN}; the value also appears without any URL shape around it: in a
+    path segment of an extra index (which the -v log shows in pip-compile's argv and the index client's
+    error quotes) and literally in a requirements.in line (the 'not a requirement' error quotes it)."""
+    locks = tmp_path / "locks"
+    folder = locks / "tok"
+    folder.mkdir(parents=True)
+    (folder / "stack.toml").write_text(
+        f'python = "{PY_XY}"\n'
+        f'index_url = "http://${{IDX_USER}}:${{TOKEN}}@127.0.0.1:{index_server.port}/simple/"\n'
+        f'extra_index_urls = ["http://127.0.0.1:{index_server.port}/${{TOKEN}}/simple/"]\n')
+    (folder / "requirements.in").write_text("plain-b\n")
+    token = index_server.password
+    env = {**os.environ, "STACKSYNC_LOCKS_DIR": str(locks), "IDX_USER": index_server.user, "TOKEN": token}
+    verbose = invoke("compile", "-p", "tok", "-v", cwd=tmp_path, env=env)
+    out = verbose.stdout + verbose.stderr
+    assert "stacksync: $ " in verbose.stderr, out  # -v logged the commands it started
+    assert "/****/simple/" in out, out
+    assert token not in out
+    (folder / "requirements.in").write_text(f"plain-b\nnot a requirement {token} !!\n")
+    bad = invoke("compile", "-p", "tok", cwd=tmp_path, env=env)
+    assert bad.returncode == 2, bad.stderr
+    assert "not a requirement" in bad.stderr and "****" in bad.stderr
+    assert token not in bad.stdout + bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+# --- 2. includes stay inside the folder of the lock ---------------------------------------------------
+
+@pytest.mark.parametrize("target", ["/proc/self/environ", "/etc/passwd", "../../x", "../outside.txt"])
+def test_an_include_outside_the_lock_folder_is_refused_not_followed(tmp_path: Path, target: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STACKSYNC_TEST_SECRET", TOKEN)
+    (tmp_path / "outside.txt").write_text(f"leak=={TOKEN}\n")
+    folder = tmp_path / "prof"
+    folder.mkdir()
+    lock = folder / "requirements.txt"
+    lock.write_text(f"a==1.0 --hash=sha256:{'a' * 64}\n-r {target}\n")
+    with pytest.raises(LockProblems) as info:
+        parse(lock, lock=True)
+    text = str(info.value)
+    assert text.splitlines() == [text]
+    assert text.startswith(f"{lock}:2: -r {target} names a file outside the folder {folder}")
+    assert "(fix: copy the file into" in text
+    assert TOKEN not in text and "root:" not in text
+
+
+def test_a_symlink_out_of_the_folder_is_refused_and_an_include_inside_is_followed(tmp_path: Path) -> None:
+    folder = tmp_path / "prof"
+    folder.mkdir()
+    (folder / "link.txt").symlink_to("/etc/passwd")
+    (folder / "base.txt").write_text(f"b==2.0 --hash=sha256:{'b' * 64}\n")
+    lock = folder / "requirements.txt"
+    lock.write_text(f"a==1.0 --hash=sha256:{'a' * 64}\n-r base.txt\n")
+    assert {p.name for p in parse(lock, lock=True).pins} == {"a", "b"}
+    lock.write_text(f"a==1.0 --hash=sha256:{'a' * 64}\n-c link.txt\n")
+    with pytest.raises(LockProblems, match=r"requirements.txt:2: -c link.txt names a file outside"):
+        parse(lock, lock=True)
+
+
+def test_proc_environ_through_the_task_edge_prints_no_secret(tmp_path: Path) -> None:
+    lock = tmp_path / "requirements.txt"
+    lock.write_text("-r /proc/self/environ\n")
+    env = {**os.environ, "STACKSYNC_TEST_SECRET": TOKEN}
+    proc = invoke("diff", str(lock), str(lock), cwd=tmp_path, env=env)
+    assert proc.returncode == 2
+    assert TOKEN not in proc.stdout + proc.stderr
+    assert "names a file outside the folder" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_requirements_in_including_etc_passwd_is_refused_by_compile(tmp_path: Path) -> None:
+    folder = tmp_path / "locks" / "inc"
+    folder.mkdir(parents=True)
+    (folder / "stack.toml").write_text(f'python = "{PY_XY}"\nindex_url = "http://127.0.0.1:9/simple/"\n')
+    (folder / "requirements.in").write_text("plain-b\n-r /etc/passwd\n")
+    env = {**os.environ, "STACKSYNC_LOCKS_DIR": str(tmp_path / "locks")}
+    proc = invoke("compile", "-p", "inc", cwd=tmp_path, env=env)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "requirements.in:2: -r /etc/passwd names a file outside the folder" in lines[0], lines
+    assert "root:" not in proc.stdout + proc.stderr
+    assert not (folder / "requirements.txt").exists()
+
+
+def test_a_huge_bad_line_is_shown_cut_and_masked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LINE_TOKEN", TOKEN)
+    lock = tmp_path / "requirements.in"
+    lock.write_text("ok==1\n" + "z" * 50 + " ${LINE_TOKEN} " + "q\x00" * 20_000 + "\n")
+    with pytest.raises(LockProblems) as info:
+        parse(lock)
+    text = str(info.value)
+    assert len(text.splitlines()) == 1 and len(text) < 600, text[:800]
+    assert text.startswith(f"{lock}:2: not a requirement: 'zzz")
+    assert TOKEN not in text and "****" in text and "\x00" not in text
+
+
+# --- 3. empty option values ---------------------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("argv", [("-p", ""), ("--venv", ""), ("--python", ""), ("--lock", ""),
+                                  ("--backend", ""), ("--profile=",)])
+def test_an_empty_option_value_is_refused_and_the_target_unchanged(argv: tuple[str, ...], tmp_path: Path,
+                                                                   make_venv: pytest.FixtureRequest) -> None:
+    venv = make_venv()  # type: ignore[operator]
+    site = sorted(p.name for p in (venv / "lib").rglob("site-packages/*"))
+    target = [] if argv[0] in ("--venv", "--python") else ["--venv", str(venv)]
+    proc = invoke("sync", *target, *argv, "-y", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "was given an empty value" in lines[0] and "(fix:" in lines[0], proc.stderr
+    assert sorted(p.name for p in (venv / "lib").rglob("site-packages/*")) == site
+
+
+@pytest.mark.slow
+def test_an_option_left_out_still_takes_its_default(tmp_path: Path, make_venv: pytest.FixtureRequest) -> None:
+    venv = make_venv()  # type: ignore[operator]
+    env = {**os.environ, "STACKSYNC_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("STACKSYNC_PROFILE", None)
+    proc = invoke("plan", "--venv", str(venv), cwd=REPO, env=env)  # no -p: the repository's demo profile
+    assert proc.returncode == 0, proc.stderr
+    assert "plan:" in proc.stdout + proc.stderr
+
+
+def test_an_empty_positional_argument_is_refused(tmp_path: Path) -> None:
+    proc = invoke("diff", "", "x", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("stacksync: error: diff: A is empty (an unset variable?); nothing was done "
+                                   "(fix: give A a value)")
+
+
+def test_an_empty_profile_name_is_refused_by_the_loader(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match="the profile name is empty"):
+        profile.load("", locks_dir=tmp_path)
+
+
+# --- 4. deep TOML, unusable cache folder --------------------------------------------------------------
+
+def test_a_3000_deep_stack_toml_is_one_line(tmp_path: Path) -> None:
+    folder = tmp_path / "locks" / "deep"
+    folder.mkdir(parents=True)
+    (folder / "stack.toml").write_text("x = " + "[" * 3000 + "]" * 3000 + "\n")
+    with pytest.raises(ProfileError, match="nested too deeply"):
+        profile.load("deep", locks_dir=tmp_path / "locks")
+    env = {**os.environ, "STACKSYNC_LOCKS_DIR": str(tmp_path / "locks")}
+    proc = invoke("plan", "-p", "deep", cwd=tmp_path, env=env)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "nested too deeply" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_a_3000_deep_pylock_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "pylock.toml"
+    path.write_text('lock-version = "1.0"\nx = ' + "[" * 3000 + "]" * 3000 + "\n")
+    with pytest.raises(LockProblems, match="nested too deeply"):
+        pylock.read(path)
+
+
+@pytest.mark.slow
+def test_fetch_into_a_cache_under_dev_null_is_one_line_and_the_target_unchanged(
+        index_server: IndexServer, stack_packages: Path, tmp_path: Path, make_venv: pytest.FixtureRequest) -> None:
+    wheel = next(stack_packages.glob("plain_b-1.0-*.whl"))
+    folder = tmp_path / "locks" / "cache"
+    folder.mkdir(parents=True)
+    (folder / "stack.toml").write_text(f'python = "{PY_XY}"\nindex_url = "http://${{IDX_USER}}:${{IDX_PASS}}@'
+                                       f'127.0.0.1:{index_server.port}/simple/"\n')
+    (folder / "requirements.in").write_text("plain-b\n")
+    (folder / "requirements.txt").write_text(f"plain-b==1.0 \\\n    --hash=sha256:{pkgfactory.sha256_of(wheel)}\n")
+    venv = make_venv()  # type: ignore[operator]
+    site = sorted(p.name for p in (venv / "lib").rglob("site-packages/*"))
+    env = {**os.environ, "STACKSYNC_LOCKS_DIR": str(tmp_path / "locks"), "STACKSYNC_CACHE_DIR": "/dev/null",
+           "IDX_USER": index_server.user, "IDX_PASS": index_server.password}
+    proc = invoke("sync", "-p", "cache", "--venv", str(venv), "-y", "--accept-foreign-lock", cwd=tmp_path, env=env)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("stacksync: error:")]
+    assert errors == ["stacksync: error: /dev/null/cache: cannot use it as a folder for stacksync's files (Not a "
+                      "directory); nothing was changed (fix: set STACKSYNC_CACHE_DIR to a folder you can write, or "
+                      "make this one writable)"], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in (venv / "lib").rglob("site-packages/*")) == site
+
+
+@pytest.mark.parametrize("where", ["/dev/null/demo", "file/cache"])
+def test_an_unusable_cache_folder_is_one_line_naming_the_variable(where: str, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder\n")
+    path = Path(where) if where.startswith("/") else tmp_path / where
+    with pytest.raises(CacheDirError) as info:
+        ensure_dir(path)
+    assert str(info.value) == (f"{path}: cannot use it as a folder for stacksync's files (Not a directory); nothing "
+                               "was changed (fix: set STACKSYNC_CACHE_DIR to a folder you can write, or make this "
+                               "one writable)")
+    assert ensure_dir(tmp_path / "ok" / "cache").is_dir()
+
+
+# --- 5. pylock.toml -----------------------------------------------------------------------------------
+
+_WHEEL = '{{ url = "https://h/{n}-{v}-py3-none-any.whl", hashes = {{ sha256 = "{h}" }} }}'
+
+
+def _entry(name: str, version: str, marker: str = "") -> str:
+    wheel = _WHEEL.format(n=name, v=version, h="ab" * 32)
+    return (f'[[packages]]\nname = "{name}"\nversion = "{version}"\n' + (f"marker = '{marker}'\n" if marker else "")
+            + f"wheels = [{wheel}]\n\n")
+
+
+def test_pylock_two_unconditional_entries_for_one_package_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "pylock.toml"
+    path.write_text('lock-version = "1.0"\ncreated-by = "x"\n\n' + _entry("a", "1.0") + _entry("b", "1.0")
+                    + _entry("a", "2.0"))
+    with pytest.raises(LockProblems) as info:
+        pylock.read(path)
+    assert str(info.value) == (f"{path}:14: a is listed twice without a marker: lines 4 and 14 (fix: keep one "
+                               "[[packages]] entry, or give each a marker that tells them apart)")
+
+
+def test_pylock_entries_apart_by_marker_are_kept(tmp_path: Path) -> None:
+    path = tmp_path / "pylock.toml"
+    path.write_text('lock-version = "1.0"\ncreated-by = "x"\n\n' + _entry("a", "1.0", 'sys_platform == "linux"')
+                    + _entry("a", "2.0", 'sys_platform == "win32"'))
+    assert [p.version for p in pylock.read(path).pins] == ["1.0", "2.0"]
+
+
+def test_pylock_is_validated_by_packaging(tmp_path: Path) -> None:
+    pytest.importorskip("packaging.pylock", reason="packaging < 26 has no pylock validation")
+    path = tmp_path / "pylock.toml"
+    path.write_text('lock-version = "1.0"\ncreated-by = "x"\n\n' + _entry("a", "1.0")
+                    + _entry("b", "1.0").replace('version = "1.0"\n', 'version = "1.0"\nrequires-python = "=>3"\n'))
+    with pytest.raises(LockProblems) as info:
+        pylock.read(path)
+    assert str(info.value).startswith(f"{path}:9: not a valid PEP 751 lock: ")
+    assert "packages[1].requires-python" in str(info.value)
+
+
+# --- 6. the index client's transport ------------------------------------------------------------------
+
+class _CountingProxy(ThreadingHTTPServer):
+    """A forwarding proxy for plain http: counts the requests it forwards."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+        self.seen: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    server: _CountingProxy
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.server.seen.append(self.path)
+        headers = {k: v for k, v in self.headers.items() if k.lower() in ("authorization", "accept", "user-agent")}
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with direct.open(urllib.request.Request(self.path, headers=headers), timeout=30) as resp:
+                status, body, ctype = resp.status, resp.read(), resp.headers.get("Content-Type", "")
+        except urllib.error.HTTPError as exc:
+            status, body, ctype = exc.code, exc.read(), exc.headers.get("Content-Type", "")
+        self.send_response(status)
+        self.send_header("Content-Type", ctype or "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[_CountingProxy]:
+    for key in ("http_proxy", "https_proxy", "no_proxy", "all_proxy"):
+        monkeypatch.delenv(key, raising=False)
+        monkeypatch.delenv(key.upper(), raising=False)
+    server = _CountingProxy()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("variable", ["PIP_PROXY", "HTTP_PROXY"])
+def test_the_index_client_goes_through_the_proxy_pip_would_use(variable: str, proxy: _CountingProxy,
+                                                               index_server: IndexServer,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(variable, proxy.url.removeprefix("http://") if variable == "PIP_PROXY" else proxy.url)
+    files = indexapi.project_files(index_server.auth_url, "plain-b")
+    assert files and all(f.name == "plain-b" for f in files)
+    assert proxy.seen == [f"{index_server.base_url}/simple/plain-b/"]
+
+
+def test_no_proxy_hosts_are_asked_directly(proxy: _CountingProxy, index_server: IndexServer,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert indexapi.project_files(index_server.auth_url, "plain-b")
+    assert proxy.seen == []
+
+
+def test_netrc_credentials_open_a_protected_index(index_server: IndexServer, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(IndexUnavailable, match="credentials refused"):
+        indexapi.project_files(index_server.url, "plain-b")
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine 127.0.0.1 login {index_server.user} password {index_server.password}\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    files = indexapi.project_files(index_server.url, "plain-b")
+    assert files and all(f.name == "plain-b" for f in files)
+    assert redact.redact(f"password {index_server.password}") == "password ****"
+
+
+def test_a_client_certificate_that_cannot_be_loaded_is_one_line(index_server: IndexServer, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIP_CLIENT_CERT", str(tmp_path / "missing.pem"))
+    with pytest.raises(IndexUnavailable) as info:
+        indexapi.project_files(index_server.auth_url, "plain-b")
+    assert str(info.value).startswith(f"PIP_CLIENT_CERT={tmp_path / 'missing.pem'}: cannot load it")
+    assert "(fix: point PIP_CLIENT_CERT at one PEM file" in str(info.value)
+
+
+def test_transport_settings_read_pip_proxy_before_the_environment_proxies() -> None:
+    settings = transport.transport_settings({"PIP_PROXY": "u:pw-proxy-secret@proxy:3128",
+                                            "HTTPS_PROXY": "http://other:8080", "NO_PROXY": "x"})
+    assert dict(settings.proxies) == {"http": "http://u:pw-proxy-secret@proxy:3128",
+                                      "https": "http://u:pw-proxy-secret@proxy:3128"}
+    assert redact.redact("pw-proxy-secret") == "****"

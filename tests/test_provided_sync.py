@@ -1,0 +1,72 @@
+"""End to end: a torch the machine provides (an "image" site folder the target venv sees through a .pth, as a
+``--system-site-packages`` venv sees the system's) is compiled against with ``--provided-from``, kept across
+syncs, never installed into the venv, and a change of it is refused with what changed."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from clihelp import invoke
+from pkgfactory import IndexServer
+from stackprofile import PY_XY, TOKEN_VAR, USER_VAR, freeze
+
+
+def _image_install(stack: Path, image: Path, *reqs: str) -> None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--find-links", str(stack),
+                    "--target", str(image), "--upgrade", *reqs], check=True, capture_output=True,
+                   stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.slow
+def test_provided_torch_is_kept_and_a_change_of_it_is_refused(
+        index_server: IndexServer, stack_packages: Path, make_venv: Callable[..., Path], tmp_path: Path) -> None:
+    image = tmp_path / "image-site"
+    _image_install(stack_packages, image, "torch-like==2.4.0+cu121")
+    venv = make_venv("target")
+    site = next(venv.glob("lib/python*/site-packages"))
+    (site / "image.pth").write_text(f"{image}\n")
+    assert freeze(venv)["torch-like"] == "2.4.0+cu121"
+
+    folder = tmp_path / "locks" / "ngc"
+    folder.mkdir(parents=True)
+    (folder / "requirements.in").write_text("torch-like==2.4.0\nplain-b\n")
+    (folder / "stack.toml").write_text(textwrap.dedent(f"""\
+        python = "{PY_XY}"
+        index_url = "http://${{{USER_VAR}}}:${{{TOKEN_VAR}}}@127.0.0.1:{index_server.port}/simple/"
+        base = ["torch-like"]
+        provided = ["torch-like"]
+        [smoke]
+        base = ["torch_like"]
+        """))
+    auth = {USER_VAR: index_server.user, TOKEN_VAR: index_server.password}
+    compiled = invoke("compile", "--profile", str(folder), "--provided-from", str(venv / "bin" / "python"),
+                      extra=auth)
+    assert compiled.returncode == 0, compiled.stderr
+    assert (folder / "provided.txt").read_text().splitlines()[-1] == "torch-like==2.4.0+cu121"
+    assert "torch-like==2.4.0+cu121" in (folder / "requirements.txt").read_text()
+
+    synced = invoke("sync", "--profile", str(folder), "--venv", str(venv), "--yes", extra=auth)
+    assert synced.returncode == 0, synced.stderr
+    assert "provided by the machine (kept): torch-like 2.4.0+cu121" in synced.stdout
+    assert "provided by the machine: torch-like 2.4.0+cu121" in synced.stderr
+    assert not list(site.glob("torch_like*")), "the machine's torch must not be installed into the venv"
+    assert freeze(venv)["plain-b"] == "1.0" and freeze(venv)["torch-like"] == "2.4.0+cu121"
+
+    again = invoke("sync", "--profile", str(folder), "--venv", str(venv), "--yes", extra=auth)
+    assert again.returncode == 0 and "already in sync" in again.stderr, again.stderr
+    assert (image / "torch_like").is_dir()  # still the image's
+
+    for old in image.glob("torch_like*"):  # pip --target leaves the old dist-info of another version
+        shutil.rmtree(old)
+    _image_install(stack_packages, image, "--no-deps", "torch-like==2.3.0")
+    refused = invoke("sync", "--profile", str(folder), "--venv", str(venv), "--yes", extra=auth)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "the machine's provided packages changed since the lock was made (torch-like 2.4.0+cu121 -> 2.3.0" \
+        in refused.stderr
+    assert freeze(venv)["torch-like"] == "2.3.0" and not list(site.glob("torch_like*"))

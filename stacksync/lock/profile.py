@@ -32,8 +32,6 @@ Loading validates everything up front; each mistake is one line naming the file,
     wheels = "https://github.com/Dao-AILab/flash-attention/releases/download/v{version}/flash_attn-{version}+cu{cuda_major}torch{torch_mm}cxx11abi{abi}-cp{py}-cp{py}-linux_x86_64.whl"
     prebuilt = "prefer"              # "prefer": build when it is missing; "require": refuse
     wheel_vars = { abi = "FALSE" }   # values the template takes as given
-    untrusted = "build"              # a wheelhouse / team index wheel whose sha256 is not the one
-                                     # wheels.txt records for its key: "build" it here, or "refuse"
 
     [vcs.my-trainer]                 # a VCS pin (vcs.txt) installed editable from a local checkout
     checkout = "/home/me/src/trainer"  # must be at the locked commit; without this, never editable
@@ -82,8 +80,7 @@ _TOP_KEYS = {"description", "python", "platforms", "backend", "index_url", "extr
              "team_index", "team_upload_url", "provided", "variants"}
 _DEFERRED_KEYS = {"requires", "imports", "build_requires", "build_env", "rebuild_on", "wheels", "prebuilt",
                   "wheel_vars", "untrusted"}
-PREBUILT_MODES = ("prefer", "require")
-UNTRUSTED_MODES = ("build", "refuse")
+PREBUILT_MODES, UNTRUSTED_MODES = ("prefer", "require"), ("build", "refuse")
 _PYTHON = re.compile(r"^3\.(\d+)$")
 
 
@@ -101,8 +98,7 @@ class Deferred:
     wheels: str | None = None
     prebuilt: str = "prefer"
     wheel_vars: Mapping[str, str] = field(default_factory=dict)
-    #: a shared wheel not recorded in wheels.txt (stacksync.lock.wheelrecord): "build" or "refuse"
-    untrusted: str = "build"
+    untrusted: str = "build"  # a shared wheel not recorded in wheels.txt (stacksync.lock.wheelrecord)
 
 
 @dataclass(frozen=True)
@@ -365,14 +361,10 @@ def _deferred(path: Path, name: str, table: Any, base: tuple[NormalizedName, ...
     if wheels is not None and not isinstance(wheels, str):
         raise ProfileError(path, f"{key}.wheels", "must be a URL template string",
                            'write wheels = "https://host/{version}/name-{version}-cp{py}-cp{py}-linux_x86_64.whl"')
-    prebuilt = table.get("prebuilt", "prefer")
-    if prebuilt not in PREBUILT_MODES:
-        raise ProfileError(path, f"{key}.prebuilt", f"unknown mode {prebuilt!r}",
-                           f"use one of {', '.join(PREBUILT_MODES)}")
-    untrusted = table.get("untrusted", "build")
-    if untrusted not in UNTRUSTED_MODES:
-        raise ProfileError(path, f"{key}.untrusted", f"unknown mode {untrusted!r}",
-                           f"use one of {', '.join(UNTRUSTED_MODES)}")
+    prebuilt, untrusted = table.get("prebuilt", "prefer"), table.get("untrusted", "build")
+    for part, value, modes in (("prebuilt", prebuilt, PREBUILT_MODES), ("untrusted", untrusted, UNTRUSTED_MODES)):
+        if value not in modes:
+            raise ProfileError(path, f"{key}.{part}", f"unknown mode {value!r}", f"use one of {', '.join(modes)}")
     wheel_vars = _typed(path, f"{key}.wheel_vars", table, dict, {}, key="wheel_vars")
     if not all(isinstance(v, str) for v in wheel_vars.values()):
         raise ProfileError(path, f"{key}.wheel_vars", "values must be strings", 'write abi = "FALSE"')

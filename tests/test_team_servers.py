@@ -48,7 +48,7 @@ def team(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Mon
     if request.param == "pypiserver":
         (tmp_path / "team-packages").mkdir()
         server: IndexServer | DevpiServer = IndexServer(tmp_path / "team-packages", tmp_path / "team-server",
-                                                        user="team", password="t3am-Secret")
+                                                        user="ci-uploader", password="t3am-Secret")
         toml = f'team_index = "http://${{{TEAM_USER}}}:${{{TEAM_TOKEN}}}@127.0.0.1:{server.port}/simple/"'
     else:
         if not DevpiServer.available():

@@ -294,6 +294,10 @@ if any("bdist_wheel" in a for a in sys.argv):
     time.sleep(float(os.environ.get("FLASH_ATTN_LIKE_BUILD_SLEEP") or 0))
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# A long build, on request (the heartbeat test): STANDIN_BUILD_SLEEP seconds, one line each.
+for second in range(int(os.environ.get("STANDIN_BUILD_SLEEP", "0") or 0)):
+    print("standin build: compiling kernel %d" % second, flush=True)
+    __import__("time").sleep(1)
 with open(os.path.join(HERE, "flash_attn_like", "_built_against.py"), "w") as fh:
     fh.write('TORCH = "%s"\\n' % torch_like.__version__)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -401,3 +402,82 @@ def test_cli_refuses_a_second_concurrent_sync(synced: dict[str, object]) -> None
     assert len(lines) == 1 and lines[0].startswith("stacksync: error: ")
     assert "another stacksync run" in lines[0] and "--wait" in lines[0]
     assert os.getpid() == int((venv / targetlock.LOCK_NAME).read_text())
+
+
+def test_plan_json_is_the_plan_as_data_on_stdout(synced: dict[str, object], capsys: pytest.CaptureFixture[str]
+                                                 ) -> None:
+    """`plan --json` (issue 21): one document on stdout that matches docs/plan-json.schema.json; a
+    package missing from the target is an install in its phase."""
+    from schemacheck import errors
+
+    schema = json.loads((Path(__file__).resolve().parents[1] / "docs" / "plan-json.schema.json").read_text())
+    venv = synced["venv"]
+    assert isinstance(venv, Path)
+    capsys.readouterr()
+    run(opts(synced, json=True), ("plan",))
+    doc = json.loads(capsys.readouterr().out)
+    assert errors(doc, schema) == [] and doc["verdict"] == "in-sync"
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "uninstall", "-y", "-q", "plain-a"], check=True,
+                   capture_output=True)
+    try:
+        run(opts(synced, json=True, dry_run=True))
+        doc = json.loads(capsys.readouterr().out)
+        assert errors(doc, schema) == [] and doc["verdict"] == "changes"
+        assert [a["name"] for p in doc["phases"].values() for a in p if a["action"] == "install"] == ["plain-a"]
+    finally:
+        assert run(opts(synced)).verdict == "synced"
+
+
+def test_cli_report_dash_puts_the_receipt_alone_on_stdout(synced: dict[str, object]) -> None:
+    proc = invoke("sync", "--profile", str(synced["profile"]), "--venv", str(synced["venv"]), "--report", "-",
+                  env=runner.clean_env({"STACKSYNC_CACHE_DIR": str(synced["cache"])}))
+    assert proc.returncode == 0, proc.stderr
+    receipt = json.loads(proc.stdout)
+    assert receipt["verdict"] == "in-sync" and "already in sync" in proc.stderr
+    bad = invoke("sync", "--profile", str(synced["profile"]), "--venv", str(synced["venv"]), "--json")
+    assert bad.returncode != 0 and "--dry-run" in bad.stderr and bad.stdout == ""
+
+
+def test_a_sync_on_a_terminal_shows_download_progress_and_a_build_heartbeat(
+        env: None, index_server: IndexServer, stack_packages: Path, _virtualenv_app_data: Path, tmp_path: Path
+) -> None:
+    """Issue 21: driven through a pseudo-terminal, a cold sync shows the download meter (files, bytes,
+    rate) and, while the stand-in deferred build sleeps, its heartbeat (elapsed, pip's last line: pip
+    keeps a build's own output to itself unless -v); each phase ends with its time; the log is kept."""
+    import pty
+    import select
+
+    prof = write_profile(tmp_path / "tty", stack_packages, index_server, LOCK_A)
+    venv = virtualenv_at(tmp_path / "venv", _virtualenv_app_data)
+    environ = runner.clean_env({"STACKSYNC_CACHE_DIR": str(tmp_path / "cache"), "STACKSYNC_HEARTBEAT_S": "0.5",
+                                "STACKSYNC_WHEELHOUSE": str(tmp_path / "wheelhouse"), "STANDIN_BUILD_SLEEP": "4",
+                                "XDG_CACHE_HOME": str(tmp_path / "xdg"), "TERM": "xterm"})
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "-r", str(Path(__file__).resolve().parents[1]), "sync",
+                             "--profile", str(prof), "--venv", str(venv)], stdin=subprocess.DEVNULL, stdout=slave,
+                            stderr=slave, env=environ, close_fds=True)
+    os.close(slave)
+    seen = b""
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 600)
+            if not ready:
+                break
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not data:
+                break
+            seen += data
+    finally:
+        os.close(master)
+        code = proc.wait(timeout=60)
+    text = seen.decode("utf-8", "replace").replace("\r\n", "\n")
+    assert code == 0, text
+    assert re.search(r"^fetch: \d+/\d+ files, [\d.]+ [KMG]?B, [\d.]+ [KMG]?B/s", text, re.M), text
+    beats = re.findall(r"^deferred: building flash-attn-like: \d+ s, last: (.*)$", text, re.M)
+    assert len(beats) >= 3 and any("Building wheel for flash-attn-like" in b for b in beats), text
+    assert re.search(r"^fetch: done in [\d.]+ s$", text, re.M) and re.search(r"^deferred: done in", text, re.M)
+    [log] = (tmp_path / "cache").rglob("logs/build-flash-attn-like.log")  # <cache>/<profile>/logs
+    assert "Building wheel for flash-attn-like" in log.read_text()

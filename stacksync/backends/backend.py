@@ -20,11 +20,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from stacksync.backends.base import Backend
-from stacksync.backends.piptools import PipTools
-from stacksync.backends.uv import Uv, uv_executable
 from stacksync.core.errors import StacksyncError
+
+if TYPE_CHECKING:
+    from stacksync.backends.base import Backend
 
 __all__ = ["get_backend", "reproduce_venv_backend", "resolve_name"]
 
@@ -38,6 +39,8 @@ def resolve_name(cli: str | None, profile_backend: str | None) -> str:
     if name not in KNOWN:
         raise StacksyncError(f"unknown backend {name!r} (fix: use one of {', '.join(KNOWN)})")
     if name == "auto":
+        from stacksync.backends.uv import uv_executable  # lazy: start-up cost
+
         return "uv" if uv_executable() else "pip-tools"
     return name
 
@@ -73,8 +76,13 @@ def reproduce_venv_backend(argv: Sequence[str], locks_dir: Path | None = None) -
 
 def get_backend(name: str) -> Backend:
     """The backend object for a resolved name (see :func:`resolve_name`)."""
+    # lazy: start-up cost (a run imports the one backend it uses)
     if name == "pip-tools":
+        from stacksync.backends.piptools import PipTools
+
         return PipTools()
     if name == "uv":
+        from stacksync.backends.uv import Uv
+
         return Uv()
     raise StacksyncError(f"unknown backend {name!r} (fix: use one of {', '.join(KNOWN)})")

@@ -21,7 +21,7 @@ from stacksync.core import console
 __all__ = ["SHORT_FLAGS", "ShortFlagTask", "task"]
 
 #: option -> its short flag, in every task that has the option (``-n`` as in pip-sync's --dry-run)
-SHORT_FLAGS = {"yes": "y", "profile": "p", "dry_run": "n", "verbose": "v", "out": "o"}
+SHORT_FLAGS = {"yes": "y", "profile": "p", "dry_run": "n", "verbose": "v", "quiet": "q", "out": "o"}
 
 
 class ShortFlagTask(Task[Any]):

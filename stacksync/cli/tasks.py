@@ -198,7 +198,7 @@ _SYNC_HELP = {
     "yes": "go on without asking when the plan removes or downgrades packages",
     "force": "go on despite doctor's pre-install errors",
     "wait": "wait for another sync of the same target instead of failing",
-    "report": "write a JSON receipt to this file",
+    "report": "write a JSON receipt to this file (-: to stdout; messages stay on stderr)",
     "backend": "pip-tools (default), uv or auto",
     "verbose": "show every command started, and pip's output",
     "accept-foreign-lock": "sync a lock that is not stacksync's output for this profile (header, deferred pins)",
@@ -210,7 +210,8 @@ _VARIANT_HELP = ("a profile with [variants]: sync to this variant's lock (defaul
 
 def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run: bool, yes: bool, force: bool,
           wait: bool, report: str, backend: str, verbose: bool, accept_foreign_lock: bool = False, *,
-          wheelhouse: str = "", lock: str = "", variant: str = "", no_wait: bool = False) -> None:
+          wheelhouse: str = "", lock: str = "", variant: str = "", json_: bool = False,
+          quiet: bool = False, no_wait: bool = False) -> None:
     from stacksync.core import defaults
     from stacksync.sync.run import run
     from stacksync.sync.state import Options
@@ -218,9 +219,14 @@ def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run:
     def ask(question: str) -> bool:
         return console.err.input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
+    console.set_level("quiet" if quiet else "verbose" if verbose else "normal")
     with one_line_errors(verbose):
+        if json_ and not dry_run and steps != ("plan",):
+            from stacksync.core.errors import StacksyncError
+
+            raise StacksyncError("--json prints the plan as data (fix: invoke plan --json, or add --dry-run)")
         run(Options(profile=profile or defaults.profile_name(), python=python or None, venv=venv or None,
-                    dry_run=dry_run, yes=yes, force=force, wait=wait, report=report or None,
+                    dry_run=dry_run, json=json_, yes=yes, force=force, wait=wait, report=report or None,
                     backend=backend or None, verbose=verbose, accept_foreign_lock=accept_foreign_lock,
                     wheelhouse=wheelhouse or None, confirm=ask if sys.stdin.isatty() else None,
                     lock=Path(lock) if lock else None, variant=variant or None, no_wait=no_wait),
@@ -233,24 +239,27 @@ def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run:
                           "stack.toml wheelhouse, .stacksync-cache/wheelhouse)",
             "lock": "sync to this lock instead of the profile's requirements.txt (a PEP 751 pylock.toml, or a "
                     "hashed requirements file)",
-            "variant": _VARIANT_HELP})
+            "variant": _VARIANT_HELP,
+            "json": "with --dry-run: print the plan as JSON on stdout (docs/plan-json.md)",
+            "quiet": "no progress or phase lines: warnings, errors and results only"})
 def sync(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False, yes: bool = False,
          force: bool = False, wait: bool = False, report: str = "", backend: str = "", wheelhouse: str = "",
          lock: str = "", verbose: bool = False, accept_foreign_lock: bool = False, variant: str = "",
-         no_wait: bool = False) -> None:
+         json_: bool = False, quiet: bool = False, no_wait: bool = False) -> None:
     """Make the target the exact twin of the profile's lock, in phases; a second run does nothing."""
     _sync(("plan", "fetch", "base", "rest", "deferred", "vcs", "verify"), profile, python, venv, dry_run, yes, force,
           wait, report, backend, verbose, accept_foreign_lock, wheelhouse=wheelhouse, lock=lock, variant=variant,
-          no_wait=no_wait)
+          json_=json_, quiet=quiet, no_wait=no_wait)
 
 
-@task(help={**_SYNC_HELP, "variant": _VARIANT_HELP})
+@task(help={**_SYNC_HELP, "variant": _VARIANT_HELP,
+            "json": "print the plan as JSON on stdout (docs/plan-json.md); messages stay on stderr"})
 def plan(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False, yes: bool = False,
          force: bool = False, wait: bool = False, report: str = "", backend: str = "", verbose: bool = False,
-         accept_foreign_lock: bool = False, variant: str = "") -> None:
+         accept_foreign_lock: bool = False, variant: str = "", json_: bool = False) -> None:
     """Print what a sync would install, upgrade, downgrade, rebuild or remove, per phase."""
     _sync(("plan",), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose,
-          accept_foreign_lock, variant=variant)
+          accept_foreign_lock, variant=variant, json_=json_)
 
 
 @task(help=_SYNC_HELP)

@@ -1,28 +1,104 @@
-"""Output: results on stdout, messages on stderr; every message redacted."""
+"""Output: results on stdout, messages on stderr; every message redacted.
+
+``out`` and ``err`` are rich consoles made on first use (lazy: start-up cost; importing rich is a large
+share of a no-op sync). A plain message (:func:`info`) is written straight to stderr while no rich
+console for stderr exists; once one does (a caller's ``console.err.capture()``, a warning on a terminal),
+every message goes through it, so a capture sees them all.
+
+``-q`` / ``-v`` set the level (:func:`set_level`): quiet drops :func:`info` and :func:`progress`
+lines (warnings and errors stay), verbose adds :func:`detail` lines.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
-
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from stacksync.core.redact import redact
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = ["info", "warn", "error", "detail", "progress", "set_level", "quiet", "verbose",
+           "setup_logging"]
+
+_LEVELS = ("quiet", "normal", "verbose")
+_level = "normal"
+_made: dict[str, Console] = {}
+
+
+def _console(name: str) -> Console:
+    made = _made.get(name)
+    if made is None:
+        from rich.console import Console  # lazy: start-up cost
+
+        made = _made[name] = Console(stderr=(name == "err"), highlight=False, soft_wrap=True)
+    return made
+
+
+def __getattr__(name: str) -> Console:
+    """``console.out`` / ``console.err``: the rich consoles, made when first asked for."""
+    if name in ("out", "err"):
+        return _console(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def set_level(level: str) -> None:
+    """``quiet`` (``-q``), ``normal`` or ``verbose`` (``-v``)."""
+    global _level
+    if level not in _LEVELS:
+        raise ValueError(f"console level {level!r} is not one of {', '.join(_LEVELS)}")
+    _level = level
+
+
+def quiet() -> bool:
+    return _level == "quiet"
+
+
+def verbose() -> bool:
+    return _level == "verbose"
+
+
+def _plain(text: str) -> None:
+    if "err" in _made:
+        _made["err"].print(text, markup=False)
+    else:
+        stream = sys.stderr
+        stream.write(text + "\n")
+        stream.flush()
 
 
 def info(message: str) -> None:
-    err.print(redact(message), markup=False)
+    if _level != "quiet":
+        _plain(redact(message))
+
+
+def detail(message: str) -> None:
+    """A line shown only with ``-v``."""
+    if _level == "verbose":
+        _plain(redact(message))
+
+
+def progress(message: str) -> None:
+    """A progress line (a rate-limited download line, a build's heartbeat): like :func:`info`."""
+    info(message)
 
 
 def warn(message: str) -> None:
-    err.print(f"stacksync: warning: {redact(message)}", style="yellow", markup=False)
+    text = f"stacksync: warning: {redact(message)}"
+    if "err" in _made or sys.stderr.isatty():
+        _console("err").print(text, style="yellow", markup=False)
+    else:
+        _plain(text)
 
 
 def error(message: str) -> None:
-    err.print(f"stacksync: error: {redact(message)}", style="bold red", markup=False)
+    text = f"stacksync: error: {redact(message)}"
+    if "err" in _made or sys.stderr.isatty():
+        _console("err").print(text, style="bold red", markup=False)
+    else:
+        _plain(text)
 
 
 class _RedactingFormatter(logging.Formatter):

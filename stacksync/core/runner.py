@@ -16,15 +16,18 @@ import shlex
 import signal
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, TypeVar
 
 from stacksync.core import faults
 from stacksync.core.defaults import PROBE_SCRIPT
 from stacksync.core.errors import CommandFailed, ProbeError, StacksyncError, TimedOut
+from stacksync.core.progress import Heartbeat
 from stacksync.core.redact import redact
 
 log = logging.getLogger("stacksync")
@@ -140,7 +143,10 @@ def run(
         raise CommandFailed(shown, 127, f"cannot start {shown[0]}: {exc.strerror or exc}",
                             hint=hint or "check that the path is an executable program") from None
     try:
-        stdout, stderr = proc.communicate(timeout=timeout)
+        if _watching and not stream:
+            stdout, stderr = _communicate_watched(proc, timeout, _watching[-1])
+        else:
+            stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill(proc, group=True)
         raise TimedOut(shown, float(timeout or 0), hint=hint) from None
@@ -152,6 +158,54 @@ def run(
     if check and proc.returncode != 0:
         raise CommandFailed(shown, proc.returncode, result.stderr + result.stdout, hint=hint)
     return result
+
+
+_watching: list[Heartbeat] = []
+_H = TypeVar("_H", bound=Heartbeat)
+
+
+@contextmanager
+def watching(heartbeat: _H) -> Iterator[_H]:
+    """While inside, a captured :func:`run` feeds ``heartbeat`` its output lines as they come and a tick
+    about once a second (a build's heartbeat, pip download's meter); its output is still captured."""
+    _watching.append(heartbeat)
+    try:
+        yield heartbeat
+    finally:
+        _watching.pop()
+        heartbeat.close()
+
+
+def _communicate_watched(proc: subprocess.Popen[str], timeout: float | None,
+                         heartbeat: Heartbeat) -> tuple[str, str]:
+    """``proc.communicate`` that reads both pipes line by line (two threads) and ticks ``heartbeat``."""
+    chunks: dict[str, list[str]] = {"out": [], "err": []}
+
+    def pump(name: str, pipe: IO[str] | None) -> None:
+        if pipe is None:
+            return
+        for text in pipe:
+            chunks[name].append(text)
+            heartbeat.line(redact(text.rstrip("\n")))
+        pipe.close()
+
+    readers = [threading.Thread(target=pump, args=("out", proc.stdout), daemon=True),
+               threading.Thread(target=pump, args=("err", proc.stderr), daemon=True)]
+    for reader in readers:
+        reader.start()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        wait = 1.0 if deadline is None else min(1.0, max(deadline - time.monotonic(), 0.0))
+        try:
+            proc.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise
+            heartbeat.tick()
+    for reader in readers:
+        reader.join()
+    return "".join(chunks["out"]), "".join(chunks["err"])
 
 
 def _kill(proc: subprocess.Popen[str], *, group: bool) -> None:

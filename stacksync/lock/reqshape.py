@@ -35,11 +35,6 @@ from packaging.utils import (
 
 from stacksync.core.redact import shown_line
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 __all__ = ["Shape", "ShapeError", "VCS_PREFIXES", "ARCHIVE_EXTENSIONS", "read_requirement", "read_editable",
            "split_vcs", "version_from_filename", "is_url"]
 
@@ -52,8 +47,9 @@ _URL_SCHEMES = {"http", "https", "file", "ftp",
                 "svn+ssh", "svn+http", "svn+https", "svn+svn", "svn+file"}
 ARCHIVE_EXTENSIONS = (".zip", ".whl", ".tar.bz2", ".tbz", ".tar.gz", ".tgz", ".tar", ".tar.xz", ".txz", ".tlz",
                       ".tar.lz", ".tar.lzma")
-_HEX = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
-_PROJECT = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+# Pattern strings, compiled on first use by re's own cache (lazy: start-up cost).
+_HEX = r"^[0-9a-f]{40}([0-9a-f]{24})?$"
+_PROJECT = r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$"
 
 
 class ShapeError(ValueError):
@@ -127,7 +123,7 @@ def _egg(url: str) -> str | None:
     egg = _fragment(url, "egg")
     if egg is None:
         return None
-    if not _PROJECT.match(egg):
+    if not re.match(_PROJECT, egg, re.IGNORECASE):
         raise ShapeError(f"#egg={egg} is not a project name", "write NAME @ URL (without #egg=), e.g. "
                          f"mypkg @ {url.split('#', 1)[0]}")
     return egg
@@ -150,7 +146,7 @@ def _vcs_fields(url: str) -> dict[str, str | None]:
     if not url.lower().startswith(VCS_PREFIXES):
         return {}
     vcs, _, rev = split_vcs(url)
-    commit = rev.lower() if rev is not None and _HEX.match(rev.lower()) else None
+    commit = rev.lower() if rev is not None and re.match(_HEX, rev.lower()) else None
     return {"vcs": vcs, "commit": commit, "revision": rev, "subdirectory": _fragment(url, "subdirectory")}
 
 
@@ -321,6 +317,12 @@ def _local_dir(path: str, base: Path, extras: frozenset[str], marker: Marker | N
 
 def project_name(folder: Path) -> str | None:
     """The ``[project] name`` of pyproject.toml, or ``name =`` in setup.cfg / setup.py, without building."""
+    # lazy: start-up cost (only a local project path in a lock reads its pyproject.toml)
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
     try:
         data = tomllib.loads((folder / "pyproject.toml").read_text(encoding="utf-8"))
         name = data.get("project", {}).get("name")

@@ -40,8 +40,9 @@ _BOMS = [
     (codecs.BOM_UTF16_BE, "utf-16-be"),
     (codecs.BOM_UTF16_LE, "utf-16-le"),
 ]
-_PEP263 = re.compile(rb"coding[:=]\s*([-\w.]+)")
-_ENV_VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
+# Pattern strings, compiled on first use by re's own cache (lazy: start-up cost).
+_PEP263 = rb"coding[:=]\s*([-\w.]+)"
+_ENV_VAR = r"\$\{([A-Z0-9_]+)\}"
 
 
 class DecodeError(ValueError):
@@ -61,7 +62,7 @@ def decode(data: bytes) -> tuple[str, str]:
             return _decode(data[len(bom):], encoding), encoding
     for line in data.split(b"\n", 2)[:2]:
         if line[:1] == b"#":
-            found = _PEP263.search(line)
+            found = re.search(_PEP263, line)
             if found is not None:
                 encoding = found.group(1).decode("ascii")
                 try:
@@ -137,7 +138,7 @@ def expand_env(text: str, environ: Mapping[str, str] | None = None) -> str:
         register_secret(value)  # an expanded value is masked in every message that quotes the line
         return value
 
-    return _ENV_VAR.sub(sub, text)
+    return re.sub(_ENV_VAR, sub, text)
 
 
 def logical_lines(text: str, environ: Mapping[str, str] | None = None) -> Iterator[Logical | Physical]:

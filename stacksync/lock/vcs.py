@@ -17,7 +17,6 @@ running git, but by reading ``.git`` directly.
 
 from __future__ import annotations
 
-import configparser
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +84,8 @@ def _resolve_ref(git_dir: Path, ref: str) -> str | None:
 def read_checkout(folder: Path) -> GitCheckout | None:
     """The HEAD commit and the ``origin`` remote of the git checkout holding ``folder`` (``None``: not
     a git checkout). Read from ``.git`` (HEAD, refs, packed-refs, config), worktrees included."""
+    import configparser  # lazy: start-up cost (only a VCS checkout folder needs it)
+
     try:
         git_dir = _git_dir(folder)
         if git_dir is None:

@@ -34,9 +34,10 @@ from packaging.version import InvalidVersion, Version
 
 from stacksync.build import buildkey, lease, prebuilt, wheelhouse
 from stacksync.build.buildkey import BuildKey
-from stacksync.core import console, faults
-from stacksync.core.errors import FetchError, IndexUnavailable, SyncError
+from stacksync.core import console, faults, runner
+from stacksync.core.errors import CommandFailed, FetchError, IndexUnavailable, SyncError
 from stacksync.core.fs import atomic_copy, atomic_write_text
+from stacksync.core.progress import Heartbeat
 from stacksync.core.redact import redact, strip_credentials
 from stacksync.env.environment import Snapshot, probe
 from stacksync.lock import profile as profile_mod
@@ -146,6 +147,11 @@ def _prebuilt(state: State, d: Deferred, pin: Pin, key: BuildKey | None) -> Sour
         console.warn(f"deferred: {d.name}: {exc}; looking in the wheelhouse / team index, else building")
         return None
     return Source("prebuilt", path, sha, strip_credentials(url), key)
+
+
+def _last_line(output: str) -> str:
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    return lines[-1][:200] if lines else "none"
 
 
 def expected_sources(state: State) -> dict[NormalizedName, str]:
@@ -287,8 +293,16 @@ def _build(state: State, d: Deferred, pin: Pin, source: Source, action_reason: s
     out = state.workdir / f"built-{d.name}"
     out.mkdir(parents=True, exist_ok=True)
     console.info(f"deferred: building {d.name} {pin.key()}" + (f" ({action_reason})" if action_reason else ""))
-    state.backend.build_wheel(state.python, one, source.path.parent, out, env=dict(d.build_env),
-                              stream=state.opts.verbose)
+    # A build runs minutes to hours: a heartbeat (elapsed, its last line) unless -v streams it, and its
+    # whole output in a log that outlives the run, named when it fails.
+    log = state.cache / "logs" / f"build-{d.name}.log"
+    try:
+        with runner.watching(Heartbeat(f"deferred: building {d.name}", log=log)):
+            state.backend.build_wheel(state.python, one, source.path.parent, out, env=dict(d.build_env),
+                                      stream=state.opts.verbose)
+    except CommandFailed as exc:
+        raise SyncError(f"{d.name}: the build failed (exit {exc.returncode}); full log: {log} "
+                        f"(last line: {_last_line(exc.output)})") from None
     built = sorted(out.glob("*.whl"))
     if len(built) != 1:
         raise SyncError(f"{d.name}: the build wrote {len(built)} wheels into {out}, expected one "

@@ -7,16 +7,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, NormalizedName, canonicalize_name, parse_wheel_filename
-from packaging.version import InvalidVersion, Version
 
-from stacksync.core import console
+from stacksync.core import console, runner
 from stacksync.core.cachedir import ensure_dir
 from stacksync.core.errors import CommandFailed, FetchError, IndexUnavailable
-from stacksync.env.environment import Snapshot
-from stacksync.env.tags import supported_tags, wheel_fits
+from stacksync.core.progress import DownloadMeter
+from stacksync.env.tags import supported_tags
 from stacksync.lock import profile as profile_mod
 from stacksync.lock.lockfile import Pin, file_sha256
+from stacksync.sync.cacheindex import CacheIndex
 from stacksync.sync.deferred import choose_sources
 from stacksync.sync.pinfile import write_requirements
 from stacksync.sync.plan import deps_from_requires
@@ -47,22 +48,28 @@ def fetch(state: State) -> None:
     # A wheel already in the cache with a hash the lock lists and tags the target takes is not asked
     # for again (pip download would query the index for each one). Each file is hashed once per run
     # (GBs for a CUDA stack); the installer checks the hashes again as it installs.
-    found = {p.name: _cached_wheel(state.cache, p, state.snapshot) for p in need}
+    listing = CacheIndex(state.cache)  # listed and parsed once, not once per pin
+    supported = frozenset(supported_tags(state.snapshot))
+    found = {p.name: _cached_wheel(listing, p, supported) for p in need}
     missing = [p for p in need if found[p.name] is None]
     if missing:
         req = write_requirements(state.workdir / "fetch.txt", missing)
         console.info(f"fetching {len(missing)} wheel(s) into {state.cache}"
                      + (f" ({len(need) - len(missing)} already there)" if len(need) > len(missing) else ""))
         try:
-            state.backend.download(state.python, req, state.cache, index.pip_args())
+            with runner.watching(DownloadMeter("fetch", len(missing))) as meter:  # bytes, rate, ETA
+                state.backend.download(state.python, req, state.cache, index.pip_args())
+                listing = CacheIndex(state.cache, listing)  # once more: what the download added
+                found.update({p.name: _cached_wheel(listing, p, supported) or _cached_any(listing, p)
+                              for p in missing})
+                got = [path for p in missing if (path := found[p.name]) is not None]
+                meter.finish(len(got), sum(path.stat().st_size for path in got))
         except CommandFailed as exc:
             raise _fetch_error(exc, state.lock_file.path, missing, index) from None
-        found.update({p.name: _cached_wheel(state.cache, p, state.snapshot) or _cached_any(state.cache, p)
-                      for p in missing})
     elif need:
         console.info(f"all {len(need)} wheel(s) already in {state.cache}")
     if need:
-        _confirm_cache(state, need, found)
+        _confirm_cache(state, need, found, listing)
     if "deferred" in scope:
         choose_sources(state)  # the wheel (prebuilt, wheelhouse, team index) or the sdist to build
     state.fetched = True
@@ -79,43 +86,27 @@ def fetch(state: State) -> None:
             state.outcome.plan = replanned
 
 
-def _cached_wheel(cache: Path, pin: Pin, snapshot: Snapshot) -> Path | None:
-    """A wheel of exactly ``pin`` (local version included) in ``cache`` whose sha256 the lock lists and
-    that the target can install; only those files are hashed."""
-    if pin.version is None or not cache.is_dir():
-        return None
-    try:
-        want = Version(pin.version)
-    except InvalidVersion:
-        return None
-    supported = frozenset(supported_tags(snapshot))
-    for path in sorted(cache.glob("*.whl")):
-        try:
-            name, version, _, _ = parse_wheel_filename(path.name)
-        except InvalidWheelFilename:
-            continue
-        if name != pin.name or version != want or str(version) != str(want):
-            continue
-        if wheel_fits(path.name, supported) and f"sha256:{file_sha256(path)}" in pin.hashes:
+def _cached_wheel(listing: CacheIndex, pin: Pin, supported: frozenset[Tag]) -> Path | None:
+    """A wheel of exactly ``pin`` (local version included) in the cache whose sha256 the lock lists and
+    that the target can install; only those files are hashed, each once per run."""
+    for path, tags in listing.wheels_of(pin.name, pin.version):
+        if not supported.isdisjoint(tags) and f"sha256:{listing.sha256(path, file_sha256)}" in pin.hashes:
             return path
     return None
 
 
-def _cached_any(cache: Path, pin: Pin) -> Path | None:
-    """Any file of ``pin`` in ``cache`` (wheel or sdist) whose sha256 the lock lists."""
-    for path in sorted(cache.iterdir()) if cache.is_dir() else []:
-        if path.name.startswith(".") or not path.is_file():
-            continue
-        if canonicalize_name(path.name.split("-", 1)[0]) != pin.name:
-            continue
-        if f"sha256:{file_sha256(path)}" in pin.hashes:
+def _cached_any(listing: CacheIndex, pin: Pin) -> Path | None:
+    """Any file of ``pin`` in the cache (wheel or sdist) whose sha256 the lock lists."""
+    for path in listing.files_of(pin.name):
+        if f"sha256:{listing.sha256(path, file_sha256)}" in pin.hashes:
             return path
     return None
 
 
-def _confirm_cache(state: State, need: Sequence[Pin], found: Mapping[NormalizedName, Path | None]) -> None:
+def _confirm_cache(state: State, need: Sequence[Pin], found: Mapping[NormalizedName, Path | None],
+                   listing: CacheIndex) -> None:
     """Every needed pin has a file in the cache (``found``) whose sha256 the lock lists; read its
-    Requires-Dist."""
+    Requires-Dist (from the cache's memo by sha256 when a run read it before)."""
     env = state.snapshot.marker_environment
     for pin in need:
         path = found.get(pin.name)
@@ -123,9 +114,10 @@ def _confirm_cache(state: State, need: Sequence[Pin], found: Mapping[NormalizedN
             raise FetchError(f"{pin.where}: {pin.display()}: no downloaded file matches the lock's hashes "
                              f"(fix: check the index, then invoke compile --profile <name> again)")
         if path.suffix == ".whl":
-            requires = _wheel_requires(path)
+            requires = listing.requires(path, listing.sha256(path, file_sha256), _wheel_requires)
             if requires is not None:
                 state.wheel_deps.update(deps_from_requires({pin.name: requires}, env))
+    listing.save()
 
 
 def _wheel_requires(path: Path) -> list[str] | None:

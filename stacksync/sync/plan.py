@@ -32,8 +32,8 @@ from stacksync.lock.load import deps_from_via
 from stacksync.lock.lockfile import Pin
 from stacksync.lock.profile import PHASES, Profile
 
-__all__ = ["Action", "Plan", "Kind", "PHASES", "base_closure", "deps_from_requires",
-           "make_plan", "version_change"]
+__all__ = ["Action", "Plan", "Kind", "PHASES", "PLAN_JSON_SCHEMA", "base_closure", "deps_from_requires",
+           "make_plan", "plan_document", "version_change"]
 
 Kind = Literal["install", "upgrade", "downgrade", "reinstall", "remove", "keep"]
 STATE_KEY = "deferred"
@@ -126,6 +126,28 @@ class Plan:
                            if p in PHASES or self.phases.get(p)},
                 "installers": self.installers, "provided": self.provided, "summary": self.summary(),
                 "empty": self.empty}
+
+
+#: the ``schema`` value of ``plan --json`` (docs/plan-json.md, docs/plan-json.schema.json)
+PLAN_JSON_SCHEMA = "stacksync-plan/1"
+
+
+def plan_document(plan: Plan, *, python: str, python_version: str, profile: str, lock: str,
+                  deferred_sources: Mapping[str, str], damaged: bool = False) -> dict[str, Any]:
+    """``plan --json``: the plan as data (docs/plan-json.md). ``verdict``: ``in-sync`` when nothing
+    changes, else ``changes``; ``counts``: per action kind over all phases."""
+    counts = {kind: 0 for kind in ("install", "upgrade", "downgrade", "reinstall", "remove", "keep")}
+    for action in plan.actions():
+        counts[action.kind] += 1
+    return {"schema": PLAN_JSON_SCHEMA,
+            "target": {"python": python, "version": python_version},
+            "profile": profile, "lock": lock,
+            "verdict": "in-sync" if plan.empty and not damaged else "changes",
+            "summary": plan.summary(), "counts": counts,
+            "phases": {p: [a.to_json() for a in plan.actions(p)] for p in PLAN_PHASES
+                       if p in PHASES or plan.phases.get(p)},
+            "installers": list(plan.installers),
+            "deferred_sources": dict(sorted(deferred_sources.items()))}
 
 
 def version_change(have: str, want: str) -> Kind:

@@ -19,8 +19,7 @@ from stacksync.backends.backend import get_backend, resolve_name
 from stacksync.backends.base import Backend
 from stacksync.core import console, defaults
 from stacksync.core.errors import StacksyncError, SyncError, TargetError
-from stacksync.cuda.facts import probe_facts
-from stacksync.cuda.variant import for_facts
+from stacksync.core.redact import redact
 from stacksync.env import targetlock
 from stacksync.env.damage import Damage
 from stacksync.env.environment import Snapshot, find_python, is_own_interpreter, probe
@@ -32,7 +31,7 @@ from stacksync.lock.lockfile import Pin, RequirementsFile
 from stacksync.lock.profile import Profile
 from stacksync.sync import repair, vcsphase
 from stacksync.sync.deferred import check_writable, expected_sources, planned_keys, wheels_expected
-from stacksync.sync.plan import Plan, make_plan
+from stacksync.sync.plan import Plan, make_plan, plan_document
 from stacksync.sync.state import Options, Outcome, State
 
 __all__ = ["prepare", "pick_variant", "build_plan", "preflight", "check_target", "create_venv", "scope_of"]
@@ -86,12 +85,23 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     planning = opts.dry_run or steps == ("plan",)
     if not planning and not [a for p in scope_of(steps) for a in plan.changes(p)] and not damage.found:
         return state  # the no-op path prints one line, not the plan
-    console.out.print(f"target: {python} (Python {snapshot.version}), profile {prof.name!r}"
-                      f"{f' variant {prof.variant}' if prof.variant else ''}, lock {lock_file.path}", markup=False)
-    console.out.print(plan.render(), markup=False)
-    if planning and plan.changes("deferred"):
-        for name, how in expected_sources(state).items():
-            console.out.print(f"deferred source: {name}: {how}", markup=False)
+    sources = expected_sources(state) if planning and plan.changes("deferred") else {}
+    if opts.json and planning:
+        import json  # lazy: start-up cost
+
+        doc = plan_document(plan, python=str(python), python_version=snapshot.version, profile=prof.name,
+                            lock=str(lock_file.path), deferred_sources={str(k): v for k, v in sources.items()},
+                            damaged=damage.found)
+        sys.stdout.write(redact(json.dumps(doc, indent=2, sort_keys=True)) + "\n")
+        sys.stdout.flush()
+        return state
+    # With --report - stdout carries the receipt alone: the plan text goes to stderr.
+    shown = console.err if opts.report == "-" else console.out
+    shown.print(f"target: {python} (Python {snapshot.version}), profile {prof.name!r}"
+                f"{f' variant {prof.variant}' if prof.variant else ''}, lock {lock_file.path}", markup=False)
+    shown.print(plan.render(), markup=False)
+    for name, how in sources.items():
+        shown.print(f"deferred source: {name}: {how}", markup=False)
     return state
 
 
@@ -103,6 +113,10 @@ def pick_variant(opts: Options, prof: Profile) -> Profile:
             raise StacksyncError(f"{prof.stack_toml}: profile {prof.name!r} has no [variants] "
                                  f"(fix: drop --variant {opts.variant})")
         return prof
+    # lazy: start-up cost (only a profile with [variants] probes the machine's CUDA facts)
+    from stacksync.cuda.facts import probe_facts
+    from stacksync.cuda.variant import for_facts
+
     # The driver belongs to the host: a target not made yet is probed through the running interpreter.
     venv = Path(opts.venv) if opts.venv else defaults.default_venv()
     where = find_python(opts.python) if opts.python else find_python(venv) if venv.is_dir() else Path(sys.executable)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,11 @@ def write_receipt(opts: Options, outcome: Outcome, state: State | None, started:
     elif outcome.plan is not None:
         receipt["plan"] = outcome.plan.to_json()
     outcome.receipt = receipt
+    text = redact(json.dumps(receipt, indent=2, sort_keys=True)) + "\n"
+    if opts.report == "-":  # --report -: the receipt on stdout (messages stay on stderr)
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
     path = Path(opts.report or "")
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, redact(json.dumps(receipt, indent=2, sort_keys=True)) + "\n")
+    atomic_write_text(path, text)

@@ -34,10 +34,7 @@ from stacksync.core import console, faults
 from stacksync.core.errors import StacksyncError
 from stacksync.sync import repair, vcsphase
 from stacksync.sync.deferred import adopt_unrecorded, install_deferred
-from stacksync.sync.fetch import fetch
-from stacksync.sync.phases import install_base, sync_rest
 from stacksync.sync.prepare import preflight, prepare, scope_of
-from stacksync.sync.receipt import sha256_or_none, write_receipt
 from stacksync.sync.state import STEPS, Options, Outcome, State
 from stacksync.sync.verify import verify
 
@@ -59,12 +56,16 @@ def run(opts: Options, steps: Sequence[str] = STEPS) -> Outcome:
             holder.append(prepare(opts, tuple(s for s in STEPS if s in steps or s == "plan"), outcome, stack))
             _drive(holder[0])
         except StacksyncError as exc:
+            from stacksync.sync.receipt import write_receipt  # lazy: start-up cost (only with --report)
+
             outcome.verdict = "failed"
             outcome.summary = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             if opts.report:
                 write_receipt(opts, outcome, holder[0] if holder else None, started, error=str(exc))
             raise
         if opts.report:
+            from stacksync.sync.receipt import write_receipt  # lazy: start-up cost (only with --report)
+
             write_receipt(opts, outcome, holder[0], started)
     return outcome
 
@@ -93,8 +94,14 @@ def _drive(state: State) -> None:
         elif "verify" in steps:
             # A re-sync: the twin and dependency checks come from the probe already taken; the smoke
             # imports (seconds for torch) are `invoke verify`'s job, not the no-op path's.
-            _timed(state, "verify", lambda: verify(state, smoke=False, snapshot=state.snapshot, quiet=True))
+            _timed(state, "verify", lambda: verify(state, smoke=False, snapshot=state.snapshot, quiet=True),
+                   show=False)
         return
+    # lazy: start-up cost (a no-op sync never fetches or installs)
+    from stacksync.sync.fetch import fetch
+    from stacksync.sync.phases import install_base, sync_rest
+    from stacksync.sync.receipt import sha256_or_none
+
     _timed(state, "preflight", lambda: preflight(state))
     _timed(state, "fetch", lambda: fetch(state))
     if acting:  # the first change: journal first, then the debris of an interrupted run cleared
@@ -120,7 +127,8 @@ def _drive(state: State) -> None:
     repair.end(state.snapshot.prefix, state.journal)
 
 
-def _timed(state: State, name: str, step: Callable[[], object]) -> None:
+def _timed(state: State, name: str, step: Callable[[], object], *, show: bool = True) -> None:
+    """Run one phase and keep its time; a phase that ends says how long it took (not the no-op's check)."""
     faults.point(f"before:{name}")
     repair.phase(state.snapshot.prefix, state.journal, name)
     start = time.perf_counter()
@@ -128,3 +136,5 @@ def _timed(state: State, name: str, step: Callable[[], object]) -> None:
         step()
     finally:
         state.outcome.timings[name] = round(time.perf_counter() - start, 3)
+    if show:
+        console.info(f"{name}: done in {state.outcome.timings[name]:.1f} s")

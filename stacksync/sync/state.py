@@ -41,7 +41,10 @@ class Options:
     wait: bool = False
     #: another node building a deferred key: fail at once (one line: who, what, since when) instead of waiting
     no_wait: bool = False
+    #: ``-``: the receipt goes to stdout (and the plan text to stderr, so stdout is the JSON alone)
     report: str | None = None
+    #: print the plan as JSON (``plan --json`` / ``sync --dry-run --json``) instead of the text table
+    json: bool = False
     backend: str | None = None
     #: a lock file instead of the profile's requirements.txt (a pylock.toml holds the deferred pins too)
     lock: Path | None = None

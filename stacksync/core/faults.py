@@ -14,6 +14,7 @@ runs die together, as with an OOM kill of a container or a closed CI runner):
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 from collections.abc import Mapping, Sequence
@@ -26,9 +27,13 @@ FAULT_PGID_ENV = "STACKSYNC_FAULT_PGID"
 
 
 def point(name: str) -> None:
-    """Die here (SIGKILL to the process group) when ``STACKSYNC_FAULT`` is ``at:<name>``."""
-    if os.environ.get(FAULT_ENV) == f"at:{name}":
+    """Die here (SIGKILL to the process group) when ``STACKSYNC_FAULT`` is ``at:<name>``; fail as a full
+    disk would (``OSError`` ENOSPC) when it is ``enospc:<name>``."""
+    spec = os.environ.get(FAULT_ENV)
+    if spec == f"at:{name}":
         os.killpg(os.getpgrp(), signal.SIGKILL)
+    if spec == f"enospc:{name}":
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
 def child_env(argv: Sequence[str], env: Mapping[str, str]) -> dict[str, str]:

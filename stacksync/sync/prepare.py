@@ -31,7 +31,7 @@ from stacksync.lock.load import load_locks
 from stacksync.lock.lockfile import Pin, RequirementsFile
 from stacksync.lock.profile import Profile
 from stacksync.sync import repair, statefile, vcsphase
-from stacksync.sync.deferred import expected_sources, planned_keys, wheels_expected
+from stacksync.sync.deferred import check_writable, expected_sources, planned_keys, wheels_expected
 from stacksync.sync.plan import Plan, make_plan, plan_document, with_rebuilds
 from stacksync.sync.state import Options, Outcome, State
 
@@ -284,6 +284,7 @@ def preflight(state: State) -> None:
     findings = preinstall_findings(state.profile, state.snapshot, facts, lock=state.lock_file,
                                    have_wheels=wheels_expected(state) if building else (), to_build=building)
     errors = [f for f in findings if f.level == "error"]
+    check_writable(state)  # a built wheel must have somewhere to go before the target changes
     for f in findings:
         if f.level == "warning":
             console.warn(f"doctor: {f.message}" + (f" (fix: {f.fix})" if f.fix else ""))

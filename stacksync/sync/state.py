@@ -39,6 +39,8 @@ class Options:
     yes: bool = False
     force: bool = False
     wait: bool = False
+    #: another node building a deferred key: fail at once (one line: who, what, since when) instead of waiting
+    no_wait: bool = False
     #: ``-``: the receipt goes to stdout (and the plan text to stderr, so stdout is the JSON alone)
     report: str | None = None
     #: print the plan as JSON (``plan --json`` / ``sync --dry-run --json``) instead of the text table

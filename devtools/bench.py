@@ -1,6 +1,6 @@
 """``nox -s bench``: stacksync against the bare tools, measured side by side in one run.
 
-Four cases (issues 4, 7 and 15), each a list of :class:`Contender` rows timed in the same loop, round
+Six cases (issues 4, 7, 15 and 19), each a list of :class:`Contender` rows timed in the same loop, round
 robin, so that drift of the machine or the network hits every row alike:
 
 ``noop``     a no-op sync of a 120-package target: ``sync.run`` on a venv already in sync (each
@@ -16,6 +16,9 @@ robin, so that drift of the machine or the network hits every row alike:
              venv bare uv just made: the verification a stacksync sync adds to the install.
 ``verify``   ``verify --files`` (issue 15) of the demo venv and of each ``--verify-venv DIR`` (a real
              torch stack), the thread pool and 1 thread; goal: the environment's bytes at 5 GB per 30 s.
+``fleet``    N = 1, 4, 8 concurrent ``invoke sync`` processes sharing one wheelhouse and team index,
+             all missing one deferred key (issue 19, :mod:`devtools.bench_fleet`): one build, no
+             failures, one digest, against one build + N bare wheel installs.
 ``compile``  the gpu-cu121 profile: ``compile_profile(check=True)`` (nothing written) per backend vs
              bare ``uv pip compile --generate-hashes`` on the same inputs, warm and cold caches (cold: a
              new empty ``XDG_CACHE_HOME`` / ``UV_CACHE_DIR`` per run). Bare ``pip-compile
@@ -60,7 +63,7 @@ __all__ = ["BenchOptions", "Contender", "Goal", "Row", "CASES", "CHEAP_CASES", "
 # The stacksync checkout (devtools/ lives only there): benchmarks and the fault suite run its code.
 REPO = Path(__file__).resolve().parents[1]
 
-CASES = ("noop", "cold", "compile", "deferred", "verify")
+CASES = ("noop", "cold", "compile", "deferred", "verify", "fleet")
 CHEAP_CASES = ("noop", "cold")  # what --quick runs (one run each)
 NOOP_PACKAGES = 120
 NOOP_PROFILE = "bench-noop"
@@ -104,7 +107,7 @@ def parse_args(argv: Sequence[str]) -> BenchOptions:
     ``--runs`` say otherwise."""
     from stacksync.core.errors import StacksyncError
 
-    usage = ("-- [--runs N] [--case noop|cold|compile|deferred|verify ...] [--quick] [--with-bare-pip-compile] "
+    usage = ("-- [--runs N] [--case noop|cold|compile|deferred|verify|fleet ...] [--quick] [--with-bare-pip-compile] "
              "[--verify-venv DIR ...] [--json FILE] [--results FILE | --no-results]")
     parser = argparse.ArgumentParser(prog="nox -s bench --", add_help=False, exit_on_error=False)
     parser.add_argument("--runs", type=int, default=None)
@@ -875,6 +878,11 @@ def run_bench(opts: BenchOptions, *, log: Callable[[str], None] | None = None,
                     rows += measure("deferred", contenders, opts.runs, log=say)
             elif case == "verify":
                 rows += measure("verify", verify_contenders(work, opts.verify_venvs), opts.runs, log=say)
+            elif case == "fleet":
+                from devtools.bench_fleet import fleet_contenders
+
+                with fleet_contenders(work) as contenders:
+                    rows += measure("fleet", contenders, opts.runs, log=say)
             elif case == "compile":
                 for cold in (False, True):
                     name = "compile (cold)" if cold else "compile (warm)"

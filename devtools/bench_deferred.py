@@ -53,8 +53,18 @@ _USER_VAR, _TOKEN_VAR = "BENCH_TEAM_USER", "BENCH_TEAM_TOKEN"
 _MTIME = 1704067200  # 2024-01-01: the same inputs give the same sdist bytes
 
 SETUP_PY = '''\
+import os
+import sys
+import time
+
 import bench_torch  # needs the base at build time, like flash-attn: no build isolation
 from setuptools import setup
+
+if any("bdist_wheel" in a for a in sys.argv):  # the fleet case: count builds, make one take time
+    if os.environ.get("BENCH_EXT_BUILD_LOG"):
+        with open(os.environ["BENCH_EXT_BUILD_LOG"], "a") as log:
+            log.write("%d\\n" % os.getpid())
+    time.sleep(float(os.environ.get("BENCH_EXT_BUILD_SLEEP") or 0))
 
 with open("bench_ext/_built_against.py", "w") as fh:
     fh.write("TORCH = %r\\n" % bench_torch.__version__)

@@ -26,7 +26,9 @@ __all__ = ["REPORT_ENV", "RESULTS_PATH", "report_path", "run_suite", "summary", 
 REPO = Path(__file__).resolve().parents[1]
 
 REPORT_ENV = "STACKSYNC_CHAOS_REPORT"
-SUITE = "tests/test_chaos.py"
+SUITE = ("tests/test_chaos.py", "tests/test_chaos_random.py")
+#: the random-instant kills and hostile local state write here (the report path + this suffix)
+RANDOM_SUFFIX = ".random.json"
 RESULTS_PATH = REPO / "docs" / "results" / "chaos.md"
 
 
@@ -38,8 +40,11 @@ def run_suite(report: Path, pytest_args: Sequence[str] = ()) -> int:
     """pytest on the fault suite with the report path set; its exit status."""
     report.parent.mkdir(parents=True, exist_ok=True)
     report.unlink(missing_ok=True)
-    env = {**os.environ, REPORT_ENV: str(report)}
-    result = runner.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", SUITE, *pytest_args],
+    Path(str(report) + RANDOM_SUFFIX).unlink(missing_ok=True)
+    # the fault suite's own run: 50 random-instant kills unless told otherwise (the test suite's default is
+    # a handful, to keep CI's full run within its time)
+    env = {"STACKSYNC_CHAOS_KILLS": "50", **os.environ, REPORT_ENV: str(report)}
+    result = runner.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SUITE, *pytest_args],
                         env=env, cwd=REPO, check=False, stream=True)
     return result.returncode
 
@@ -50,6 +55,8 @@ def summary(data: Mapping[str, Any]) -> dict[str, int]:
     kills = list(data.get("kill_points", []))
     fuzz = list(data.get("fuzz", []))
     cli = list(data.get("cli", []))
+    kills_r = list(data.get("random_kills", []))
+    hostile = list(data.get("hostile", []))
     return {
         "kill_points": len(kills),
         "killed": sum(bool(k.get("killed")) for k in kills),
@@ -61,6 +68,17 @@ def summary(data: Mapping[str, Any]) -> dict[str, int]:
         "targets_changed": sum(bool(f.get("changed")) for f in fuzz),
         "cli_inputs": len(cli),
         "cli_one_line": sum(bool(c.get("ok")) for c in cli),
+        "random_kills": len(kills_r),
+        "random_killed": sum(bool(k.get("killed")) for k in kills_r),
+        "random_converged": sum(bool(k.get("converged")) for k in kills_r),
+        "random_false_twins": sum(bool(k.get("false_twin")) for k in kills_r),
+        "random_left_running": sum(bool(k.get("left_running")) for k in kills_r),
+        "random_tracebacks": sum(bool(k.get("traceback")) for k in kills_r),
+        "hostile": len(fuzz) + len(hostile),
+        "hostile_tracebacks": sum(f.get("result") == "traceback" for f in [*fuzz, *hostile]),
+        "hostile_changed": sum(bool(f.get("changed")) for f in [*fuzz, *hostile]),
+        "secrets_in_argv": int(data.get("secrets_in_argv", 0)),
+        "secrets_in_output": int(data.get("secrets_in_output", 0)),
     }
 
 
@@ -77,13 +95,25 @@ def table(data: Mapping[str, Any]) -> str:
              f"| ... tracebacks | {s['tracebacks']} |",
              f"| ... targets changed | {s['targets_changed']} |",
              f"| CLI refusals with one `stacksync: error:` line | {s['cli_one_line']}/{s['cli_inputs']} |",
+             f"| random-instant kills (kill -9 of the tree, SIGTERM) of a sync | {s['random_kills']} |",
+             f"| ... landed before the sync ended | {s['random_killed']} |",
+             f"| ... converged on re-run (pip freeze, pip check, imports, RECORD hashes) | "
+             f"{s['random_converged']} |",
+             f"| ... called in sync by verify while not (false twins) | {s['random_false_twins']} |",
+             f"| ... processes of the target left running | {s['random_left_running']} |",
+             f"| ... tracebacks | {s['random_tracebacks']} |",
+             f"| hostile inputs in all (inputs above + local state, secret-reaching lines, pins) | "
+             f"{s['hostile']} |",
+             f"| ... tracebacks / targets changed | {s['hostile_tracebacks']} / {s['hostile_changed']} |",
+             f"| secrets seen in any process's argv / in output | {s['secrets_in_argv']} / "
+             f"{s['secrets_in_output']} |",
              "", "| kill point | cut short | left in the target | converged |", "|---|---|---|---|"]
     for k in data.get("kill_points", []):
         left = "; ".join(line.split(":", 1)[0] if line.startswith("journal") else line
                          for line in k.get("left", [])) or "nothing"
         lines.append(f"| {k['point']} | {k.get('what', '')} | {left} | {'yes' if k.get('converged') else 'NO'} |")
     kinds: dict[str, list[Mapping[str, Any]]] = {}
-    for f in data.get("fuzz", []):
+    for f in [*data.get("fuzz", []), *data.get("hostile", [])]:
         kinds.setdefault(str(f.get("kind")), []).append(f)
     lines += ["", "| input kind | tried | clear errors | tracebacks | targets changed |", "|---|---|---|---|---|"]
     for kind, cases in kinds.items():
@@ -131,6 +161,10 @@ def main(pytest_args: Sequence[str], log: Callable[[str], object] = print,
     except (OSError, ValueError):
         log(f"no report at {report} (the suite did not get to write it)")
         return False
+    try:
+        data.update(json.loads(Path(str(report) + RANDOM_SUFFIX).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        log(f"no report at {report}{RANDOM_SUFFIX} (random kills and hostile state did not run)")
     log("\n" + table(data))
     log(f"report: {report}")
     if results is not None:

@@ -279,9 +279,19 @@ if TORCH != torch_like.__version__:
 
 FLASH_ATTN_LIKE_SETUP_PY = '''\
 import os
+import sys
+import time
 
 import torch_like  # like flash-attn: needs torch at build time (fails under build isolation)
 from setuptools import setup
+
+if any("bdist_wheel" in a for a in sys.argv):
+    # Tests of concurrent syncs: count the builds started (FLASH_ATTN_LIKE_BUILD_LOG) and make one take
+    # measurable time (FLASH_ATTN_LIKE_BUILD_SLEEP seconds), like a real flash-attn build.
+    if os.environ.get("FLASH_ATTN_LIKE_BUILD_LOG"):
+        with open(os.environ["FLASH_ATTN_LIKE_BUILD_LOG"], "a") as log:
+            log.write("%d\\n" % os.getpid())
+    time.sleep(float(os.environ.get("FLASH_ATTN_LIKE_BUILD_SLEEP") or 0))
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # A long build, on request (the heartbeat test): STANDIN_BUILD_SLEEP seconds, one line each.
@@ -459,3 +469,108 @@ class IndexServer:
 
     def __repr__(self) -> str:  # never show the password
         return f"IndexServer({self.url}, packages_dir={self.packages_dir})"
+
+
+class DevpiServer:
+    """A real devpi-server on 127.0.0.1 with one upload index ``root/team`` (no bases: never PyPI).
+
+    ``devpi-init`` then ``devpi-server --port`` (ready in ~5 s here); the index is made over devpi's
+    REST API (``POST /+login`` gives a token, ``PUT /root/team`` with ``X-Devpi-Auth``). twine
+    uploads straight to :attr:`upload_url` with basic auth ``root`` / :attr:`password`; pip reads
+    :attr:`url` (``+simple``, each link with ``#sha256=``) without credentials."""
+
+    host = "127.0.0.1"
+
+    def __init__(self, root: Path, *, password: str = "d3vpi-Root") -> None:
+        self.root = Path(root)
+        self.password = password
+        self.user = "root"
+        self.port = _free_port()
+        self.serverdir = self.root / "serverdir"
+        self.log_path = self.root / "devpi.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def available() -> bool:
+        return shutil.which("devpi-server", path=str(Path(sys.executable).parent)) is not None
+
+    def _bin(self, name: str) -> str:
+        return str(Path(sys.executable).parent / name)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/root/team/+simple/"
+
+    @property
+    def upload_url(self) -> str:
+        return f"{self.base_url}/root/team/"
+
+    def start(self, timeout: float = 60.0) -> None:
+        if not self.serverdir.exists():
+            subprocess.run([self._bin("devpi-init"), "--serverdir", str(self.serverdir), "--root-passwd",
+                            self.password], check=True, capture_output=True, stdin=subprocess.DEVNULL)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [self._bin("devpi-server"), "--serverdir", str(self.serverdir), "--host", self.host, "--port",
+                 str(self.port)], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"devpi-server exited with {self.process.returncode}: "
+                                   f"{self.log_path.read_text(errors='replace')[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/+api", timeout=1) as resp:
+                    if resp.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.1)
+        else:
+            self.stop()
+            raise RuntimeError(f"devpi-server not ready on {self.base_url} after {timeout}s")
+        self._make_index()
+
+    def _request(self, method: str, path: str, body: dict[str, object],
+                 headers: dict[str, str] | None = None) -> dict[str, object]:
+        import json as _json
+
+        req = urllib.request.Request(f"{self.base_url}{path}", data=_json.dumps(body).encode(), method=method,
+                                     headers={"Content-Type": "application/json", "Accept": "application/json",
+                                              **(headers or {})})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            data = _json.loads(resp.read() or b"{}")
+        assert isinstance(data, dict)
+        return data
+
+    def _make_index(self) -> None:
+        import base64
+
+        login = self._request("POST", "/+login", {"user": self.user, "password": self.password})
+        token = str(dict(login["result"])["password"])  # type: ignore[call-overload]
+        auth = base64.b64encode(f"{self.user}:{token}".encode()).decode()
+        try:
+            self._request("PUT", "/root/team", {"type": "stage", "bases": [], "volatile": True},
+                          headers={"X-Devpi-Auth": auth})
+        except urllib.error.HTTPError as exc:
+            if exc.code != 409:  # already there (a restart)
+                raise
+
+    def stop(self) -> None:
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+    def __repr__(self) -> str:
+        return f"DevpiServer({self.url})"

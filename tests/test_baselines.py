@@ -191,7 +191,7 @@ def test_short_flags_are_the_same_in_every_task(tmp_path: Path) -> None:
     ns = Collection.from_module(tasks)
     for name in ns.task_names:
         args = {a.name: set(a.names) for a in ns[name].get_arguments()}
-        table = {"yes": "y", "profile": "p", "dry_run": "n", "verbose": "v", "out": "o"}
+        table = {"yes": "y", "profile": "p", "dry_run": "n", "verbose": "v", "quiet": "q", "out": "o"}
         for long, short in table.items():
             if long in args:
                 assert short in args[long], (name, long)

@@ -11,11 +11,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pkgfactory
+import pytest
 from packaging.utils import canonicalize_name
 
 from stacksync.build import wheelhouse
 from stacksync.build.buildkey import BuildKey
-from stacksync.sync import deferred
+from stacksync.lock import wheelrecord
+from stacksync.sync import deferred, wheelsource
+from stacksync.sync.statefile import LocalStateError
 
 
 def _key(torch: str = "2.4.0") -> BuildKey:
@@ -40,12 +43,17 @@ def test_choose_takes_the_wheelhouse_wheel_of_the_exact_key(tmp_path: Path) -> N
                                    files={"flash_attn_like/__init__.py": ""}, tag="cp311-cp311-linux_x86_64")
     entry = wheelhouse.add(root, wheel, _key(), profile="p", source="built")
     state = SimpleNamespace(opts=SimpleNamespace(wheelhouse=str(root)),
-                            profile=SimpleNamespace(wheelhouse=None, folder=tmp_path, team_index=None))
-    d = SimpleNamespace(name=canonicalize_name("flash-attn-like"), wheels=None)
-    source = deferred.choose(state, d, None, _key())  # type: ignore[arg-type]  # reads only these fields
+                            profile=SimpleNamespace(wheelhouse=None, folder=tmp_path, team_index=None, name="p"))
+    d = SimpleNamespace(name=canonicalize_name("flash-attn-like"), wheels=None, untrusted="refuse")
+    # Not recorded in the profile's wheels.txt: refused (untrusted = "refuse"), whatever its sidecar says.
+    with pytest.raises(wheelsource.UntrustedWheel, match="records no wheel for key"):
+        deferred.choose(state, d, None, _key())  # type: ignore[arg-type]  # reads only these fields
+    wheelrecord.record(tmp_path, "p", [wheelrecord.WheelRecord("flash-attn-like", "2.8.0", _key().digest,
+                                                               entry.sha256, entry.wheel.name)])
+    source = deferred.choose(state, d, None, _key())  # type: ignore[arg-type]
     assert (source.kind, source.path, source.sha256) == ("wheelhouse", entry.wheel, entry.sha256)
     assert source.key == _key()
-    assert deferred._from_wheelhouse(state, _key("2.3.0")) is None  # type: ignore[arg-type]  # another torch
+    assert wheelsource.from_wheelhouse(state, d, _key("2.3.0")) is None  # type: ignore[arg-type]  # another torch
 
 
 def test_write_state_records_and_keeps_other_packages(tmp_path: Path) -> None:
@@ -66,7 +74,9 @@ def test_write_state_records_and_keeps_other_packages(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == [deferred.STATE_FILE]
 
 
-def test_write_state_replaces_an_unreadable_file(tmp_path: Path) -> None:
+def test_write_state_keeps_an_unreadable_file_and_says_so(tmp_path: Path) -> None:
+    """Rewriting it from {} would drop every other deferred package's build record (issue 20)."""
     (tmp_path / deferred.STATE_FILE).write_text("{not json", encoding="utf-8")
-    path = deferred.write_state(tmp_path, "flash-attn", "2.8.0", {"torch": "2.4.0"})
-    assert list(json.loads(path.read_text(encoding="utf-8"))["deferred"]) == ["flash-attn"]
+    with pytest.raises(LocalStateError, match="not a stacksync state file"):
+        deferred.write_state(tmp_path, "flash-attn", "2.8.0", {"torch": "2.4.0"})
+    assert (tmp_path / deferred.STATE_FILE).read_text(encoding="utf-8") == "{not json"

@@ -46,11 +46,12 @@ def _snapshot(*dists: Installed) -> Snapshot:
 def test_load_keeps_the_pins_whose_markers_hold(tmp_path: Path) -> None:
     folder = _vcs_txt(tmp_path / "p")
     # load reads the profile's folder, and its index (an option line in vcs.txt must be the profile's own)
-    prof = SimpleNamespace(folder=folder, name="p", stack_toml=folder / "stack.toml", index=IndexConfig())
+    prof = SimpleNamespace(folder=folder, locks_folder=folder, name="p", stack_toml=folder / "stack.toml",
+                           index=IndexConfig())
     pins = vcsphase.load(prof, LINUX)  # type: ignore[arg-type]
     assert sorted(pins) == ["peft", "trainer"]
     assert pins[canonicalize_name("trainer")].commit == SHA_A
-    assert vcsphase.load(SimpleNamespace(folder=tmp_path / "none"), LINUX) == {}  # type: ignore[arg-type]
+    assert vcsphase.load(SimpleNamespace(folder=tmp_path / "none", locks_folder=tmp_path / "none"), LINUX) == {}  # type: ignore[arg-type]
 
 
 def test_adjust_plan_install_reinstall_keep_and_no_removal(tmp_path: Path) -> None:

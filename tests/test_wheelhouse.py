@@ -159,7 +159,8 @@ def test_a_tampered_wheelhouse_wheel_is_refused(built: dict[str, object]) -> Non
 def team_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[IndexServer]:
     """An empty, password-protected, upload-enabled pypiserver (the team index)."""
     (tmp_path / "team-packages").mkdir()
-    server = IndexServer(tmp_path / "team-packages", tmp_path / "team-server", user="team", password="t3am-Secret")
+    server = IndexServer(tmp_path / "team-packages", tmp_path / "team-server", user="ci-uploader",
+                         password="t3am-Secret")
     server.start()
     monkeypatch.setenv(TEAM_USER, server.user)
     monkeypatch.setenv(TEAM_TOKEN, server.password)

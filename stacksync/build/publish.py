@@ -27,6 +27,7 @@ from stacksync.core import console, runner
 from stacksync.core.errors import CommandFailed, IndexUnavailable, ProfileError, StacksyncError
 from stacksync.core.redact import MissingVariable, expand, redact, register_secret, strip_credentials
 from stacksync.lock import profile as profile_mod
+from stacksync.lock import wheelrecord
 from stacksync.lock.profile import Profile
 
 __all__ = ["PublishError", "PublishResult", "upload_url", "listing_url", "publish"]
@@ -122,7 +123,10 @@ def publish(profile_name: str, *, to: str | None = None, wheelhouse_dir: str | N
     for entry in mine:
         wheelhouse.lookup(entry.digest, root)  # a changed file is refused before it leaves the machine
         (result.already_there if entry.wheel.name in listed else result.uploaded).append(entry)
-    if dry_run or not result.uploaded:
+    if dry_run:
+        return result
+    if not result.uploaded:
+        _record(prof, result.already_there)
         return result
     if importlib.util.find_spec("twine") is None:
         raise StacksyncError("invoke publish: twine is not installed (fix: pip install 'stacksync[publish]')")
@@ -135,4 +139,14 @@ def publish(profile_name: str, *, to: str | None = None, wheelhouse_dir: str | N
                     "--repository-url", bare, *(e.wheel for e in result.uploaded)], env=env)
     except CommandFailed as exc:
         raise _upload_error(exc, shown) from None
+    _record(prof, [*result.uploaded, *result.already_there])
     return result
+
+
+def _record(prof: Profile, published: list[wheelhouse.Entry]) -> None:
+    """Published wheels are the team's: their keys and sha256 go into the profile's wheels.txt, which
+    is what a sync elsewhere checks a team index wheel against (never the index's own hash alone)."""
+    recs = [wheelrecord.WheelRecord(e.package, e.version, e.digest, e.sha256, e.wheel.name) for e in published]
+    if recs and wheelrecord.record(prof.folder, prof.name, recs):
+        console.info(f"publish: recorded {len(recs)} wheel(s) in {prof.folder / wheelrecord.WHEELS_TXT} "
+                     "(commit it with the locks)")

@@ -31,6 +31,7 @@ import datetime as _dt
 import json
 import os
 import socket
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,7 @@ from stacksync.core.redact import redact
 from stacksync.lock.lockfile import file_sha256
 
 __all__ = ["ENV_VAR", "SIDECAR_SUFFIX", "Entry", "TamperedWheel", "resolve_dir", "lookup", "find", "for_target",
-           "entries", "add", "prune", "tagged_name", "incoming", "BuildKey"]
+           "entries", "add", "prune", "tagged_name", "incoming", "BuildKey", "Unwritable", "check_writable"]
 
 ENV_VAR = "STACKSYNC_WHEELHOUSE"
 SIDECAR_SUFFIX = ".stacksync.json"
@@ -212,6 +213,26 @@ def add(root: Path, wheel: Path, key: BuildKey, *, profile: str, source: str, bu
     sidecar = sidecar_of(target)
     atomic_write_text(sidecar, json.dumps(doc, indent=2, sort_keys=True) + "\n")
     return entry
+
+
+class Unwritable(StacksyncError):
+    """A folder a sync must write to (the wheelhouse, the target's state) cannot be written."""
+
+    exit_code = 1
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """Create ``folder`` if needed and write (then remove) a file in it; :class:`Unwritable` (one line,
+    with the fix) when that fails. Run before the target changes, so that an hour-long build is
+    never thrown away because its wheel has nowhere to go."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".stacksync-write-check.", dir=folder)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise Unwritable(f"{folder}: the {what} is not writable ({exc.strerror or exc}); nothing was changed "
+                         f"(fix: make it writable, or pick another one)") from None
 
 
 def parse_days(text: str | None) -> float | None:

@@ -1,5 +1,11 @@
 """The edge: where typed errors become one line on stderr and an exit code. Only the tasks
-(stacksync.cli.tasks) and nox sessions use this; library code raises."""
+(stacksync.cli.tasks) and nox sessions use this; library code raises.
+
+SIGTERM and SIGHUP are turned into :class:`~stacksync.core.errors.Terminated` (a ``KeyboardInterrupt``)
+while a task runs, so that they unwind exactly as Ctrl-C does: :func:`stacksync.core.runner.run` kills
+the child's process group and waits for it, the journal is left for the next run to repair, and the
+target's lock is released last (the ``with`` blocks close on the way out).
+"""
 
 from __future__ import annotations
 
@@ -10,11 +16,15 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any
 
 from stacksync.core import console, runner
-from stacksync.core.errors import StacksyncError
+from stacksync.core.errors import StacksyncError, Terminated
 
-__all__ = ["one_line_errors", "catch_early_interrupts", "INTERRUPTED_EXIT"]
+__all__ = ["one_line_errors", "catch_early_interrupts", "INTERRUPTED_EXIT", "TERMINATING"]
+
+#: signals handled like SIGINT
+TERMINATING = (signal.SIGTERM, signal.SIGHUP)
 
 #: the exit status of a run stopped by Ctrl-C (128 + SIGINT, as a shell reports it)
 INTERRUPTED_EXIT = 130
@@ -51,13 +61,23 @@ def catch_early_interrupts() -> None:
         signal.signal(signal.SIGINT, _on_sigint)
 
 
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    for sig in TERMINATING:  # a second signal while the children are being stopped changes nothing
+        signal.signal(sig, signal.SIG_IGN)
+    raise Terminated(signum)
+
+
 @contextmanager
 def one_line_errors(verbose: bool = False) -> Iterator[None]:
     """Turn a :class:`StacksyncError` into ``stacksync: error: ...`` and ``SystemExit(code)``, Ctrl-C into
-    ``stacksync: error: interrupted`` and exit 130; a numeric ``STACKSYNC_*`` setting that is not a
-    number is refused here, before the task does anything."""
+    ``stacksync: error: interrupted`` and exit 130, SIGTERM / SIGHUP into 143 / 129 (handled as Ctrl-C
+    while the block runs); a numeric ``STACKSYNC_*`` setting that is not a number is refused here,
+    before the task does anything."""
     global _depth
     console.setup_logging(verbose)
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, _terminate) for sig in TERMINATING}
     _depth += 1
     try:
         runner.check_numeric_env()
@@ -66,8 +86,14 @@ def one_line_errors(verbose: bool = False) -> Iterator[None]:
         for line in str(exc).splitlines() or [type(exc).__name__]:
             console.error(line)
         raise SystemExit(exc.exit_code) from None
+    except Terminated as exc:
+        console.error(f"terminated by {signal.Signals(exc.signum).name}; the commands it ran were stopped "
+                      "(an interrupted sync is repaired by the next `invoke sync`)")
+        raise SystemExit(128 + exc.signum) from None
     except KeyboardInterrupt:
         console.error("interrupted")
         raise SystemExit(INTERRUPTED_EXIT) from None
     finally:
         _depth -= 1
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

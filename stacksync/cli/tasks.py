@@ -211,7 +211,7 @@ _VARIANT_HELP = ("a profile with [variants]: sync to this variant's lock (defaul
 def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run: bool, yes: bool, force: bool,
           wait: bool, report: str, backend: str, verbose: bool, accept_foreign_lock: bool = False, *,
           wheelhouse: str = "", lock: str = "", variant: str = "", json_: bool = False,
-          quiet: bool = False) -> None:
+          quiet: bool = False, rebuild: list[str] | None = None, no_wait: bool = False) -> None:
     from stacksync.core import defaults
     from stacksync.sync.run import run
     from stacksync.sync.state import Options
@@ -229,11 +229,15 @@ def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run:
                     dry_run=dry_run, json=json_, yes=yes, force=force, wait=wait, report=report or None,
                     backend=backend or None, verbose=verbose, accept_foreign_lock=accept_foreign_lock,
                     wheelhouse=wheelhouse or None, confirm=ask if sys.stdin.isatty() else None,
-                    lock=Path(lock) if lock else None, variant=variant or None),
+                    lock=Path(lock) if lock else None, variant=variant or None, rebuild=tuple(rebuild or ()),
+                    no_wait=no_wait),
             steps)
 
 
-@task(help={**_SYNC_HELP,
+@task(iterable=["rebuild"], help={**_SYNC_HELP,
+            "rebuild": "=NAME: build this deferred package again from its sdist, even when the plan keeps it "
+                       "(repeat for more)",
+            "no-wait": "another node is building a deferred package's key: fail at once instead of waiting for it",
             "wheelhouse": "where deferred wheels are kept by build key (default: STACKSYNC_WHEELHOUSE, "
                           "stack.toml wheelhouse, .stacksync-cache/wheelhouse)",
             "lock": "sync to this lock instead of the profile's requirements.txt (a PEP 751 pylock.toml, or a "
@@ -244,11 +248,11 @@ def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run:
 def sync(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False, yes: bool = False,
          force: bool = False, wait: bool = False, report: str = "", backend: str = "", wheelhouse: str = "",
          lock: str = "", verbose: bool = False, accept_foreign_lock: bool = False, variant: str = "",
-         json_: bool = False, quiet: bool = False) -> None:
+         json_: bool = False, quiet: bool = False, rebuild: list[str] | None = None, no_wait: bool = False) -> None:
     """Make the target the exact twin of the profile's lock, in phases; a second run does nothing."""
     _sync(("plan", "fetch", "base", "rest", "deferred", "vcs", "verify"), profile, python, venv, dry_run, yes, force,
           wait, report, backend, verbose, accept_foreign_lock, wheelhouse=wheelhouse, lock=lock, variant=variant,
-          json_=json_, quiet=quiet)
+          json_=json_, quiet=quiet, rebuild=rebuild, no_wait=no_wait)
 
 
 @task(help={**_SYNC_HELP, "variant": _VARIANT_HELP,
@@ -386,5 +390,26 @@ def publish(c: Context, profile: str = "", to: str = "", wheelhouse: str = "", d
                      f"{len(result.already_there)} already there ({result.url})")
 
 
+
+@task(name="fleet-report", positional=["inputs"], help={
+    "inputs": "receipts (sync --report) and manifests (freeze --manifest) of the nodes: files, a folder or a "
+              "quoted glob, comma-separated; the first is the reference",
+    "json": "print JSON instead of the table",
+    "verbose": "show every command started",
+})
+def fleet_report(c: Context, inputs: str, json_: bool = False, verbose: bool = False) -> None:
+    """One table of N nodes' receipts / manifests; exit 0 all alike, 1 some differ from the first, 2 bad input."""
+    from stacksync.env import fleet
+
+    with one_line_errors(verbose):
+        report = fleet.compare_fleet([fleet.load_node(p) for p in fleet.expand_inputs([inputs])])
+        if json_:
+            print(json.dumps(report.to_json(), indent=2))
+        else:
+            console.out.print(fleet.render(report), markup=False, highlight=False, end="")
+    if not report.identical:
+        raise SystemExit(1)
+
+
 ns = Collection(freeze, diff, doctor, compile_, export, sync, plan, fetch, install_base, sync_rest, install_deferred,
-                install_vcs, verify, wheelhouse_, publish)
+                install_vcs, verify, wheelhouse_, publish, fleet_report)

@@ -97,6 +97,16 @@ class TimedOut(CommandFailed):
         return msg + (f" ({self.hint})" if self.hint else "")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (what ``timeout``, systemd and a CI cancel send), handled as Ctrl-C is: the
+    running child's process group is killed and reaped, the journal stays for the next run, and the
+    target's lock goes last. The edge exits ``128 + signum`` (143 for SIGTERM, 129 for SIGHUP)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 class TargetError(StacksyncError):
     """The target interpreter / venv is missing, wrong, or is stacksync's own interpreter."""
 

@@ -14,20 +14,26 @@ runs die together, as with an OOM kill of a container or a closed CI runner):
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 from collections.abc import Mapping, Sequence
 
-__all__ = ["FAULT_ENV", "FAULT_PATH_ENV", "point", "child_env"]
+__all__ = ["FAULT_ENV", "FAULT_PATH_ENV", "FAULT_PGID_ENV", "point", "child_env"]
 
 FAULT_ENV = "STACKSYNC_FAULT"
 FAULT_PATH_ENV = "STACKSYNC_FAULT_PATH"
+FAULT_PGID_ENV = "STACKSYNC_FAULT_PGID"
 
 
 def point(name: str) -> None:
-    """Die here (SIGKILL to the process group) when ``STACKSYNC_FAULT`` is ``at:<name>``."""
-    if os.environ.get(FAULT_ENV) == f"at:{name}":
+    """Die here (SIGKILL to the process group) when ``STACKSYNC_FAULT`` is ``at:<name>``; fail as a full
+    disk would (``OSError`` ENOSPC) when it is ``enospc:<name>``."""
+    spec = os.environ.get(FAULT_ENV)
+    if spec == f"at:{name}":
         os.killpg(os.getpgrp(), signal.SIGKILL)
+    if spec == f"enospc:{name}":
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
 def child_env(argv: Sequence[str], env: Mapping[str, str]) -> dict[str, str]:
@@ -40,4 +46,6 @@ def child_env(argv: Sequence[str], env: Mapping[str, str]) -> dict[str, str]:
         for key, value in os.environ.items():
             if key.startswith("STACKSYNC_FAULT_"):
                 out[key] = value
+        # children run in a process group of their own (runner.run): the injector kills stacksync's too
+        out[FAULT_PGID_ENV] = str(os.getpgrp())
     return out

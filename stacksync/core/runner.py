@@ -2,8 +2,12 @@
 target interpreter. Everything else builds argv lists and plans, and calls :func:`run`.
 
 Commands are argv lists, never shell strings (``foo<2`` must not become a redirect). The argv is
-logged redacted. Child environments are cleaned: pip is isolated from the machine's user/global
-configuration so that find-links / extra-index-url lines from a pip.conf never leak into a lock.
+logged redacted. No index URL ever reaches a child's argv (``/proc/PID/cmdline`` is world-readable,
+and an index URL may carry a token): :func:`run` moves ``--index-url`` / ``--extra-index-url`` into
+the child's environment (pip's and uv's variables; ``/proc/PID/environ`` is the owner's only), and
+refuses an argv that still holds a URL with credentials. Child environments are cleaned: pip is
+isolated from the machine's user/global configuration so that find-links / extra-index-url lines
+from a pip.conf never leak into a lock.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 import logging
 import math
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -108,6 +113,51 @@ def clean_env(extra: Mapping[str, str] | None = None, *, base: Mapping[str, str]
     return env
 
 
+# Index options -> the variables pip (and pip-compile / pip-sync, which run pip) and uv read instead.
+# Each tool ignores the other's variables; PIP_CONFIG_FILE=/dev/null (clean_env) still keeps the
+# machine's pip.conf out. Several extra indexes: one space-separated value, as both tools take it.
+# (``-i`` is left alone: other programs use it for other things; the credentials check still sees it.)
+_INDEX_ENV = {"--index-url": ("PIP_INDEX_URL", "UV_INDEX_URL"),
+              "--extra-index-url": ("PIP_EXTRA_INDEX_URL", "UV_EXTRA_INDEX_URL")}
+# ``scheme://user:password@`` or ``scheme://token@`` (``git@`` of an ssh URL names no secret).
+_CREDENTIALS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://(?!git@)[^/@\s]+@")
+
+
+class SecretInArgv(StacksyncError):
+    """An argv would show a credential in the process list: a bug in the caller, never run."""
+
+
+def index_options_to_env(args: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """``args`` without its index-URL options, and the environment that carries them instead.
+    ``--index-url X``, ``--index-url=X`` and ``--extra-index-url X`` (repeatable) are moved;
+    the last ``--index-url`` wins, as on a command line. ``--trusted-host`` etc. stay (no secret)."""
+    kept: list[str] = []
+    index: str | None = None
+    extra: list[str] = []
+    items = iter(args)
+    for arg in items:
+        flag, eq, value = arg.partition("=")
+        if flag in _INDEX_ENV:
+            if not eq:
+                nxt = next(items, None)
+                if nxt is None:
+                    kept.append(arg)
+                    break
+                value = nxt
+            if flag == "--extra-index-url":
+                extra.append(value)
+            else:
+                index = value
+            continue
+        kept.append(arg)
+    env: dict[str, str] = {}
+    if index is not None:
+        env.update(dict.fromkeys(_INDEX_ENV["--index-url"], index))
+    if extra:
+        env.update(dict.fromkeys(_INDEX_ENV["--extra-index-url"], " ".join(extra)))
+    return kept, env
+
+
 def run(
     argv: Sequence[str | os.PathLike[str]],
     *,
@@ -120,24 +170,34 @@ def run(
 ) -> Result:
     """Run ``argv``; return its output. With ``check``, a non-zero exit raises :class:`CommandFailed`
     (redacted). ``stream`` passes output through to the terminal (long installs) instead of capturing.
-    With ``timeout`` the command runs in a process group of its own, and the whole group is killed
-    when the time is up (:class:`TimedOut`): a wrapper script's own children die with it."""
-    args = [os.fspath(a) for a in argv]
+    The command runs in a process group of its own: when ``timeout`` is up (:class:`TimedOut`) or
+    stacksync is interrupted (Ctrl-C, SIGTERM, SIGHUP), the whole group is killed and waited for: a
+    wrapper script's or pip's own children die with it."""
+    args, moved = index_options_to_env([os.fspath(a) for a in argv])
     shown = [redact(a) for a in args]
+    if any(_CREDENTIALS.search(a) for a in args):
+        raise SecretInArgv(f"refusing to run {shown[0]}: a URL with credentials in its command line would be "
+                           f"readable by every local user ({shlex.join(shown)}) (fix: report this as a bug)")
     history.append(shown)
-    log.debug("$ %s", shlex.join(shown))
+    log.debug("$ %s%s", shlex.join(shown),
+              "".join(f"  [{k}={redact(v)}]" for k, v in moved.items() if k.startswith("PIP_")))
+    child_env = dict(env if env is not None else clean_env())
+    child_env.update(moved)
     start = time.perf_counter()
     try:
         proc = subprocess.Popen(
             args,
-            env=faults.child_env(args, env if env is not None else clean_env()),
+            env=faults.child_env(args, child_env),
             cwd=cwd,
             text=True,
             errors="replace",
             stdout=None if stream else subprocess.PIPE,
             stderr=None if stream else subprocess.PIPE,
             stdin=subprocess.DEVNULL,
-            start_new_session=timeout is not None,
+            # A group of its own: on a timeout, Ctrl-C, SIGTERM or SIGHUP the whole group (pip and the
+            # setup.py it runs) is killed, never the child alone (stacksync.cli.edge).
+            start_new_session=True,
+            pass_fds=tuple(sorted(_inherited_fds)),
         )
     except OSError as exc:
         raise CommandFailed(shown, 127, f"cannot start {shown[0]}: {exc.strerror or exc}",
@@ -148,10 +208,10 @@ def run(
         else:
             stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        _kill(proc, group=True)
+        _kill(proc)
         raise TimedOut(shown, float(timeout or 0), hint=hint) from None
-    except BaseException:
-        _kill(proc, group=timeout is not None)
+    except BaseException:  # KeyboardInterrupt, Terminated: no child outlives stacksync
+        _kill(proc)
         raise
     result = Result(shown, proc.returncode, redact(stdout or ""), redact(stderr or ""),
                     time.perf_counter() - start)
@@ -161,6 +221,22 @@ def run(
 
 
 _watching: list[Heartbeat] = []
+
+# File descriptors every child inherits: the target's lock (stacksync.env.targetlock). Children run in
+# process groups of their own, so a kill -9 of stacksync alone leaves them running; while any of them
+# lives it holds the same open lock file, so the flock stays taken and no second sync of the target
+# starts beside a leftover pip.
+_inherited_fds: set[int] = set()
+
+
+@contextmanager
+def inherited_by_children(fd: int) -> Iterator[None]:
+    """While inside, every process :func:`run` starts inherits ``fd``."""
+    _inherited_fds.add(fd)
+    try:
+        yield
+    finally:
+        _inherited_fds.discard(fd)
 _H = TypeVar("_H", bound=Heartbeat)
 
 
@@ -208,19 +284,25 @@ def _communicate_watched(proc: subprocess.Popen[str], timeout: float | None,
     return "".join(chunks["out"]), "".join(chunks["err"])
 
 
-def _kill(proc: subprocess.Popen[str], *, group: bool) -> None:
-    """SIGKILL ``proc`` (its whole process group with ``group``) and reap it."""
+def _kill(proc: subprocess.Popen[str], *, wait: float = 5.0) -> None:
+    """SIGKILL ``proc``'s whole process group, reap it, and wait (up to ``wait`` s) until no process of
+    the group is left: whoever runs next (a second sync, once the target's lock is released) never
+    runs beside a leftover build."""
     try:
-        if group:
-            os.killpg(proc.pid, signal.SIGKILL)
-        else:
-            proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
     try:
-        proc.communicate(timeout=5)
+        proc.communicate(timeout=wait)
     except (subprocess.TimeoutExpired, ValueError, OSError):
         pass
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.02)
 
 
 def run_script(python: str | os.PathLike[str], command: str, *args: str,

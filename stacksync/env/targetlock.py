@@ -2,7 +2,8 @@
 
 Two syncs of one venv would interleave pip's uninstalls and installs; the second one fails at once
 with a clear message, or waits with ``--wait``. The lock is released when the process ends, even
-when it is killed, because the kernel drops flocks with the file descriptor.
+when it is killed, because the kernel drops flocks with the file descriptor; the processes a sync
+starts inherit that descriptor, so it is released only once they are gone too.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from stacksync.core import runner
 from stacksync.core.errors import TargetError
 
 LOCK_NAME = ".stacksync.lock"
@@ -49,7 +51,8 @@ def hold(prefix: Path, *, wait: bool = False, poll: float = 0.2, timeout: float 
                 time.sleep(poll)
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
-        yield path
+        with runner.inherited_by_children(fd):
+            yield path
     finally:
         os.close(fd)
 

@@ -79,8 +79,8 @@ _TOP_KEYS = {"description", "python", "platforms", "backend", "index_url", "extr
              "trusted_hosts", "emit_index_urls", "base", "cuda", "smoke", "deferred", "vcs", "wheelhouse",
              "team_index", "team_upload_url", "provided", "variants"}
 _DEFERRED_KEYS = {"requires", "imports", "build_requires", "build_env", "rebuild_on", "wheels", "prebuilt",
-                  "wheel_vars"}
-PREBUILT_MODES = ("prefer", "require")
+                  "wheel_vars", "untrusted"}
+PREBUILT_MODES, UNTRUSTED_MODES = ("prefer", "require"), ("build", "refuse")
 _PYTHON = re.compile(r"^3\.(\d+)$")
 
 
@@ -98,6 +98,7 @@ class Deferred:
     wheels: str | None = None
     prebuilt: str = "prefer"
     wheel_vars: Mapping[str, str] = field(default_factory=dict)
+    untrusted: str = "build"  # a shared wheel not recorded in wheels.txt (stacksync.lock.wheelrecord)
 
 
 @dataclass(frozen=True)
@@ -360,10 +361,10 @@ def _deferred(path: Path, name: str, table: Any, base: tuple[NormalizedName, ...
     if wheels is not None and not isinstance(wheels, str):
         raise ProfileError(path, f"{key}.wheels", "must be a URL template string",
                            'write wheels = "https://host/{version}/name-{version}-cp{py}-cp{py}-linux_x86_64.whl"')
-    prebuilt = table.get("prebuilt", "prefer")
-    if prebuilt not in PREBUILT_MODES:
-        raise ProfileError(path, f"{key}.prebuilt", f"unknown mode {prebuilt!r}",
-                           f"use one of {', '.join(PREBUILT_MODES)}")
+    prebuilt, untrusted = table.get("prebuilt", "prefer"), table.get("untrusted", "build")
+    for part, value, modes in (("prebuilt", prebuilt, PREBUILT_MODES), ("untrusted", untrusted, UNTRUSTED_MODES)):
+        if value not in modes:
+            raise ProfileError(path, f"{key}.{part}", f"unknown mode {value!r}", f"use one of {', '.join(modes)}")
     wheel_vars = _typed(path, f"{key}.wheel_vars", table, dict, {}, key="wheel_vars")
     if not all(isinstance(v, str) for v in wheel_vars.values()):
         raise ProfileError(path, f"{key}.wheel_vars", "values must be strings", 'write abi = "FALSE"')
@@ -377,7 +378,7 @@ def _deferred(path: Path, name: str, table: Any, base: tuple[NormalizedName, ...
                                                                      key="build_requires")),
         build_env=dict(build_env),
         rebuild_on=tuple(canonicalize_name(n) for n in rebuild_on) or default_rebuild,
-        wheels=wheels, prebuilt=str(prebuilt), wheel_vars=dict(wheel_vars),
+        wheels=wheels, prebuilt=str(prebuilt), wheel_vars=dict(wheel_vars), untrusted=str(untrusted),
     )
 
 

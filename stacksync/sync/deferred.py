@@ -26,22 +26,22 @@ import datetime as _dt
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import InvalidWheelFilename, NormalizedName, parse_wheel_filename
+from packaging.utils import InvalidWheelFilename, NormalizedName, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from stacksync.build import buildkey, prebuilt, wheelhouse
+from stacksync.build import buildkey, lease, prebuilt, wheelhouse
 from stacksync.build.buildkey import BuildKey
-from stacksync.core import console, runner
-from stacksync.core.errors import CommandFailed, FetchError, IndexUnavailable, ProfileError, SyncError
-from stacksync.core.fs import atomic_write_text
+from stacksync.core import console, faults, runner
+from stacksync.core.errors import CommandFailed, FetchError, IndexUnavailable, SyncError
+from stacksync.core.fs import atomic_copy, atomic_write_text
 from stacksync.core.progress import Heartbeat
-from stacksync.core.redact import MissingVariable, expand, redact, strip_credentials
+from stacksync.core.redact import redact, strip_credentials
 from stacksync.env.environment import Snapshot, probe
 from stacksync.lock import profile as profile_mod
+from stacksync.lock import wheelrecord
 from stacksync.lock.lockfile import Pin, file_sha256
 from stacksync.lock.profile import Deferred, Profile
 from stacksync.sync import provenance
@@ -49,42 +49,25 @@ from stacksync.sync.pinfile import write_requirements
 from stacksync.sync.plan import STATE_KEY
 from stacksync.sync.smoke import smoke, smoke_phase
 from stacksync.sync.state import State
+from stacksync.sync.statefile import read_state_file
+from stacksync.sync.wheelsource import (
+    STATE_FILE,
+    Source,
+    UntrustedWheel,
+    check_writable,
+    fail_if_leased,
+    from_team_index,
+    from_wheelhouse,
+    record_built,
+    team_index_url,
+    wheelhouse_dir,
+)
 
-__all__ = ["STATE_FILE", "adopt_unrecorded", "Source", "install_deferred", "write_state", "compute_key", "planned_keys",
-           "choose_sources", "fetch_source", "wheelhouse_dir", "wheels_expected", "expected_sources"]
-
-STATE_FILE = "stacksync-state.json"
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where a deferred package's wheel comes from: ``kind`` (prebuilt | wheelhouse | team-index |
-    build), the file (the wheel; for ``build`` the sdist until it is built), its sha256, ``origin``
-    (a URL or folder, redacted) and the build key (``None`` when it could not be known yet)."""
-
-    kind: str
-    path: Path
-    sha256: str
-    origin: str
-    key: BuildKey | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "file": self.path.name, "sha256": self.sha256, "from": redact(self.origin),
-                "key": self.key.digest if self.key else None}
-
-    def describe(self) -> str:
-        what = {"prebuilt": "prebuilt wheel", "wheelhouse": "wheelhouse wheel", "team-index": "team index wheel",
-                "build": "build from the sdist"}[self.kind]
-        key = f" (key {self.key.short})" if self.key else ""
-        return f"{what} {self.path.name}{key} from {redact(self.origin)}"
-
+__all__ = ["STATE_FILE", "adopt_unrecorded", "Source", "install_deferred", "write_state", "compute_key",
+           "planned_keys", "choose_sources", "wheelhouse_dir", "wheels_expected", "expected_sources", "check_writable",
+           "UntrustedWheel", "records", "fetch_source"]
 
 # ---------------------------------------------------------------------------------------------- the key
-
-def wheelhouse_dir(state: State) -> Path:
-    cli = getattr(state.opts, "wheelhouse", None)
-    return wheelhouse.resolve_dir(cli, state.profile.wheelhouse, state.profile.folder)
-
 
 def _cached_base_wheel(cache: Path, pin: Pin) -> Path | None:
     """The locked wheel of a base package in the sync cache (fetched, hash-confirmed by the fetch phase)."""
@@ -168,58 +151,6 @@ def _prebuilt(state: State, d: Deferred, pin: Pin, key: BuildKey | None) -> Sour
     return Source("prebuilt", path, sha, strip_credentials(url), key)
 
 
-def _from_wheelhouse(state: State, key: BuildKey) -> Source | None:
-    root = wheelhouse_dir(state)
-    entry = wheelhouse.find(key, root)
-    if entry is None:
-        return None
-    return Source("wheelhouse", entry.wheel, entry.sha256, str(root), key)
-
-
-def _team_index_url(prof: Profile) -> str | None:
-    if not prof.team_index:
-        return None
-    try:
-        return expand(prof.team_index)
-    except MissingVariable as exc:
-        raise ProfileError(prof.stack_toml, "team_index", f"environment variable {exc.args[0]} is not set",
-                           f"export {exc.args[0]}=... before running") from None
-
-
-def _from_team_index(state: State, d: Deferred, pin: Pin, key: BuildKey) -> Source | None:
-    from stacksync.backends import indexapi
-
-    url = _team_index_url(state.profile)
-    if url is None:
-        return None
-    try:
-        files = indexapi.project_files(url, d.name)
-    except indexapi.ProjectNotFound:
-        return None
-    except IndexUnavailable as exc:
-        raise FetchError(f"{state.profile.stack_toml}: team_index: {exc}; nothing was installed") from None
-    want_tag, want_version = buildkey.build_tag(key.short), Version(pin.key())
-    for f in files:
-        try:
-            _, version, build, _ = parse_wheel_filename(f.filename)
-        except InvalidWheelFilename:
-            continue
-        if version != want_version or not build or f"{build[0]}{build[1]}" != want_tag:
-            continue
-        if f.sha256 is None:  # never an unhashed download
-            console.warn(f"deferred: team index lists {f.filename} without a sha256; not using it")
-            continue
-        root = wheelhouse_dir(state)
-        try:
-            got = indexapi.fetch_file(f, wheelhouse.incoming(root), sha256=f.sha256)
-        except IndexUnavailable as exc:
-            raise FetchError(f"{state.profile.stack_toml}: team_index: {exc}; nothing was installed") from None
-        entry = wheelhouse.add(root, got, key, profile=state.profile.name, built_on="team index",
-                               source=f"team-index {strip_credentials(url)}", move=True, sha256=f.sha256)
-        return Source("team-index", entry.wheel, entry.sha256, strip_credentials(url), key)
-    return None
-
-
 def _last_line(output: str) -> str:
     lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
     return lines[-1][:200] if lines else "none"
@@ -229,12 +160,15 @@ def expected_sources(state: State) -> dict[NormalizedName, str]:
     """For each deferred package the plan installs, where its wheel is expected to come from, as one
     phrase for the plan (``--dry-run`` too): a pinned prebuilt template, a wheel of the pinned version
     in the wheelhouse or on the team index (by the exact key when it can be known before the fetch, else
-    by name and version), or a build. Reads only (one listing per package on the team index)."""
+    by name and version), or a build. Only wheels whose sha256 the profile's wheels.txt records count.
+    Reads only (one listing per package on the team index)."""
     from stacksync.backends import indexapi
 
     out: dict[NormalizedName, str] = {}
     root = wheelhouse_dir(state)
-    stored = wheelhouse.entries(root) if root.is_dir() else []
+    recorded = {(r.key, r.sha256) for r in wheelrecord.read(state.profile.folder).values()}
+    stored = [e for e in (wheelhouse.entries(root) if root.is_dir() else []) if (e.digest, e.sha256) in recorded]
+    trusted_sha = {sha for _, sha in recorded}
     for action in state.plan.changes("deferred"):
         d = state.profile.deferred_by_name(action.name)
         pin = state.deferred.get(d.name) or state.lock[d.name]
@@ -248,11 +182,11 @@ def expected_sources(state: State) -> dict[NormalizedName, str]:
         if hit is not None:
             out[d.name] = f"wheelhouse {root} ({exact})"
             continue
-        url = _team_index_url(state.profile)
+        url = team_index_url(state.profile)
         listed: list[str] = []
         if url is not None:
             try:
-                listed = [f.filename for f in indexapi.project_files(url, d.name)]
+                listed = [f.filename for f in indexapi.project_files(url, d.name) if f.sha256 in trusted_sha]
             except IndexUnavailable:
                 listed = []  # the fetch phase says so in one line
         for filename in listed:
@@ -266,7 +200,7 @@ def expected_sources(state: State) -> dict[NormalizedName, str]:
                 out[d.name] = f"team index {strip_credentials(url or '')} ({exact})"
                 break
         else:
-            out[d.name] = f"build from the sdist ({exact}; no wheel for it in the wheelhouse"
+            out[d.name] = f"build from the sdist ({exact}; no wheel recorded in wheels.txt for it in the wheelhouse"
             out[d.name] += " or on the team index)" if url else ")"
     return out
 
@@ -278,10 +212,12 @@ def wheels_expected(state: State) -> set[NormalizedName]:
 
 
 def choose(state: State, d: Deferred, pin: Pin, key: BuildKey | None) -> Source:
-    """The first source that has the wheel (see the module docstring); the sdist fetched for a build."""
-    source = _prebuilt(state, d, pin, key)
-    if source is None and key is not None:
-        source = _from_wheelhouse(state, key) or _from_team_index(state, d, pin, key)
+    """The first source that has the wheel (see the module docstring); the sdist fetched for a build.
+    A package named by ``--rebuild`` is always built from its sdist (the stored wheel is what failed)."""
+    rebuild = d.name in {canonicalize_name(n) for n in getattr(state.opts, "rebuild", ())}
+    source = None if rebuild else _prebuilt(state, d, pin, key)
+    if source is None and key is not None and not rebuild:
+        source = from_wheelhouse(state, d, key) or from_team_index(state, d, pin, key)
     if source is None:
         index = state.profile.index.expanded(source=str(state.profile.stack_toml))
         sdist = fetch_source(pin, index, state.cache)
@@ -299,13 +235,51 @@ def choose_sources(state: State) -> None:
         source = choose(state, d, pin, key)
         state.deferred_sources[d.name] = source
         console.info(f"deferred: {d.name} {pin.key()}: {source.describe()}")
+        if source.kind == "build" and key is not None and state.opts.no_wait:
+            fail_if_leased(state, d, pin, key)
 
 
 # ------------------------------------------------------------------------------------------ the install
 
-def _build(state: State, d: Deferred, pin: Pin, source: Source, action_reason: str) -> Source:
+def _build_once(state: State, d: Deferred, pin: Pin, source: Source, action_reason: str) -> Source:
+    """Build under the key's lease (:mod:`stacksync.build.lease`): one node builds, the others wait
+    and install the wheel it stores; a wheel stored while this one waited for the lease is taken."""
+    key = source.key or compute_key(d, pin, state.lock, state.snapshot, state.cache, assume_absent=True)
+    assert key is not None
+    root = wheelhouse_dir(state)
+    path = lease.path_for(root, key.short)
+    what = f"{d.name} {pin.key()} (key {key.short})"
+
+    def ready() -> bool:
+        """A wheel for the key is stored, and recorded: an unrecorded one waits for the lease (its
+        holder's build replaces it)."""
+        try:
+            entry = wheelhouse.find(key, root)
+        except wheelhouse.TamperedWheel:
+            return True  # _from_wheelhouse says so in one line
+        rec = wheelrecord.read(state.profile.folder).get(key.digest)
+        return entry is not None and rec is not None and rec.sha256 == entry.sha256
+
+    stale_s, timeout_s = lease.stale_after(), lease.wait_limit()
+    while True:
+        held = lease.acquire(path, what, wait=not state.opts.no_wait, stale_s=stale_s, timeout_s=timeout_s,
+                             poll_s=min(1.0, stale_s / 10), ready=ready, say=console.info)
+        if held is None:
+            got = from_wheelhouse(state, d, key)
+            if got is not None:
+                console.info(f"deferred: {what}: built by another node; installing its wheel from {root}")
+                return got
+            continue
+        with held:
+            got = from_wheelhouse(state, d, key)  # stored between the lookup and the lease
+            if got is not None:
+                return got
+            return _build(state, d, pin, source, action_reason, key)
+
+
+def _build(state: State, d: Deferred, pin: Pin, source: Source, action_reason: str, key: BuildKey) -> Source:
     """Build the wheel in the target (checks first: imports, build requirements), store it in the
-    wheelhouse under the key computed now."""
+    wheelhouse under ``key``; when it cannot be stored, keep it in the sync cache and say where."""
     # An import that passed after the last change (the rest phase's smoke) is not run again.
     failed = [r for r in smoke(state.python, [m for m in d.imports if m not in state.smoked]) if not r["ok"]]
     if failed:
@@ -337,12 +311,36 @@ def _build(state: State, d: Deferred, pin: Pin, source: Source, action_reason: s
     if len(built) != 1:
         raise SyncError(f"{d.name}: the build wrote {len(built)} wheels into {out}, expected one "
                         "(fix: run the sync with --verbose to see the build's output)")
-    key = source.key or compute_key(d, pin, state.lock, state.snapshot, state.cache, assume_absent=True)
-    assert key is not None
     root = wheelhouse_dir(state)
-    entry = wheelhouse.add(root, built[0], key, profile=state.profile.name, source="build")
+    # Recorded first: a node waiting on the lease trusts the wheel the moment it appears.
+    sha = file_sha256(built[0])
+    record_built(state, d, pin, key, wheelhouse.tagged_name(built[0].name, key.short), sha)
+    try:
+        faults.point("deferred:store")
+        entry = wheelhouse.add(root, built[0], key, profile=state.profile.name, source="build", sha256=sha)
+    except OSError as exc:
+        why = f"could not store {built[0].name} in the wheelhouse {root} ({exc.strerror or exc})"
+        try:
+            kept = _keep_in_cache(state, built[0], key)
+        except OSError as again:  # the cache is full too: install it from the run's folder all the same
+            console.warn(f"deferred: {why}, nor keep it in {state.cache / 'built'} ({again.strerror or again}); "
+                         "installing it from the run's temporary folder, it is not kept (fix: free space, then "
+                         "sync again)")
+            return Source("build", built[0], sha, str(built[0].parent), key)
+        console.warn(f"deferred: {why}; the wheel is kept at {kept} and installed from there (fix: free or fix "
+                     "the wheelhouse, then sync again to store it)")
+        return Source("build", kept, sha, str(kept.parent), key)
     console.info(f"deferred: stored {entry.wheel.name} in {root}")
     return Source("build", entry.wheel, entry.sha256, str(root), key)
+
+
+def _keep_in_cache(state: State, wheel: Path, key: BuildKey) -> Path:
+    """Move a built wheel out of the run's temporary folder into the sync cache (``<cache>/built/<key>``)."""
+    folder = state.cache / "built" / key.short
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / wheelhouse.tagged_name(wheel.name, key.short)
+    atomic_copy(wheel, target, move=True)
+    return target
 
 
 def install_deferred(state: State) -> None:
@@ -365,7 +363,7 @@ def install_deferred(state: State) -> None:
             source = choose(state, d, pin, key)
             state.deferred_sources[d.name] = source
         if source.kind == "build":
-            source = _build(state, d, pin, source, action.reason)
+            source = _build_once(state, d, pin, source, action.reason)
             state.deferred_sources[d.name] = source
         else:
             console.info(f"deferred: installing {d.name} {pin.key()} from the {source.describe()}")
@@ -406,6 +404,16 @@ def adopt_unrecorded(state: State) -> None:
                     key=key.to_json() if key else None, source={"kind": "adopted"})
 
 
+def records(prefix: Path) -> dict[str, Any]:
+    """The target's deferred build records (``stacksync-state.json``; empty when none): for receipts."""
+    try:
+        data = json.loads((Path(prefix) / STATE_FILE).read_text(encoding="utf-8"))
+        out = data.get(STATE_KEY, {}) if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+    return dict(out) if isinstance(out, dict) else {}
+
+
 def write_state(prefix: Path, name: str, version: str, built_against: Mapping[str, str], *,
                 key: Mapping[str, Any] | None = None, source: Mapping[str, Any] | None = None) -> Path:
     """Record in ``<prefix>/stacksync-state.json`` that deferred package ``name`` ``version`` was built
@@ -418,11 +426,7 @@ def write_state(prefix: Path, name: str, version: str, built_against: Mapping[st
                                                 "from": "...", "key": "9c1f..."}}}}
     """
     path = Path(prefix) / STATE_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        assert isinstance(data, dict)
-    except (OSError, ValueError, AssertionError):
-        data = {}
+    data = read_state_file(Path(prefix))  # one stacksync did not write stops here, never rewritten from {}
     records = data.setdefault(STATE_KEY, {})
     record: dict[str, Any] = {"version": version, "built_against": dict(built_against),
                               "built_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}

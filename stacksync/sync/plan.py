@@ -284,3 +284,15 @@ def make_plan(profile: Profile, lock: Mapping[NormalizedName, Pin], deferred: Ma
         plan.phases["deferred"].append(action)
     plan.unrecorded = tuple(unrecorded)
     return plan
+
+
+def with_rebuilds(plan: Plan, names: Iterable[NormalizedName]) -> Plan:
+    """The plan with each deferred package of ``names`` that it would keep turned into a rebuild
+    (``sync --rebuild NAME``); one it installs or rebuilds anyway keeps its action."""
+    wanted = set(names)
+    plan.phases["deferred"] = [
+        Action(a.phase, a.name, "reinstall", a.have, a.want, "rebuild requested (--rebuild)")
+        if a.name in wanted and a.kind == "keep" else a
+        for a in plan.phases["deferred"]]
+    plan.unrecorded = tuple(n for n in plan.unrecorded if n not in wanted)
+    return plan

@@ -13,15 +13,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-from packaging.utils import NormalizedName
+from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from stacksync.backends.backend import get_backend, resolve_name
 from stacksync.backends.base import Backend
 from stacksync.core import console, defaults
-from stacksync.core.errors import StacksyncError, SyncError, TargetError
+from stacksync.core.errors import ProfileError, StacksyncError, SyncError, TargetError
 from stacksync.core.redact import redact
-from stacksync.env import targetlock
+from stacksync.env import hostview, targetlock
 from stacksync.env.damage import Damage
 from stacksync.env.environment import Snapshot, find_python, is_own_interpreter, probe
 from stacksync.env.environment import snapshot as read_snapshot
@@ -30,9 +30,9 @@ from stacksync.lock import provided
 from stacksync.lock.load import load_locks
 from stacksync.lock.lockfile import Pin, RequirementsFile
 from stacksync.lock.profile import Profile
-from stacksync.sync import provenance, repair, vcsphase
-from stacksync.sync.deferred import expected_sources, planned_keys, wheels_expected
-from stacksync.sync.plan import Plan, make_plan, plan_document
+from stacksync.sync import provenance, repair, statefile, vcsphase
+from stacksync.sync.deferred import check_writable, expected_sources, planned_keys, wheels_expected
+from stacksync.sync.plan import Plan, make_plan, plan_document, with_rebuilds
 from stacksync.sync.state import Options, Outcome, State
 
 __all__ = ["prepare", "pick_variant", "build_plan", "check_artifacts", "preflight", "check_target", "create_venv",
@@ -53,6 +53,7 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     lock_file, deferred_file = load_locks(prof, opts.lock, accept_foreign=opts.accept_foreign_lock)
     backend = get_backend(resolve_name(opts.backend, prof.backend))
     create = bool(scope_of(steps)) and not opts.dry_run
+    rebuild = rebuild_names(prof, opts.rebuild)
     future = _missing_venv(opts) if not create else None
     if future is not None:
         # `plan` / `sync -n` of a venv that does not exist yet: planned against an empty environment
@@ -71,9 +72,11 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
         if not (prefix / "pyvenv.cfg").exists():
             prefix = probe(python).prefix
         stack.enter_context(targetlock.hold(prefix, wait=opts.wait))
+        statefile.check_local_files(prefix)  # a state file or journal stacksync did not write: one line
         # Read from site-packages when that is sure to equal the probe (the no-op path starts no
         # interpreter); every step that changes the target probes it for real afterwards.
         snapshot = read_snapshot(python)
+        check_probe_against_disk(snapshot)
         check_target(prof, snapshot)
         # only a run that changes the target repairs it; verify, plan and --dry-run say so instead
         damage = repair.detect(snapshot, repairs=any(s in steps for s in ("base", "rest", "deferred", "vcs"))
@@ -89,7 +92,7 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     vcs_pins = vcsphase.load(prof, env)
     cache = (opts.cache_dir or defaults.cache_dir() / prof.name).absolute()
     files = check_artifacts(prof, lock, deferred, snapshot, cache)
-    plan = build_plan(prof, lock, deferred, snapshot, cache, vcs_pins, damage, artifacts=files)
+    plan = build_plan(prof, lock, deferred, snapshot, cache, vcs_pins, damage, rebuild=rebuild, artifacts=files)
     workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stacksync-sync-")))
     state = State(opts, prof, backend, python, lock_file, deferred_file, snapshot, lock, deferred, plan,
                   cache, workdir, steps, outcome, vcs=vcs_pins, damage=damage, provenance=files)
@@ -143,13 +146,15 @@ def pick_variant(opts: Options, prof: Profile) -> Profile:
 def build_plan(prof: Profile, lock: Mapping[NormalizedName, Pin], deferred: Mapping[NormalizedName, Pin],
                snapshot: Snapshot, cache: Path, vcs_pins: Mapping[NormalizedName, Pin], damage: Damage, *,
                extra_deps: Mapping[NormalizedName, Iterable[NormalizedName]] | None = None,
-               artifacts: provenance.Provenance | None = None) -> Plan:
+               rebuild: Iterable[NormalizedName] = (), artifacts: provenance.Provenance | None = None) -> Plan:
     """The one way a sync plans: :func:`~stacksync.sync.plan.make_plan` (with the deferred packages'
     build keys), the VCS phase added, damaged packages and other builds of a locked version
-    (``artifacts``, from :func:`check_artifacts`) turned into forced reinstalls. ``extra_deps``: the
-    fetched wheels' Requires-Dist edges, when :func:`~stacksync.sync.fetch.fetch` re-plans."""
+    (``artifacts``, from :func:`check_artifacts`) turned into forced reinstalls, the deferred packages
+    of ``rebuild`` (``--rebuild``) rebuilt. ``extra_deps``: the fetched wheels' Requires-Dist edges,
+    when :func:`~stacksync.sync.fetch.fetch` re-plans."""
     plan = make_plan(prof, lock, deferred, snapshot, extra_deps=extra_deps,
                      build_keys=planned_keys(prof, lock, deferred, snapshot, cache))
+    plan = with_rebuilds(plan, rebuild)
     plan = repair.mark_reinstall(vcsphase.adjust_plan(plan, vcs_pins, snapshot, prof.vcs_checkouts), damage)
     return provenance.mark_reinstall(plan, artifacts) if artifacts is not None else plan
 
@@ -162,6 +167,19 @@ def check_artifacts(prof: Profile, lock: Mapping[NormalizedName, Pin], deferred:
     main = {n: p for n, p in lock.items() if n not in names}
     deferred_pins = {**{n: p for n, p in lock.items() if n in names}, **deferred}
     return provenance.check(snapshot, main, cache, deferred=deferred_pins)
+
+
+def rebuild_names(prof: Profile, names: Iterable[str]) -> tuple[NormalizedName, ...]:
+    """``--rebuild`` names, each a deferred package of ``prof``; anything else is one line."""
+    out = []
+    for name in names:
+        canon = canonicalize_name(name)
+        if canon not in prof.deferred_names:
+            known = ", ".join(sorted(prof.deferred_names)) or "none"
+            raise ProfileError(prof.stack_toml, "", f"--rebuild {name}: not a deferred package of profile "
+                               f"{prof.name!r} (its deferred packages: {known})", "name one of them")
+        out.append(canon)
+    return tuple(out)
 
 
 def _check_deferred_pins(prof: Profile, lock: Mapping[NormalizedName, Pin], deferred: Mapping[NormalizedName, Pin],
@@ -231,6 +249,22 @@ def create_venv(venv: Path, python_xy: str | None, backend: Backend) -> None:
     backend.create_venv(venv, exe)
 
 
+def check_probe_against_disk(snapshot: Snapshot) -> None:
+    """The target's answer (the probe runs inside it) against its site-packages read on the host: a
+    difference stops the sync, which is then never "already in sync" (start-up code may be faking it)."""
+    prefix = hostview.venv_prefix(snapshot.python)
+    view = hostview.read(prefix) if prefix is not None else None
+    if view is None:
+        return
+    differ = hostview.disagreements(view, snapshot.versions(), snapshot.state)
+    if differ:
+        code = hostview.startup_code(view.dirs).unexplained
+        raise TargetError(f"{snapshot.python}: its interpreter's answer differs from its site-packages read on "
+                          f"disk ({'; '.join(differ[:5])}{'; ...' if len(differ) > 5 else ''}); start-up code "
+                          f"can fake the answer: {'; '.join(code) or 'none found in site-packages'} (fix: remove "
+                          "the code that runs at start-up, then invoke sync)")
+
+
 def check_target(prof: Profile, snapshot: Snapshot) -> None:
     """The target must run the profile's Python X.Y on one of its platforms: checked before any change."""
     if prof.python and snapshot.python_xy != prof.python:
@@ -264,6 +298,7 @@ def preflight(state: State) -> None:
     findings = preinstall_findings(state.profile, state.snapshot, facts, lock=state.lock_file,
                                    have_wheels=wheels_expected(state) if building else (), to_build=building)
     errors = [f for f in findings if f.level == "error"]
+    check_writable(state)  # a built wheel must have somewhere to go before the target changes
     for f in findings:
         if f.level == "warning":
             console.warn(f"doctor: {f.message}" + (f" (fix: {f.fix})" if f.fix else ""))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from stacksync.core.errors import StacksyncError
 from stacksync.core.fs import atomic_write_text
 from stacksync.core.redact import redact
 from stacksync.lock.lockfile import file_sha256
+from stacksync.sync.deferred import records as deferred_records
 from stacksync.sync.state import Options, Outcome, State
 
 __all__ = ["write_receipt", "sha256_or_none"]
@@ -36,6 +38,7 @@ def write_receipt(opts: Options, outcome: Outcome, state: State | None, started:
     """The JSON receipt of ``--report FILE``; every string redacted."""
     receipt: dict[str, Any] = {
         "stacksync_receipt": 1,
+        "node": socket.gethostname(),  # invoke fleet-report's row name
         "started": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "finished": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "profile": opts.profile,
@@ -59,6 +62,7 @@ def write_receipt(opts: Options, outcome: Outcome, state: State | None, started:
                      "deferred_sources": {n: s.to_json() for n, s in sorted(state.deferred_sources.items())}},
             "twin": outcome.twin.to_json("lock", "target") if outcome.twin is not None else None,
             "manifest": _manifest_entry(state.python),
+            "deferred": deferred_records(state.snapshot.prefix),
         })
     elif outcome.plan is not None:
         receipt["plan"] = outcome.plan.to_json()

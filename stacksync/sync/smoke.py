@@ -68,10 +68,17 @@ def smoke_phase(state: State, phase: str) -> None:
 def explain_smoke(state: State, phase: str, failed: Sequence[Mapping[str, Any]]) -> str:
     installed = probe(state.python).versions()
     pins = {**state.lock, **state.deferred}
+    deferred_modules = set(state.profile.smoke.get("deferred", ()))
+    built = sorted(d.name for d in state.profile.deferred if d.name in installed)
     lines = []
     for r in failed:
         error = " ".join(str(r.get("error") or "").split())  # one line, even for multi-line ImportErrors
         why = cudalibs.explain_missing_library(error, pins, installed)
+        if not why and r["name"] in deferred_modules and built:
+            # A deferred build that imports wrong (built against another torch, a record that claims
+            # the wrong build): a plain sync keeps it; only a rebuild replaces it.
+            why = (f"{error} (fix: build it again from its sdist: invoke sync --profile {state.profile.name} "
+                   + " ".join(f"--rebuild {n}" for n in built) + ")")
         lines.append(f"{phase} smoke: import {r['name']} failed: " + (why or f"{error} (fix: invoke sync "
                      f"--profile {state.profile.name}; if the lock is synced, the import needs something "
                      "the lock does not have)"))

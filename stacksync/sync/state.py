@@ -40,6 +40,8 @@ class Options:
     yes: bool = False
     force: bool = False
     wait: bool = False
+    #: another node building a deferred key: fail at once (one line: who, what, since when) instead of waiting
+    no_wait: bool = False
     #: ``-``: the receipt goes to stdout (and the plan text to stderr, so stdout is the JSON alone)
     report: str | None = None
     #: print the plan as JSON (``plan --json`` / ``sync --dry-run --json``) instead of the text table
@@ -54,6 +56,9 @@ class Options:
     verbose: bool = False
     #: take a lock that is not stacksync's output for this profile (lockcheck: header, deferred pins)
     accept_foreign_lock: bool = False
+    #: deferred packages to build again from their sdist although the plan would keep them (a build
+    #: whose import fails, a record that claims the wrong build): no wheelhouse, team index or prebuilt
+    rebuild: tuple[str, ...] = ()
     #: a profile with variants: this one instead of the one the target's driver picks (stacksync.cuda.variant)
     variant: str | None = None
     #: asks the user to go on with a destructive plan; ``None``: no prompt (needs ``yes``)

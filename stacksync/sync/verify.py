@@ -11,6 +11,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 
 from stacksync.core import console, defaults, faults
 from stacksync.core.errors import SyncError
+from stacksync.env import hostview
 from stacksync.env.diff import Entry, compare, entry_from_installed, entry_from_pin
 from stacksync.env.environment import Snapshot, probe
 from stacksync.sync import repair, vcsphase
@@ -85,12 +86,17 @@ def verify(state: State, *, smoke: bool = True, snapshot: Snapshot | None = None
     found = state.provenance if snapshot is state.snapshot else check_artifacts(
         state.profile, state.lock, state.deferred, snapshot, state.cache)
     builds = found.reinstall()
-    is_twin = twin.identical and not installer_off and not damaged and not builds
+    # (the snapshot prepare took was checked against the files there; the build records may have
+    # been written since, by the no-op path's adoption)
+    disk, startup = _host_check(state, snapshot, compare=snapshot is not state.snapshot, quiet=quiet)
+    is_twin = twin.identical and not installer_off and not damaged and not disk and not startup and not builds
     twin_text = "twin of the lock" if is_twin else (
         f"NOT the lock's twin ({len(twin.only_in_a)} missing, {len(twin.only_in_b)} extra, "
         f"{len(twin.changed) + len(installer_off)} at another version"
         + (f", {len(builds)} at the locked version but another build" if builds else "")
-        + (", damaged by an interrupted sync" if damaged else "") + ")")
+        + (", damaged by an interrupted sync" if damaged else "")
+        + (", its interpreter's answer differs from its files" if disk else "")
+        + (f", {len(startup)} piece(s) of start-up code" if startup else "") + ")")
     deps_text = "dependencies ok" if not problems else f"{len(problems)} dependency problem(s)"
     smoke_text = f"smoke {len(modules) - len(failed)}/{len(modules)} ok" if smoke else "smoke not run"
     if smoke and skipped:
@@ -116,11 +122,30 @@ def verify(state: State, *, smoke: bool = True, snapshot: Snapshot | None = None
     details += [f"differs: {c.name}: lock {c.a}, target {c.b}" for c in twin.changed] + installer_off
     details += [f"differs: {n}: {why}" for n, why in sorted(builds.items())]
     details += [f"dependency check: {p}" for p in problems] + damaged
+    details += [f"differs on disk: {line}" for line in disk]
+    details += [f"start-up code: {line} (fix: remove it; it runs in every process of the target and can fake "
+                "what stacksync reads)" for line in startup]
     if failed:
         details.append(explain_smoke(state, "verify", failed))
     if not is_twin:
         details.append(f"fix: invoke sync --profile {state.profile.name}")
     raise SyncError("\n".join(details))
+
+
+def _host_check(state: State, snapshot: Snapshot, *, compare: bool, quiet: bool) -> tuple[list[str], list[str]]:
+    """The target's site-packages read on the host (no target code runs) against the probe's answer
+    (with ``compare``), and the start-up code found there (findings; known pieces listed as info
+    unless ``quiet``)."""
+    prefix = hostview.venv_prefix(state.python)
+    dirs = hostview.venv_site_dirs(prefix) if prefix is not None else None
+    if dirs is None:
+        return [], []
+    view = hostview.read(prefix) if prefix is not None and compare else None
+    disk = hostview.disagreements(view, snapshot.versions(), snapshot.state) if view is not None else []
+    code = hostview.startup_code(dirs)
+    for line in [] if quiet else code.known:
+        console.info(f"verify: start-up code (known): {line}")
+    return disk, code.unexplained
 
 
 def _smoke_all(state: State, modules: Sequence[str]) -> list[dict[str, Any]]:

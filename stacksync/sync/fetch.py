@@ -123,7 +123,7 @@ def fetch(state: State) -> None:
     if state.wheel_deps:
         replanned = build_plan(state.profile, state.lock, state.deferred, state.snapshot, state.cache, state.vcs,
                                state.damage, extra_deps=state.wheel_deps,
-                               rebuild=[canonicalize_name(n) for n in state.opts.rebuild])
+                               rebuild=[canonicalize_name(n) for n in state.opts.rebuild], artifacts=state.provenance)
         if replanned.base_names != state.plan.base_names:
             moved = sorted(replanned.base_names - state.plan.base_names)
             if moved:

@@ -48,7 +48,7 @@ def _isolate_pip_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.T
     monkeypatch.setenv("PIP_NO_INPUT", "1")
     monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")
     monkeypatch.setenv("UV_NO_CONFIG", "1")
-    # pip reuses a wheel it built from an sdist even after torch changed (see FIELD-NOTES): a cache per
+    # pip reuses a wheel it built from an sdist even after torch changed (measured): a cache per
     # test keeps one test's flash-attn-like build out of the next one. uv's cache follows it too.
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
     # A wheelhouse per test too (built deferred wheels are reused by key: never across tests unless a

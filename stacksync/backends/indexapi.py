@@ -2,7 +2,7 @@
 with the sha256 the index publishes, and download one file with its hash verified.
 
 Why not let pip do it: hashing a lock with ``pip-compile --generate-hashes`` downloads every file of
-every pin (24.5 GB for the gpu stack on an index without PEP 658, see FIELD-NOTES), while the simple
+every pin (24.5 GB for the gpu stack on an index without PEP 658, measured), while the simple
 API already publishes each file's sha256. Deferred packages (flash-attn) cannot even be downloaded by
 pip without building them. This module reads the pages instead: one small request per project.
 

@@ -4,7 +4,7 @@ A wheel built from flash-attn's sdist works only with the torch it was compiled 
 version, same CUDA, same C++ ABI), on the Python and platform it was built on, with the CUDA
 architectures it was compiled for. Two builds with equal keys are interchangeable; any other key
 needs its own build. pip's wheel cache keys on the sdist alone and reuses a stale build after a
-torch change (FIELD-NOTES); this key does not.
+torch change (measured: its cache key ignores torch); this key does not.
 
 The parts (:class:`BuildKey`):
 

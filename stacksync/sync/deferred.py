@@ -442,7 +442,7 @@ def write_state(prefix: Path, name: str, version: str, built_against: Mapping[st
 
 def fetch_source(pin: Pin, index: profile_mod.IndexConfig, cache: Path) -> Path:
     """The deferred package's file (an sdist for flash-attn) by URL, its sha256 checked against the
-    lock. pip cannot download it: it prepares metadata, which imports torch (FIELD-NOTES)."""
+    lock. pip cannot download it: it prepares metadata, which imports torch."""
     from stacksync.backends import indexapi
 
     wanted = {h.split(":", 1)[1] for h in pin.hashes if h.startswith("sha256:")}

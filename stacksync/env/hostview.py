@@ -91,6 +91,16 @@ def read(prefix: Path) -> HostView | None:
     return HostView(tuple(dirs), versions, sitepackages.read_state(str(prefix)))
 
 
+def probed_inside(view: HostView, distributions: Mapping[NormalizedName, Any]) -> dict[NormalizedName, str]:
+    """The probe's distributions (name -> an object with ``version`` and ``location``) that it places in
+    the folders the host read. Packages the machine provides from elsewhere (a ``.pth`` path entry, an
+    image's site) cannot be read here; a faked location does not hide anything either, because every
+    distribution the host reads is still compared."""
+    dirs = {os.path.realpath(d) for d in view.dirs}
+    return {name: d.version for name, d in distributions.items()
+            if d.location is None or os.path.realpath(d.location) in dirs}
+
+
 def disagreements(view: HostView, probed: Mapping[NormalizedName, str], probed_state: Mapping[str, Any]) -> list[str]:
     """Where the probe's answer (``probed``: name -> version, and its state) differs from the files."""
     out = []

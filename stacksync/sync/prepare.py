@@ -256,7 +256,8 @@ def check_probe_against_disk(snapshot: Snapshot) -> None:
     view = hostview.read(prefix) if prefix is not None else None
     if view is None:
         return
-    differ = hostview.disagreements(view, snapshot.versions(), snapshot.state)
+    differ = hostview.disagreements(view, hostview.probed_inside(view, snapshot.distributions),
+                                     snapshot.state)
     if differ:
         code = hostview.startup_code(view.dirs).unexplained
         raise TargetError(f"{snapshot.python}: its interpreter's answer differs from its site-packages read on "

@@ -141,7 +141,8 @@ def _host_check(state: State, snapshot: Snapshot, *, compare: bool, quiet: bool)
     if dirs is None:
         return [], []
     view = hostview.read(prefix) if prefix is not None and compare else None
-    disk = hostview.disagreements(view, snapshot.versions(), snapshot.state) if view is not None else []
+    disk = hostview.disagreements(view, hostview.probed_inside(view, snapshot.distributions),
+                                   snapshot.state) if view is not None else []
     code = hostview.startup_code(dirs)
     for line in [] if quiet else code.known:
         console.info(f"verify: start-up code (known): {line}")

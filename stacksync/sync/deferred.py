@@ -260,10 +260,13 @@ def _build_once(state: State, d: Deferred, pin: Pin, source: Source, action_reas
         rec = wheelrecord.read(state.profile.folder).get(key.digest)
         return entry is not None and rec is not None and rec.sha256 == entry.sha256
 
+    # --rebuild NAME: the stored wheel is what failed; build under the lease whatever is stored
+    rebuild = d.name in {canonicalize_name(n) for n in state.opts.rebuild}
     stale_s, timeout_s = lease.stale_after(), lease.wait_limit()
     while True:
         held = lease.acquire(path, what, wait=not state.opts.no_wait, stale_s=stale_s, timeout_s=timeout_s,
-                             poll_s=min(1.0, stale_s / 10), ready=ready, say=console.info)
+                             poll_s=min(1.0, stale_s / 10), ready=(lambda: False) if rebuild else ready,
+                             say=console.info)
         if held is None:
             got = from_wheelhouse(state, d, key)
             if got is not None:
@@ -271,7 +274,7 @@ def _build_once(state: State, d: Deferred, pin: Pin, source: Source, action_reas
                 return got
             continue
         with held:
-            got = from_wheelhouse(state, d, key)  # stored between the lookup and the lease
+            got = None if rebuild else from_wheelhouse(state, d, key)  # stored between the lookup and the lease
             if got is not None:
                 return got
             return _build(state, d, pin, source, action_reason, key)

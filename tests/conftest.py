@@ -38,6 +38,18 @@ _PIP_KEEP = frozenset({"PIP_CERT", "PIP_CLIENT_CERT", "PIP_DEFAULT_TIMEOUT", "PI
 
 
 @pytest.fixture(autouse=True)
+def _forget_registered_secrets() -> Iterator[None]:
+    """stacksync masks every credential value it has seen for the life of its process; a test is one
+    command, not the whole pytest run: a value one test registered ("root" as a user name) must not
+    mask another test's paths."""
+    from stacksync.core import redact
+
+    redact.forget_secrets()
+    yield
+    redact.forget_secrets()
+
+
+@pytest.fixture(autouse=True)
 def _isolate_pip_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Keep the machine's pip.conf, find-links and index variables out of every test."""
     for key in list(os.environ):

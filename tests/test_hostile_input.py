@@ -10,6 +10,7 @@ pypiserver of ``conftest.py``, and a small forwarding HTTP proxy on 127.0.0.1 th
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -22,13 +23,16 @@ from pathlib import Path
 import pkgfactory
 import pytest
 from pkgfactory import IndexServer
+from stackprofile import LOCK_A, TOKEN_VAR, USER_VAR, write_profile
 
 from stacksync.backends import indexapi, transport
-from stacksync.core import redact
+from stacksync.core import defaults, redact
 from stacksync.core.cachedir import CacheDirError, ensure_dir
-from stacksync.core.errors import IndexUnavailable, ProfileError
+from stacksync.core.errors import EmptySetting, IndexUnavailable, ProfileError
 from stacksync.lock import profile, pylock
 from stacksync.lock.lockfile import LockProblems, parse
+from stacksync.sync.run import run
+from stacksync.sync.state import Options
 
 PY_XY = f"{sys.version_info.major}.{sys.version_info.minor}"
 REPO = Path(__file__).resolve().parent.parent  # this checkout: its tasks.py and locks/
@@ -207,6 +211,55 @@ def test_an_empty_positional_argument_is_refused(tmp_path: Path) -> None:
 def test_an_empty_profile_name_is_refused_by_the_loader(tmp_path: Path) -> None:
     with pytest.raises(ProfileError, match="the profile name is empty"):
         profile.load("", locks_dir=tmp_path)
+
+
+@pytest.mark.parametrize("name", defaults.VALUE_SETTINGS)
+def test_an_empty_setting_is_refused_naming_it(name: str) -> None:
+    with pytest.raises(EmptySetting) as info:
+        defaults.check_settings({**{n: "x" for n in defaults.VALUE_SETTINGS}, name: ""})
+    text = str(info.value)
+    assert len(text.splitlines()) == 1 and text.startswith(f"{name} is set but empty"), text
+    assert f"fix: unset {name} for the default, or give it a value" in text
+    defaults.check_settings({n: "x" for n in defaults.VALUE_SETTINGS})  # set ones pass
+    defaults.check_settings({})  # unset ones mean the default
+
+
+def test_every_stacksync_setting_read_is_checked_for_emptiness() -> None:
+    """Each ``STACKSYNC_*`` name the package reads (other than test hooks) is in VALUE_SETTINGS."""
+    hooks = {"STACKSYNC_FAULT", "STACKSYNC_FAULT_", "STACKSYNC_FAULT_PATH", "STACKSYNC_FAULT_PGID",
+             "STACKSYNC_FAULT_EVENT", "STACKSYNC_LIBCUDA", "STACKSYNC_NVIDIA_SMI"}
+    names = set()
+    for path in (REPO / "stacksync").rglob("*.py"):
+        names |= set(re.findall(r"\"(STACKSYNC_[A-Z_]+)\"", path.read_text(encoding="utf-8")))
+    assert names - hooks <= set(defaults.VALUE_SETTINGS), sorted(names - hooks - set(defaults.VALUE_SETTINGS))
+
+
+@pytest.mark.slow
+def test_an_empty_profile_setting_is_refused_and_a_synced_target_unchanged(
+        stack_packages: Path, index_server: IndexServer, make_venv: pytest.FixtureRequest, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``STACKSYNC_PROFILE=""`` (``$PROFILE`` unset in CI) meant the default profile: ``sync -y`` in this
+    repository re-synced a twin to ``demo``. Now one line naming the variable, and the twin as it was."""
+    monkeypatch.setenv(USER_VAR, index_server.user)
+    monkeypatch.setenv(TOKEN_VAR, index_server.password)
+    folder = write_profile(tmp_path / "standin", stack_packages, index_server, LOCK_A)
+    venv = make_venv()  # type: ignore[operator]
+    run(Options(profile=str(folder), venv=str(venv), cache_dir=tmp_path / "cache", yes=True))
+
+    def pip_freeze() -> str:
+        return subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "freeze", "--all"], capture_output=True,
+                              text=True, check=True, stdin=subprocess.DEVNULL).stdout
+
+    before = pip_freeze()
+    assert "torch-like==2.4.0" in before.replace("_", "-")
+    env = {**os.environ, "STACKSYNC_PROFILE": "", "STACKSYNC_CACHE_DIR": str(tmp_path / "cache-demo")}
+    proc = invoke("sync", "-y", "--venv", str(venv), cwd=REPO, env=env)  # REPO has locks/demo: the old default
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines == ["stacksync: error: STACKSYNC_PROFILE is set but empty (an unset variable, as in "
+                     "STACKSYNC_PROFILE=\"$NAME\"?); nothing was done (fix: unset STACKSYNC_PROFILE for the "
+                     "default, or give it a value)"], proc.stderr
+    assert pip_freeze() == before
 
 
 # --- 4. deep TOML, unusable cache folder --------------------------------------------------------------

@@ -17,11 +17,11 @@ The interface is :class:`~stacksync.backends.base.Backend`; the backends are
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from stacksync.core import defaults
 from stacksync.core.errors import StacksyncError
 
 if TYPE_CHECKING:
@@ -29,13 +29,13 @@ if TYPE_CHECKING:
 
 __all__ = ["get_backend", "reproduce_venv_backend", "resolve_name"]
 
-BACKEND_ENV = "STACKSYNC_BACKEND"
+BACKEND_ENV = defaults.BACKEND_ENV
 KNOWN = ("pip-tools", "uv", "auto")
 
 
 def resolve_name(cli: str | None, profile_backend: str | None) -> str:
     """The backend name after precedence (argument > env > profile > default), ``auto`` resolved."""
-    name = cli or os.environ.get(BACKEND_ENV) or profile_backend or "pip-tools"
+    name = cli or defaults.setting(BACKEND_ENV) or profile_backend or "pip-tools"
     if name not in KNOWN:
         raise StacksyncError(f"unknown backend {name!r} (fix: use one of {', '.join(KNOWN)})")
     if name == "auto":

@@ -49,7 +49,7 @@ from stacksync.lock.lockfile import file_sha256
 __all__ = ["ENV_VAR", "SIDECAR_SUFFIX", "Entry", "TamperedWheel", "resolve_dir", "lookup", "find", "for_target",
            "entries", "add", "prune", "tagged_name", "incoming", "BuildKey", "Unwritable", "check_writable"]
 
-ENV_VAR = "STACKSYNC_WHEELHOUSE"
+ENV_VAR = defaults.WHEELHOUSE_ENV
 SIDECAR_SUFFIX = ".stacksync.json"
 
 
@@ -104,8 +104,9 @@ def resolve_dir(cli: str | os.PathLike[str] | None = None, profile_value: str | 
     env = os.environ if environ is None else environ
     if cli:
         return Path(cli).absolute()
-    if env.get(ENV_VAR):
-        return Path(env[ENV_VAR]).absolute()
+    given = defaults.setting(ENV_VAR, env)
+    if given:
+        return Path(given).absolute()
     if profile_value:
         path = Path(os.path.expanduser(profile_value))
         return (path if path.is_absolute() or profile_folder is None else profile_folder / path).absolute()

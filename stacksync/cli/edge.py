@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-from stacksync.core import console, runner
+from stacksync.core import console, defaults, runner
 from stacksync.core.errors import StacksyncError, Terminated
 
 __all__ = ["one_line_errors", "catch_early_interrupts", "INTERRUPTED_EXIT", "TERMINATING"]
@@ -71,8 +71,8 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 def one_line_errors(verbose: bool = False) -> Iterator[None]:
     """Turn a :class:`StacksyncError` into ``stacksync: error: ...`` and ``SystemExit(code)``, Ctrl-C into
     ``stacksync: error: interrupted`` and exit 130, SIGTERM / SIGHUP into 143 / 129 (handled as Ctrl-C
-    while the block runs); a numeric ``STACKSYNC_*`` setting that is not a number is refused here,
-    before the task does anything."""
+    while the block runs); a ``STACKSYNC_*`` setting set to the empty string, or a numeric one that is
+    not a number, is refused here, before the task does anything."""
     global _depth
     console.setup_logging(verbose)
     previous: dict[int, Any] = {}
@@ -80,6 +80,7 @@ def one_line_errors(verbose: bool = False) -> Iterator[None]:
         previous = {sig: signal.signal(sig, _terminate) for sig in TERMINATING}
     _depth += 1
     try:
+        defaults.check_settings()
         runner.check_numeric_env()
         yield
     except StacksyncError as exc:

@@ -12,15 +12,44 @@ venv (``.venv``), the download cache (``.stacksync-cache``) and the reports (``r
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
-from stacksync.core.errors import NoProjectFolder
+from stacksync.core.errors import EmptySetting, NoProjectFolder
 
 PROJECT_ENV = "STACKSYNC_PROJECT"
 LOCKS_ENV = "STACKSYNC_LOCKS_DIR"
 PROFILE_ENV = "STACKSYNC_PROFILE"
 CACHE_ENV = "STACKSYNC_CACHE_DIR"
 REPORTS_ENV = "STACKSYNC_REPORTS_DIR"
+WHEELHOUSE_ENV = "STACKSYNC_WHEELHOUSE"
+BACKEND_ENV = "STACKSYNC_BACKEND"
+#: every ``STACKSYNC_*`` setting that is read as a value (a name, a folder, a number of seconds). One set to
+#: the empty string is refused (:func:`check_settings`): ``STACKSYNC_PROFILE="$PROFILE"`` with ``PROFILE``
+#: unset in CI would otherwise mean the default profile, and a sync with ``-y`` would remove a twin's
+#: packages for it. Test hooks where empty has a meaning of its own (``STACKSYNC_NVIDIA_SMI``: none) and
+#: ``STACKSYNC_FAULT*`` are not settings.
+VALUE_SETTINGS = (PROJECT_ENV, LOCKS_ENV, PROFILE_ENV, CACHE_ENV, REPORTS_ENV, WHEELHOUSE_ENV, BACKEND_ENV,
+                  "STACKSYNC_PROBE_TIMEOUT", "STACKSYNC_SMOKE_TIMEOUT", "STACKSYNC_INDEX_TIMEOUT",
+                  "STACKSYNC_HEARTBEAT_S", "STACKSYNC_LEASE_STALE_S", "STACKSYNC_BUILD_WAIT_S")
+
+
+def setting(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The value of setting ``name``; ``None`` when it is not set; :class:`EmptySetting` when it is set
+    to an empty (or blank) value."""
+    value = (os.environ if environ is None else environ).get(name)
+    if value is None:
+        return None
+    if not value.strip():
+        raise EmptySetting(name)
+    return value
+
+
+def check_settings(environ: Mapping[str, str] | None = None) -> None:
+    """Refuse the first of :data:`VALUE_SETTINGS` that is set but empty (the CLI edge calls this before a
+    task does anything)."""
+    for name in VALUE_SETTINGS:
+        setting(name, environ)
 #: the profile a command uses when neither ``--profile`` nor ``$STACKSYNC_PROFILE`` names one
 FALLBACK_PROFILE = "demo"
 LOCKS = "locks"
@@ -30,14 +59,14 @@ def find_project_dir(start: Path | None = None) -> Path | None:
     """``$STACKSYNC_PROJECT``, else the nearest folder from ``start`` (default: the current directory)
     upwards that holds a ``locks/`` folder, else the folder holding ``$STACKSYNC_LOCKS_DIR``; ``None``
     when there is none."""
-    given = os.environ.get(PROJECT_ENV)
+    given = setting(PROJECT_ENV)
     if given:
         return Path(given).absolute()
     here = (start or Path.cwd()).absolute()
     for folder in (here, *here.parents):
         if (folder / LOCKS).is_dir():
             return folder
-    locks = os.environ.get(LOCKS_ENV)
+    locks = setting(LOCKS_ENV)
     return Path(locks).absolute().parent if locks else None
 
 
@@ -51,7 +80,7 @@ def project_dir() -> Path:
 
 def find_locks_dir() -> Path | None:
     """``$STACKSYNC_LOCKS_DIR``, else the project folder's ``locks/``; ``None`` without a project."""
-    given = os.environ.get(LOCKS_ENV)
+    given = setting(LOCKS_ENV)
     if given:
         return Path(given)
     project = find_project_dir()
@@ -74,7 +103,7 @@ def new_locks_dir() -> Path:
 
 def profile_name() -> str:
     """The profile a command uses without ``--profile``: ``$STACKSYNC_PROFILE``, else ``demo``."""
-    return os.environ.get(PROFILE_ENV) or FALLBACK_PROFILE
+    return setting(PROFILE_ENV) or FALLBACK_PROFILE
 
 
 def default_venv() -> Path:
@@ -85,14 +114,14 @@ def default_venv() -> Path:
 def cache_dir() -> Path:
     """Artifacts a sync downloads before touching the target (one folder per profile; gitignored):
     ``$STACKSYNC_CACHE_DIR``, else ``<project>/.stacksync-cache``."""
-    given = os.environ.get(CACHE_ENV)
+    given = setting(CACHE_ENV)
     return Path(given) if given else project_dir() / ".stacksync-cache"
 
 
 def reports_dir() -> Path:
     """Where ``nox -s reproduce`` (and the benchmarks) write their JSON reports and summaries
     (gitignored): ``$STACKSYNC_REPORTS_DIR``, else ``<project>/reports``."""
-    given = os.environ.get(REPORTS_ENV)
+    given = setting(REPORTS_ENV)
     return Path(given) if given else project_dir() / "reports"
 
 

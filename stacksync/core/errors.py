@@ -59,6 +59,20 @@ class NoProjectFolder(StacksyncError):
                 "with `stacksync freeze --profile NAME`)")
 
 
+class EmptySetting(StacksyncError):
+    """A ``STACKSYNC_*`` setting is set to the empty string (an unset variable expanded in CI)."""
+
+    exit_code = 2
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+    def __str__(self) -> str:
+        return (f"{self.name} is set but empty (an unset variable, as in {self.name}=\"$NAME\"?); nothing was "
+                f"done (fix: unset {self.name} for the default, or give it a value)")
+
+
 class CommandFailed(StacksyncError):
     """A spawned program exited non-zero. ``argv`` is already redacted."""
 

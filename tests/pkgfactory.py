@@ -298,6 +298,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 for second in range(int(os.environ.get("STANDIN_BUILD_SLEEP", "0") or 0)):
     print("standin build: compiling kernel %d" % second, flush=True)
     __import__("time").sleep(1)
+# A build that shows its environment and fails (the masking test): prints the variable named by
+# STANDIN_BUILD_ECHO, then exits 1 so that pip shows the build's output.
+if os.environ.get("STANDIN_BUILD_ECHO") and any("bdist_wheel" in a for a in sys.argv):
+    print("standin build env: %s=%s" % (os.environ["STANDIN_BUILD_ECHO"],
+                                        os.environ.get(os.environ["STANDIN_BUILD_ECHO"])), flush=True)
+    sys.exit(1)
 with open(os.path.join(HERE, "flash_attn_like", "_built_against.py"), "w") as fh:
     fh.write('TORCH = "%s"\\n' % torch_like.__version__)
 

@@ -105,6 +105,32 @@ def test_profile_token_never_printed_in_error_or_verbose_output(index_server: In
     assert "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow
+def test_a_verbose_sync_masks_what_a_child_prints(stack_packages: Path, index_server: IndexServer,
+                                                 make_venv: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """``sync -v`` streams pip's output: a deferred build that prints the index token (the profile's
+    ``${VAR}``, from its environment) shows it masked on the console, in the build log and in the receipt."""
+    folder = write_profile(tmp_path / "standin", stack_packages, index_server, LOCK_A)
+    venv = make_venv()  # type: ignore[operator]
+    cache, receipt = tmp_path / "cache", tmp_path / "receipt.json"
+    token = index_server.password
+    env = {**os.environ, USER_VAR: index_server.user, TOKEN_VAR: token, "STACKSYNC_CACHE_DIR": str(cache),
+           "STANDIN_BUILD_ECHO": TOKEN_VAR}  # the stand-in's setup.py prints $SS_TEST_INDEX_TOKEN and fails
+    proc = invoke("sync", "--profile", str(folder), "--venv", str(venv), "-y", "-v", "--report", str(receipt),
+                  cwd=tmp_path, env=env)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert f"standin build env: {TOKEN_VAR}=****" in out, out[-3000:]  # the child's line came through, masked
+    assert "stacksync: $ " in proc.stderr  # -v
+    assert token not in out
+    logs = sorted(cache.rglob("logs/build-flash-attn-like.log"))
+    assert logs, sorted(str(p) for p in cache.rglob("*"))
+    log = logs[0].read_text(encoding="utf-8")
+    assert f"{TOKEN_VAR}=****" in log and token not in log, log
+    if receipt.exists():
+        assert token not in receipt.read_text(encoding="utf-8")
+
+
 # --- 2. includes stay inside the folder of the lock ---------------------------------------------------
 
 @pytest.mark.parametrize("target", ["/proc/self/environ", "/etc/passwd", "../../x", "../outside.txt"])

@@ -20,6 +20,7 @@ import re
 import shlex
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -169,7 +170,8 @@ def run(
     timeout: float | None = None,
 ) -> Result:
     """Run ``argv``; return its output. With ``check``, a non-zero exit raises :class:`CommandFailed`
-    (redacted). ``stream`` passes output through to the terminal (long installs) instead of capturing.
+    (redacted). ``stream`` shows the output on the terminal as it comes, each line redacted (long installs
+    under ``--verbose``), instead of capturing it; a watched command's lines also go to its heartbeat's log.
     The command runs in a process group of its own: when ``timeout`` is up (:class:`TimedOut`) or
     stacksync is interrupted (Ctrl-C, SIGTERM, SIGHUP), the whole group is killed and waited for: a
     wrapper script's or pip's own children die with it."""
@@ -191,8 +193,10 @@ def run(
             cwd=cwd,
             text=True,
             errors="replace",
-            stdout=None if stream else subprocess.PIPE,
-            stderr=None if stream else subprocess.PIPE,
+            # Always piped: a streamed line reaches the console only through redact() (pip prints index
+            # URLs, a build may print its environment).
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             # A group of its own: on a timeout, Ctrl-C, SIGTERM or SIGHUP the whole group (pip and the
             # setup.py it runs) is killed, never the child alone (stacksync.cli.edge).
@@ -203,8 +207,8 @@ def run(
         raise CommandFailed(shown, 127, f"cannot start {shown[0]}: {exc.strerror or exc}",
                             hint=hint or "check that the path is an executable program") from None
     try:
-        if _watching and not stream:
-            stdout, stderr = _communicate_watched(proc, timeout, _watching[-1])
+        if _watching or stream:
+            stdout, stderr = _communicate_watched(proc, timeout, _watching[-1] if _watching else None, echo=stream)
         else:
             stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -213,6 +217,8 @@ def run(
     except BaseException:  # KeyboardInterrupt, Terminated: no child outlives stacksync
         _kill(proc)
         raise
+    if stream:  # already shown, line by line: not repeated in a CommandFailed
+        stdout = stderr = ""
     result = Result(shown, proc.returncode, redact(stdout or ""), redact(stderr or ""),
                     time.perf_counter() - start)
     if check and proc.returncode != 0:
@@ -252,17 +258,25 @@ def watching(heartbeat: _H) -> Iterator[_H]:
         heartbeat.close()
 
 
-def _communicate_watched(proc: subprocess.Popen[str], timeout: float | None,
-                         heartbeat: Heartbeat) -> tuple[str, str]:
-    """``proc.communicate`` that reads both pipes line by line (two threads) and ticks ``heartbeat``."""
+def _communicate_watched(proc: subprocess.Popen[str], timeout: float | None, heartbeat: Heartbeat | None,
+                         *, echo: bool = False) -> tuple[str, str]:
+    """``proc.communicate`` that reads both pipes line by line (two threads): each line, redacted, goes to
+    ``heartbeat`` (its log, its last line) and, with ``echo``, to this process's stdout / stderr (a
+    streamed command: ``--verbose``); ``heartbeat`` ticks about once a second unless the output is echoed."""
     chunks: dict[str, list[str]] = {"out": [], "err": []}
 
     def pump(name: str, pipe: IO[str] | None) -> None:
         if pipe is None:
             return
+        to = sys.stdout if name == "out" else sys.stderr
         for text in pipe:
             chunks[name].append(text)
-            heartbeat.line(redact(text.rstrip("\n")))
+            shown = redact(text.rstrip("\n"))
+            if heartbeat is not None:
+                heartbeat.line(shown)
+            if echo:
+                to.write(shown + "\n")
+                to.flush()
         pipe.close()
 
     readers = [threading.Thread(target=pump, args=("out", proc.stdout), daemon=True),
@@ -278,7 +292,8 @@ def _communicate_watched(proc: subprocess.Popen[str], timeout: float | None,
         except subprocess.TimeoutExpired:
             if deadline is not None and time.monotonic() >= deadline:
                 raise
-            heartbeat.tick()
+            if heartbeat is not None and not echo:
+                heartbeat.tick()
     for reader in readers:
         reader.join()
     return "".join(chunks["out"]), "".join(chunks["err"])

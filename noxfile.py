@@ -50,8 +50,9 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def chaos(session: nox.Session) -> None:
-    """The fault suite alone: kill -9 a real sync at every phase and inside pip, fuzz hostile inputs;
-    prints the table (counts in reports/chaos.json). Extra pytest options after `--`."""
+    """The fault suite alone: kill -9 a real sync at every phase and inside pip, kill it at 50 random
+    instants that land (STACKSYNC_CHAOS_KILLS), fuzz hostile inputs; prints the table (counts in
+    reports/chaos.json) and writes docs/results/chaos.md. Extra pytest options after `--`."""
     from devtools.chaos import main
 
     if not main(session.posargs, log=session.log):

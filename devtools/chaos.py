@@ -69,14 +69,18 @@ def summary(data: Mapping[str, Any]) -> dict[str, int]:
         "cli_inputs": len(cli),
         "cli_one_line": sum(bool(c.get("ok")) for c in cli),
         "random_kills": len(kills_r),
+        "random_requested": int(data.get("random_requested", 0)),
         "random_killed": sum(bool(k.get("killed")) for k in kills_r),
+        "random_missed": sum(not k.get("killed") for k in kills_r),
         "random_converged": sum(bool(k.get("converged")) for k in kills_r),
         "random_false_twins": sum(bool(k.get("false_twin")) for k in kills_r),
         "random_left_running": sum(bool(k.get("left_running")) for k in kills_r),
         "random_tracebacks": sum(bool(k.get("traceback")) for k in kills_r),
-        "hostile": len(fuzz) + len(hostile),
-        "hostile_tracebacks": sum(f.get("result") == "traceback" for f in [*fuzz, *hostile]),
-        "hostile_changed": sum(bool(f.get("changed")) for f in [*fuzz, *hostile]),
+        "random_startup_interrupts": sum(bool(k.get("python_startup_interrupt")) for k in kills_r),
+        "hostile": len(fuzz) + len(hostile) + len(cli),
+        "hostile_tracebacks": sum(f.get("result") == "traceback" for f in [*fuzz, *hostile])
+        + sum(bool(c.get("traceback")) for c in cli),
+        "hostile_changed": sum(bool(f.get("changed")) for f in [*fuzz, *hostile, *cli]),
         "secrets_in_argv": int(data.get("secrets_in_argv", 0)),
         "secrets_in_output": int(data.get("secrets_in_output", 0)),
     }
@@ -95,14 +99,18 @@ def table(data: Mapping[str, Any]) -> str:
              f"| ... tracebacks | {s['tracebacks']} |",
              f"| ... targets changed | {s['targets_changed']} |",
              f"| CLI refusals with one `stacksync: error:` line | {s['cli_one_line']}/{s['cli_inputs']} |",
-             f"| random-instant kills (kill -9 of the tree, SIGTERM) of a sync | {s['random_kills']} |",
-             f"| ... landed before the sync ended | {s['random_killed']} |",
+             f"| random-instant kills tried (kill -9 of the tree or of stacksync alone, SIGTERM, SIGINT) "
+             f"| {s['random_kills']} |",
+             f"| ... landed before the sync ended (asked for: {s['random_requested']}) | {s['random_killed']} |",
+             f"| ... missed (the sync had ended first) | {s['random_missed']} |",
              f"| ... converged on re-run (pip freeze, pip check, imports, RECORD hashes) | "
              f"{s['random_converged']} |",
              f"| ... called in sync by verify while not (false twins) | {s['random_false_twins']} |",
              f"| ... processes of the target left running | {s['random_left_running']} |",
              f"| ... tracebacks | {s['random_tracebacks']} |",
-             f"| hostile inputs in all (inputs above + local state, secret-reaching lines, pins) | "
+             f"| ... Ctrl-C while Python was still importing invoke (KeyboardInterrupt, no stacksync frame) | "
+             f"{s['random_startup_interrupts']} |",
+             f"| hostile inputs in all (inputs above + CLI refusals + local state, secret-reaching lines, pins) | "
              f"{s['hostile']} |",
              f"| ... tracebacks / targets changed | {s['hostile_tracebacks']} / {s['hostile_changed']} |",
              f"| secrets seen in any process's argv / in output | {s['secrets_in_argv']} / "
@@ -112,6 +120,7 @@ def table(data: Mapping[str, Any]) -> str:
         left = "; ".join(line.split(":", 1)[0] if line.startswith("journal") else line
                          for line in k.get("left", [])) or "nothing"
         lines.append(f"| {k['point']} | {k.get('what', '')} | {left} | {'yes' if k.get('converged') else 'NO'} |")
+    lines += _random_rows(data)
     kinds: dict[str, list[Mapping[str, Any]]] = {}
     for f in [*data.get("fuzz", []), *data.get("hostile", [])]:
         kinds.setdefault(str(f.get("kind")), []).append(f)
@@ -121,6 +130,31 @@ def table(data: Mapping[str, Any]) -> str:
                      f"{sum(c.get('result') == 'traceback' for c in cases)} | "
                      f"{sum(bool(c.get('changed')) for c in cases)} |")
     return "\n".join(lines)
+
+
+def _random_rows(data: Mapping[str, Any]) -> list[str]:
+    """Per way of killing: tried, landed, converged, the rc seen; then where a kill's time went (means)."""
+    kills = list(data.get("random_kills", []))
+    if not kills:
+        return []
+    out = ["", f"Random instants drawn over a measured whole sync of {data.get('sync_seconds', '?')} s (then the "
+           "median of the whole syncs seen).", "",
+           "| kill | tried | landed | converged | exit statuses |", "|---|---|---|---|---|"]
+    for how in dict.fromkeys(str(k.get("how")) for k in kills):
+        rows = [k for k in kills if k.get("how") == how]
+        rcs = ", ".join(str(rc) for rc in sorted({k.get("rc") for k in rows}, key=str))
+        out.append(f"| {how} | {len(rows)} | {sum(bool(k.get('killed')) for k in rows)} | "
+                   f"{sum(bool(k.get('converged')) for k in rows)} | {rcs} |")
+    costs: dict[str, list[float]] = {}
+    for k in kills:
+        for name, seconds in dict(k.get("cost_s", {})).items():
+            costs.setdefault(name, []).append(float(seconds))
+    if costs:
+        out += ["", "| per kill: where the time went | mean s | max s |", "|---|---|---|"]
+        out += [f"| {name} | {sum(v) / len(v):.1f} | {max(v):.1f} |" for name, v in costs.items()]
+        total = [sum(dict(k.get("cost_s", {})).values()) for k in kills]
+        out.append(f"| all | {sum(total) / len(total):.1f} | {max(total):.1f} |")
+    return out
 
 
 def results_page(data: Mapping[str, Any], *, when: str, seconds: float, passed: bool, commit: str,

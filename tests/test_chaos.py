@@ -30,7 +30,7 @@ from clihelp import invoke
 from pkgfactory import IndexServer
 from stackprofile import LOCK_A, LOCK_B, TOKEN_VAR, USER_VAR, expected_a, freeze, virtualenv_at, write_profile
 
-from stacksync.core import runner
+from stacksync.core import defaults, runner
 from stacksync.core.errors import StacksyncError
 from stacksync.env import damage, journal
 from stacksync.sync.run import run
@@ -434,15 +434,20 @@ def test_cli_gives_one_line_for_each_hostile_input(world: dict[str, Any], tmp_pa
         "empty lock": ["sync", "--profile", str(empty), "--venv", str(venv), "--yes"],
         "hanging interpreter": ["sync", "--profile", a, "--python", str(hang)],
     }
+    # each setting read as a value, set but empty (an unset variable expanded in CI), on a real sync -y
+    settings = {f"{var}=\"\"": ({var: ""}, ["sync", "--profile", a, "--venv", str(venv), "--yes"])
+                for var in defaults.VALUE_SETTINGS}
     problems = []
-    for name, args in cases.items():
-        proc = invoke(*args, env=env, timeout=60, new_session=True)
+    for name, (extra, args) in {**{n: ({}, c) for n, c in cases.items()}, **settings}.items():
+        proc = invoke(*args, env={**env, **extra}, timeout=60, new_session=True)
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-        ok = (proc.returncode != 0 and len(lines) == 1 and lines[0].startswith("stacksync: error: ")
-              and "Traceback" not in proc.stderr + proc.stdout)
-        RESULTS["cli"].append({"input": name, "rc": proc.returncode, "line": lines[0] if lines else "", "ok": ok})
-        if not ok:
-            problems.append((name, proc.returncode, proc.stderr[-1500:]))
+        traceback = "Traceback" in proc.stderr + proc.stdout
+        ok = proc.returncode != 0 and len(lines) == 1 and lines[0].startswith("stacksync: error: ") and not traceback
+        changed = _tree(venv) != before
+        RESULTS["cli"].append({"input": name, "rc": proc.returncode, "line": lines[0] if lines else "", "ok": ok,
+                               "traceback": traceback, "changed": changed})
+        if not ok or changed:
+            problems.append((name, proc.returncode, changed, proc.stderr[-1500:]))
     assert not problems, problems
     assert _tree(venv) == before
 

@@ -27,8 +27,9 @@ class ArgvSampler:
     """Polls every ``/proc/PID/cmdline`` until stopped; ``hits`` holds the argvs that contain ``secret``,
     ``seen`` counts the distinct processes read (to show that the sampler saw the children at all)."""
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, interval: float = 0.002) -> None:
         self.secret = secret.encode()
+        self.interval = interval
         self.hits: list[str] = []
         self.seen: set[tuple[str, bytes]] = set()
         self._stop = threading.Event()
@@ -48,7 +49,7 @@ class ArgvSampler:
                 self.seen.add((pid, cmd[:200]))
                 if self.secret in cmd:
                     self.hits.append(cmd.replace(b"\0", b" ").decode(errors="replace")[:400])
-            time.sleep(0.002)
+            time.sleep(self.interval)
 
     def __enter__(self) -> ArgvSampler:
         self._thread.start()

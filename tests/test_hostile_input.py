@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import urllib.error
 import urllib.request
@@ -331,6 +333,83 @@ def test_fetch_into_a_cache_under_dev_null_is_one_line_and_the_target_unchanged(
                       "make this one writable)"], proc.stderr
     assert "Traceback" not in proc.stderr
     assert sorted(p.name for p in (venv / "lib").rglob("site-packages/*")) == site
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() == 0 and not shutil.which("setpriv"),
+                    reason="root writes into a read-only folder; dropping to another user needs setpriv")
+def test_a_read_only_cache_folder_is_one_line_and_the_target_unchanged(
+        index_server: IndexServer, stack_packages: Path, _virtualenv_app_data: Path) -> None:
+    """A cache folder the user cannot write (mode 555, owned by someone else). Root writes through any
+    mode, so under root the sync runs as user ``nobody`` (setpriv), in a folder ``nobody`` can read, on a
+    target venv ``nobody`` owns."""
+    base = Path(tempfile.mkdtemp(prefix="stacksync-ro-cache-"))
+    try:
+        base.chmod(0o755)
+        wheel = next(stack_packages.glob("plain_b-1.0-*.whl"))
+        folder = base / "locks" / "cache"
+        folder.mkdir(parents=True)
+        (folder / "stack.toml").write_text(f'python = "{PY_XY}"\nindex_url = "http://${{IDX_USER}}:${{IDX_PASS}}@'
+                                           f'127.0.0.1:{index_server.port}/simple/"\n')
+        (folder / "requirements.in").write_text("plain-b\n")
+        (folder / "requirements.txt").write_text(f"plain-b==1.0 \\\n    --hash=sha256:{pkgfactory.sha256_of(wheel)}\n")
+        # the other user must be able to run the target's base interpreter (this one may sit under /root)
+        python = next((p for p in (f"/usr/bin/python{PY_XY}", f"/usr/local/bin/python{PY_XY}")
+                       if os.path.exists(p)), sys.executable)
+        venv = base / "venv"
+        subprocess.run([sys.executable, "-m", "virtualenv", "-q", "--python", python, "--no-periodic-update",
+                        "--no-download", "--app-data", str(_virtualenv_app_data), "--no-vcs-ignore", "--activators",
+                        "", str(venv)], check=True, stdin=subprocess.DEVNULL, capture_output=True)
+        (base / "home").mkdir()
+        cache = base / "cache"
+        cache.mkdir()
+        cache.chmod(0o555)
+        drop: list[str] = []
+        if os.geteuid() == 0:
+            subprocess.run(["chown", "-R", "65534:65534", str(venv), str(base / "home")], check=True)
+            drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
+        site = sorted(p.name for p in (venv / "lib").rglob("site-packages/*"))
+        env = {**os.environ, "HOME": str(base / "home"), "STACKSYNC_LOCKS_DIR": str(base / "locks"),
+               "STACKSYNC_CACHE_DIR": str(cache), "STACKSYNC_WHEELHOUSE": str(base / "home" / "wheelhouse"),
+               "IDX_USER": index_server.user, "IDX_PASS": index_server.password}
+        proc = subprocess.run([*drop, sys.executable, "-m", "invoke", "-r", str(REPO), "sync", "-p", "cache", "--venv",
+                               str(venv), "-y", "--accept-foreign-lock"], cwd=base / "home", env=env,
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("stacksync: error:")]
+        assert len(errors) == 1 and errors[0].startswith(f"stacksync: error: {cache}"), proc.stderr
+        assert "Traceback" not in proc.stdout + proc.stderr
+        assert "cannot use it as a folder for stacksync's files (Permission denied)" in errors[0], errors
+        assert "fix: set STACKSYNC_CACHE_DIR to a folder you can write" in errors[0], errors
+        assert sorted(p.name for p in (venv / "lib").rglob("site-packages/*")) == site
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() == 0 and not shutil.which("setpriv"),
+                    reason="root reads any folder; dropping to another user needs setpriv")
+def test_a_venv_the_user_cannot_read_is_one_line_not_a_traceback() -> None:
+    """``--venv`` naming a folder the user cannot enter: ``Path.exists`` raised PermissionError (a
+    traceback); now the TargetError line."""
+    base = Path(tempfile.mkdtemp(prefix="stacksync-unreadable-"))
+    try:
+        base.chmod(0o755)
+        (base / "venv" / "bin").mkdir(parents=True)
+        (base / "venv").chmod(0o700)
+        drop = (["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
+                if os.geteuid() == 0 else [])
+        if not drop:
+            (base / "venv").chmod(0o000)
+        code = ("import sys\nfrom stacksync.env.environment import find_python\nfrom stacksync.core.errors import "
+                "StacksyncError\ntry:\n    find_python(sys.argv[1])\nexcept StacksyncError as exc:\n    print(exc)\n")
+        proc = subprocess.run([*drop, sys.executable, "-c", code, str(base / "venv")], cwd="/", capture_output=True,
+                              text=True, stdin=subprocess.DEVNULL, timeout=60,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stdout.startswith(f"{base / 'venv'}: cannot reach its interpreter (Permission denied"), proc.stdout
+    finally:
+        (base / "venv").chmod(0o700)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.mark.parametrize("where", ["/dev/null/demo", "file/cache"])

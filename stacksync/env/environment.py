@@ -244,6 +244,15 @@ def _write_json(path: Path, data: Any) -> None:
 def find_python(spec: str | os.PathLike[str]) -> Path:
     """An interpreter from a path, a venv folder, or a name on PATH (``python3.11``)."""
     path = Path(spec)
+    try:
+        return _find_python(path, spec)
+    except OSError as exc:  # a folder on the way, or the base interpreter a venv links to, the user cannot read
+        raise TargetError(f"{path}: cannot reach its interpreter ({exc.strerror or exc}: {exc.filename or path}) "
+                          "(fix: run stacksync as a user who can read and run it, or pass another --venv / "
+                          "--python)") from None
+
+
+def _find_python(path: Path, spec: str | os.PathLike[str]) -> Path:
     if path.is_dir():
         exe = python_in(path)
         if not exe.exists():

@@ -6,6 +6,9 @@ imports them; `tests`, `lint`, `bench` and `chaos` are for developing stacksync 
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import nox
 
 from stacksync.cli.nox_sessions import lock, reproduce
@@ -17,6 +20,12 @@ nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = False
 
 PYTHON = "3.11"
+
+# devtools/ sits beside this file, outside the package: `python -m nox` finds it through the current
+# directory, the `nox` console script (sys.path[0] = its bin folder) did not ("No module named 'devtools'")
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
 
 
 @nox.session(python=PYTHON)

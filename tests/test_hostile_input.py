@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -545,6 +546,79 @@ def test_netrc_credentials_open_a_protected_index(index_server: IndexServer, tmp
     files = indexapi.project_files(index_server.url, "plain-b")
     assert files and all(f.name == "plain-b" for f in files)
     assert redact.redact(f"password {index_server.password}") == "password ****"
+
+
+def test_keyring_credentials_open_a_protected_index(index_server: IndexServer, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """pip asks keyring for an index URL without userinfo (``PIP_KEYRING_PROVIDER=import``); so does the
+    index client. A keyring backend of this test's own holds the password (nothing of pip is mocked)."""
+    keyring = pytest.importorskip("keyring", reason="keyring is not installed (it comes with the [dev] extras)")
+    from keyring.backend import KeyringBackend
+    from keyring.credentials import SimpleCredential
+
+    class Memory(KeyringBackend):  # type: ignore[misc]
+        priority = 1
+
+        def __init__(self, store: dict[str, tuple[str, str]]) -> None:
+            super().__init__()
+            self.store = store
+            self.asked: list[str] = []
+
+        def get_password(self, service: str, username: str) -> str | None:
+            found = self.store.get(service)
+            return found[1] if found else None
+
+        def get_credential(self, service: str, username: str | None) -> SimpleCredential | None:
+            self.asked.append(service)
+            found = self.store.get(service)
+            return SimpleCredential(*found) if found else None
+
+        def set_password(self, service: str, username: str, password: str) -> None:
+            self.store[service] = (username, password)
+
+        def delete_password(self, service: str, username: str) -> None:
+            self.store.pop(service, None)
+
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("PIP_KEYRING_PROVIDER", "import")
+    previous = keyring.get_keyring()
+    backend = Memory({f"127.0.0.1:{index_server.port}": (index_server.user, index_server.password)})
+    keyring.set_keyring(backend)
+    try:
+        files = indexapi.project_files(index_server.url, "plain-b")
+        assert files and all(f.name == "plain-b" for f in files)
+        assert backend.asked
+        backend.store.clear()
+        with pytest.raises(IndexUnavailable, match="credentials refused"):
+            indexapi.project_files(index_server.url, "plain-c-nope")
+        monkeypatch.setenv("PIP_KEYRING_PROVIDER", "disabled")  # as pip: not asked at all
+        backend.asked.clear()
+        assert transport.stored_credentials(index_server.url) is None and not backend.asked
+    finally:
+        keyring.set_keyring(previous)
+    assert redact.redact(f"password {index_server.password}") == "password ****"
+
+
+def test_without_pip_cert_the_system_trust_store_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pip verifies TLS against the system trust store (truststore); the index client does the same:
+    truststore's context when it is installed, else Python's default context, which loads the system's
+    CA certificates. ``PIP_CERT`` replaces both, as in pip."""
+    monkeypatch.delenv("PIP_CERT", raising=False)
+    monkeypatch.delenv("PIP_CLIENT_CERT", raising=False)
+    ctx = transport._ssl_context(transport.transport_settings())
+    try:
+        import truststore  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+        if any(os.path.exists(p) for p in (ssl.get_default_verify_paths().cafile or "",
+                                           ssl.get_default_verify_paths().capath or "")):
+            assert ctx.cert_store_stats()["x509_ca"] > 0 or ssl.get_default_verify_paths().capath
+    else:
+        assert isinstance(ctx, truststore.SSLContext)
+    monkeypatch.setenv("PIP_CERT", "/nonexistent/ca.pem")
+    with pytest.raises(IndexUnavailable, match="PIP_CERT=/nonexistent/ca.pem: no such file"):
+        transport._ssl_context(transport.transport_settings())
 
 
 def test_a_client_certificate_that_cannot_be_loaded_is_one_line(index_server: IndexServer, tmp_path: Path,

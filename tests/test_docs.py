@@ -128,3 +128,28 @@ def test_chaos_results_page() -> None:
             "at 0123456.") in page
     assert chaos.table(data) in page
     assert "| before-base | after fetch | journal stacksync-journal.json | yes |" in page
+
+
+def test_chaos_table_counts_landed_kills_and_every_hostile_input() -> None:
+    data = {"kill_points": [], "fuzz": [{"kind": "lock", "result": "clear error", "changed": False}] * 3,
+            "hostile": [{"kind": "local state", "result": "clear error", "changed": False}] * 2,
+            "cli": [{"input": "x", "ok": True, "traceback": False, "changed": False}],
+            "random_requested": 2, "sync_seconds": 20.0,
+            "random_kills": [{"how": "SIGTERM", "killed": True, "converged": True, "rc": 143, "cost_s": {"copy": 1.0}},
+                             {"how": "SIGINT", "killed": False, "converged": True, "rc": 0, "cost_s": {"copy": 3.0}},
+                             {"how": "SIGINT", "killed": True, "converged": True, "rc": 130, "cost_s": {"copy": 2.0}}]}
+    counts = chaos.summary(data)
+    assert (counts["hostile"], counts["random_kills"], counts["random_killed"], counts["random_missed"]) == (6, 3, 2, 1)
+    text = chaos.table(data)
+    assert "| ... landed before the sync ended (asked for: 2) | 2 |" in text
+    assert "| SIGINT | 2 | 1 | 2 | 0, 130 |" in text
+    assert "| copy | 2.0 | 3.0 |" in text
+
+
+def test_each_finding_of_issue_20_names_tests_that_exist() -> None:
+    page = (DOCS / "crash-consistency.md").read_text(encoding="utf-8")
+    table = page[page.index("## Issue 20's findings"):]
+    names = set(re.findall(r"\b(test_[a-z0-9_]+)\b", table)) - {p.stem for p in (ROOT / "tests").glob("test_*.py")}
+    sources = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "tests").glob("test_*.py"))
+    assert len(names) > 40
+    assert not [n for n in sorted(names) if f"def {n}(" not in sources]

@@ -142,7 +142,7 @@ def test_chaos_table_counts_landed_kills_and_every_hostile_input() -> None:
     assert (counts["hostile"], counts["random_kills"], counts["random_killed"], counts["random_missed"]) == (6, 3, 2, 1)
     text = chaos.table(data)
     assert "| ... landed before the sync ended (asked for: 2) | 2 |" in text
-    assert "| SIGINT | 2 | 1 | 2 | 0, 130 |" in text
+    assert "| SIGINT | pip-tools | 2 | 1 | 2 | 0, 130 |" in text
     assert "| copy | 2.0 | 3.0 |" in text
 
 

@@ -258,6 +258,18 @@ def _python_startup_interrupt(text: str) -> bool:
     return "KeyboardInterrupt" in text and "stacksync" not in text.split("Traceback", 1)[1]
 
 
+@pytest.fixture
+def _ctrl_c_reaches_children() -> Iterator[None]:
+    """SIGINT handled as Python's default while the kills run: a suite started in the background (``nohup
+    nox -s chaos &``) ignores SIGINT, its children inherit that, and a Ctrl-C never reached the sync."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("_ctrl_c_reaches_children")
 def test_random_instant_kills_then_resync_converge(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     """Kill a sync from lock B to lock A at random instants until ``KILLS`` kills LANDED (the sync had not
@@ -296,8 +308,9 @@ def test_random_instant_kills_then_resync_converge(world: dict[str, Any], monkey
     for i in range(cap):
         if landed >= KILLS:
             break
-        how = MODES[landed % len(MODES)]
-        backend = BACKENDS[(landed // len(MODES)) % len(BACKENDS)]
+        # by try, not by landed kill: a way that keeps missing cannot hold the others up
+        how = MODES[i % len(MODES)]
+        backend = BACKENDS[(i // len(MODES)) % len(BACKENDS)]
         length = statistics.median(lengths[backend])
         at = round(rng.uniform(0.0, length), 2)
         lap = _Laps()

@@ -211,8 +211,9 @@ def _left_running(venv: Path) -> list[str]:
 #: and SIGINT to stacksync's process group (Ctrl-C in a terminal)
 MODES = ("kill -9 tree", "kill -9 stacksync", "SIGTERM", "SIGINT")
 #: exit statuses each way may leave: 0 when the sync ended first; 143 / 130 once stacksync's handlers are
-#: in place, -15 while invoke itself starts (no handler yet), 1 when Ctrl-C lands while invoke loads
-EXPECTED_RC = {"SIGTERM": {0, 143, -15}, "SIGINT": {0, 130, 1}}
+#: in place, -15 while invoke itself starts (no handler yet), 1 when Ctrl-C lands while invoke loads, -2 when
+#: it lands while Python is still importing invoke (Python ends an unhandled KeyboardInterrupt by SIGINT)
+EXPECTED_RC = {"SIGTERM": {0, 143, -15}, "SIGINT": {0, 130, 1, -2}}
 
 
 def _copy_template(template: Path, venv: Path) -> None:

@@ -317,14 +317,26 @@ def _plain(dest: Path, name: str, version: str, requires: Iterable[str] = ()) ->
                        files={f"{module}/__init__.py": f'__version__ = "{version}"\n'})
 
 
+def _torch_like_cuda(version: str) -> str | None:
+    """The CUDA a stand-in build says it is for, as torch's version.py does: ``X.Y`` from a ``+cuXYZ``
+    label, none for ``+cpu``, else 12.1 (the unlabelled stand-in is a CUDA 12.1 build)."""
+    label = version.partition("+")[2]
+    if label == "cpu":
+        return None
+    if label.startswith("cu") and label[2:].isdigit():
+        return f"{label[2:-1]}.{label[-1]}"
+    return "12.1"
+
+
 def build_torch_like(dest: Path, version: str) -> Path:
+    cuda = _torch_like_cuda(version)
     return build_wheel(
         dest, "torch-like", version,
         requires=[f"nvidia-cudnn-like=={CUDNN_LIKE_VERSION}", f"nvidia-cublas-like=={CUBLAS_LIKE_VERSION}"],
         files={
             "torch_like/__init__.py": _TORCH_INIT.format(cudnn=CUDNN_LIB, cublas=CUBLAS_LIB,
                                                          cudnn_error=CUDNN_IMPORT_ERROR),
-            "torch_like/version.py": f"__version__ = '{version}'\ncuda = '12.1'\n",
+            "torch_like/version.py": f"__version__ = '{version}'\ncuda = {cuda!r}\n",
         },
     )
 

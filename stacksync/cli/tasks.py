@@ -289,49 +289,50 @@ def plan(c: Context, profile: str = "", python: str = "", venv: str = "", dry_ru
           accept_foreign_lock, variant=variant, json_=json_)
 
 
-@task(help=_SYNC_HELP)
+@task(help={**_SYNC_HELP, "variant": _VARIANT_HELP})
 def fetch(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False, yes: bool = False,
           force: bool = False, wait: bool = False, report: str = "", backend: str = "", verbose: bool = False,
-          accept_foreign_lock: bool = False) -> None:
+          accept_foreign_lock: bool = False, variant: str = "") -> None:
     """Download and hash-verify every artifact the plan needs into the cache; change nothing."""
     _sync(("plan", "fetch"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose,
-          accept_foreign_lock)
+          accept_foreign_lock, variant=variant)
 
 
-@task(help=_SYNC_HELP)
+@task(help={**_SYNC_HELP, "variant": _VARIANT_HELP})
 def install_base(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False,
                  yes: bool = False, force: bool = False, wait: bool = False, report: str = "", backend: str = "",
-                 verbose: bool = False, accept_foreign_lock: bool = False) -> None:
+                 verbose: bool = False, accept_foreign_lock: bool = False, variant: str = "") -> None:
     """Install the base packages with their locked dependencies (binary only, hashed); smoke-import them."""
     _sync(("plan", "fetch", "base"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose,
-          accept_foreign_lock)
+          accept_foreign_lock, variant=variant)
 
 
-@task(help=_SYNC_HELP)
+@task(help={**_SYNC_HELP, "variant": _VARIANT_HELP})
 def sync_rest(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False,
               yes: bool = False, force: bool = False, wait: bool = False, report: str = "", backend: str = "",
-              verbose: bool = False, accept_foreign_lock: bool = False) -> None:
+              verbose: bool = False, accept_foreign_lock: bool = False, variant: str = "") -> None:
     """pip-sync the rest of the lock (a hashed install when nothing is removed), keeping built deferred packages."""
     _sync(("plan", "fetch", "rest"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose,
-          accept_foreign_lock)
+          accept_foreign_lock, variant=variant)
 
 
-@task(help=_SYNC_HELP)
+@task(help={**_SYNC_HELP, "variant": _VARIANT_HELP})
 def install_deferred(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False,
                      yes: bool = False, force: bool = False, wait: bool = False, report: str = "",
-                     backend: str = "", verbose: bool = False, accept_foreign_lock: bool = False) -> None:
+                     backend: str = "", verbose: bool = False, accept_foreign_lock: bool = False,
+                     variant: str = "") -> None:
     """Build the deferred packages (e.g. flash-attn) that are missing or built against other base versions."""
     _sync(("plan", "fetch", "deferred"), profile, python, venv, dry_run, yes, force, wait, report, backend,
-          verbose, accept_foreign_lock)
+          verbose, accept_foreign_lock, variant=variant)
 
 
-@task(help=_SYNC_HELP)
+@task(help={**_SYNC_HELP, "variant": _VARIANT_HELP})
 def install_vcs(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False,
                 yes: bool = False, force: bool = False, wait: bool = False, report: str = "",
-                backend: str = "", verbose: bool = False, accept_foreign_lock: bool = False) -> None:
+                backend: str = "", verbose: bool = False, accept_foreign_lock: bool = False, variant: str = "") -> None:
     """Install the VCS pins of vcs.txt at their locked commit (no hash can cover a checkout)."""
     _sync(("plan", "fetch", "vcs"), profile, python, venv, dry_run, yes, force, wait, report, backend,
-          verbose, accept_foreign_lock)
+          verbose, accept_foreign_lock, variant=variant)
 
 
 @task(help={**_SYNC_HELP, "files": "instead: check every installed file against its RECORD sha256 (no lock "

@@ -25,10 +25,11 @@ import tomllib
 from clihelp import invoke
 from pkgfactory import IndexServer
 from schemacheck import errors
-from stackprofile import PY_XY, freeze, record
+from stackprofile import PY_XY, TEAM_TOKEN, TEAM_USER, freeze, record, team_server
 from test_doctor import fake_libcuda  # noqa: F401  (the fixture: a gcc-built libcuda.so reporting a CUDA version)
 
 from stacksync.build import wheelhouse
+from stacksync.build.publish import publish
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -224,6 +225,32 @@ def test_a_wheel_built_for_one_variant_is_never_served_to_another(multi: dict[st
     rec = record(again)
     assert rec["key_digest"] == keys["2.4.0+cu121"].digest and rec["source"]["kind"] == "wheelhouse"  # type: ignore[index]
     assert len(wheelhouse.entries(house)) == 2
+
+
+def test_published_wheels_are_served_by_key_to_their_own_variant(multi: dict[str, object],
+                                                                  synced121: dict[str, object], tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    folder, house = Path(str(multi["folder"])), Path(str(multi["house"]))
+    keys = {e.key["base"]["torch-like"]: e for e in wheelhouse.entries(house)}
+    assert set(keys) == {"2.4.0+cu121", "2.4.0+cu124"}  # after the test above
+    toml = (folder / "stack.toml").read_text()
+    with team_server(tmp_path, monkeypatch) as team:
+        try:
+            (folder / "stack.toml").write_text(
+                f'team_index = "http://${{{TEAM_USER}}}:${{{TEAM_TOKEN}}}@127.0.0.1:{team.port}/simple/"\n' + toml)
+            result = publish(str(folder), wheelhouse_dir=str(house),
+                             environ={**os.environ, **_env(multi, "12.4")})
+            assert sorted(e.wheel.name for e in result.uploaded) == sorted(e.wheel.name for e in keys.values())
+            # a cu124 target with an empty wheelhouse takes cu124's wheel from the team index, by its key
+            venv = Path(str(multi["root"])) / "venv124-team"
+            done = invoke("sync", "--profile", str(folder), "--venv", str(venv), "--yes",
+                          extra={**_env(multi, "12.4"), "STACKSYNC_WHEELHOUSE": str(tmp_path / "empty-house")})
+            assert done.returncode == 0, done.stderr
+        finally:
+            (folder / "stack.toml").write_text(toml)
+    rec = record(venv)
+    assert rec["source"]["kind"] == "team-index" and rec["key_digest"] == keys["2.4.0+cu124"].digest  # type: ignore[index]
+    assert freeze(venv)["torch-like"] == "2.4.0+cu124"
 
 
 def test_reproduce_proves_the_variant_the_driver_picks(multi: dict[str, object],

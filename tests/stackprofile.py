@@ -178,3 +178,53 @@ def team_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ind
         yield server
     finally:
         server.stop()
+
+
+# --- a profile with cpu / cu121 / cu124 variants of the stand-in torch (issue 22) ---------------------------
+
+VARIANT_USER, VARIANT_TOKEN = "VUSER", "VPASS"
+
+
+def variant_indexes(stack: Path, root: Path) -> dict[str, IndexServer]:
+    """Started servers: ``main``, the stand-in stack with torch-like 2.4.0+cpu as its only torch-like;
+    ``cu121`` / ``cu124``, that build alone (the "PyTorch" index of each CUDA). Stop them with
+    :func:`stop_all`."""
+    import shutil
+
+    main = root / "main"
+    shutil.copytree(stack, main, ignore=shutil.ignore_patterns("torch_like-*"))
+    pkgfactory.build_torch_like(main, "2.4.0+cpu")
+    servers = {"main": IndexServer(main, root / "srv-main")}
+    for cu in ("cu121", "cu124"):
+        (root / cu).mkdir()
+        pkgfactory.build_torch_like(root / cu, f"2.4.0+{cu}")
+        servers[cu] = IndexServer(root / cu, root / f"srv-{cu}")
+    for server in servers.values():
+        server.start()
+    return servers
+
+
+def stop_all(servers: dict[str, IndexServer]) -> None:
+    for server in servers.values():
+        server.stop()
+
+
+def variant_url(server: IndexServer) -> str:
+    return f"http://${{{VARIANT_USER}}}:${{{VARIANT_TOKEN}}}@127.0.0.1:{server.port}/simple/"
+
+
+def variants_toml(servers: dict[str, IndexServer]) -> str:
+    """The ``[variants]`` tables of such a profile: cpu, and cu121 / cu124 with their index first."""
+    return textwrap.dedent(f"""\
+        [variants.cpu]
+        [variants.cu121]
+        cuda = "12.1"
+        base_index_url = "{variant_url(servers['cu121'])}"
+        [variants.cu124]
+        cuda = "12.4"
+        base_index_url = "{variant_url(servers['cu124'])}"
+        """)
+
+
+def variant_auth(servers: dict[str, IndexServer]) -> dict[str, str]:
+    return {VARIANT_USER: servers["main"].user, VARIANT_TOKEN: servers["main"].password}

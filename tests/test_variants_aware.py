@@ -12,20 +12,29 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pkgfactory
 import pytest
 import tomllib
 from clihelp import invoke
-from pkgfactory import IndexServer
 from schemacheck import errors
-from stackprofile import PY_XY, TEAM_TOKEN, TEAM_USER, freeze, record, team_server
+from stackprofile import (
+    PY_XY,
+    TEAM_TOKEN,
+    TEAM_USER,
+    freeze,
+    record,
+    stop_all,
+    team_server,
+    variant_auth,
+    variant_indexes,
+    variant_url,
+    variants_toml,
+)
 from test_doctor import fake_libcuda  # noqa: F401  (the fixture: a gcc-built libcuda.so reporting a CUDA version)
 
 from stacksync.build import wheelhouse
@@ -36,33 +45,20 @@ ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "docs" / "plan-json.schema.json").read_text())
 
 
-def _url(server: IndexServer) -> str:
-    return f"http://${{VUSER}}:${{VPASS}}@127.0.0.1:{server.port}/simple/"
-
-
 @pytest.fixture(scope="module")
 def multi(stack_packages: Path, tmp_path_factory: pytest.TempPathFactory,
           fake_libcuda: Callable[..., Path]) -> Iterator[dict[str, object]]:  # noqa: F811
     """The compiled profile ``locks/multi`` (one lock per variant), its indexes, one wheelhouse for every
     test of the module, and the environment of a host whose driver supports CUDA 12.1 / 12.4 / none."""
     root = tmp_path_factory.mktemp("aware")
-    main = root / "main"
-    shutil.copytree(stack_packages, main, ignore=shutil.ignore_patterns("torch_like-*"))
-    pkgfactory.build_torch_like(main, "2.4.0+cpu")
-    servers = {"main": IndexServer(main, root / "srv-main")}
-    for cu in ("cu121", "cu124"):
-        (root / cu).mkdir()
-        pkgfactory.build_torch_like(root / cu, f"2.4.0+{cu}")
-        servers[cu] = IndexServer(root / cu, root / f"srv-{cu}")
-    for server in servers.values():
-        server.start()
+    servers = variant_indexes(stack_packages, root)
     folder = root / "locks" / "multi"
     folder.mkdir(parents=True)
     (folder / "requirements.in").write_text("torch-like==2.4.0\neinops-like\nplain-b\nflash-attn-like==2.8.0\n"
                                             "setuptools\n")
     (folder / "stack.toml").write_text(textwrap.dedent(f"""\
         python = "{PY_XY}"
-        index_url = "{_url(servers['main'])}"
+        index_url = "{variant_url(servers['main'])}"
         base = ["torch-like"]
         [smoke]
         base = ["torch_like"]
@@ -71,27 +67,19 @@ def multi(stack_packages: Path, tmp_path_factory: pytest.TempPathFactory,
         requires = ["torch-like", "einops-like"]
         imports = ["torch_like"]
         build_requires = ["setuptools"]
-        [variants.cpu]
-        [variants.cu121]
-        cuda = "12.1"
-        base_index_url = "{_url(servers['cu121'])}"
-        [variants.cu124]
-        cuda = "12.4"
-        base_index_url = "{_url(servers['cu124'])}"
-        """))
+        """) + variants_toml(servers))
     house = root / "wheelhouse"
     # no CUDA toolkit: this host's nvcc (another CUDA major than the variants') would stop doctor's build
     # checks; flash-attn-like has no CUDA code to compile
     (root / "no-cuda-toolkit").mkdir()
-    base_env = {"VUSER": servers["main"].user, "VPASS": servers["main"].password, "STACKSYNC_NVIDIA_SMI": "",
+    base_env = {**variant_auth(servers), "STACKSYNC_NVIDIA_SMI": "",
                 "STACKSYNC_WHEELHOUSE": str(house), "CUDA_HOME": str(root / "no-cuda-toolkit")}
     compiled = invoke("compile", "--profile", str(folder), extra=base_env)
     assert compiled.returncode == 0, compiled.stderr
     drivers = {"12.1": str(fake_libcuda(12010)), "12.4": str(fake_libcuda(12040)), "none": str(root / "no-libcuda")}
     yield {"root": root, "folder": folder, "house": house,
            "env": {d: {**base_env, "STACKSYNC_LIBCUDA": lib} for d, lib in drivers.items()}}
-    for server in servers.values():
-        server.stop()
+    stop_all(servers)
 
 
 def _env(multi: dict[str, object], driver: str) -> dict[str, str]:

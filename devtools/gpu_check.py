@@ -116,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="stacksync-gpu-check-")).absolute()
     work.mkdir(parents=True, exist_ok=True)
     invoke = [sys.executable, "-m", "invoke", "-r", str(ROOT)]
+    # the sync cache and the wheelhouse under --workdir, not in the checkout
+    env = {**os.environ, "STACKSYNC_CACHE_DIR": str(work / "cache"), "STACKSYNC_WHEELHOUSE": str(work / "wheelhouse")}
 
     facts = probe_facts(host)
     d = facts.driver
@@ -154,23 +156,24 @@ def main(argv: list[str] | None = None) -> int:
                  [str(host), "-m", "venv", "--system-site-packages", "--without-pip", "--clear", str(venv)])
     with _pypiserver(packages, port, work, None):
         log.step("compile --provided-from the host Python (one lock per variant)",
-                 [*invoke, "compile", "--profile", str(folder), "--provided-from", str(host)])
+                 [*invoke, "compile", "--profile", str(folder), "--provided-from", str(host)], env=env)
         doctor = log.step("doctor against the host's own torch, with the profile",
-                          [*invoke, "doctor", "--python", str(host), "--profile", str(folder)], expect_ok=False)
+                          [*invoke, "doctor", "--python", str(host), "--profile", str(folder)], expect_ok=False,
+                          env=env)
         log.note += [f"doctor: {line.strip()}" for line in doctor.stdout.splitlines() if "variant" in line]
         synced = log.step("sync (variant by the driver, torch kept as the machine's)",
-                          [*invoke, "sync", "--profile", str(folder), "--venv", str(venv), "--yes"])
+                          [*invoke, "sync", "--profile", str(folder), "--venv", str(venv), "--yes"], env=env)
         log.note += [line.strip() for line in (synced.stdout + synced.stderr).splitlines()
                      if line.startswith("variant ") or "provided by the machine" in line or "twin of the lock" in line]
         again = log.step("sync again (nothing to do)", [*invoke, "sync", "--profile", str(folder), "--venv",
-                                                        str(venv), "--yes"])
+                                                        str(venv), "--yes"], env=env)
         if "already in sync" not in again.stderr:
             log.failed.append("second sync was not a no-op")
     seen = log.step("torch in the venv is the host's", [str(venv / "bin" / "python"), "-c",
                                                         "import torch; print(torch.__version__, torch.__file__)"])
     log.note.append(f"torch in the venv: {seen.stdout.strip()}")
     venv_doctor = log.step("doctor of the venv with the profile", [*invoke, "doctor", "--venv", str(venv),
-                                                                   "--profile", str(folder)], expect_ok=False)
+                                                                   "--profile", str(folder)], expect_ok=False, env=env)
     log.note += [f"doctor of the venv: {line.strip()}" for line in venv_doctor.stdout.splitlines()
                  if line.strip().startswith(("ok torch", "ok variant", "error", "warning torch"))]
     if rehearsal:

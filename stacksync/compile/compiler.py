@@ -50,6 +50,7 @@ from stacksync.lock import profile as profiles
 from stacksync.lock import provided, vcs
 from stacksync.lock.lockfile import Pin, parse, parse_text
 from stacksync.lock.profile import Profile
+from stacksync.lock.variants import platform_admits, platform_name
 
 __all__ = ["CompileResult", "FileOutcome", "compile_profile", "compile_profiles",
            "resolver_inputs", "deferred_pins", "render_lock",
@@ -197,6 +198,22 @@ def check_python(profile: Profile) -> None:
                            f"`.tools/bin/invoke compile --profile {profile.name}`")
 
 
+def check_platform(profile: Profile) -> None:
+    """pip-tools resolves for the machine it runs on: a profile (or variant) for another platform is
+    refused with the fix (uv resolves for any platform)."""
+    here = platform_name(sys.platform, platform.machine())
+    if platform_admits(profile.platforms, sys.platform, platform.machine()):
+        return
+    variant = profile.variants.get(profile.variant or "")
+    key = f"variants.{profile.variant}.platforms" if variant is not None and variant.platforms is not None \
+        else "platforms"
+    what = f"variant {profile.variant!r}" if profile.variant else f"profile {profile.name!r}"
+    raise ProfileError(profile.stack_toml, key, f"{what} is for {', '.join(profile.platforms)}; the pip-tools "
+                       f"backend resolves only for this machine ({here})",
+                       'set backend = "uv" in stack.toml (it resolves for another platform), '
+                       "or pass --backend uv")
+
+
 def target_python(profile: Profile, *, cross_target: bool) -> tuple[str, str]:
     """(X.Y.Z resolved for, X.Y for the header). pip-tools resolves for the running interpreter (and
     refuses another profile Python); a cross-target backend (uv) resolves for the profile's X.Y."""
@@ -261,6 +278,8 @@ def compile_profile(profile: Profile, *, backend: str | None = None, upgrade: bo
         new_prov = provided.from_versions(profile, probe(exe).versions(), str(exe))
     given = provided.parse_provided(new_prov, prov_path) if new_prov and profile.provided else {}
     chosen = get_backend(resolve_name(backend, profile.backend))
+    if not chosen.cross_target:
+        check_platform(profile)
     python_version, python = target_python(profile, cross_target=chosen.cross_target)
     index = profile.index.expanded(environ, source=str(profile.stack_toml))
     parsed_in = parse(profile.requirements_in).pins

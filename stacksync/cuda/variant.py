@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from stacksync.core.errors import StacksyncError
 from stacksync.cuda.facts import Facts
 from stacksync.lock.profile import Profile
-from stacksync.lock.variants import Variant
+from stacksync.lock.variants import Variant, platform_admits
 
 __all__ = ["Choice", "NoVariant", "choose", "for_facts", "platform_of"]
 
@@ -34,9 +34,7 @@ def _key(version: str) -> tuple[int, ...]:
 
 
 def _platform_ok(variant: Variant, platform: str, machine: str) -> bool:
-    if not variant.platforms:
-        return True
-    return platform in variant.platforms or f"{platform}_{machine}" in variant.platforms
+    return platform_admits(variant.platforms or (), platform, machine)
 
 
 def _machine(driver_cuda: str | None, platform: str, machine: str) -> str:

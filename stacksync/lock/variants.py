@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -44,7 +44,8 @@ from stacksync.core.errors import ProfileError
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-__all__ = ["Variant", "parse_variants", "parse_provided", "overridden", "VARIANT_KEYS", "DEFERRED_OVERRIDES"]
+__all__ = ["Variant", "parse_variants", "parse_provided", "overridden", "VARIANT_KEYS", "DEFERRED_OVERRIDES",
+           "platform_admits", "platform_name", "split_platform", "normal_machine"]
 
 VARIANT_KEYS = {"description", "cuda", "platforms", "index_url", "extra_index_urls", "base_index_url", "provided",
                 "deferred"}
@@ -78,6 +79,40 @@ class Variant:
 
 
 _D = TypeVar("_D", bound="DataclassInstance")
+
+
+#: ``platform.machine()`` spellings of one architecture (macOS says arm64, Linux aarch64, Windows AMD64)
+_MACHINE_ALIASES = {"arm64": "aarch64", "amd64": "x86_64"}
+
+
+def normal_machine(machine: str) -> str:
+    """``aarch64`` for arm64 / aarch64, ``x86_64`` for AMD64 / x86_64; others lower-cased."""
+    low = machine.lower()
+    return _MACHINE_ALIASES.get(low, low)
+
+
+def split_platform(entry: str) -> tuple[str, str | None]:
+    """A ``platforms`` entry as (sys_platform, machine or ``None``): ``linux`` -> (linux, None),
+    ``linux_aarch64`` -> (linux, aarch64), ``darwin_arm64`` -> (darwin, aarch64)."""
+    plat, _, machine = entry.partition("_")
+    return plat, normal_machine(machine) if machine else None
+
+
+def platform_admits(platforms: Sequence[str], sys_platform: str, machine: str) -> bool:
+    """Whether ``platforms`` (a profile's or a variant's; empty: any) admit a target whose
+    ``sys.platform`` is ``sys_platform`` and ``platform.machine()`` is ``machine``."""
+    if not platforms:
+        return True
+    for entry in platforms:
+        plat, arch = split_platform(entry)
+        if plat == sys_platform and (arch is None or arch == normal_machine(machine)):
+            return True
+    return False
+
+
+def platform_name(sys_platform: str, machine: str) -> str:
+    """``linux_x86_64``, ``darwin_arm64``: a target's platform in the ``platforms`` spelling."""
+    return f"{sys_platform}_{machine}" if machine else sys_platform
 
 
 def overridden(d: _D, overrides: Mapping[str, Any]) -> _D:

@@ -192,7 +192,7 @@ class Profile:
         extra = v.extra_index_urls if v.extra_index_urls is not None else self.index.extra_index_urls
         index = replace(self.index, index_url=v.index_url or self.index.index_url,
                         extra_index_urls=(*((v.base_index_url,) if v.base_index_url else ()), *extra))
-        return replace(self, variant=name, cuda=v.cuda or self.cuda, index=index,
+        return replace(self, variant=name, cuda=v.cuda or self.cuda, index=index, python=v.python or self.python,
                        platforms=self.platforms if v.platforms is None else v.platforms,
                        provided=self.provided if v.provided is None else v.provided,
                        deferred=tuple(overridden(d, v.deferred.get(d.name, {})) for d in self.deferred))

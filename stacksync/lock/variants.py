@@ -48,11 +48,12 @@ __all__ = ["Variant", "parse_variants", "parse_provided", "overridden", "VARIANT
            "platform_admits", "platform_name", "split_platform", "normal_machine"]
 
 VARIANT_KEYS = {"description", "cuda", "platforms", "index_url", "extra_index_urls", "base_index_url", "provided",
-                "deferred"}
+                "deferred", "auto", "python"}
 #: the deferred settings a variant may override (the rest stay the profile's)
 DEFERRED_OVERRIDES = {"wheels", "prebuilt", "wheel_vars", "build_env"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _CUDA = re.compile(r"^\d+\.\d+$")
+_PYTHON = re.compile(r"^3\.\d+$")
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ class Variant:
     name: str
     description: str = ""
     cuda: str | None = None
+    #: the Python X.Y of this variant's machines (an NGC image has its own)
+    python: str | None = None
     platforms: tuple[str, ...] | None = None
     index_url: str | None = None
     extra_index_urls: tuple[str, ...] | None = None
@@ -69,9 +72,14 @@ class Variant:
     provided: tuple[NormalizedName, ...] | None = None
     #: deferred package -> the settings it overrides (keys of :data:`DEFERRED_OVERRIDES`)
     deferred: Mapping[NormalizedName, Mapping[str, Any]] = field(default_factory=dict)
+    #: ``auto = false``: never picked by the machine, only by ``--variant`` (an NGC container's variant
+    #: needs the same driver as a plain CUDA one; only the user knows they are inside the container)
+    auto: bool = True
 
     def needs(self) -> str:
         """What a machine needs for this variant, in words (for a refusal)."""
+        if not self.auto:
+            return f"--variant {self.name} (auto = false)"
         parts = [f"a driver with CUDA >= {self.cuda}" if self.cuda else "no GPU driver"]
         if self.platforms:
             parts.append(f"platform {' or '.join(self.platforms)}")
@@ -177,8 +185,17 @@ def _variant(path: Path, name: str, table: Any, deferred_names: set[NormalizedNa
             raise ProfileError(path, f"{dkey}.prebuilt", f"unknown mode {overrides['prebuilt']!r}",
                                "use one of prefer, require")
         deferred[canonicalize_name(dname)] = dict(overrides)
+    python = _opt_str(path, f"{key}.python", table.get("python"))
+    if python is not None and not _PYTHON.match(python):
+        raise ProfileError(path, f"{key}.python", f"{python!r} is not a CPython X.Y version",
+                           'write e.g. python = "3.12"')
+    auto = table.get("auto", True)
+    if not isinstance(auto, bool):
+        raise ProfileError(path, f"{key}.auto", f"must be true or false, found {auto!r}",
+                           "write auto = false for a variant taken only with --variant")
     return Variant(
-        name=name, description=_opt_str(path, f"{key}.description", table.get("description")) or "", cuda=cuda,
+        name=name, auto=auto, cuda=cuda, python=python,
+        description=_opt_str(path, f"{key}.description", table.get("description")) or "",
         platforms=_opt_list(path, f"{key}.platforms", table.get("platforms")),
         index_url=_opt_str(path, f"{key}.index_url", table.get("index_url")),
         extra_index_urls=_opt_list(path, f"{key}.extra_index_urls", table.get("extra_index_urls")),

@@ -217,6 +217,8 @@ class Uv:
                 "--python", sys.executable, "--python-version", request.python_version,
                 "--python-platform", plat, "--generate-hashes", "--no-header", "--no-strip-extras",
                 *uv_index_args(request.index.pip_args()), "--output-file", request.output]
+        if request.excludes:
+            argv += ["--excludes", request.excludes]
         if request.upgrade:
             argv.append("--upgrade")
         for name in request.upgrade_packages:

@@ -86,6 +86,9 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     env = snapshot.marker_environment
     lock = lock_file.for_environment(env)
     if prof.provided:  # the machine's own build stands in for the lock's pin (the build key reads it too)
+        along = provided.brought_along(prof.provided, {n: d.requires for n, d in snapshot.distributions.items()},
+                                       lock, env)
+        prof = dataclasses.replace(prof, provided=(*prof.provided, *along)) if along else prof
         found = provided.check(prof, snapshot.versions(), str(python))
         lock = {**lock, **{n: Pin(n, f"{n}=={v}", 0, str(provided.provided_path(prof)), version=v)
                            for n, v in found.items()}}

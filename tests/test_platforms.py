@@ -195,6 +195,9 @@ def test_foreign_platform_locks_fetch_plan_and_twin_check(platform_index: IndexS
         d_version, d_hashes = _hashes(folder / variant / "deferred.txt", "flash-attn-like")
         assert d_version == "2.8.0"
         assert d_hashes == {sha256_of(packages / "flash_attn_like-2.8.0.tar.gz")}
+    header = {"x86": f"linux {platform.machine()}", "gh200": "linux aarch64", "mac": "darwin arm64"}
+    for variant, on in header.items():
+        assert f"# resolved for: Python {PY_XY} on {on}\n" in (folder / variant / "requirements.txt").read_text()
     checked = invoke("compile", "--profile", str(folder), "--check", extra=auth)
     assert checked.returncode == 0 and checked.stderr.count("lock is fresh") == 3, checked.stderr
 

@@ -99,7 +99,15 @@ def test_pip_tools_refuses_a_foreign_platform_in_one_line(tmp_path: Path) -> Non
     text = str(caught.value)
     assert "stack.toml: variants.gh200.platforms: variant 'gh200' is for linux_aarch64; the pip-tools backend " \
            "resolves only for this machine (linux_x86_64)" in text
-    assert '(fix: set backend = "uv" in stack.toml' in text and "\n" not in text
+    assert '(fix: set backend = "uv" in stack.toml ([variants.gh200] or the profile; uv resolves for another ' \
+           'platform), or pass --backend uv)' in text and "\n" not in text
+    # the variant's own backend = "uv" is the fix: it resolves for linux aarch64 (checked up to the index)
+    fixed = profile.load(folder).variants["gh200"]
+    assert fixed.backend is None
+    (folder / "stack.toml").write_text(GH200_TOML.format(py=PY_XY).replace('[variants.gh200]\n',
+                                                                           '[variants.gh200]\nbackend = "uv"\n'))
+    assert profile.load(folder).for_variant("gh200").backend == "uv"
+    assert profile.load(folder).for_variant("here").backend == "pip-tools"
     assert not (folder / "gh200").exists()
 
 

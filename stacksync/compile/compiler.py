@@ -220,9 +220,10 @@ def check_platform(profile: Profile) -> None:
     key = f"variants.{profile.variant}.platforms" if variant is not None and variant.platforms is not None \
         else "platforms"
     what = f"variant {profile.variant!r}" if profile.variant else f"profile {profile.name!r}"
+    where = f"[variants.{profile.variant}] or the profile" if profile.variant else "the profile"
     raise ProfileError(profile.stack_toml, key, f"{what} is for {', '.join(profile.platforms)}; the pip-tools "
                        f"backend resolves only for this machine ({here})",
-                       'set backend = "uv" in stack.toml (it resolves for another platform), '
+                       f'set backend = "uv" in stack.toml ({where}; uv resolves for another platform), '
                        "or pass --backend uv")
 
 

@@ -44,11 +44,13 @@ from stacksync.core.errors import ProfileError
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-__all__ = ["Variant", "parse_variants", "parse_provided", "overridden", "VARIANT_KEYS", "DEFERRED_OVERRIDES",
-           "platform_admits", "platform_name", "split_platform", "normal_machine"]
+__all__ = ["BACKENDS", "Variant", "parse_variants", "parse_provided", "overridden", "VARIANT_KEYS",
+           "DEFERRED_OVERRIDES", "platform_admits", "platform_name", "split_platform", "normal_machine"]
 
 VARIANT_KEYS = {"description", "cuda", "platforms", "index_url", "extra_index_urls", "base_index_url", "provided",
-                "deferred", "auto", "python"}
+                "deferred", "auto", "python", "backend"}
+#: the resolver / installer backends a profile or variant may name
+BACKENDS = ("pip-tools", "uv", "auto")
 #: the deferred settings a variant may override (the rest stay the profile's)
 DEFERRED_OVERRIDES = {"wheels", "prebuilt", "wheel_vars", "build_env"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -65,6 +67,8 @@ class Variant:
     cuda: str | None = None
     #: the Python X.Y of this variant's machines (an NGC image has its own)
     python: str | None = None
+    #: ``uv`` for a variant of another platform (pip-tools resolves for the machine it runs on)
+    backend: str | None = None
     platforms: tuple[str, ...] | None = None
     index_url: str | None = None
     extra_index_urls: tuple[str, ...] | None = None
@@ -189,12 +193,15 @@ def _variant(path: Path, name: str, table: Any, deferred_names: set[NormalizedNa
     if python is not None and not _PYTHON.match(python):
         raise ProfileError(path, f"{key}.python", f"{python!r} is not a CPython X.Y version",
                            'write e.g. python = "3.12"')
+    backend = _opt_str(path, f"{key}.backend", table.get("backend"))
+    if backend is not None and backend not in BACKENDS:
+        raise ProfileError(path, f"{key}.backend", f"unknown backend {backend!r}", f"use one of {', '.join(BACKENDS)}")
     auto = table.get("auto", True)
     if not isinstance(auto, bool):
         raise ProfileError(path, f"{key}.auto", f"must be true or false, found {auto!r}",
                            "write auto = false for a variant taken only with --variant")
     return Variant(
-        name=name, auto=auto, cuda=cuda, python=python,
+        name=name, auto=auto, cuda=cuda, python=python, backend=backend,
         description=_opt_str(path, f"{key}.description", table.get("description")) or "",
         platforms=_opt_list(path, f"{key}.platforms", table.get("platforms")),
         index_url=_opt_str(path, f"{key}.index_url", table.get("index_url")),

@@ -31,7 +31,7 @@ __all__ = ["lock", "reproduce"]
 @nox.session(venv_backend=reproduce_venv_backend(sys.argv))
 @nox.parametrize("python,profile", [nox.param(py, name, id=f"profile='{name}'") for py, name in selected_profiles()])
 def reproduce(session: nox.Session, profile: str) -> None:
-    """Rebuild a lock in a fresh venv and prove it is the exact twin (-- --profile X, --force, --variant V)."""
+    """Rebuild a profile's lock in a fresh venv and prove the exact twin (-- --profile X, --force, --variant V)."""
     from stacksync.lock import profile as profile_mod
     from stacksync.sync.reproduce import hardware_skip_reason, parse_posargs, summary
     from stacksync.sync.reproduce import reproduce as run_reproduce

@@ -84,6 +84,9 @@ def profile_toml(port: int) -> str:
     return textwrap.dedent(f"""\
         description = "gpu_check: the host's torch provided, one small package synced over it"
         index_url = "http://127.0.0.1:{port}/simple/"
+        # the host's torch is on no index this check serves (as an NGC image's own build is on none):
+        # uv leaves it out of the resolution, pip-tools would refuse
+        backend = "uv"
         provided = ["torch"]
         [smoke]
         rest = ["torch", "gpu_check_app"]
@@ -91,8 +94,11 @@ def profile_toml(port: int) -> str:
         """) + variants
 
 
-def stand_in_image(work: Path, packages: Path, log: Log) -> Path:
-    """An image Python (devtools/imagepython.py) with a stand-in torch in its own site-packages, by real pip."""
+def stand_in_image(work: Path, log: Log) -> Path:
+    """An image Python (devtools/imagepython.py) with a stand-in torch in its own site-packages, by real pip
+    from a folder of its own (not the index the sync reads: an image's torch is on none)."""
+    packages = work / "image-wheels"
+    packages.mkdir(exist_ok=True)
     build_wheel(packages, "torch", STAND_IN_TORCH, files={
         "torch/__init__.py": f'__version__ = "{STAND_IN_TORCH}"\n'.encode(),
         "torch/version.py": f"__version__ = '{STAND_IN_TORCH}'\ncuda = None\n".encode()})
@@ -136,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         why = "no NVIDIA driver loads here" if not d.found else "the host Python has no torch"
         log.say(f"rehearsal: {why}: the host Python is replaced by a stand-in image Python with torch "
                 f"{STAND_IN_TORCH} (devtools/imagepython.py)")
-        host = stand_in_image(work, packages, log)
+        host = stand_in_image(work, log)
         torch_version = probe(host).versions().get(canonicalize_name("torch"))
     log.note.append(f"host Python {host}; torch {torch_version}")
 

@@ -126,8 +126,34 @@ def test_sync_makes_the_target_the_lock_twin(synced: dict[str, object], stack_pa
 def smoke_runs(history: list[list[str]]) -> list[list[str]]:
     """The module lists of the ``probe.py smoke`` runs in ``history``, in order."""
     runs = [argv[argv.index(a) + 2:] for argv in history for i, a in enumerate(argv)
-            if a.endswith("probe.py") and argv[i + 1:i + 2] == ["smoke"]]
+            if a.endswith("probe.py") and "smoke" in "".join(argv[i + 1:i + 2]).split("+")]
     return [run[2:] if run[:1] == ["--json-out"] else run for run in runs]  # the document's own file
+
+
+def target_probes(history: list[list[str]], venv: object) -> list[str]:
+    """The probe commands (``env``, ``env+smoke``...) of the processes in ``history`` that started the
+    target's interpreter to ask it for facts (pip runs in it are not counted here)."""
+    python = str(Path(str(venv)) / "bin" / "python")
+    return [argv[i + 1] for argv in history if argv[:1] == [python]
+            for i, a in enumerate(argv) if a.endswith("probe.py")]
+
+
+def test_facts_are_asked_once_per_change_of_the_target(synced: dict[str, object]) -> None:
+    """Issue 21: smoke imports and probes share processes, and facts probed earlier in the run are
+    reused while nothing was installed in between. A cold sync asks the target at most 5 times (the
+    plan's probe, doctor's, and one per phase that changed it: the env read with the rest and
+    deferred smoke imports is what the deferred build check and verify use); a no-op sync never;
+    ``verify`` once (its probe and its imports in one process). Counted from the runner's log."""
+    started = synced["started"]
+    assert isinstance(started, list)
+    assert target_probes(started, synced["venv"]) == ["env", "cuda", "smoke", "env+smoke", "env+smoke"]
+    runner.history.clear()
+    assert run(opts(synced)).verdict == "in-sync"
+    assert target_probes(runner.history, synced["venv"]) == []
+    runner.history.clear()
+    outcome = run(opts(synced), steps=("plan", "verify"))
+    assert outcome.verdict == "verified" and "smoke 4/4 ok" in outcome.summary
+    assert target_probes(runner.history, synced["venv"]) == ["env+smoke"]
 
 
 def test_first_sync_installs_rest_without_pip_sync_and_smokes_each_module_once(synced: dict[str, object]) -> None:

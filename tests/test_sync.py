@@ -467,9 +467,10 @@ def test_cli_report_dash_puts_the_receipt_alone_on_stdout(synced: dict[str, obje
 def test_a_sync_on_a_terminal_shows_download_progress_and_a_build_heartbeat(
         env: None, index_server: IndexServer, stack_packages: Path, _virtualenv_app_data: Path, tmp_path: Path
 ) -> None:
-    """Issue 21: driven through a pseudo-terminal, a cold sync shows the download meter (files, bytes,
-    rate) and, while the stand-in deferred build sleeps, its heartbeat (elapsed, pip's last line: pip
-    keeps a build's own output to itself unless -v); each phase ends with its time; the log is kept."""
+    """Issue 21: driven through a pseudo-terminal, a cold sync draws the download as a rich progress bar
+    (percentage, files, bytes, rate) and, while the stand-in deferred build sleeps, its heartbeat as a
+    live status line (elapsed, pip's last line: pip keeps a build's own output to itself unless -v);
+    each phase ends with its time; the log is kept."""
     import pty
     import select
 
@@ -477,7 +478,9 @@ def test_a_sync_on_a_terminal_shows_download_progress_and_a_build_heartbeat(
     venv = virtualenv_at(tmp_path / "venv", _virtualenv_app_data)
     environ = runner.clean_env({"STACKSYNC_CACHE_DIR": str(tmp_path / "cache"), "STACKSYNC_HEARTBEAT_S": "0.5",
                                 "STACKSYNC_WHEELHOUSE": str(tmp_path / "wheelhouse"), "STANDIN_BUILD_SLEEP": "4",
-                                "XDG_CACHE_HOME": str(tmp_path / "xdg"), "TERM": "xterm"})
+                                "XDG_CACHE_HOME": str(tmp_path / "xdg"), "TERM": "xterm",
+                                "COLUMNS": "200"})  # a live line is cut at the width
+    environ.pop("CI", None)  # a CI job's own variable would ask for plain lines
     master, slave = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "invoke", "-r", str(Path(__file__).resolve().parents[1]), "sync",
                              "--profile", str(prof), "--venv", str(venv)], stdin=subprocess.DEVNULL, stdout=slave,
@@ -499,11 +502,18 @@ def test_a_sync_on_a_terminal_shows_download_progress_and_a_build_heartbeat(
     finally:
         os.close(master)
         code = proc.wait(timeout=60)
-    text = seen.decode("utf-8", "replace").replace("\r\n", "\n")
+    raw = seen.decode("utf-8", "replace")
+    # what a reader of the terminal saw: rich's cursor and colour codes taken out, each redraw a line
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw).replace("\r\n", "\n").replace("\r", "\n")
     assert code == 0, text
+    # the rich bar (percentage of the files, then files, bytes, rate), cleared when done ...
+    assert re.search(r"^fetch\s.*\s\d+%\s+\d+/\d+ files, [\d.]+ [KMG]?B, [\d.]+ [KMG]?B/s", text, re.M), text
+    # ... then the plain last line stays
     assert re.search(r"^fetch: \d+/\d+ files, [\d.]+ [KMG]?B, [\d.]+ [KMG]?B/s", text, re.M), text
-    beats = re.findall(r"^deferred: building flash-attn-like: \d+ s, last: (.*)$", text, re.M)
-    assert len(beats) >= 3 and any("Building wheel for flash-attn-like" in b for b in beats), text
+    # the build's live status line, redrawn each second: elapsed time and pip's last line
+    beats = re.findall(r"deferred: building flash-attn-like: (\d+) s, last: (.*)$", text, re.M)
+    assert len({b[0] for b in beats}) >= 3 and any("Building wheel for flash-attn-like" in b[1] for b in beats), text
+    assert "\x1b[" in raw  # drawn live, not as plain lines
     assert re.search(r"^fetch: done in [\d.]+ s$", text, re.M) and re.search(r"^deferred: done in", text, re.M)
     [log] = (tmp_path / "cache").rglob("logs/build-flash-attn-like.log")  # <cache>/<profile>/logs
     assert "Building wheel for flash-attn-like" in log.read_text()

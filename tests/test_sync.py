@@ -464,6 +464,16 @@ def test_cli_report_dash_puts_the_receipt_alone_on_stdout(synced: dict[str, obje
     assert bad.returncode != 0 and "--dry-run" in bad.stderr and bad.stdout == ""
 
 
+def test_quiet_prints_errors_and_the_verdict_line_only(synced: dict[str, object]) -> None:
+    """Issue 21: ``-q`` prints no plan, progress, phase or warning line: the final verdict alone (on
+    stderr; stdout stays empty), for a sync and for verify."""
+    environ = runner.clean_env({"STACKSYNC_CACHE_DIR": str(synced["cache"])})
+    for task, verdict in (("sync", "already in sync"), ("verify", "twin of the lock")):
+        proc = invoke(task, "--profile", str(synced["profile"]), "--venv", str(synced["venv"]), "-q", env=environ)
+        assert proc.returncode == 0 and proc.stdout == "", proc.stderr
+        assert len(proc.stderr.splitlines()) == 1 and verdict in proc.stderr, proc.stderr
+
+
 def test_a_sync_on_a_terminal_shows_download_progress_and_a_build_heartbeat(
         env: None, index_server: IndexServer, stack_packages: Path, _virtualenv_app_data: Path, tmp_path: Path
 ) -> None:
@@ -514,6 +524,7 @@ def test_a_sync_on_a_terminal_shows_download_progress_and_a_build_heartbeat(
     beats = re.findall(r"deferred: building flash-attn-like: (\d+) s, last: (.*)$", text, re.M)
     assert len({b[0] for b in beats}) >= 3 and any("Building wheel for flash-attn-like" in b[1] for b in beats), text
     assert "\x1b[" in raw  # drawn live, not as plain lines
-    assert re.search(r"^fetch: done in [\d.]+ s$", text, re.M) and re.search(r"^deferred: done in", text, re.M)
+    for phase in ("plan", "preflight", "fetch", "base", "rest", "deferred", "verify"):  # each ends with its time
+        assert re.search(rf"^{phase}: done in [\d.]+ s$", text, re.M), (phase, text)
     [log] = (tmp_path / "cache").rglob("logs/build-flash-attn-like.log")  # <cache>/<profile>/logs
     assert "Building wheel for flash-attn-like" in log.read_text()

@@ -111,6 +111,8 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
         sys.stdout.write(redact(json.dumps(doc, indent=2, sort_keys=True)) + "\n")
         sys.stdout.flush()
         return state
+    if not planning and console.quiet():  # -q: the plan of a run that acts is not printed
+        return state
     # With --report - stdout carries the receipt alone: the plan text goes to stderr.
     shown = console.err if opts.report == "-" else console.out
     shown.print(f"target: {python} (Python {snapshot.version}"
@@ -120,6 +122,8 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     shown.print(plan.render(), markup=False)
     for name, how in sources.items():
         shown.print(f"deferred source: {name}: {how}", markup=False)
+    if not planning:
+        console.info(f"plan: done in {outcome.timings['plan']:.1f} s")  # as every phase ends
     return state
 
 

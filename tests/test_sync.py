@@ -229,9 +229,12 @@ def test_a_missing_venv_is_created_with_pip_and_synced(synced: dict[str, object]
     venv = tmp_path / "new-venv"
     runner.history.clear()
     outcome = run(opts(synced, venv=str(venv)))
-    assert [argv[1:3] for argv in runner.history][0] == ["-m", "venv"]
+    started = [list(argv) for argv in runner.history]
+    assert [argv[1:3] for argv in started][0] == ["-m", "venv"]
     assert outcome.verdict == "synced" and (venv / "bin" / "pip").exists()
     assert {n: v for n, v in freeze(venv).items() if n not in ("pip", "wheel")} == expected_a(stack_packages)
+    # a venv this run made: doctor's facts come with the first probe (issue 21); 4 processes ask it
+    assert target_probes(started, venv) == ["env+cuda", "smoke", "env+smoke", "env+smoke"]
 
 
 def test_fetch_hashes_each_cached_wheel_once(synced: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:

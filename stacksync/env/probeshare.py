@@ -30,6 +30,7 @@ __all__ = ["REUSABLE", "run_probes", "shared", "target_state"]
 #: the documents a later question may reuse (smoke imports are the caller's to reuse)
 REUSABLE = ("env", "cuda")
 _ORDER = ("env", "cuda", "smoke")
+_METADATA_DIRS = (".dist-info", ".egg-info")
 
 
 class _Memo:
@@ -55,8 +56,9 @@ def shared() -> Iterator[None]:
 
 def target_state(python: Path) -> tuple[Any, ...] | None:
     """What a probe's answer depends on in the target's files: ``pyvenv.cfg``, the state file and each
-    entry of its site-packages folders (name, inode, mtime, size: an install, a removal, a rewritten
-    dist-info all change one); ``None`` for a target that is not a venv (its facts are never reused)."""
+    entry of its site-packages folders (name and inode; mtime and size too for files, ``.pth`` ones
+    included, and metadata folders: an install, a removal, a rewritten dist-info all change one);
+    ``None`` for a target that is not a venv (its facts are never reused)."""
     prefix = python.parent.parent
     if not (prefix / "pyvenv.cfg").is_file():
         return None
@@ -70,8 +72,15 @@ def target_state(python: Path) -> tuple[Any, ...] | None:
                 continue
             with os.scandir(folder) as entries:
                 for entry in entries:
+                    if entry.name == "__pycache__":  # byte-code an import wrote: no fact of the probe's
+                        continue
                     st = entry.stat(follow_symlinks=False)
-                    out.append((str(folder), entry.name, st.st_ino, st.st_mtime_ns, st.st_size))
+                    if entry.is_dir(follow_symlinks=False) and not entry.name.endswith(_METADATA_DIRS):
+                        # a package folder: replaced (a new inode) when reinstalled; its mtime moves
+                        # when an import writes its __pycache__, which changes no fact
+                        out.append((str(folder), entry.name, st.st_ino))
+                    else:
+                        out.append((str(folder), entry.name, st.st_ino, st.st_mtime_ns, st.st_size))
     except OSError:
         return None
     return tuple(sorted(out, key=repr))

@@ -1,22 +1,23 @@
 """Which variant of a profile fits a machine (pure: the driver's CUDA and the platform come in as data).
 
-The rule: among the variants whose platforms admit the target, the one with the highest ``cuda`` the driver
-supports (driver CUDA >= variant CUDA); without such a driver (none, or too old), a variant without
-``cuda`` (cpu). ``--variant NAME`` overrides the rule but not an unknown name. No fit: a refusal that lists
-every variant and what it needs.
+The rule: among the variants whose platforms admit the target (and not ``auto = false``), the one with the
+highest ``cuda`` the driver supports (driver CUDA >= variant CUDA); without such a driver (none, or too
+old), a variant without ``cuda`` (cpu). ``--variant NAME`` overrides the rule but not an unknown name. No
+fit: a refusal that lists every variant and what it needs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from stacksync.core.errors import StacksyncError
-from stacksync.cuda.facts import Facts
+from stacksync.cuda.facts import Facts, probe_facts
 from stacksync.lock.profile import Profile
-from stacksync.lock.variants import Variant
+from stacksync.lock.variants import Variant, platform_admits
 
-__all__ = ["Choice", "NoVariant", "choose", "for_facts", "platform_of"]
+__all__ = ["Choice", "NoVariant", "choose", "for_facts", "for_python", "platform_of"]
 
 
 class NoVariant(StacksyncError):
@@ -34,9 +35,7 @@ def _key(version: str) -> tuple[int, ...]:
 
 
 def _platform_ok(variant: Variant, platform: str, machine: str) -> bool:
-    if not variant.platforms:
-        return True
-    return platform in variant.platforms or f"{platform}_{machine}" in variant.platforms
+    return platform_admits(variant.platforms or (), platform, machine)
 
 
 def _machine(driver_cuda: str | None, platform: str, machine: str) -> str:
@@ -54,7 +53,7 @@ def choose(variants: Mapping[str, Variant], driver_cuda: str | None, platform: s
             raise NoVariant(f"profile {profile!r} has no variant {override!r} "
                             f"(fix: --variant one of {', '.join(variants)})")
         return Choice(override, f"--variant {override} (this machine: {here})")
-    fits = [v for v in variants.values() if _platform_ok(v, platform, machine)]
+    fits = [v for v in variants.values() if v.auto and _platform_ok(v, platform, machine)]
     if driver_cuda is not None:
         gpu = [v for v in fits if v.cuda is not None and _key(v.cuda) <= _key(driver_cuda)]
         if gpu:
@@ -82,3 +81,10 @@ def for_facts(prof: Profile, facts: Facts, override: str | None = None) -> tuple
     choice = choose(prof.variants, facts.driver.cuda, platform, machine=machine, override=override,
                     profile=prof.name)
     return prof.for_variant(choice.name), choice
+
+
+def for_python(prof: Profile, python: str | Path, override: str | None = None) -> tuple[Profile, Choice]:
+    """:func:`for_facts` with the facts ``probe.py cuda`` reads through ``python`` (the target's interpreter:
+    the driver is the host's, the platform the target's): how diff and reproduce choose (sync, plan and
+    verify also refuse a --variant of another platform, stacksync.sync.prepare)."""
+    return for_facts(prof, probe_facts(python), override)

@@ -21,6 +21,17 @@ Commands:
     Import each module. Output: {"smoke": 1, "modules": [{"name": ..., "ok": true|false, "error":
     "ImportError: ...", "seconds": ...}]}. Exit status 0 even when an import fails: the caller reads
     the document.
+
+Several commands share one interpreter: ``env+cuda+smoke --json-out FILE [--import-torch] [MODULE...]``
+writes {"probes": 1, "env": {...}, "cuda": {...}, "smoke": {...}}, each part the document that
+command alone writes. They run in that order whatever order they are given in (the facts are read
+before any smoke import runs code of the target); ``--import-torch`` goes to cuda, the other
+arguments are smoke's modules.
+
+Test hook for ``env`` and ``cuda``: ``STACKSYNC_PLATFORM="SYS_PLATFORM MACHINE [LIBC]"`` (e.g. ``linux
+aarch64 2.35``, ``darwin arm64 14.0``) makes the probe report that platform (sys_platform, machine, glibc
+or macOS version, platform tag) instead of this one: how tests play a GH200 or a Mac target on an x86_64
+host. The distributions are still this interpreter's.
 """
 
 import glob
@@ -48,8 +59,36 @@ def canonical(name):
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def marker_environment():
+_SYSTEMS = {"linux": "Linux", "darwin": "Darwin", "win32": "Windows"}
+
+
+def platform_facts():
+    """sys_platform, system, machine, glibc, mac_version and platform_tag of this interpreter, or of
+    the platform ``STACKSYNC_PLATFORM`` names (see the module docstring)."""
+    fake = os.environ.get("STACKSYNC_PLATFORM", "").split()
+    if len(fake) >= 2:
+        plat, machine, libc = fake[0], fake[1], (fake[2] if len(fake) > 2 else None)
+        tag = {"linux": "linux-" + machine, "darwin": f"macosx-{libc or '11.0'}-{machine}"}.get(
+            plat, "win-amd64" if machine.lower() in ("amd64", "x86_64") else "win-" + machine.lower())
+        return {"sys_platform": plat, "system": _SYSTEMS.get(plat, plat), "machine": machine,
+                "glibc": libc if plat == "linux" else None, "mac_version": libc if plat == "darwin" else None,
+                "platform_tag": tag}
+    return {"sys_platform": sys.platform, "system": platform.system(), "machine": platform.machine(),
+            "glibc": glibc_version(), "mac_version": platform.mac_ver()[0] or None,
+            "platform_tag": sysconfig.get_platform()}
+
+
+def platform_document(facts):
+    """The ``platform`` key of ``env``: system, machine, glibc (and the macOS version on a Mac)."""
+    doc = {"system": facts["system"], "machine": facts["machine"], "glibc": facts["glibc"]}
+    if facts["mac_version"]:
+        doc["mac_version"] = facts["mac_version"]
+    return doc
+
+
+def marker_environment(facts=None):
     """The PEP 508 marker environment, computed as packaging.markers.default_environment does."""
+    facts = facts or platform_facts()
     impl = sys.implementation
     version = f"{impl.version.major}.{impl.version.minor}.{impl.version.micro}"
     if impl.version.releaselevel != "final":
@@ -58,14 +97,14 @@ def marker_environment():
         "implementation_name": impl.name,
         "implementation_version": version,
         "os_name": os.name,
-        "platform_machine": platform.machine(),
+        "platform_machine": facts["machine"],
         "platform_release": platform.release(),
-        "platform_system": platform.system(),
+        "platform_system": facts["system"],
         "platform_version": platform.version(),
         "python_full_version": platform.python_version(),
         "platform_python_implementation": platform.python_implementation(),
         "python_version": ".".join(platform.python_version_tuple()[:2]),
-        "sys_platform": sys.platform,
+        "sys_platform": facts["sys_platform"],
     }
 
 
@@ -125,6 +164,14 @@ def distributions():
 def site_packages():
     paths = sysconfig.get_paths()
     return sorted({paths["purelib"], paths["platlib"]})
+
+
+def seen_site_dirs(sp_dirs):
+    """``sp_dirs`` and then the other site-packages folders on sys.path: a ``--system-site-packages`` venv
+    imports torch from the system's (an NGC image's), and its files there say what it was built for."""
+    extra = [p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages")
+             and p not in sp_dirs and os.path.isdir(p)]
+    return list(sp_dirs) + extra
 
 
 def torch_cuda_from_files(sp_dirs):
@@ -206,12 +253,12 @@ def emit(doc, path):
         fh.write("\n")
 
 
-def env_main(argv):
-    path, _ = json_out(argv)
+def env_doc():
     dists = distributions()
     sp = site_packages()
     pip = [d["version"] for d in dists if d["name"] == "pip"]
-    info = {
+    facts = platform_facts()
+    return {
         "probe": 1,
         "python": {
             "executable": sys.executable,
@@ -221,17 +268,16 @@ def env_main(argv):
             "base_prefix": getattr(sys, "base_prefix", sys.prefix),
             "is_venv": sys.prefix != getattr(sys, "base_prefix", sys.prefix),
             "soabi": sysconfig.get_config_var("SOABI"),
-            "platform_tag": sysconfig.get_platform(),
+            "platform_tag": facts["platform_tag"],
             "site_packages": sp,
         },
-        "marker_environment": marker_environment(),
-        "platform": {"system": platform.system(), "machine": platform.machine(), "glibc": glibc_version()},
+        "marker_environment": marker_environment(facts),
+        "platform": platform_document(facts),
         "pip_version": pip[0] if pip else None,
         "distributions": dists,
-        "cuda": cuda_facts(sp),
+        "cuda": cuda_facts(seen_site_dirs(sp)),
         "state": stacksync_state(),
     }
-    emit(info, path)
 
 
 def load_cuda_module():
@@ -246,18 +292,18 @@ def load_cuda_module():
     return probe_cuda
 
 
-def cuda_main(argv):
-    path, argv = json_out(argv)
+def cuda_doc(argv):
     cuda = load_cuda_module()
     sp = site_packages()
     driver = cuda.driver_from_libcuda()
     if not driver["found"] and not os.environ.get("STACKSYNC_LIBCUDA"):
         driver = cuda.driver_from_nvidia_smi(driver)
+    facts = platform_facts()
     info = {
         "probe_cuda": 1,
         "python": {"executable": sys.executable, "version": platform.python_version(),
                    "soabi": sysconfig.get_config_var("SOABI"), "prefix": sys.prefix, "site_packages": sp},
-        "platform": {"system": platform.system(), "machine": platform.machine()},
+        "platform": {"system": facts["system"], "machine": facts["machine"]},
         "driver": driver,
         "nvcc": cuda.nvcc_facts(),
         "ninja": cuda.ninja_facts(),
@@ -265,32 +311,42 @@ def cuda_main(argv):
         "memory": cuda.memory_facts(),
         "cpu_count": os.cpu_count(),
         "max_jobs": os.environ.get("MAX_JOBS"),
-        "glibc": glibc_version(),
-        "libraries": cuda.libraries(sp),
+        "glibc": facts["glibc"],
+        "libraries": cuda.libraries(seen_site_dirs(sp)),
         "ld_library_path": os.environ.get("LD_LIBRARY_PATH"),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-        "torch": cuda.torch_facts(sp),
+        "torch": cuda.torch_facts(seen_site_dirs(sp)),
     }
     if "--import-torch" in argv:
         info["torch_import"] = cuda.torch_import()
-    emit(info, path)
+    return info
 
 
-def smoke_main(argv):
-    path, names = json_out(argv)
-    results = [try_import(name) for name in names]
-    emit({"smoke": 1, "modules": results}, path)
+def smoke_doc(names):
+    return {"smoke": 1, "modules": [try_import(name) for name in names]}
 
 
-COMMANDS = {"env": env_main, "cuda": cuda_main, "smoke": smoke_main}
+# the order several commands run in: facts first, then the imports (which run the target's code)
+ORDER = ("env", "cuda", "smoke")
 
 
 def main(argv):
-    """``COMMAND [--json-out PATH] [ARGS]``: an unknown command exits 2 with the list."""
-    if not argv or argv[0] not in COMMANDS:
-        sys.stderr.write(f"usage: probe.py {{{','.join(COMMANDS)}}} [--json-out PATH] [ARGS]\n")
+    """``COMMAND[+COMMAND...] [--json-out PATH] [ARGS]``: an unknown command exits 2 with the list."""
+    commands = argv[0].split("+") if argv else []
+    if not commands or any(c not in ORDER for c in commands):
+        sys.stderr.write(f"usage: probe.py {{{','.join(ORDER)}}}[+...] [--json-out PATH] [ARGS]\n")
         sys.exit(2)
-    COMMANDS[argv[0]](argv[1:])
+    path, args = json_out(argv[1:])
+    torch_flag = [a for a in args if a == "--import-torch"]
+    docs = {}
+    for command in [c for c in ORDER if c in commands]:
+        if command == "env":
+            docs[command] = env_doc()
+        elif command == "cuda":
+            docs[command] = cuda_doc(args if len(commands) == 1 else torch_flag)
+        else:
+            docs[command] = smoke_doc(args if len(commands) == 1 else [a for a in args if a != "--import-torch"])
+    emit(docs[commands[0]] if len(commands) == 1 else {"probes": 1, **docs}, path)
 
 
 if __name__ == "__main__":

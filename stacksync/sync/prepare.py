@@ -21,22 +21,24 @@ from stacksync.backends.base import Backend
 from stacksync.core import console, defaults
 from stacksync.core.errors import ProfileError, StacksyncError, SyncError, TargetError
 from stacksync.core.redact import redact
-from stacksync.env import hostview, targetlock
+from stacksync.env import hostview, probeshare, targetlock
 from stacksync.env.damage import Damage
 from stacksync.env.environment import Snapshot, find_python, is_own_interpreter, probe
 from stacksync.env.environment import snapshot as read_snapshot
+from stacksync.env.tags import describe as describe_tags
 from stacksync.lock import profile as profile_mod
 from stacksync.lock import provided
 from stacksync.lock.load import load_locks
 from stacksync.lock.lockfile import Pin, RequirementsFile
 from stacksync.lock.profile import Profile
+from stacksync.lock.variants import platform_admits, platform_name
 from stacksync.sync import provenance, repair, statefile, vcsphase
 from stacksync.sync.deferred import check_writable, expected_sources, planned_keys, wheels_expected
 from stacksync.sync.plan import Plan, make_plan, plan_document, with_rebuilds
 from stacksync.sync.state import Options, Outcome, State
 
-__all__ = ["prepare", "pick_variant", "build_plan", "check_artifacts", "preflight", "check_target", "create_venv",
-           "scope_of"]
+__all__ = ["prepare", "pick_variant", "variant_json", "build_plan", "check_artifacts", "preflight", "check_target",
+           "create_venv", "scope_of"]
 
 
 def scope_of(steps: Sequence[str]) -> list[str]:
@@ -49,7 +51,7 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     """Profile, lock, target (created when it is the default / a missing --venv), checks that must hold
     *before anything is touched*, the target lock, the probe and the plan (printed)."""
     start = time.perf_counter()
-    prof = pick_variant(opts, profile_mod.load(opts.profile, opts.locks_dir))
+    prof, why = pick_variant(opts, profile_mod.load(opts.profile, opts.locks_dir))
     lock_file, deferred_file = load_locks(prof, opts.lock, accept_foreign=opts.accept_foreign_lock)
     backend = get_backend(resolve_name(opts.backend, prof.backend))
     create = bool(scope_of(steps)) and not opts.dry_run
@@ -64,6 +66,7 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
         damage = Damage()
     else:
         # absolute, not resolved: a venv's bin/python is a symlink to the base interpreter.
+        new = create and _missing_venv(opts) is not None
         python = _target(opts, prof, backend, create=create).absolute()
         if is_own_interpreter(python):
             raise TargetError(f"{python}: is the interpreter running stacksync; syncing it would uninstall the "
@@ -75,6 +78,8 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
         statefile.check_local_files(prefix)  # a state file or journal stacksync did not write: one line
         # Read from site-packages when that is sure to equal the probe (the no-op path starts no
         # interpreter); every step that changes the target probes it for real afterwards.
+        if new:  # a venv this run made will be installed into: doctor's facts come with the first probe
+            probeshare.run_probes(python, ["env", "cuda"])
         snapshot = read_snapshot(python)
         check_probe_against_disk(snapshot)
         check_target(prof, snapshot)
@@ -84,6 +89,9 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     env = snapshot.marker_environment
     lock = lock_file.for_environment(env)
     if prof.provided:  # the machine's own build stands in for the lock's pin (the build key reads it too)
+        along = provided.brought_along(prof.provided, {n: d.requires for n, d in snapshot.distributions.items()},
+                                       lock, env)
+        prof = dataclasses.replace(prof, provided=(*prof.provided, *along)) if along else prof
         found = provided.check(prof, snapshot.versions(), str(python))
         lock = {**lock, **{n: Pin(n, f"{n}=={v}", 0, str(provided.provided_path(prof)), version=v)
                            for n, v in found.items()}}
@@ -95,7 +103,7 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     plan = build_plan(prof, lock, deferred, snapshot, cache, vcs_pins, damage, rebuild=rebuild, artifacts=files)
     workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stacksync-sync-")))
     state = State(opts, prof, backend, python, lock_file, deferred_file, snapshot, lock, deferred, plan,
-                  cache, workdir, steps, outcome, vcs=vcs_pins, damage=damage, provenance=files)
+                  cache, workdir, steps, outcome, vcs=vcs_pins, damage=damage, provenance=files, variant_why=why)
     outcome.plan = plan
     outcome.timings["plan"] = round(time.perf_counter() - start, 3)
     planning = opts.dry_run or steps == ("plan",)
@@ -107,9 +115,11 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
 
         doc = plan_document(plan, python=str(python), python_version=snapshot.version, profile=prof.name,
                             lock=str(lock_file.path), deferred_sources={str(k): v for k, v in sources.items()},
-                            damaged=damage.found)
+                            damaged=damage.found, variant=variant_json(prof, why))
         sys.stdout.write(redact(json.dumps(doc, indent=2, sort_keys=True)) + "\n")
         sys.stdout.flush()
+        return state
+    if not planning and console.quiet():  # -q: the plan of a run that acts is not printed
         return state
     # With --report - stdout carries the receipt alone: the plan text goes to stderr.
     shown = console.err if opts.report == "-" else console.out
@@ -117,30 +127,50 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
                 + (", does not exist yet: planned against an empty environment" if future else "")
                 + f"), profile {prof.name!r}{f' variant {prof.variant}' if prof.variant else ''}, "
                 f"lock {lock_file.path}", markup=False)
+    if prof.variant:  # which build of each pin a fetch takes for this target (another platform's, maybe)
+        shown.print(f"platform: {describe_tags(snapshot)}", markup=False)
     shown.print(plan.render(), markup=False)
     for name, how in sources.items():
         shown.print(f"deferred source: {name}: {how}", markup=False)
+    if not planning:
+        console.info(f"plan: done in {outcome.timings['plan']:.1f} s")  # as every phase ends
     return state
 
 
-def pick_variant(opts: Options, prof: Profile) -> Profile:
+def variant_json(prof: Profile, why: str | None) -> dict[str, str] | None:
+    """The chosen variant as plan --json and the receipt write it: ``{"name", "why", "lock_folder"}``;
+    ``None`` for a profile without variants."""
+    if prof.variant is None:
+        return None
+    return {"name": prof.variant, "why": why or "", "lock_folder": str(prof.locks_folder)}
+
+
+def pick_variant(opts: Options, prof: Profile) -> tuple[Profile, str | None]:
     """A profile with ``[variants]``: the one the target machine's driver and platform pick (or
-    ``--variant``), said on stderr with the reason; a machine no variant fits is refused."""
+    ``--variant``), said on stderr, and the reason; a machine no variant fits is refused. A profile
+    without variants comes back as it is, with no reason."""
     if not prof.variants:
         if opts.variant:
             raise StacksyncError(f"{prof.stack_toml}: profile {prof.name!r} has no [variants] "
                                  f"(fix: drop --variant {opts.variant})")
-        return prof
+        return prof, None
     # lazy: start-up cost (only a profile with [variants] probes the machine's CUDA facts)
     from stacksync.cuda.facts import probe_facts
-    from stacksync.cuda.variant import for_facts
+    from stacksync.cuda.variant import for_facts, platform_of
 
     # The driver belongs to the host: a target not made yet is probed through the running interpreter.
     venv = Path(opts.venv) if opts.venv else defaults.default_venv()
     where = find_python(opts.python) if opts.python else find_python(venv) if venv.is_dir() else Path(sys.executable)
-    chosen, choice = for_facts(prof, probe_facts(where), opts.variant)
+    facts = probe_facts(where)
+    chosen, choice = for_facts(prof, facts, opts.variant)
     console.info(f"variant {choice.name} of profile {prof.name!r}: {choice.why}")
-    return chosen
+    plat, machine = platform_of(facts)
+    if not platform_admits(chosen.platforms, plat, machine):  # --variant of another platform: before any change
+        raise TargetError(f"variant {choice.name} of profile {prof.name!r} is for {', '.join(chosen.platforms)}; "
+                          f"this machine is {platform_name(plat, machine)} ({prof.stack_toml}: variants."
+                          f"{choice.name}.platforms) (fix: run it on a {chosen.platforms[0]} machine, or leave out "
+                          f"--variant to take the variant this machine fits)")
+    return chosen, choice.why
 
 
 def build_plan(prof: Profile, lock: Mapping[NormalizedName, Pin], deferred: Mapping[NormalizedName, Pin],
@@ -273,10 +303,14 @@ def check_target(prof: Profile, snapshot: Snapshot) -> None:
                           f"for Python {prof.python} ({prof.stack_toml}: python) (fix: create the target with "
                           f"python{prof.python} -m venv DIR, or compile a profile for Python {snapshot.python_xy})")
     platform = snapshot.marker_environment.get("sys_platform", "")
-    if prof.platforms and platform not in prof.platforms:
-        raise TargetError(f"{snapshot.python}: platform {platform} is not one of profile {prof.name!r}'s "
-                          f"({', '.join(prof.platforms)}) ({prof.stack_toml}: platforms) "
-                          f"(fix: use a profile compiled for {platform})")
+    machine = snapshot.marker_environment.get("platform_machine", "")
+    if not platform_admits(prof.platforms, platform, machine):
+        shown = platform_name(platform, machine) if any("_" in p for p in prof.platforms) else platform
+        key = f"variants.{prof.variant}.platforms" if prof.variant else "platforms"
+        raise TargetError(f"{snapshot.python}: platform {shown} is not one of profile {prof.name!r}"
+                          f"{f' variant {prof.variant!r}' if prof.variant else ''}'s "
+                          f"({', '.join(prof.platforms)}) ({prof.stack_toml}: {key}) "
+                          f"(fix: use a profile compiled for {shown})")
 
 
 def preflight(state: State) -> None:

@@ -112,14 +112,14 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
         sys.stdout.flush()
         return state
     # With --report - stdout carries the receipt alone: the plan text goes to stderr.
-    shown = console.err if opts.report == "-" else console.out
-    shown.print(f"target: {python} (Python {snapshot.version}"
-                + (", does not exist yet: planned against an empty environment" if future else "")
-                + f"), profile {prof.name!r}{f' variant {prof.variant}' if prof.variant else ''}, "
-                f"lock {lock_file.path}", markup=False)
-    shown.print(plan.render(), markup=False)
+    err = opts.report == "-"
+    console.result(f"target: {python} (Python {snapshot.version}"
+                   + (", does not exist yet: planned against an empty environment" if future else "")
+                   + f"), profile {prof.name!r}{f' variant {prof.variant}' if prof.variant else ''}, "
+                   f"lock {lock_file.path}", err=err)
+    console.result(plan.render(), err=err)
     for name, how in sources.items():
-        shown.print(f"deferred source: {name}: {how}", markup=False)
+        console.result(f"deferred source: {name}: {how}", err=err)
     return state
 
 

@@ -120,7 +120,7 @@ def parse_args(argv: Sequence[str]) -> BenchOptions:
 
     usage = ("-- [--runs N] [--case noop|cold|scale|compile|deferred|verify|fleet ...] [--quick] "
              "[--with-bare-pip-compile] [--verify-venv DIR ...] [--json FILE] [--results FILE | --no-results] "
-             "[--no-bytecode]")
+             "[--no-bytecode] [--backend pip-tools|uv ...]")
     parser = argparse.ArgumentParser(prog="nox -s bench --", add_help=False, exit_on_error=False)
     parser.add_argument("--runs", type=int, default=None)
     parser.add_argument("--case", action="append", default=[])
@@ -131,6 +131,7 @@ def parse_args(argv: Sequence[str]) -> BenchOptions:
     parser.add_argument("--results", default=None)
     parser.add_argument("--no-results", action="store_true")
     parser.add_argument("--no-bytecode", action="store_true")
+    parser.add_argument("--backend", action="append", default=[])
     try:
         ns, rest = parser.parse_known_args(list(argv))
     except argparse.ArgumentError as exc:
@@ -141,10 +142,15 @@ def parse_args(argv: Sequence[str]) -> BenchOptions:
     runs = ns.runs if ns.runs is not None else (1 if ns.quick else 5)
     if runs < 1:
         raise StacksyncError(f"nox -s bench: --runs {runs}: need at least 1 (fix: --runs 5)")
+    backends = tuple(b for b in BenchOptions.backends if b in ns.backend) if ns.backend else BenchOptions.backends
+    unknown = sorted(set(ns.backend) - set(BenchOptions.backends))
+    if unknown:
+        raise StacksyncError(f"nox -s bench: unknown backend {unknown[0]!r} (fix: --backend pip-tools or uv)")
     return BenchOptions(runs=runs, cases=cases, quick=bool(ns.quick),
                         with_bare_pip_compile=bool(ns.with_bare_pip_compile),
                         json_path=Path(ns.json) if ns.json else None,
                         verify_venvs=tuple(Path(v) for v in ns.verify_venv), bytecode=not ns.no_bytecode,
+                        backends=backends,
                         results_path=None if ns.no_results else Path(ns.results) if ns.results else RESULTS_PATH)
 
 
@@ -744,7 +750,8 @@ def cold_contenders(work: Path, backends: Sequence[str]) -> list[Contender]:
     pip_venv, uv_venv = root / "bare-pip", root / "bare-uv"
     out.append(Contender(bare_pip, lambda: runner.run(
         [runner.python_in(pip_venv), "-m", "pip", "install", "--require-hashes", "--no-deps", "--progress-bar", "off",
-         "-r", lock, *index.pip_args()], cwd=root), prepare=lambda: new_venv(pip_venv)))
+         "-r", lock, *index.pip_args()], cwd=root), prepare=lambda: new_venv(pip_venv),
+        skip=None if "pip-tools" in backends else "skipped (the pip-tools backend is not measured: --backend)"))
 
     def bare_uv_sync(venv: Path) -> object:
         return runner.run([_uv(), "pip", "sync", "--python", runner.python_in(venv), "--require-hashes",

@@ -92,6 +92,10 @@ def test_parse_args() -> None:
                                                                                    Path("x.json"))
     verify = bench.parse_args(["--case", "verify", "--verify-venv", "/tmp/torch-venv"])
     assert (verify.cases, verify.verify_venvs) == (("verify",), (Path("/tmp/torch-venv"),))
+    assert bench.parse_args(["--backend", "uv"]).backends == ("uv",)
+    assert bench.parse_args(["--no-bytecode"]).bytecode is False and bench.parse_args([]).bytecode is True
+    with pytest.raises(StacksyncError, match="unknown backend 'conda'"):
+        bench.parse_args(["--backend", "conda"])
     with pytest.raises(StacksyncError, match="unknown argument.*--frobnicate"):
         bench.parse_args(["--frobnicate"])
     with pytest.raises(StacksyncError, match="at least 1"):

@@ -32,7 +32,17 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from devtools.bench import Contender, Goal, Row, _uv, backend_unavailable, build_wheel, console_script, smoke_floor_argv
+from devtools.bench import (
+    Contender,
+    Goal,
+    Row,
+    _uv,
+    backend_unavailable,
+    base_python,
+    build_wheel,
+    console_script,
+    smoke_floor_argv,
+)
 from devtools.bench_deferred import _free_port
 from stacksync.compile.compiler import header
 from stacksync.core import defaults, runner
@@ -153,7 +163,7 @@ def scale_contenders(work: Path, sizes: Sequence[int] = SIZES) -> Iterator[list[
                        env=env, cwd=root)
 
         def bare(n: int, venv: Path) -> None:
-            runner.run([_uv(), "venv", "--no-config", "--quiet", "--python", sys.executable, venv], env=env, cwd=root)
+            runner.run([_uv(), "venv", "--no-config", "--quiet", "--python", base_python(), venv], env=env, cwd=root)
             uv_sync(n, venv)
 
         def uv_sync(n: int, venv: Path) -> None:

@@ -1040,11 +1040,24 @@ def main(argv: Sequence[str], *, log: Callable[[str], None] | None = None) -> in
     logger = logging.getLogger("stacksync")
     level = logger.level
     logger.setLevel(logging.WARNING)
-    try:
-        rows = run_bench(opts, log=say)
-        machine = machine_info()
-    finally:
-        logger.setLevel(level)
+    # The figures are written before the work folder is removed: removing an 800-package venv's files
+    # takes minutes on a busy disk, and a run stopped then must not lose its table.
+    with tempfile.TemporaryDirectory(prefix="stacksync-bench-") as tmp:
+        try:
+            rows = run_bench(opts, log=say, workdir=Path(tmp))
+            machine = machine_info()
+        finally:
+            logger.setLevel(level)
+        _report(rows, machine, opts, argv, say)
+        say("removing the benchmark's work folder")
+    return 1 if any(r.status.startswith("failed") for r in rows) else 0
+
+
+def _report(rows: Sequence[Row], machine: dict[str, Any], opts: BenchOptions, argv: Sequence[str],
+            say: Callable[[str], None]) -> None:
+    """Print the table; write the JSON and Markdown reports and the results page's sections."""
+    from stacksync.core import console
+
     console.out.print(render_table(rows), markup=False, end="")
     path = opts.json_path or defaults.reports_dir() / "bench.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -1057,4 +1070,3 @@ def main(argv: Sequence[str], *, log: Callable[[str], None] | None = None) -> in
         results.parent.mkdir(parents=True, exist_ok=True)
         results.write_text(update_results(old, results_sections(rows, machine, opts, argv)), encoding="utf-8")
         say(f"updated {results} ({', '.join(c for c in opts.cases)})")
-    return 1 if any(r.status.startswith("failed") for r in rows) else 0

@@ -193,12 +193,13 @@ def scale_contenders(work: Path, sizes: Sequence[int] = SIZES) -> Iterator[list[
         yield out
 
 
-SLOPE = "CPU s per package, N={lo} to {hi}: {what}"
+SLOPE = "CPU ms per package, N={lo} to {hi}: {what}"  # in ms: the figures columns show three decimals
 
 
 def slope_rows(rows: Sequence[Row], case: str = "scale", sizes: Sequence[int] = SIZES) -> list[Row]:
-    """Derived rows: per round, (CPU at the largest N - CPU at the smallest) / (difference in N), for
-    stacksync, bare uv, and bare uv + smoke floor; stacksync's judged against the last (<= 2x)."""
+    """Derived rows: per round, (CPU at the largest N - CPU at the smallest) / (difference in N), in
+    milliseconds, for stacksync, bare uv, and bare uv + smoke floor; stacksync's judged against the
+    last (<= 2x)."""
     lo, hi = min(sizes), max(sizes)
     by_tool = {r.tool: r for r in rows if r.case == case and r.status == "ok"}
 
@@ -211,7 +212,8 @@ def slope_rows(rows: Sequence[Row], case: str = "scale", sizes: Sequence[int] = 
         if any(x is None for x in [*los, *his]):
             return []
         runs = min(len(x or []) for x in [*los, *his])
-        return [(sum((h or [])[i] for h in his) - sum((x or [])[i] for x in los)) / (hi - lo) for i in range(runs)]
+        return [1000 * (sum((h or [])[i] for h in his) - sum((x or [])[i] for x in los)) / (hi - lo)
+                for i in range(runs)]
 
     reference = SLOPE.format(lo=lo, hi=hi, what="bare uv + smoke floor")
     out = [Row(case, SLOPE.format(lo=lo, hi=hi, what="stacksync"), goal=Goal(

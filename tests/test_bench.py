@@ -319,8 +319,8 @@ def test_scale_slope_rows_pair_the_runs_of_a_round() -> None:
             row(50, sc.BARE, [0.1, 0.1]), row(800, sc.BARE, [1.6, 1.1]),
             row(50, sc.FLOOR, [0.02, 0.02]), row(800, sc.FLOOR, [0.02, 0.02])]
     ours, bare, both = sc.slope_rows(rows)
-    assert ours.cpu_samples == pytest.approx([3.0 / 750, 3.0 / 750]) and ours.samples == []
-    assert bare.cpu_samples == pytest.approx([1.5 / 750, 1.0 / 750])
+    assert ours.cpu_samples == pytest.approx([4.0, 4.0]) and ours.samples == []  # ms per package
+    assert bare.cpu_samples == pytest.approx([2.0, 1000 / 750])
     assert both.cpu_samples == pytest.approx(bare.cpu_samples)
     bench.judge([*rows, ours, bare, both])
     assert ours.met is False and ours.detail["ratio"] == 2.4  # 4 ms / (median of 2 and 1.33 ms)

@@ -651,10 +651,12 @@ def _uv() -> str:
 
 # ---------------------------------------------------------------------------------------------- noop
 
-def noop_contenders(work: Path, backends: Sequence[str], count: int = NOOP_PACKAGES) -> list[Contender]:
+def noop_contenders(work: Path, backends: Sequence[str], count: int = NOOP_PACKAGES,
+                    demo: bool = False) -> list[Contender]:
     """The no-op case: build the 120-package profile, sync a venv to it once (stacksync, pip-tools
     backend, from the file:// index), then every contender re-syncs that venv (uv gets a copy of its
-    own: ``uv pip sync`` removes pip and setuptools, which the lock does not list)."""
+    own: ``uv pip sync`` removes pip and setuptools, which the lock does not list). With ``demo``, the
+    demo profile (10 packages, PyPI) too: the no-op issue 21 measured, synced once with the uv backend."""
     from stacksync.sync.state import Options
 
     locks, wheels = write_noop_profile(work / "noop", count)
@@ -708,7 +710,29 @@ def noop_contenders(work: Path, backends: Sequence[str], count: int = NOOP_PACKA
                                                             env=env, cwd=REPO)))
     out.append(Contender(SCRIPT_FLOOR, lambda: runner.run([sys.executable, "-c", "import invoke.program"],
                                                           env=env, cwd=REPO)))
+    if demo:
+        out += demo_noop_contenders(work / "noop" / "demo", invoke_goal, script_goal)
     return out
+
+
+def demo_noop_contenders(venv: Path, invoke_goal: Goal, script_goal: Goal) -> list[Contender]:
+    """``invoke sync`` and ``stacksync sync`` of the demo profile on a venv already in sync (made once
+    here: uv backend, PyPI, the project's cache); rows that say why when that first sync fails."""
+    from stacksync.sync.state import Options
+
+    why: str | None = None
+    try:
+        quiet_sync(Options(profile=COLD_PROFILE, venv=str(venv), yes=True, backend="uv"))
+    except Exception as exc:  # no network, no uv: the rows say so, the other rows still run
+        why = f"not available: the demo sync failed: {(str(exc).splitlines() or [type(exc).__name__])[0][:120]}"
+    script = console_script()
+    argv = ["sync", "--profile", COLD_PROFILE, "--venv", str(venv), "--backend", "uv"]
+    return [Contender(f"stacksync CLI: invoke sync ({COLD_PROFILE}: 10 packages, uv)",
+                      lambda: runner.run([sys.executable, "-m", "invoke", "-r", REPO, *argv], cwd=REPO),
+                      goal=invoke_goal, unavailable=lambda: why),
+            Contender(f"stacksync CLI: stacksync sync ({COLD_PROFILE}: 10 packages, uv)",
+                      lambda: runner.run([script or "stacksync", *argv], cwd=REPO), goal=script_goal,
+                      unavailable=lambda: why or (None if script else "no stacksync console script"))]
 
 
 def base_python() -> str:
@@ -998,7 +1022,7 @@ def run_bench(opts: BenchOptions, *, log: Callable[[str], None] | None = None,
         for case in opts.cases:
             say(f"--- {case}")
             if case == "noop":
-                rows += measure("noop", noop_contenders(work, opts.backends), opts.runs, log=say)
+                rows += measure("noop", noop_contenders(work, opts.backends, demo=True), opts.runs, log=say)
             elif case == "cold":
                 rows += measure("cold", cold_contenders(work, opts.backends), opts.runs, log=say)
             elif case == "scale":

@@ -992,8 +992,9 @@ def machine_info() -> dict[str, Any]:
 
     uv = runner.run([_uv(), "--version"], check=False)
     head = runner.run(["git", "rev-parse", "HEAD"], cwd=REPO, check=False)
-    dirty = runner.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                       check=False)
+    # the results page is what a run rewrites: an earlier run's uncommitted section is not a change
+    dirty = runner.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs/results"],
+                       cwd=REPO, check=False)
     return {
         "stacksync_commit": head.stdout.strip() if head.returncode == 0 else None,
         "stacksync_tree_modified": bool(dirty.stdout.strip()) if dirty.returncode == 0 else None,

@@ -317,14 +317,19 @@ def _plain(dest: Path, name: str, version: str, requires: Iterable[str] = ()) ->
                        files={f"{module}/__init__.py": f'__version__ = "{version}"\n'})
 
 
-def build_torch_like(dest: Path, version: str) -> Path:
+def build_torch_like(dest: Path, version: str, *, tag: str = "py3-none-any",
+                     requires: Iterable[str] | None = None, cuda: bool = True) -> Path:
+    """``tag``: the wheel's tag (``cp311-cp311-manylinux_2_17_aarch64`` for one platform's build);
+    ``requires``: its Requires-Dist (default: the two nvidia-*-like libraries, none without ``cuda``);
+    ``cuda=False``: a CPU build, whose import needs no nvidia-*-like library."""
+    init = _TORCH_INIT.format(cudnn=CUDNN_LIB, cublas=CUBLAS_LIB, cudnn_error=CUDNN_IMPORT_ERROR) if cuda else \
+        '"""torch-like, a CPU build."""\nfrom .version import __version__, cuda  # noqa: F401\n'
+    default = [f"nvidia-cudnn-like=={CUDNN_LIKE_VERSION}", f"nvidia-cublas-like=={CUBLAS_LIKE_VERSION}"] if cuda else []
     return build_wheel(
-        dest, "torch-like", version,
-        requires=[f"nvidia-cudnn-like=={CUDNN_LIKE_VERSION}", f"nvidia-cublas-like=={CUBLAS_LIKE_VERSION}"],
+        dest, "torch-like", version, tag=tag, requires=default if requires is None else requires,
         files={
-            "torch_like/__init__.py": _TORCH_INIT.format(cudnn=CUDNN_LIB, cublas=CUBLAS_LIB,
-                                                         cudnn_error=CUDNN_IMPORT_ERROR),
-            "torch_like/version.py": f"__version__ = '{version}'\ncuda = '12.1'\n",
+            "torch_like/__init__.py": init,
+            "torch_like/version.py": f"__version__ = '{version}'\ncuda = {repr('12.1') if cuda else None}\n",
         },
     )
 

@@ -368,6 +368,20 @@ def test_shipped_locks_have_an_install_path_for_every_pin(name: str) -> None:
     assert installable.check_profile(profile.load(name, REPO / "locks")) == []
 
 
+@pytest.mark.network
+def test_the_example_team_profile_is_fresh_for_every_machine() -> None:
+    """locks/team (docs/variants.md, "Example"), kept out of `nox -s lock` in CI: each variant's lock
+    (linux x86_64 CUDA 12.8, linux aarch64, macOS arm64, NGC 25.12) is fresh against PyPI, resolved by uv
+    from metadata only (~20 s, a few MB), and every pin has a file its platform installs."""
+    proc = invoke("compile", "--check", "--profile", "team", cwd=REPO,
+                  env={**os.environ, "STACKSYNC_LOCKS_DIR": str(REPO / "locks")})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert proc.stderr.count("lock is fresh") == 4, proc.stderr
+    team = profile.load("team", REPO / "locks")
+    for name in team.variants:
+        assert installable.check_profile(team.for_variant(name)) == [], name
+
+
 def test_a_pin_without_a_wheel_for_the_target_or_an_sdist_has_no_install_path() -> None:
     def file(name: str, filename: str) -> indexapi.IndexFile:
         return indexapi.IndexFile(filename=filename, url=f"https://idx.example/{filename}", sha256=name * 64,

@@ -38,3 +38,16 @@ def test_a_broken_provided_txt_is_one_line(tmp_path: Path) -> None:
     provided.provided_path(p).write_text("# x\ntorch>=2\n")
     with pytest.raises(StacksyncError, match=r"provided.txt:2: 'torch>=2' is not name==version"):
         provided.check(p, {"torch": "2.4.0"}, "/t/python")
+
+
+def test_what_a_provided_package_brings_along() -> None:
+    """The installed dependencies of an image's torch that the lock does not pin are the machine's too
+    (transitively, markers evaluated for the target); locked ones and absent ones are not."""
+    requires = {"torch": ("nvidia-cudnn-cu12==9.1; platform_machine == 'x86_64'", "sympy", "filelock",
+                          "triton==3.5; platform_machine == 'aarch64'"),
+                "nvidia-cudnn-cu12": ("nvidia-cublas-cu12",), "nvidia-cublas-cu12": (), "sympy": ("mpmath",),
+                "mpmath": (), "filelock": (), "plain": ()}
+    env = {"platform_machine": "x86_64", "sys_platform": "linux", "python_version": "3.12"}
+    found = provided.brought_along([canonicalize_name("torch")], requires, {"filelock"}, env)
+    assert found == ["mpmath", "nvidia-cublas-cu12", "nvidia-cudnn-cu12", "sympy"]
+    assert provided.brought_along([canonicalize_name("numpy")], requires, set(), env) == []

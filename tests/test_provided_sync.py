@@ -11,6 +11,7 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
+import pkgfactory
 import pytest
 from clihelp import invoke
 from pkgfactory import IndexServer
@@ -70,3 +71,55 @@ def test_provided_torch_is_kept_and_a_change_of_it_is_refused(
     assert "the machine's provided packages changed since the lock was made (torch-like 2.4.0+cu121 -> 2.3.0" \
         in refused.stderr
     assert freeze(venv)["torch-like"] == "2.3.0" and not list(site.glob("torch_like*"))
+
+
+@pytest.mark.slow
+def test_an_image_only_build_is_left_out_of_the_resolution(
+        index_server: IndexServer, stack_packages: Path, make_venv: Callable[..., Path], tmp_path: Path) -> None:
+    """An NGC-style torch (``2.4.0a0+nv25``, on no index): uv resolves the rest without it (``--excludes``),
+    the lock does not pin it, sync keeps the image's; pip-tools, which cannot, is refused in one line."""
+    builds = tmp_path / "image-builds"
+    builds.mkdir()
+    pkgfactory.build_torch_like(builds, "2.4.0a0+nv25")
+    image = tmp_path / "image-site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--find-links", str(stack_packages),
+                    "--find-links", str(builds), "--target", str(image), "torch-like==2.4.0a0+nv25"],
+                   check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    venv = make_venv("target")
+    site = next(venv.glob("lib/python*/site-packages"))
+    (site / "image.pth").write_text(f"{image}\n")
+
+    folder = tmp_path / "locks" / "ngc"
+    folder.mkdir(parents=True)
+    (folder / "requirements.in").write_text("torch-like==2.4.0\nplain-b\n")
+    (folder / "stack.toml").write_text(textwrap.dedent(f"""\
+        python = "{PY_XY}"
+        backend = "uv"
+        index_url = "http://${{{USER_VAR}}}:${{{TOKEN_VAR}}}@127.0.0.1:{index_server.port}/simple/"
+        base = ["torch-like"]
+        provided = ["torch-like"]
+        [smoke]
+        base = ["torch_like"]
+        """))
+    auth = {USER_VAR: index_server.user, TOKEN_VAR: index_server.password}
+    compiled = invoke("compile", "--profile", str(folder), "--provided-from", str(venv / "bin" / "python"),
+                      extra=auth)
+    assert compiled.returncode == 0, compiled.stderr
+    assert (folder / "provided.txt").read_text().splitlines()[-1] == "torch-like==2.4.0a0+nv25"
+    lock = (folder / "requirements.txt").read_text()
+    assert "plain-b==1.0" in lock and "torch-like" not in lock and "nvidia" not in lock
+
+    refused = invoke("compile", "--profile", str(folder), "--backend", "pip-tools", extra=auth)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert ("provided.txt: torch-like 2.4.0a0+nv25 (the machine's) is on no index: pip-tools cannot resolve the "
+            'other packages against it (fix: set backend = "uv" in stack.toml') in refused.stderr, refused.stderr
+
+    synced = invoke("sync", "--profile", str(folder), "--venv", str(venv), "--yes", extra=auth)
+    assert synced.returncode == 0, synced.stderr
+    kept = next(line for line in synced.stdout.splitlines() if line.startswith("provided by the machine (kept): "))
+    assert "torch-like 2.4.0a0+nv25" in kept
+    assert "nvidia-cudnn-like 9.1.0" in kept, kept  # what the image's torch needs comes from the image with it
+    assert not list(site.glob("torch_like*")), "the machine's torch must not be installed into the venv"
+    assert freeze(venv)["plain-b"] == "1.0" and freeze(venv)["torch-like"] == "2.4.0a0+nv25"
+    again = invoke("sync", "--profile", str(folder), "--venv", str(venv), "--yes", extra=auth)
+    assert again.returncode == 0 and "already in sync" in again.stdout + again.stderr, again.stdout + again.stderr

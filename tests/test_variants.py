@@ -80,6 +80,8 @@ def test_profile_without_variants_is_unchanged(tmp_path: Path) -> None:
     ('[deferred.flash-attn]\nrequires = ["torch"]\n[variants.cpu.deferred.flash-attn]\nrequires = []\n',
      r"variants\.cpu\.deferred\.flash-attn\.requires: unknown key"),
     ('[variants.cpu]\nbase_index_url = "https://me:pw@host/simple"\n', r"literal credential"),
+    ('[variants.ngc]\nauto = "no"\n', r"variants\.ngc\.auto: must be true or false, found 'no'"),
+    ('[variants.ngc]\npython = "3"\n', r"variants\.ngc\.python: '3' is not a CPython X\.Y version"),
 ])
 def test_variant_mistakes_are_one_line(tmp_path: Path, toml: str, message: str) -> None:
     with pytest.raises(ProfileError, match=message) as info:
@@ -140,3 +142,17 @@ def test_doctor_reports_the_variant_the_driver_picks(tmp_path: Path, monkeypatch
     assert report.profile == "p/cu124"
     unknown = doctor.diagnose(python=sys.executable, profile=str(folder), variant="cu999").findings[0]
     assert (unknown.level, unknown.topic) == ("error", "variant") and "no variant 'cu999'" in unknown.message
+
+
+def test_a_variant_with_auto_false_is_taken_only_by_name(tmp_path: Path) -> None:
+    """An NGC container's variant needs the same driver as a plain CUDA one: only --variant takes it; its
+    Python is the image's."""
+    p = profile.load(make(tmp_path, 'python = "3.11"\n[variants.cu128]\ncuda = "12.8"\n'
+                                    '[variants.ngc]\ncuda = "13.1"\npython = "3.12"\nprovided = ["torch"]\n'
+                                    'auto = false\n'))
+    assert choose(p.variants, "13.1", "linux", machine="x86_64").name == "cu128"
+    assert choose(p.variants, "13.1", "linux", machine="x86_64", override="ngc").name == "ngc"
+    with pytest.raises(NoVariant, match=r"cu128 needs a driver with CUDA >= 12\.8; ngc needs --variant ngc "
+                                        r"\(auto = false\)"):
+        choose(p.variants, "12.2", "linux", machine="x86_64")
+    assert p.for_variant("ngc").python == "3.12" and p.for_variant("cu128").python == "3.11"

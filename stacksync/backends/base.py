@@ -33,6 +33,9 @@ class ResolveRequest:
     upgrade: bool = False
     upgrade_packages: tuple[str, ...] = ()
     platforms: tuple[str, ...] = ()
+    #: a file in ``workdir`` naming packages left out of the resolution (uv's ``--excludes``): provided
+    #: packages whose machine's version no index serves
+    excludes: str | None = None
 
 
 class Backend(Protocol):

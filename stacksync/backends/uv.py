@@ -16,6 +16,7 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from stacksync.backends.base import ResolveRequest
 from stacksync.core.errors import FetchError, IndexUnavailable, StacksyncError
+from stacksync.lock.variants import normal_machine, platform_admits, split_platform
 
 if TYPE_CHECKING:
     from stacksync.backends.indexapi import IndexFile
@@ -70,27 +71,41 @@ def index_urls_from_args(index_args: Sequence[str]) -> list[str]:
     return [v for f, v in pairs if f == "--index-url"] + [v for f, v in pairs if f == "--extra-index-url"]
 
 
-def uv_python_platform(platforms: Sequence[str], *, host: str, machine: str, glibc: str | None) -> tuple[str, str]:
-    """``--python-platform`` for a profile's ``platforms`` (sys_platform values) and why.
+#: the glibc a lock for another Linux is resolved for: manylinux_2_28 (RHEL 8, Ubuntu 20.04 and newer; torch's
+#: aarch64 and x86_64 wheels on PyPI need it since 2.6). The target's own glibc is checked at sync (doctor).
+FOREIGN_MANYLINUX = "2_28"
 
-    On a host the profile lists (or when it lists none) this is the host itself, manylinux at the
+
+def uv_python_platform(platforms: Sequence[str], *, host: str, machine: str, glibc: str | None) -> tuple[str, str]:
+    """``--python-platform`` for a profile's ``platforms`` (``linux``, ``linux_aarch64``, ``darwin_arm64``)
+    and why.
+
+    On a host the profile admits (or when it lists none) this is the host itself, manylinux at the
     host's glibc: pip-compile resolves for the host, so the same wheels decide the same pins. For
-    another platform uv's generic triple for it is used (same machine architecture)."""
-    arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine.lower(), machine.lower())
-    target = host if not platforms or host in platforms else platforms[0]
-    note = "" if len(platforms) <= 1 or target == host else (
-        f"profile lists platforms {', '.join(platforms)}: the lock is resolved for {target} only")
-    if target == host == "linux" and glibc and arch in ("x86_64", "aarch64"):
+    another platform it is the first entry: its machine (the host's when the entry names none), Linux
+    as manylinux_2_28 (:data:`FOREIGN_MANYLINUX`), macOS as uv's default (a supported macOS)."""
+    arch = normal_machine(machine)
+    if platform_admits(platforms, host, machine):
+        target, target_arch = host, arch
+    else:
+        target, entry_arch = split_platform(platforms[0])
+        target_arch = entry_arch or arch
+    here = target == host and target_arch == arch
+    note = "" if len(platforms) <= 1 or here else (
+        f"profile lists platforms {', '.join(platforms)}: the lock is resolved for {platforms[0]} only")
+    if here and target == "linux" and glibc and arch in ("x86_64", "aarch64"):
         major, _, minor = glibc.partition(".")
         if major == "2" and minor.isdigit() and int(minor) in _UV_MANYLINUX:
             return f"{arch}-manylinux_2_{minor}", note
-    if target == "darwin" and arch not in ("x86_64", "aarch64"):
-        arch = "aarch64"
+    if target == "linux" and not here and target_arch in ("x86_64", "aarch64"):
+        return f"{target_arch}-manylinux_{FOREIGN_MANYLINUX}", note
+    if target == "darwin" and target_arch not in ("x86_64", "aarch64"):
+        target_arch = "aarch64"
     suffix = _UV_PLATFORM_ALIASES.get(target)
     if suffix is None:
         raise StacksyncError(f"uv backend: cannot resolve for platform {target!r} (fix: set platforms in stack.toml "
-                             f"to one of {', '.join(_UV_PLATFORM_ALIASES)})")
-    return f"{arch}-{suffix}", note
+                             f"to one of {', '.join(_UV_PLATFORM_ALIASES)}, e.g. linux_aarch64)")
+    return f"{target_arch}-{suffix}", note
 
 
 def pick_wheel(files: Sequence[IndexFile], hashes: Sequence[str], supported: Sequence[Tag]) -> IndexFile | None:
@@ -202,6 +217,8 @@ class Uv:
                 "--python", sys.executable, "--python-version", request.python_version,
                 "--python-platform", plat, "--generate-hashes", "--no-header", "--no-strip-extras",
                 *uv_index_args(request.index.pip_args()), "--output-file", request.output]
+        if request.excludes:
+            argv += ["--excludes", request.excludes]
         if request.upgrade:
             argv.append("--upgrade")
         for name in request.upgrade_packages:

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from stacksync.backends import indexapi
 from stacksync.backends.backend import get_backend, resolve_name
@@ -49,7 +50,8 @@ from stacksync.env.environment import find_python, probe
 from stacksync.lock import profile as profiles
 from stacksync.lock import provided, vcs
 from stacksync.lock.lockfile import Pin, parse, parse_text
-from stacksync.lock.profile import Profile
+from stacksync.lock.profile import IndexConfig, Profile
+from stacksync.lock.variants import platform_admits, platform_name
 
 __all__ = ["CompileResult", "FileOutcome", "compile_profile", "compile_profiles",
            "resolver_inputs", "deferred_pins", "render_lock",
@@ -149,8 +151,10 @@ def regenerate_command(profile_name: str) -> str:
     return f"invoke compile --profile {profile_name.split('/', 1)[0]}"
 
 
-def header(profile_name: str, versions: Mapping[str, str], backend: str, python: str, what: Sequence[str]) -> str:
-    """The lock header: what regenerates it and what it was resolved with; no dates, no paths, no URLs."""
+def header(profile_name: str, versions: Mapping[str, str], backend: str, python: str, what: Sequence[str],
+           on: str | None = None) -> str:
+    """The lock header: what regenerates it and what it was resolved with; no dates, no paths, no URLs.
+    ``on``: the platform resolved for (default: this machine's; :func:`resolved_on`)."""
     tools = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
     return (
         "#\n"
@@ -160,9 +164,18 @@ def header(profile_name: str, versions: Mapping[str, str], backend: str, python:
         f"#    {regenerate_command(profile_name)}\n"
         "#\n"
         f"# backend: {backend} ({tools})\n"
-        f"# resolved for: Python {python} on {sys.platform} {platform.machine()}\n"
+        f"# resolved for: Python {python} on {on or f'{sys.platform} {platform.machine()}'}\n"
         "#\n"
     )
+
+
+def resolved_on(profile: Profile) -> str:
+    """``linux x86_64`` (this machine, when the profile admits it), else the first of its platforms,
+    e.g. ``linux aarch64``: what a cross-target backend resolved for (pip-tools refuses another platform)."""
+    if platform_admits(profile.platforms, sys.platform, platform.machine()):
+        return f"{sys.platform} {platform.machine()}"
+    plat, _, machine = profile.platforms[0].partition("_")
+    return f"{plat} {machine}" if machine else plat
 
 
 def render_lock(head: str, body: str, index_lines: Sequence[str]) -> str:
@@ -195,6 +208,55 @@ def check_python(profile: Profile) -> None:
                            f"stacksync installed under Python {profile.python}, e.g. "
                            f"`python{profile.python} -m venv .tools && .tools/bin/pip install -e .` then "
                            f"`.tools/bin/invoke compile --profile {profile.name}`")
+
+
+def check_platform(profile: Profile) -> None:
+    """pip-tools resolves for the machine it runs on: a profile (or variant) for another platform is
+    refused with the fix (uv resolves for any platform)."""
+    here = platform_name(sys.platform, platform.machine())
+    if platform_admits(profile.platforms, sys.platform, platform.machine()):
+        return
+    variant = profile.variants.get(profile.variant or "")
+    key = f"variants.{profile.variant}.platforms" if variant is not None and variant.platforms is not None \
+        else "platforms"
+    what = f"variant {profile.variant!r}" if profile.variant else f"profile {profile.name!r}"
+    where = f"[variants.{profile.variant}] or the profile" if profile.variant else "the profile"
+    raise ProfileError(profile.stack_toml, key, f"{what} is for {', '.join(profile.platforms)}; the pip-tools "
+                       f"backend resolves only for this machine ({here})",
+                       f'set backend = "uv" in stack.toml ({where}; uv resolves for another platform), '
+                       "or pass --backend uv")
+
+
+EXCLUDES_TXT = "provided-excludes.txt"
+
+
+def image_only(profile: Profile, index: IndexConfig, given: Mapping[NormalizedName, str], *,
+               cross_target: bool) -> list[NormalizedName]:
+    """The provided packages whose recorded version no index serves (an image's own build, e.g. NGC's
+    ``torch 2.10.0a0+b4e4ee81d3``): no resolver can take them as constraints, so uv leaves them out of the
+    resolution (``--excludes``: what needs them is locked without them; the sync's dependency check reads
+    the machine's version). pip-tools has no such option: refused with the fix."""
+    out: list[NormalizedName] = []
+    for name, version in sorted(given.items()):
+        try:
+            files = indexapi.project_files(index, name)
+        except indexapi.ProjectNotFound:
+            files = []
+        if not any(str(f.version) == version or f.version == _version(version) for f in files):
+            out.append(name)
+    if out and not cross_target:
+        shown = ", ".join(f"{n} {given[n]}" for n in out)
+        raise ProfileError(provided.provided_path(profile), "", f"{shown} (the machine's) is on no index: "
+                           "pip-tools cannot resolve the other packages against it",
+                           'set backend = "uv" in stack.toml (it leaves such a package out of the resolution)')
+    return out
+
+
+def _version(text: str) -> Version | None:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
 
 
 def target_python(profile: Profile, *, cross_target: bool) -> tuple[str, str]:
@@ -261,6 +323,8 @@ def compile_profile(profile: Profile, *, backend: str | None = None, upgrade: bo
         new_prov = provided.from_versions(profile, probe(exe).versions(), str(exe))
     given = provided.parse_provided(new_prov, prov_path) if new_prov and profile.provided else {}
     chosen = get_backend(resolve_name(backend, profile.backend))
+    if not chosen.cross_target:
+        check_platform(profile)
     python_version, python = target_python(profile, cross_target=chosen.cross_target)
     index = profile.index.expanded(environ, source=str(profile.stack_toml))
     parsed_in = parse(profile.requirements_in).pins
@@ -283,10 +347,14 @@ def compile_profile(profile: Profile, *, backend: str | None = None, upgrade: bo
     with tempfile.TemporaryDirectory(prefix="stacksync-compile-") as tmp:
         workdir = Path(tmp)
         inputs = resolver_inputs(profile, profile.requirements_in.read_text(encoding="utf-8"), deferred)
-        if given:  # constraints: a package needing torch gets the machine's; torch alone is not locked
+        excluded = image_only(profile, index, given, cross_target=chosen.cross_target) if given else []
+        constrained = {n: v for n, v in given.items() if n not in excluded}
+        if constrained:  # constraints: a package needing torch gets the machine's; torch alone is not locked
             inputs["provided.in"] = f"-c {provided.PROVIDED_TXT}\n"
             (workdir / provided.PROVIDED_TXT).write_text(
-                "".join(f"{n}=={v}\n" for n, v in sorted(given.items())), encoding="utf-8")
+                "".join(f"{n}=={v}\n" for n, v in sorted(constrained.items())), encoding="utf-8")
+        if excluded:
+            (workdir / EXCLUDES_TXT).write_text("".join(f"{n}\n" for n in excluded), encoding="utf-8")
         _copy_includes(profile, workdir)
         for name, text in inputs.items():
             (workdir / name).write_text(text, encoding="utf-8")
@@ -294,7 +362,8 @@ def compile_profile(profile: Profile, *, backend: str | None = None, upgrade: bo
             (workdir / defaults.LOCK_TXT).write_text(old_lock, encoding="utf-8")
         request = ResolveRequest(workdir=workdir, inputs=tuple(inputs), output=defaults.LOCK_TXT, index=index,
                                  python_version=python_version, upgrade=upgrade,
-                                 upgrade_packages=tuple(upgrade_packages), platforms=profile.platforms)
+                                 upgrade_packages=tuple(upgrade_packages), platforms=profile.platforms,
+                                 excludes=EXCLUDES_TXT if excluded else None)
         try:
             body = chosen.compile_lock(request)
         except CommandFailed as exc:
@@ -309,14 +378,15 @@ def compile_profile(profile: Profile, *, backend: str | None = None, upgrade: bo
 
     versions = chosen.versions()
     index_lines = index.lock_lines()
+    on = resolved_on(profile)
     notes = _pin_prebuilt(profile, deferred, deferred_hashes, pinned_versions(body), python, old_deferred)
     new_lock = render_lock(header(profile.name, versions, chosen.name, python,
-                                  [f"Hashed lock of profile {profile.name!r}."]), body, index_lines)
+                                  [f"Hashed lock of profile {profile.name!r}."], on), body, index_lines)
     new_deferred = None
     if deferred:
         head = header(profile.name, versions, chosen.name, python,
                       [f"Deferred packages of profile {profile.name!r}: pinned in requirements.in,",
-                       "hashes read from the index (nothing built); installed last, see stack.toml."])
+                       "hashes read from the index (nothing built); installed last, see stack.toml."], on)
         new_deferred = render_deferred(head, deferred, deferred_hashes, index_lines, notes)
 
     new_vcs = None
@@ -325,7 +395,7 @@ def compile_profile(profile: Profile, *, backend: str | None = None, upgrade: bo
                                              [f"VCS pins of profile {profile.name!r} at their commit: resolved "
                                               "with the lock (their", "dependencies are in requirements.txt, "
                                               "hashed); no hash covers a checkout, so",
-                                              "sync installs these after the rest."]),
+                                              "sync installs these after the rest."], on),
                                       vcs_lines)
     if check:
         new_lock = same_but_backend(old_lock, new_lock) or new_lock

@@ -22,6 +22,7 @@ from stacksync.backends import indexapi
 from stacksync.backends.indexapi import IndexFile
 from stacksync.lock.lockfile import Pin, parse
 from stacksync.lock.profile import Profile
+from stacksync.lock.variants import split_platform
 
 __all__ = ["check_profile", "marker_environment", "no_install_path", "tag_fits_target"]
 
@@ -99,10 +100,14 @@ def check_profile(prof: Profile, machine: str = "x86_64") -> list[str]:
         if not path.is_file():
             continue
         lock = parse(path, lock=True)
-        for sys_platform in prof.platforms or ["linux"]:
-            pins = lock.for_environment(marker_environment(python_xy, sys_platform, machine))
+        for entry in prof.platforms or ["linux"]:
+            sys_platform, arch = split_platform(entry)  # linux_aarch64: a variant for another machine
+            here = arch or machine
+            if sys_platform == "darwin" and here == "aarch64":
+                here = "arm64"  # macOS's name for it, in markers and wheel tags
+            pins = lock.for_environment(marker_environment(python_xy, sys_platform, here))
             files = indexapi.files_for_pins(index, {p.name: p.version for p in pins.values()
                                                     if p.version is not None and p.url is None},
                                             python_version=python_xy)
-            problems += no_install_path(pins.values(), files, python_xy, sys_platform, machine)
+            problems += no_install_path(pins.values(), files, python_xy, sys_platform, here)
     return problems

@@ -26,6 +26,7 @@ from stacksync.cuda.finding import Finding, Level, err, ok, warn
 from stacksync.env.environment import Snapshot
 from stacksync.lock.lockfile import LockProblems, Pin, RequirementsFile, parse
 from stacksync.lock.profile import Deferred, Profile
+from stacksync.lock.variants import platform_admits, platform_name
 
 __all__ = [
     "GIB_PER_BUILD_JOB", "MIN_GLIBC", "build_findings", "findings_for", "host_findings", "library_findings",
@@ -366,9 +367,12 @@ def preinstall_findings(profile: Profile, snapshot: Snapshot, facts: Facts,
     lock, out = _lock_for(profile, lock)
     out += _python_findings(profile, snapshot, lock)
     sys_platform = snapshot.marker_environment.get("sys_platform", "")
-    if profile.platforms and sys_platform not in profile.platforms:
-        out.append(err("platform", f"{name} is for {', '.join(profile.platforms)}; the target is "
-                       f"{sys_platform}", f"use a profile for {sys_platform}"))
+    machine = snapshot.marker_environment.get("platform_machine", "")
+    if not platform_admits(profile.platforms, sys_platform, machine):
+        shown = platform_name(sys_platform, machine) if any("_" in p for p in profile.platforms) else sys_platform
+        what = f"{name} variant {profile.variant!r}" if profile.variant else name
+        out.append(err("platform", f"{what} is for {', '.join(profile.platforms)}; the target is {shown}",
+                       f"use a profile for {shown}"))
     pins = lock.for_environment(snapshot.marker_environment) if lock is not None else {}
     need = lock_cuda(profile, pins)
     if need is None:

@@ -1,9 +1,9 @@
 """Which variant of a profile fits a machine (pure: the driver's CUDA and the platform come in as data).
 
-The rule: among the variants whose platforms admit the target, the one with the highest ``cuda`` the driver
-supports (driver CUDA >= variant CUDA); without such a driver (none, or too old), a variant without
-``cuda`` (cpu). ``--variant NAME`` overrides the rule but not an unknown name. No fit: a refusal that lists
-every variant and what it needs.
+The rule: among the variants whose platforms admit the target (and not ``auto = false``), the one with the
+highest ``cuda`` the driver supports (driver CUDA >= variant CUDA); without such a driver (none, or too
+old), a variant without ``cuda`` (cpu). ``--variant NAME`` overrides the rule but not an unknown name. No
+fit: a refusal that lists every variant and what it needs.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from stacksync.core.errors import StacksyncError
 from stacksync.cuda.facts import Facts
 from stacksync.lock.profile import Profile
-from stacksync.lock.variants import Variant
+from stacksync.lock.variants import Variant, platform_admits
 
 __all__ = ["Choice", "NoVariant", "choose", "for_facts", "platform_of"]
 
@@ -34,9 +34,7 @@ def _key(version: str) -> tuple[int, ...]:
 
 
 def _platform_ok(variant: Variant, platform: str, machine: str) -> bool:
-    if not variant.platforms:
-        return True
-    return platform in variant.platforms or f"{platform}_{machine}" in variant.platforms
+    return platform_admits(variant.platforms or (), platform, machine)
 
 
 def _machine(driver_cuda: str | None, platform: str, machine: str) -> str:
@@ -54,7 +52,7 @@ def choose(variants: Mapping[str, Variant], driver_cuda: str | None, platform: s
             raise NoVariant(f"profile {profile!r} has no variant {override!r} "
                             f"(fix: --variant one of {', '.join(variants)})")
         return Choice(override, f"--variant {override} (this machine: {here})")
-    fits = [v for v in variants.values() if _platform_ok(v, platform, machine)]
+    fits = [v for v in variants.values() if v.auto and _platform_ok(v, platform, machine)]
     if driver_cuda is not None:
         gpu = [v for v in fits if v.cuda is not None and _key(v.cuda) <= _key(driver_cuda)]
         if gpu:

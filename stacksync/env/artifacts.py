@@ -38,8 +38,9 @@ __all__ = ["ARTIFACTS_FILE", "Artifact", "read", "write", "record_stat", "dist_i
            "wheel_rows", "same_files", "direct_url_sha256"]
 
 ARTIFACTS_FILE = "stacksync-artifacts.json"
-#: files an installer writes into a dist-info that no wheel carries (or that it rewrites)
-_GENERATED = frozenset({"INSTALLER", "REQUESTED", "RECORD", "direct_url.json"})
+#: files an installer writes into a dist-info that no wheel carries (or that it rewrites); uv writes
+#: uv_cache.json into a package it installed from a local file (--find-links)
+_GENERATED = frozenset({"INSTALLER", "REQUESTED", "RECORD", "direct_url.json", "uv_cache.json"})
 
 Stat = tuple[int, int, int]
 #: the largest RECORD read (torch's is ~2 MB)

@@ -196,7 +196,8 @@ def _interpreter_key(exe: Path) -> str | None:
         glibc = None
     parts = [str(exe), str(base), cfg.read_text(encoding="utf-8", errors="replace"), cfg_stat.st_mtime_ns,
              base_stat.st_mtime_ns, base_stat.st_size, list(os.uname()) if hasattr(os, "uname") else None,
-             glibc, defaults.PROBE_SCRIPT.read_bytes().hex(), pth]
+             glibc, defaults.PROBE_SCRIPT.read_bytes().hex(), pth,
+             os.environ.get("STACKSYNC_PLATFORM")]  # the probe's test hook changes its platform facts
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
 

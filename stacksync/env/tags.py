@@ -4,8 +4,9 @@ snapshot (packaging.tags), and a check of a wheel file name against them.
 The interpreter part (``cp311``, ``cp313t``, ``abi3``, ``py3``) comes from the target's version and
 SOABI. The platform part comes from the target's probe where it says enough (Linux with glibc: the
 ``manylinux`` tags its glibc takes, newest first, with the legacy ``manylinux2014`` / ``2010`` / ``1``
-aliases, then ``linux_<arch>``); otherwise (musl, macOS, Windows) from ``packaging.tags.platform_tags()``,
-which reads this host: the target is an interpreter on this host, so it has the same C library.
+aliases, then ``linux_<arch>``; macOS: ``packaging.tags.mac_platforms`` for its version and arch);
+otherwise (musl, Windows) from ``packaging.tags.platform_tags()``, which reads this host: the target is an
+interpreter on this host, so it has the same C library.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from stacksync.env.environment import Snapshot
 
-__all__ = ["cpython_tags", "supported_tags", "wheel_fits"]
+__all__ = ["cpython_tags", "describe", "supported_tags", "wheel_fits"]
 
 # glibc versions with a legacy manylinux name (PEP 600), and the architectures each was defined for.
 _LEGACY = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}
@@ -58,6 +59,16 @@ def _platforms(snapshot: Snapshot) -> list[str]:
         else:
             if major == 2:
                 return [*_manylinux((2, minor), arch), f"linux_{arch}"]
+    if env.get("sys_platform") == "darwin" and arch:
+        mac = str(snapshot.platform.get("mac_version") or "")
+        if not mac and (snapshot.platform_tag or "").startswith("macosx-"):
+            mac = (snapshot.platform_tag or "").split("-")[1]
+        try:
+            version = tuple(int(x) for x in mac.split(".")[:2])
+        except ValueError:
+            version = ()
+        if len(version) == 2:  # what packaging.tags.mac_platforms yields on that Mac
+            return list(tags.mac_platforms((version[0], version[1]), "arm64" if arch == "aarch64" else arch))
     host = list(tags.platform_tags())
     if arch:  # a target of another architecture than the tool's Python: keep its own
         own = [p for p in host if p.endswith(f"_{arch}")]
@@ -90,3 +101,15 @@ def wheel_fits(filename: str, supported: Sequence[Tag] | frozenset[Tag]) -> bool
         return False
     have = supported if isinstance(supported, frozenset) else frozenset(supported)
     return not have.isdisjoint(file_tags)
+
+
+def describe(snapshot: Snapshot) -> str:
+    """The target's platform and the wheels it takes, in words: ``linux_aarch64 (glibc 2.35): takes
+    cp311-cp311-manylinux_2_35_aarch64 wheels first (N tags)`` (what a fetch for it downloads)."""
+    env = snapshot.marker_environment
+    machine = str(env.get("platform_machine", ""))
+    name = f"{env.get('sys_platform', '')}_{machine}" if machine else str(env.get("sys_platform", ""))
+    glibc, mac = snapshot.platform.get("glibc"), snapshot.platform.get("mac_version")
+    libc = f" (glibc {glibc})" if glibc else f" (macOS {mac})" if mac else ""
+    supported = supported_tags(snapshot)
+    return f"{name}{libc}: takes {supported[0]} wheels first ({len(supported)} tags)"

@@ -196,8 +196,9 @@ def check(profile: Profile, lock: RequirementsFile, deferred: RequirementsFile |
 
 def base_problems(profile: Profile, lock: RequirementsFile) -> list[LockError]:
     """Each base package of stack.toml is pinned in the lock (under some marker): a lock that misses
-    one is another profile's, or stack.toml changed without a compile."""
-    missing = [n for n in profile.base if not lock.get(n)]
+    one is another profile's, or stack.toml changed without a compile. A package the machine provides
+    need not be (an image's own build is on no index: compile leaves it out)."""
+    missing = [n for n in profile.base if not lock.get(n) and n not in profile.provided]
     if not missing:
         return []
     return [LockError(lock.path, 1, f"base package {missing[0]} ({profile.stack_toml}: base) is not pinned in "

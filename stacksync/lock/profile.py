@@ -64,7 +64,7 @@ from stacksync.core import defaults
 from stacksync.core.errors import ProfileError
 from stacksync.core.redact import MissingVariable, env_refs, expand, register_refs, register_url, strip_credentials
 from stacksync.lock.lockfile import LockProblems, parse
-from stacksync.lock.variants import Variant, overridden, parse_provided, parse_variants
+from stacksync.lock.variants import BACKENDS, Variant, overridden, parse_provided, parse_variants
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -72,7 +72,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 PHASES = ("base", "rest", "deferred")
-BACKENDS = ("pip-tools", "uv", "auto")
 DEFAULT_INDEX = "https://pypi.org/simple"
 
 _TOP_KEYS = {"description", "python", "platforms", "backend", "index_url", "extra_index_urls",
@@ -192,9 +191,9 @@ class Profile:
         extra = v.extra_index_urls if v.extra_index_urls is not None else self.index.extra_index_urls
         index = replace(self.index, index_url=v.index_url or self.index.index_url,
                         extra_index_urls=(*((v.base_index_url,) if v.base_index_url else ()), *extra))
-        return replace(self, variant=name, cuda=v.cuda or self.cuda, index=index,
+        return replace(self, variant=name, cuda=v.cuda or self.cuda, index=index, python=v.python or self.python,
                        platforms=self.platforms if v.platforms is None else v.platforms,
-                       provided=self.provided if v.provided is None else v.provided,
+                       backend=v.backend or self.backend, provided=self.provided if v.provided is None else v.provided,
                        deferred=tuple(overridden(d, v.deferred.get(d.name, {})) for d in self.deferred))
 
     @property

@@ -6,16 +6,17 @@ target whose machine now has other versions is refused with what changed."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Iterable, Mapping, Sequence
 from pathlib import Path
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
 from stacksync.core.errors import StacksyncError
 from stacksync.lock.profile import Profile
 
 __all__ = ["PROVIDED_TXT", "ProvidedChanged", "provided_path", "read_provided", "parse_provided", "render_provided",
-           "check", "from_versions"]
+           "check", "from_versions", "brought_along"]
 
 PROVIDED_TXT = "provided.txt"
 
@@ -82,3 +83,28 @@ def from_versions(prof: Profile, installed: Mapping[NormalizedName, str], source
                              f"provides (fix: --provided-from the image's python, or fix provided in "
                              f"{prof.stack_toml})")
     return render_provided(prof, {n: installed[n] for n in prof.provided}, source)
+
+
+def brought_along(provided: Iterable[NormalizedName], requires: Mapping[NormalizedName, Sequence[str]],
+                  locked: Container[NormalizedName], environment: Mapping[str, str]) -> list[NormalizedName]:
+    """What the provided packages need (their Requires-Dist, transitively, for ``environment``) that is
+    installed (a key of ``requires``) and not locked: an image's torch built on no index is left out of
+    the resolution, so its dependencies come from the image with it and are the machine's too."""
+    found: list[NormalizedName] = []
+    todo = [n for n in provided if n in requires]
+    seen = set(todo)
+    while todo:
+        for line in requires[todo.pop()]:
+            try:
+                req = Requirement(line)
+            except InvalidRequirement:
+                continue
+            if req.marker is not None and not req.marker.evaluate({**environment, "extra": ""}):
+                continue
+            name = canonicalize_name(req.name)
+            if name in seen or name not in requires or name in locked:
+                continue
+            seen.add(name)
+            found.append(name)
+            todo.append(name)
+    return sorted(found)

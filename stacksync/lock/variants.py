@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -44,14 +44,18 @@ from stacksync.core.errors import ProfileError
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-__all__ = ["Variant", "parse_variants", "parse_provided", "overridden", "VARIANT_KEYS", "DEFERRED_OVERRIDES"]
+__all__ = ["BACKENDS", "Variant", "parse_variants", "parse_provided", "overridden", "VARIANT_KEYS",
+           "DEFERRED_OVERRIDES", "platform_admits", "platform_name", "split_platform", "normal_machine"]
 
 VARIANT_KEYS = {"description", "cuda", "platforms", "index_url", "extra_index_urls", "base_index_url", "provided",
-                "deferred"}
+                "deferred", "auto", "python", "backend"}
+#: the resolver / installer backends a profile or variant may name
+BACKENDS = ("pip-tools", "uv", "auto")
 #: the deferred settings a variant may override (the rest stay the profile's)
 DEFERRED_OVERRIDES = {"wheels", "prebuilt", "wheel_vars", "build_env"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _CUDA = re.compile(r"^\d+\.\d+$")
+_PYTHON = re.compile(r"^3\.\d+$")
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,10 @@ class Variant:
     name: str
     description: str = ""
     cuda: str | None = None
+    #: the Python X.Y of this variant's machines (an NGC image has its own)
+    python: str | None = None
+    #: ``uv`` for a variant of another platform (pip-tools resolves for the machine it runs on)
+    backend: str | None = None
     platforms: tuple[str, ...] | None = None
     index_url: str | None = None
     extra_index_urls: tuple[str, ...] | None = None
@@ -68,9 +76,14 @@ class Variant:
     provided: tuple[NormalizedName, ...] | None = None
     #: deferred package -> the settings it overrides (keys of :data:`DEFERRED_OVERRIDES`)
     deferred: Mapping[NormalizedName, Mapping[str, Any]] = field(default_factory=dict)
+    #: ``auto = false``: never picked by the machine, only by ``--variant`` (an NGC container's variant
+    #: needs the same driver as a plain CUDA one; only the user knows they are inside the container)
+    auto: bool = True
 
     def needs(self) -> str:
         """What a machine needs for this variant, in words (for a refusal)."""
+        if not self.auto:
+            return f"--variant {self.name} (auto = false)"
         parts = [f"a driver with CUDA >= {self.cuda}" if self.cuda else "no GPU driver"]
         if self.platforms:
             parts.append(f"platform {' or '.join(self.platforms)}")
@@ -78,6 +91,40 @@ class Variant:
 
 
 _D = TypeVar("_D", bound="DataclassInstance")
+
+
+#: ``platform.machine()`` spellings of one architecture (macOS says arm64, Linux aarch64, Windows AMD64)
+_MACHINE_ALIASES = {"arm64": "aarch64", "amd64": "x86_64"}
+
+
+def normal_machine(machine: str) -> str:
+    """``aarch64`` for arm64 / aarch64, ``x86_64`` for AMD64 / x86_64; others lower-cased."""
+    low = machine.lower()
+    return _MACHINE_ALIASES.get(low, low)
+
+
+def split_platform(entry: str) -> tuple[str, str | None]:
+    """A ``platforms`` entry as (sys_platform, machine or ``None``): ``linux`` -> (linux, None),
+    ``linux_aarch64`` -> (linux, aarch64), ``darwin_arm64`` -> (darwin, aarch64)."""
+    plat, _, machine = entry.partition("_")
+    return plat, normal_machine(machine) if machine else None
+
+
+def platform_admits(platforms: Sequence[str], sys_platform: str, machine: str) -> bool:
+    """Whether ``platforms`` (a profile's or a variant's; empty: any) admit a target whose
+    ``sys.platform`` is ``sys_platform`` and ``platform.machine()`` is ``machine``."""
+    if not platforms:
+        return True
+    for entry in platforms:
+        plat, arch = split_platform(entry)
+        if plat == sys_platform and (arch is None or arch == normal_machine(machine)):
+            return True
+    return False
+
+
+def platform_name(sys_platform: str, machine: str) -> str:
+    """``linux_x86_64``, ``darwin_arm64``: a target's platform in the ``platforms`` spelling."""
+    return f"{sys_platform}_{machine}" if machine else sys_platform
 
 
 def overridden(d: _D, overrides: Mapping[str, Any]) -> _D:
@@ -142,8 +189,20 @@ def _variant(path: Path, name: str, table: Any, deferred_names: set[NormalizedNa
             raise ProfileError(path, f"{dkey}.prebuilt", f"unknown mode {overrides['prebuilt']!r}",
                                "use one of prefer, require")
         deferred[canonicalize_name(dname)] = dict(overrides)
+    python = _opt_str(path, f"{key}.python", table.get("python"))
+    if python is not None and not _PYTHON.match(python):
+        raise ProfileError(path, f"{key}.python", f"{python!r} is not a CPython X.Y version",
+                           'write e.g. python = "3.12"')
+    backend = _opt_str(path, f"{key}.backend", table.get("backend"))
+    if backend is not None and backend not in BACKENDS:
+        raise ProfileError(path, f"{key}.backend", f"unknown backend {backend!r}", f"use one of {', '.join(BACKENDS)}")
+    auto = table.get("auto", True)
+    if not isinstance(auto, bool):
+        raise ProfileError(path, f"{key}.auto", f"must be true or false, found {auto!r}",
+                           "write auto = false for a variant taken only with --variant")
     return Variant(
-        name=name, description=_opt_str(path, f"{key}.description", table.get("description")) or "", cuda=cuda,
+        name=name, auto=auto, cuda=cuda, python=python, backend=backend,
+        description=_opt_str(path, f"{key}.description", table.get("description")) or "",
         platforms=_opt_list(path, f"{key}.platforms", table.get("platforms")),
         index_url=_opt_str(path, f"{key}.index_url", table.get("index_url")),
         extra_index_urls=_opt_list(path, f"{key}.extra_index_urls", table.get("extra_index_urls")),

@@ -21,6 +21,11 @@ Commands:
     Import each module. Output: {"smoke": 1, "modules": [{"name": ..., "ok": true|false, "error":
     "ImportError: ...", "seconds": ...}]}. Exit status 0 even when an import fails: the caller reads
     the document.
+
+Test hook for ``env`` and ``cuda``: ``STACKSYNC_PLATFORM="SYS_PLATFORM MACHINE [LIBC]"`` (e.g. ``linux
+aarch64 2.35``, ``darwin arm64 14.0``) makes the probe report that platform (sys_platform, machine, glibc
+or macOS version, platform tag) instead of this one: how tests play a GH200 or a Mac target on an x86_64
+host. The distributions are still this interpreter's.
 """
 
 import glob
@@ -48,8 +53,36 @@ def canonical(name):
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def marker_environment():
+_SYSTEMS = {"linux": "Linux", "darwin": "Darwin", "win32": "Windows"}
+
+
+def platform_facts():
+    """sys_platform, system, machine, glibc, mac_version and platform_tag of this interpreter, or of
+    the platform ``STACKSYNC_PLATFORM`` names (see the module docstring)."""
+    fake = os.environ.get("STACKSYNC_PLATFORM", "").split()
+    if len(fake) >= 2:
+        plat, machine, libc = fake[0], fake[1], (fake[2] if len(fake) > 2 else None)
+        tag = {"linux": "linux-" + machine, "darwin": f"macosx-{libc or '11.0'}-{machine}"}.get(
+            plat, "win-amd64" if machine.lower() in ("amd64", "x86_64") else "win-" + machine.lower())
+        return {"sys_platform": plat, "system": _SYSTEMS.get(plat, plat), "machine": machine,
+                "glibc": libc if plat == "linux" else None, "mac_version": libc if plat == "darwin" else None,
+                "platform_tag": tag}
+    return {"sys_platform": sys.platform, "system": platform.system(), "machine": platform.machine(),
+            "glibc": glibc_version(), "mac_version": platform.mac_ver()[0] or None,
+            "platform_tag": sysconfig.get_platform()}
+
+
+def platform_document(facts):
+    """The ``platform`` key of ``env``: system, machine, glibc (and the macOS version on a Mac)."""
+    doc = {"system": facts["system"], "machine": facts["machine"], "glibc": facts["glibc"]}
+    if facts["mac_version"]:
+        doc["mac_version"] = facts["mac_version"]
+    return doc
+
+
+def marker_environment(facts=None):
     """The PEP 508 marker environment, computed as packaging.markers.default_environment does."""
+    facts = facts or platform_facts()
     impl = sys.implementation
     version = f"{impl.version.major}.{impl.version.minor}.{impl.version.micro}"
     if impl.version.releaselevel != "final":
@@ -58,14 +91,14 @@ def marker_environment():
         "implementation_name": impl.name,
         "implementation_version": version,
         "os_name": os.name,
-        "platform_machine": platform.machine(),
+        "platform_machine": facts["machine"],
         "platform_release": platform.release(),
-        "platform_system": platform.system(),
+        "platform_system": facts["system"],
         "platform_version": platform.version(),
         "python_full_version": platform.python_version(),
         "platform_python_implementation": platform.python_implementation(),
         "python_version": ".".join(platform.python_version_tuple()[:2]),
-        "sys_platform": sys.platform,
+        "sys_platform": facts["sys_platform"],
     }
 
 
@@ -211,6 +244,7 @@ def env_main(argv):
     dists = distributions()
     sp = site_packages()
     pip = [d["version"] for d in dists if d["name"] == "pip"]
+    facts = platform_facts()
     info = {
         "probe": 1,
         "python": {
@@ -221,11 +255,11 @@ def env_main(argv):
             "base_prefix": getattr(sys, "base_prefix", sys.prefix),
             "is_venv": sys.prefix != getattr(sys, "base_prefix", sys.prefix),
             "soabi": sysconfig.get_config_var("SOABI"),
-            "platform_tag": sysconfig.get_platform(),
+            "platform_tag": facts["platform_tag"],
             "site_packages": sp,
         },
-        "marker_environment": marker_environment(),
-        "platform": {"system": platform.system(), "machine": platform.machine(), "glibc": glibc_version()},
+        "marker_environment": marker_environment(facts),
+        "platform": platform_document(facts),
         "pip_version": pip[0] if pip else None,
         "distributions": dists,
         "cuda": cuda_facts(sp),
@@ -253,11 +287,12 @@ def cuda_main(argv):
     driver = cuda.driver_from_libcuda()
     if not driver["found"] and not os.environ.get("STACKSYNC_LIBCUDA"):
         driver = cuda.driver_from_nvidia_smi(driver)
+    facts = platform_facts()
     info = {
         "probe_cuda": 1,
         "python": {"executable": sys.executable, "version": platform.python_version(),
                    "soabi": sysconfig.get_config_var("SOABI"), "prefix": sys.prefix, "site_packages": sp},
-        "platform": {"system": platform.system(), "machine": platform.machine()},
+        "platform": {"system": facts["system"], "machine": facts["machine"]},
         "driver": driver,
         "nvcc": cuda.nvcc_facts(),
         "ninja": cuda.ninja_facts(),
@@ -265,7 +300,7 @@ def cuda_main(argv):
         "memory": cuda.memory_facts(),
         "cpu_count": os.cpu_count(),
         "max_jobs": os.environ.get("MAX_JOBS"),
-        "glibc": glibc_version(),
+        "glibc": facts["glibc"],
         "libraries": cuda.libraries(sp),
         "ld_library_path": os.environ.get("LD_LIBRARY_PATH"),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),

@@ -5,6 +5,9 @@ forced reinstalls of same-version-other-build pins and its smoke imports."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+
+from packaging.utils import NormalizedName
 
 from stacksync.core import console, defaults
 from stacksync.env.environment import probe
@@ -58,6 +61,12 @@ def _satisfied_deferred(state: State) -> list[Pin]:
             if a.kind == "keep"]
 
 
+def _in_own_site(state: State, name: NormalizedName) -> bool:
+    dist = state.snapshot.distributions.get(name)
+    location = dist.location if dist is not None else None
+    return location is not None and any(Path(location) == Path(sp) for sp in state.snapshot.site_packages)
+
+
 def sync_rest(state: State) -> None:
     """pip-sync of the lock (base included) plus the deferred packages already satisfied and the
     unlocked installers / build requirements in the target, so that pip-sync keeps them.
@@ -89,8 +98,11 @@ def sync_rest(state: State) -> None:
         unlocked = sorted(n for n in installed
                           if n not in state.lock and n not in deferred_names
                           and (n in defaults.INSTALLER_PACKAGES or n in build_reqs))
+        # uv sees the venv's own site-packages only: a provided package elsewhere (the image's, through
+        # --system-site-packages or a .pth) is out of its reach, and naming it would make uv install it
+        seen = [n for n in provided if state.backend.name != "uv" or _in_own_site(state, n)]
         keep_txt = write_requirements(state.workdir / "keep.txt", keep_pins,
-                                       [f"{n}=={installed[n]}" for n in [*unlocked, *provided] if n in installed]
+                                       [f"{n}=={installed[n]}" for n in [*unlocked, *seen] if n in installed]
                                        + vcsphase.keep_lines(state.snapshot, state.vcs))
         tool = "pip-sync" if state.backend.name == "pip-tools" else f"{state.backend.name} pip sync"
         console.info(f"rest: {tool} ({len(changes) - removing} to install or change, {removing} to remove)")

@@ -25,11 +25,13 @@ from stacksync.env import hostview, targetlock
 from stacksync.env.damage import Damage
 from stacksync.env.environment import Snapshot, find_python, is_own_interpreter, probe
 from stacksync.env.environment import snapshot as read_snapshot
+from stacksync.env.tags import describe as describe_tags
 from stacksync.lock import profile as profile_mod
 from stacksync.lock import provided
 from stacksync.lock.load import load_locks
 from stacksync.lock.lockfile import Pin, RequirementsFile
 from stacksync.lock.profile import Profile
+from stacksync.lock.variants import platform_admits, platform_name
 from stacksync.sync import provenance, repair, statefile, vcsphase
 from stacksync.sync.deferred import check_writable, expected_sources, planned_keys, wheels_expected
 from stacksync.sync.plan import Plan, make_plan, plan_document, with_rebuilds
@@ -84,6 +86,9 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     env = snapshot.marker_environment
     lock = lock_file.for_environment(env)
     if prof.provided:  # the machine's own build stands in for the lock's pin (the build key reads it too)
+        along = provided.brought_along(prof.provided, {n: d.requires for n, d in snapshot.distributions.items()},
+                                       lock, env)
+        prof = dataclasses.replace(prof, provided=(*prof.provided, *along)) if along else prof
         found = provided.check(prof, snapshot.versions(), str(python))
         lock = {**lock, **{n: Pin(n, f"{n}=={v}", 0, str(provided.provided_path(prof)), version=v)
                            for n, v in found.items()}}
@@ -117,6 +122,8 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
                    + (", does not exist yet: planned against an empty environment" if future else "")
                    + f"), profile {prof.name!r}{f' variant {prof.variant}' if prof.variant else ''}, "
                    f"lock {lock_file.path}", err=err)
+    if prof.variant:  # which build of each pin a fetch takes for this target (another platform's, maybe)
+        console.result(f"platform: {describe_tags(snapshot)}", err=err)
     console.result(plan.render(), err=err)
     for name, how in sources.items():
         console.result(f"deferred source: {name}: {how}", err=err)
@@ -133,13 +140,20 @@ def pick_variant(opts: Options, prof: Profile) -> Profile:
         return prof
     # lazy: start-up cost (only a profile with [variants] probes the machine's CUDA facts)
     from stacksync.cuda.facts import probe_facts
-    from stacksync.cuda.variant import for_facts
+    from stacksync.cuda.variant import for_facts, platform_of
 
     # The driver belongs to the host: a target not made yet is probed through the running interpreter.
     venv = Path(opts.venv) if opts.venv else defaults.default_venv()
     where = find_python(opts.python) if opts.python else find_python(venv) if venv.is_dir() else Path(sys.executable)
-    chosen, choice = for_facts(prof, probe_facts(where), opts.variant)
+    facts = probe_facts(where)
+    chosen, choice = for_facts(prof, facts, opts.variant)
     console.info(f"variant {choice.name} of profile {prof.name!r}: {choice.why}")
+    plat, machine = platform_of(facts)
+    if not platform_admits(chosen.platforms, plat, machine):  # --variant of another platform: before any change
+        raise TargetError(f"variant {choice.name} of profile {prof.name!r} is for {', '.join(chosen.platforms)}; "
+                          f"this machine is {platform_name(plat, machine)} ({prof.stack_toml}: variants."
+                          f"{choice.name}.platforms) (fix: run it on a {chosen.platforms[0]} machine, or leave out "
+                          f"--variant to take the variant this machine fits)")
     return chosen
 
 
@@ -273,10 +287,14 @@ def check_target(prof: Profile, snapshot: Snapshot) -> None:
                           f"for Python {prof.python} ({prof.stack_toml}: python) (fix: create the target with "
                           f"python{prof.python} -m venv DIR, or compile a profile for Python {snapshot.python_xy})")
     platform = snapshot.marker_environment.get("sys_platform", "")
-    if prof.platforms and platform not in prof.platforms:
-        raise TargetError(f"{snapshot.python}: platform {platform} is not one of profile {prof.name!r}'s "
-                          f"({', '.join(prof.platforms)}) ({prof.stack_toml}: platforms) "
-                          f"(fix: use a profile compiled for {platform})")
+    machine = snapshot.marker_environment.get("platform_machine", "")
+    if not platform_admits(prof.platforms, platform, machine):
+        shown = platform_name(platform, machine) if any("_" in p for p in prof.platforms) else platform
+        key = f"variants.{prof.variant}.platforms" if prof.variant else "platforms"
+        raise TargetError(f"{snapshot.python}: platform {shown} is not one of profile {prof.name!r}"
+                          f"{f' variant {prof.variant!r}' if prof.variant else ''}'s "
+                          f"({', '.join(prof.platforms)}) ({prof.stack_toml}: {key}) "
+                          f"(fix: use a profile compiled for {shown})")
 
 
 def preflight(state: State) -> None:

@@ -53,3 +53,44 @@ def test_formatting_and_the_interval_setting(monkeypatch: pytest.MonkeyPatch) ->
     assert interval() == 0.5
     monkeypatch.setenv("STACKSYNC_HEARTBEAT_S", "soon")
     assert interval() == 10.0
+
+
+class _Terminal:
+    """A stand-in stderr that says it is a terminal (what live() asks)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_live_drawing_only_on_a_terminal_outside_ci_and_not_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 21: rich draws progress on a terminal; a CI job (``CI`` set), a pipe or ``-q`` gets plain lines
+    (or none)."""
+    from stacksync.core.progress import live
+
+    assert not live({})  # pytest's captured stderr is no terminal
+    monkeypatch.setattr(sys, "stderr", _Terminal())
+    assert live({}) and live({"CI": "false"}) and live({"CI": ""})
+    assert not live({"CI": "true"}) and not live({"CI": "1"})
+    console.set_level("quiet")
+    try:
+        assert not live({})
+    finally:
+        console.set_level("normal")
+
+
+def test_off_a_terminal_the_lines_are_plain_and_rate_limited(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """Not a TTY: plain heartbeat lines, at most one per interval (no redraws, no escape codes), and the
+    download meter's one last line; rich is not needed for either."""
+    script = "import time\nfor i in range(8):\n    print('step', i, flush=True); time.sleep(0.25)\n"
+    with runner.watching(Heartbeat("deferred: building slow", every=1.0)):
+        runner.run([sys.executable, "-c", script])
+    with runner.watching(DownloadMeter("fetch", files=2, every=3600)) as meter:
+        meter.line("  Downloading six-1.16.0-py2.py3-none-any.whl (11 kB)")
+        meter.line("  Downloading a-1.0-py3-none-any.whl (2.0 MB)")
+    err = capsys.readouterr().err
+    beats = [ln for ln in err.splitlines() if ln.startswith("deferred: building slow: ")]
+    assert 1 <= len(beats) <= 3, err  # ~2 s of output, one line a second at most
+    fetch = [ln for ln in err.splitlines() if ln.startswith("fetch: ")]
+    assert len(fetch) == 1 and fetch[0].startswith("fetch: 2/2 files, 2.0 MB, "), err
+    assert "\x1b[" not in err and "\r" not in err

@@ -84,3 +84,18 @@ def test_one_probe_script_with_three_commands() -> None:
         proc = subprocess.run([sys.executable, "-I", str(defaults.PROBE_SCRIPT), *argv], capture_output=True,
                               text=True)
         assert proc.returncode == 2 and "usage: probe.py {env,cuda,smoke}" in proc.stderr
+
+
+def test_several_probe_commands_share_one_process_and_one_document() -> None:
+    """Issue 21: ``env+cuda+smoke`` answers all three from one interpreter, each part the document the
+    command alone writes; the facts are read before the imports, whatever order they are given in."""
+    before = len(runner.history)
+    doc = runner.run_script(sys.executable, "smoke+cuda+env", "json", "no_such_module_here")
+    assert len(runner.history) == before + 1 and doc["probes"] == 1
+    assert doc["env"]["probe"] == 1 and doc["cuda"]["probe_cuda"] == 1 and "torch_import" not in doc["cuda"]
+    assert [(m["name"], m["ok"]) for m in doc["smoke"]["modules"]] == [("json", True), ("no_such_module_here", False)]
+    alone = runner.run_script(sys.executable, "env")
+    assert {d["name"] for d in doc["env"]["distributions"]} == {d["name"] for d in alone["distributions"]}
+    proc = subprocess.run([sys.executable, "-I", str(defaults.PROBE_SCRIPT), "env+nope"], capture_output=True,
+                          text=True)
+    assert proc.returncode == 2 and "usage: probe.py" in proc.stderr

@@ -27,7 +27,7 @@ MakeVenv = Callable[..., Path]
 
 
 def probes(history: list[list[str]]) -> int:
-    return sum(1 for argv in history if any(a.endswith("probe.py") and argv[i + 1:i + 2] == ["env"]
+    return sum(1 for argv in history if any(a.endswith("probe.py") and "env" in "".join(argv[i + 1:i + 2]).split("+")
                                              for i, a in enumerate(argv)))
 
 

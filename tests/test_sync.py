@@ -126,8 +126,34 @@ def test_sync_makes_the_target_the_lock_twin(synced: dict[str, object], stack_pa
 def smoke_runs(history: list[list[str]]) -> list[list[str]]:
     """The module lists of the ``probe.py smoke`` runs in ``history``, in order."""
     runs = [argv[argv.index(a) + 2:] for argv in history for i, a in enumerate(argv)
-            if a.endswith("probe.py") and argv[i + 1:i + 2] == ["smoke"]]
+            if a.endswith("probe.py") and "smoke" in "".join(argv[i + 1:i + 2]).split("+")]
     return [run[2:] if run[:1] == ["--json-out"] else run for run in runs]  # the document's own file
+
+
+def target_probes(history: list[list[str]], venv: object) -> list[str]:
+    """The probe commands (``env``, ``env+smoke``...) of the processes in ``history`` that started the
+    target's interpreter to ask it for facts (pip runs in it are not counted here)."""
+    python = str(Path(str(venv)) / "bin" / "python")
+    return [argv[i + 1] for argv in history if argv[:1] == [python]
+            for i, a in enumerate(argv) if a.endswith("probe.py")]
+
+
+def test_facts_are_asked_once_per_change_of_the_target(synced: dict[str, object]) -> None:
+    """Issue 21: smoke imports and probes share processes, and facts probed earlier in the run are
+    reused while nothing was installed in between. A cold sync asks the target at most 5 times (the
+    plan's probe, doctor's, and one per phase that changed it: the env read with the rest and
+    deferred smoke imports is what the deferred build check and verify use); a no-op sync never;
+    ``verify`` once (its probe and its imports in one process). Counted from the runner's log."""
+    started = synced["started"]
+    assert isinstance(started, list)
+    assert target_probes(started, synced["venv"]) == ["env", "cuda", "smoke", "env+smoke", "env+smoke"]
+    runner.history.clear()
+    assert run(opts(synced)).verdict == "in-sync"
+    assert target_probes(runner.history, synced["venv"]) == []
+    runner.history.clear()
+    outcome = run(opts(synced), steps=("plan", "verify"))
+    assert outcome.verdict == "verified" and "smoke 4/4 ok" in outcome.summary
+    assert target_probes(runner.history, synced["venv"]) == ["env+smoke"]
 
 
 def test_first_sync_installs_rest_without_pip_sync_and_smokes_each_module_once(synced: dict[str, object]) -> None:
@@ -203,9 +229,12 @@ def test_a_missing_venv_is_created_with_pip_and_synced(synced: dict[str, object]
     venv = tmp_path / "new-venv"
     runner.history.clear()
     outcome = run(opts(synced, venv=str(venv)))
-    assert [argv[1:3] for argv in runner.history][0] == ["-m", "venv"]
+    started = [list(argv) for argv in runner.history]
+    assert [argv[1:3] for argv in started][0] == ["-m", "venv"]
     assert outcome.verdict == "synced" and (venv / "bin" / "pip").exists()
     assert {n: v for n, v in freeze(venv).items() if n not in ("pip", "wheel")} == expected_a(stack_packages)
+    # a venv this run made: doctor's facts come with the first probe (issue 21); 4 processes ask it
+    assert target_probes(started, venv) == ["env+cuda", "smoke", "env+smoke", "env+smoke"]
 
 
 def test_fetch_hashes_each_cached_wheel_once(synced: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -438,12 +467,23 @@ def test_cli_report_dash_puts_the_receipt_alone_on_stdout(synced: dict[str, obje
     assert bad.returncode != 0 and "--dry-run" in bad.stderr and bad.stdout == ""
 
 
+def test_quiet_prints_errors_and_the_verdict_line_only(synced: dict[str, object]) -> None:
+    """Issue 21: ``-q`` prints no plan, progress, phase or warning line: the final verdict alone (on
+    stderr; stdout stays empty), for a sync and for verify."""
+    environ = runner.clean_env({"STACKSYNC_CACHE_DIR": str(synced["cache"])})
+    for task, verdict in (("sync", "already in sync"), ("verify", "twin of the lock")):
+        proc = invoke(task, "--profile", str(synced["profile"]), "--venv", str(synced["venv"]), "-q", env=environ)
+        assert proc.returncode == 0 and proc.stdout == "", proc.stderr
+        assert len(proc.stderr.splitlines()) == 1 and verdict in proc.stderr, proc.stderr
+
+
 def test_a_sync_on_a_terminal_shows_download_progress_and_a_build_heartbeat(
         env: None, index_server: IndexServer, stack_packages: Path, _virtualenv_app_data: Path, tmp_path: Path
 ) -> None:
-    """Issue 21: driven through a pseudo-terminal, a cold sync shows the download meter (files, bytes,
-    rate) and, while the stand-in deferred build sleeps, its heartbeat (elapsed, pip's last line: pip
-    keeps a build's own output to itself unless -v); each phase ends with its time; the log is kept."""
+    """Issue 21: driven through a pseudo-terminal, a cold sync draws the download as a rich progress bar
+    (percentage, files, bytes, rate) and, while the stand-in deferred build sleeps, its heartbeat as a
+    live status line (elapsed, pip's last line: pip keeps a build's own output to itself unless -v);
+    each phase ends with its time; the log is kept."""
     import pty
     import select
 
@@ -451,7 +491,9 @@ def test_a_sync_on_a_terminal_shows_download_progress_and_a_build_heartbeat(
     venv = virtualenv_at(tmp_path / "venv", _virtualenv_app_data)
     environ = runner.clean_env({"STACKSYNC_CACHE_DIR": str(tmp_path / "cache"), "STACKSYNC_HEARTBEAT_S": "0.5",
                                 "STACKSYNC_WHEELHOUSE": str(tmp_path / "wheelhouse"), "STANDIN_BUILD_SLEEP": "4",
-                                "XDG_CACHE_HOME": str(tmp_path / "xdg"), "TERM": "xterm"})
+                                "XDG_CACHE_HOME": str(tmp_path / "xdg"), "TERM": "xterm",
+                                "COLUMNS": "200"})  # a live line is cut at the width
+    environ.pop("CI", None)  # a CI job's own variable would ask for plain lines
     master, slave = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "invoke", "-r", str(Path(__file__).resolve().parents[1]), "sync",
                              "--profile", str(prof), "--venv", str(venv)], stdin=subprocess.DEVNULL, stdout=slave,
@@ -473,11 +515,19 @@ def test_a_sync_on_a_terminal_shows_download_progress_and_a_build_heartbeat(
     finally:
         os.close(master)
         code = proc.wait(timeout=60)
-    text = seen.decode("utf-8", "replace").replace("\r\n", "\n")
+    raw = seen.decode("utf-8", "replace")
+    # what a reader of the terminal saw: rich's cursor and colour codes taken out, each redraw a line
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw).replace("\r\n", "\n").replace("\r", "\n")
     assert code == 0, text
+    # the rich bar (percentage of the files, then files, bytes, rate), cleared when done ...
+    assert re.search(r"^fetch\s.*\s\d+%\s+\d+/\d+ files, [\d.]+ [KMG]?B, [\d.]+ [KMG]?B/s", text, re.M), text
+    # ... then the plain last line stays
     assert re.search(r"^fetch: \d+/\d+ files, [\d.]+ [KMG]?B, [\d.]+ [KMG]?B/s", text, re.M), text
-    beats = re.findall(r"^deferred: building flash-attn-like: \d+ s, last: (.*)$", text, re.M)
-    assert len(beats) >= 3 and any("Building wheel for flash-attn-like" in b for b in beats), text
-    assert re.search(r"^fetch: done in [\d.]+ s$", text, re.M) and re.search(r"^deferred: done in", text, re.M)
+    # the build's live status line, redrawn each second: elapsed time and pip's last line
+    beats = re.findall(r"deferred: building flash-attn-like: (\d+) s, last: (.*)$", text, re.M)
+    assert len({b[0] for b in beats}) >= 3 and any("Building wheel for flash-attn-like" in b[1] for b in beats), text
+    assert "\x1b[" in raw  # drawn live, not as plain lines
+    for phase in ("plan", "preflight", "fetch", "base", "rest", "deferred", "verify"):  # each ends with its time
+        assert re.search(rf"^{phase}: done in [\d.]+ s$", text, re.M), (phase, text)
     [log] = (tmp_path / "cache").rglob("logs/build-flash-attn-like.log")  # <cache>/<profile>/logs
     assert "Building wheel for flash-attn-like" in log.read_text()

@@ -225,13 +225,15 @@ def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run:
             from stacksync.core.errors import StacksyncError
 
             raise StacksyncError("--json prints the plan as data (fix: invoke plan --json, or add --dry-run)")
-        run(Options(profile=profile or defaults.profile_name(), python=python or None, venv=venv or None,
+        outcome = run(Options(profile=profile or defaults.profile_name(), python=python or None, venv=venv or None,
                     dry_run=dry_run, json=json_, yes=yes, force=force, wait=wait, report=report or None,
                     backend=backend or None, verbose=verbose, accept_foreign_lock=accept_foreign_lock,
                     wheelhouse=wheelhouse or None, confirm=ask if sys.stdin.isatty() else None,
                     lock=Path(lock) if lock else None, variant=variant or None, rebuild=tuple(rebuild or ()),
                     no_wait=no_wait),
             steps)
+        if quiet and outcome.summary and not (json_ or dry_run):
+            console.verdict(outcome.summary)  # the one line -q keeps (the others went through info)
 
 
 @task(iterable=["rebuild"], help={**_SYNC_HELP,
@@ -244,7 +246,7 @@ def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run:
                     "hashed requirements file)",
             "variant": _VARIANT_HELP,
             "json": "with --dry-run: print the plan as JSON on stdout (docs/plan-json.md)",
-            "quiet": "no progress or phase lines: warnings, errors and results only"})
+            "quiet": "errors and the final verdict line only (no plan, progress, phase or warning lines)"})
 def sync(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False, yes: bool = False,
          force: bool = False, wait: bool = False, report: str = "", backend: str = "", wheelhouse: str = "",
          lock: str = "", verbose: bool = False, accept_foreign_lock: bool = False, variant: str = "",
@@ -312,10 +314,11 @@ def install_vcs(c: Context, profile: str = "", python: str = "", venv: str = "",
 
 @task(help={**_SYNC_HELP, "files": "instead: check every installed file against its RECORD sha256 (no lock "
                                    "needed; with --profile also against the locked wheels in the sync cache); "
-                                   "modified, missing, unrecorded files and other builds per package; exit 1 on any"})
+                                   "modified, missing, unrecorded files and other builds per package; exit 1 on any",
+            "quiet": "errors and the final verdict line only"})
 def verify(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False,
            yes: bool = False, force: bool = False, wait: bool = False, report: str = "", backend: str = "",
-           files: bool = False, verbose: bool = False, accept_foreign_lock: bool = False) -> None:
+           files: bool = False, verbose: bool = False, accept_foreign_lock: bool = False, quiet: bool = False) -> None:
     """Check the target: dependencies, twin of the lock, smoke imports; one summary line; exit 1 if not."""
     if files:
         from stacksync.env.verify_files import verify_files
@@ -326,7 +329,7 @@ def verify(c: Context, profile: str = "", python: str = "", venv: str = "", dry_
             raise SystemExit(1)
         return
     _sync(("plan", "verify"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose,
-          accept_foreign_lock)
+          accept_foreign_lock, quiet=quiet)
 
 
 # --- build once, install everywhere: the wheelhouse and the team index (stacksync.build.wheelhouse / publish) ---

@@ -5,8 +5,8 @@ share of a no-op sync). A plain message (:func:`info`) is written straight to st
 console for stderr exists; once one does (a caller's ``console.err.capture()``, a warning on a terminal),
 every message goes through it, so a capture sees them all.
 
-``-q`` / ``-v`` set the level (:func:`set_level`): quiet drops :func:`info` and :func:`progress`
-lines (warnings and errors stay), verbose adds :func:`detail` lines.
+``-q`` / ``-v`` set the level (:func:`set_level`): quiet drops :func:`info`, :func:`progress` and
+:func:`warn` lines (errors and the final :func:`verdict` stay), verbose adds :func:`detail` lines.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from stacksync.core.redact import redact
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["info", "warn", "error", "detail", "progress", "result", "set_level", "quiet", "verbose",
+__all__ = ["info", "warn", "error", "detail", "progress", "result", "verdict", "set_level", "quiet", "verbose",
            "setup_logging"]
 
 _LEVELS = ("quiet", "normal", "verbose")
@@ -98,7 +98,14 @@ def progress(message: str) -> None:
     info(message)
 
 
+def verdict(message: str) -> None:
+    """The command's final verdict line: shown at every level (with ``-q``, the one line besides errors)."""
+    _plain(redact(message))
+
+
 def warn(message: str) -> None:
+    if _level == "quiet":
+        return
     text = f"stacksync: warning: {redact(message)}"
     if "err" in _made or sys.stderr.isatty():
         _console("err").print(text, style="yellow", markup=False)

@@ -8,7 +8,8 @@ is pure: facts in, a list of :class:`~stacksync.cuda.finding.Finding` out, each 
 - :mod:`stacksync.cuda.facts`: the facts (:func:`~stacksync.cuda.facts.probe_facts`) and the CUDA build
   a torch or a lock needs.
 - :mod:`stacksync.cuda.checks`: the checks (host, target, build, pre-install), pure.
-- here: :func:`diagnose` runs the probes and all the checks; :func:`render` prints the findings.
+- here: :func:`diagnose` runs the probes (one process: ``probe.py env+cuda``) and all the checks;
+  :func:`render` prints the findings.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from stacksync.core import defaults
 from stacksync.core.errors import TargetError
 from stacksync.core.redact import redact
 from stacksync.cuda.checks import findings_for
-from stacksync.cuda.facts import Facts, probe_facts
+from stacksync.cuda.facts import Facts, facts_from_json
 from stacksync.cuda.finding import Finding, err, ok
 from stacksync.cuda.variant import NoVariant, for_facts
-from stacksync.env.environment import find_python, probe
+from stacksync.env.environment import find_python, snapshot_from_json
+from stacksync.env.probeshare import run_probes
 from stacksync.lock import profile as profile_mod
 
 __all__ = ["Report", "diagnose", "render"]
@@ -117,8 +119,10 @@ def diagnose(python: str | None = None, venv: str | None = None, profile: str | 
     the variant sync would pick, or ``variant``, reported as a ``variant`` finding)."""
     prof = profile_mod.load(profile, locks_dir) if profile else None
     exe, note = _target(python, venv)
-    snapshot = probe(exe)
-    facts = probe_facts(snapshot.python, import_torch=import_torch)
+    # one process answers both (probe.py env+cuda)
+    docs = run_probes(exe, ["env", "cuda"], *(["--import-torch"] if import_torch else []))
+    snapshot = snapshot_from_json(exe, docs["env"])
+    facts = facts_from_json(docs["cuda"], source=f"probe.py cuda in {exe}")
     chosen: list[Finding] = []
     if prof is not None and prof.variants:
         try:

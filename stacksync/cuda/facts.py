@@ -16,9 +16,9 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from stacksync.core.errors import ProbeError
-from stacksync.core.runner import run_script
 from stacksync.cuda import cudalibs
 from stacksync.env.environment import Snapshot
+from stacksync.env.probeshare import run_probes
 from stacksync.lock.lockfile import Pin
 from stacksync.lock.profile import Profile
 
@@ -215,7 +215,7 @@ def facts_from_json(data: Any, *, source: str = "probe.py cuda") -> Facts:
 def probe_facts(python: str | Path, *, import_torch: bool = False) -> Facts:
     """Run ``probe.py cuda`` in ``python`` (an interpreter path)."""
     args = ["--import-torch"] if import_torch else []
-    return facts_from_json(run_script(python, "cuda", *args), source=f"probe.py cuda in {python}")
+    return facts_from_json(run_probes(python, ["cuda"], *args)["cuda"], source=f"probe.py cuda in {python}")
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from packaging.utils import NormalizedName, canonicalize_name
 from stacksync.core import defaults
 from stacksync.core.errors import ProbeError, TargetError
 from stacksync.core.fs import atomic_write_text
-from stacksync.core.runner import clean_env, python_in, run_script
-from stacksync.env import sitepackages
+from stacksync.core.runner import clean_env, python_in
+from stacksync.env import probeshare, sitepackages
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def snapshot_from_json(python: Path, data: Any) -> Snapshot:
 def probe(python: str | os.PathLike[str]) -> Snapshot:
     """Run the probe in ``python`` and return what it saw."""
     exe = find_python(python)
-    return snapshot_from_json(exe, run_script(exe, "env"))
+    return snapshot_from_json(exe, probeshare.run_probes(exe, ["env"])["env"])
 
 
 # ------------------------------------------------------------------ the fast snapshot (no interpreter)
@@ -216,7 +216,7 @@ def _fast_document(exe: Path, cache: Path) -> dict[str, Any] | None:
         cached = None
     if isinstance(cached, dict) and all(k in cached for k in ("fast", *_INTERPRETER_KEYS)):
         return sitepackages.document(cached, env) if cached["fast"] else None
-    data = run_script(exe, "env")
+    data = probeshare.run_probes(exe, ["env"])["env"]
     interpreter = {k: data.get(k) for k in _INTERPRETER_KEYS} if isinstance(data, dict) else {}
     try:
         fast = sitepackages.document(interpreter, env)

@@ -22,6 +22,12 @@ Commands:
     "ImportError: ...", "seconds": ...}]}. Exit status 0 even when an import fails: the caller reads
     the document.
 
+Several commands share one interpreter: ``env+cuda+smoke --json-out FILE [--import-torch] [MODULE...]``
+writes {"probes": 1, "env": {...}, "cuda": {...}, "smoke": {...}}, each part the document that
+command alone writes. They run in that order whatever order they are given in (the facts are read
+before any smoke import runs code of the target); ``--import-torch`` goes to cuda, the other
+arguments are smoke's modules.
+
 Test hook for ``env`` and ``cuda``: ``STACKSYNC_PLATFORM="SYS_PLATFORM MACHINE [LIBC]"`` (e.g. ``linux
 aarch64 2.35``, ``darwin arm64 14.0``) makes the probe report that platform (sys_platform, machine, glibc
 or macOS version, platform tag) instead of this one: how tests play a GH200 or a Mac target on an x86_64
@@ -239,13 +245,12 @@ def emit(doc, path):
         fh.write("\n")
 
 
-def env_main(argv):
-    path, _ = json_out(argv)
+def env_doc():
     dists = distributions()
     sp = site_packages()
     pip = [d["version"] for d in dists if d["name"] == "pip"]
     facts = platform_facts()
-    info = {
+    return {
         "probe": 1,
         "python": {
             "executable": sys.executable,
@@ -265,7 +270,6 @@ def env_main(argv):
         "cuda": cuda_facts(sp),
         "state": stacksync_state(),
     }
-    emit(info, path)
 
 
 def load_cuda_module():
@@ -280,8 +284,7 @@ def load_cuda_module():
     return probe_cuda
 
 
-def cuda_main(argv):
-    path, argv = json_out(argv)
+def cuda_doc(argv):
     cuda = load_cuda_module()
     sp = site_packages()
     driver = cuda.driver_from_libcuda()
@@ -308,24 +311,34 @@ def cuda_main(argv):
     }
     if "--import-torch" in argv:
         info["torch_import"] = cuda.torch_import()
-    emit(info, path)
+    return info
 
 
-def smoke_main(argv):
-    path, names = json_out(argv)
-    results = [try_import(name) for name in names]
-    emit({"smoke": 1, "modules": results}, path)
+def smoke_doc(names):
+    return {"smoke": 1, "modules": [try_import(name) for name in names]}
 
 
-COMMANDS = {"env": env_main, "cuda": cuda_main, "smoke": smoke_main}
+# the order several commands run in: facts first, then the imports (which run the target's code)
+ORDER = ("env", "cuda", "smoke")
 
 
 def main(argv):
-    """``COMMAND [--json-out PATH] [ARGS]``: an unknown command exits 2 with the list."""
-    if not argv or argv[0] not in COMMANDS:
-        sys.stderr.write(f"usage: probe.py {{{','.join(COMMANDS)}}} [--json-out PATH] [ARGS]\n")
+    """``COMMAND[+COMMAND...] [--json-out PATH] [ARGS]``: an unknown command exits 2 with the list."""
+    commands = argv[0].split("+") if argv else []
+    if not commands or any(c not in ORDER for c in commands):
+        sys.stderr.write(f"usage: probe.py {{{','.join(ORDER)}}}[+...] [--json-out PATH] [ARGS]\n")
         sys.exit(2)
-    COMMANDS[argv[0]](argv[1:])
+    path, args = json_out(argv[1:])
+    torch_flag = [a for a in args if a == "--import-torch"]
+    docs = {}
+    for command in [c for c in ORDER if c in commands]:
+        if command == "env":
+            docs[command] = env_doc()
+        elif command == "cuda":
+            docs[command] = cuda_doc(args if len(commands) == 1 else torch_flag)
+        else:
+            docs[command] = smoke_doc(args if len(commands) == 1 else [a for a in args if a != "--import-torch"])
+    emit(docs[commands[0]] if len(commands) == 1 else {"probes": 1, **docs}, path)
 
 
 if __name__ == "__main__":

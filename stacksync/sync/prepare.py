@@ -21,7 +21,7 @@ from stacksync.backends.base import Backend
 from stacksync.core import console, defaults
 from stacksync.core.errors import ProfileError, StacksyncError, SyncError, TargetError
 from stacksync.core.redact import redact
-from stacksync.env import hostview, targetlock
+from stacksync.env import hostview, probeshare, targetlock
 from stacksync.env.damage import Damage
 from stacksync.env.environment import Snapshot, find_python, is_own_interpreter, probe
 from stacksync.env.environment import snapshot as read_snapshot
@@ -66,6 +66,7 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
         damage = Damage()
     else:
         # absolute, not resolved: a venv's bin/python is a symlink to the base interpreter.
+        new = create and _missing_venv(opts) is not None
         python = _target(opts, prof, backend, create=create).absolute()
         if is_own_interpreter(python):
             raise TargetError(f"{python}: is the interpreter running stacksync; syncing it would uninstall the "
@@ -77,6 +78,8 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
         statefile.check_local_files(prefix)  # a state file or journal stacksync did not write: one line
         # Read from site-packages when that is sure to equal the probe (the no-op path starts no
         # interpreter); every step that changes the target probes it for real afterwards.
+        if new:  # a venv this run made will be installed into: doctor's facts come with the first probe
+            probeshare.run_probes(python, ["env", "cuda"])
         snapshot = read_snapshot(python)
         check_probe_against_disk(snapshot)
         check_target(prof, snapshot)
@@ -116,6 +119,8 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
         sys.stdout.write(redact(json.dumps(doc, indent=2, sort_keys=True)) + "\n")
         sys.stdout.flush()
         return state
+    if not planning and console.quiet():  # -q: the plan of a run that acts is not printed
+        return state
     # With --report - stdout carries the receipt alone: the plan text goes to stderr.
     err = opts.report == "-"
     console.result(f"target: {python} (Python {snapshot.version}"
@@ -127,6 +132,8 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     console.result(plan.render(), err=err)
     for name, how in sources.items():
         console.result(f"deferred source: {name}: {how}", err=err)
+    if not planning:
+        console.info(f"plan: done in {outcome.timings['plan']:.1f} s")  # as every phase ends
     return state
 
 

@@ -32,6 +32,7 @@ from contextlib import ExitStack
 
 from stacksync.core import console, faults
 from stacksync.core.errors import StacksyncError
+from stacksync.env import probeshare
 from stacksync.sync import provenance, repair, vcsphase
 from stacksync.sync.deferred import adopt_unrecorded, install_deferred
 from stacksync.sync.prepare import preflight, prepare, scope_of
@@ -52,6 +53,7 @@ def run(opts: Options, steps: Sequence[str] = STEPS) -> Outcome:
     started = _dt.datetime.now(_dt.timezone.utc)
     holder: list[State] = []
     with ExitStack() as stack:
+        stack.enter_context(probeshare.shared())  # one run: facts probed once are reused until a change
         try:
             holder.append(prepare(opts, tuple(s for s in STEPS if s in steps or s == "plan"), outcome, stack))
             _drive(holder[0])

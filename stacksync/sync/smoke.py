@@ -12,10 +12,11 @@ from stacksync.build.buildkey import cuda_build_skipped
 from stacksync.core import console, runner
 from stacksync.core.errors import SyncError
 from stacksync.cuda import cudalibs
-from stacksync.env.environment import probe
+from stacksync.env.environment import Snapshot, probe, snapshot_from_json
+from stacksync.env.probeshare import run_probes
 from stacksync.sync.state import State
 
-__all__ = ["smoke", "smoke_phase", "explain_smoke", "skipped_modules"]
+__all__ = ["smoke", "smoke_and_probe", "smoke_phase", "explain_smoke", "skipped_modules"]
 
 
 def skipped_modules(state: State, environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -36,16 +37,40 @@ def skipped_modules(state: State, environ: Mapping[str, str] | None = None) -> d
 
 def smoke(python: Path, modules: Sequence[str]) -> list[dict[str, Any]]:
     """Import ``modules`` in the target (``probe.py smoke``); one entry per module."""
+    return smoke_and_probe(python, modules, env=False)[0]
+
+
+def smoke_and_probe(python: Path, modules: Sequence[str], *, env: bool = True
+                    ) -> tuple[list[dict[str, Any]], Snapshot | None]:
+    """Import ``modules`` in the target and, with ``env``, probe it, in one process
+    (``probe.py env+smoke``; the env document read before any import). Inside a run
+    (:func:`stacksync.env.probeshare.shared`) the env document is kept for the next probe of the
+    target, or taken from an earlier one: then no process starts when there is nothing to import."""
+    if not modules and not env:
+        return [], None
+    commands = (["env"] if env else []) + (["smoke"] if modules else [])
+    docs = run_probes(python, commands, *modules, timeout_var=runner.SMOKE_TIMEOUT_ENV,
+                      timeout=runner.timeout_from_env(runner.SMOKE_TIMEOUT_ENV, runner.DEFAULT_SMOKE_TIMEOUT))
+    snapshot = snapshot_from_json(python, docs["env"]) if env else None
     if not modules:
-        return []
-    data = runner.run_script(python, "smoke", *modules, timeout_var=runner.SMOKE_TIMEOUT_ENV,
-                             timeout=runner.timeout_from_env(runner.SMOKE_TIMEOUT_ENV, runner.DEFAULT_SMOKE_TIMEOUT))
+        return [], snapshot
     try:
-        results = data["modules"]
+        results = docs["smoke"]["modules"]
         assert isinstance(results, list) and all(isinstance(r, dict) and "ok" in r for r in results)
     except (KeyError, TypeError, AssertionError) as exc:
         raise SyncError(f"probe.py smoke in {python} printed an unexpected document ({exc!r})") from exc
-    return results
+    return results, snapshot
+
+
+def env_wanted_after(state: State, phase: str) -> bool:
+    """Whether the next probe of this run's target comes before its next change: the env document
+    read with ``phase``'s smoke imports is then reused (verify after the last changing phase, the
+    deferred phase's build check after the rest phase); otherwise it would be read for nothing."""
+    order = ("base", "rest", "deferred", "vcs")
+    later = [p for p in order[order.index(phase) + 1:] if p in state.steps and state.plan.changes(p)]
+    if not later:
+        return "verify" in state.steps
+    return later[0] == "deferred"
 
 
 def smoke_phase(state: State, phase: str) -> None:
@@ -56,7 +81,8 @@ def smoke_phase(state: State, phase: str) -> None:
     for module, why in sorted(skipped.items()) if phase == "deferred" else ():
         console.warn(f"{phase}: smoke import {module} not run: {why}")
     modules = [m for m in state.profile.smoke_modules(through=phase) if m not in skipped]
-    failed = [r for r in smoke(state.python, modules) if not r["ok"]]
+    results, _ = smoke_and_probe(state.python, modules, env=env_wanted_after(state, phase))
+    failed = [r for r in results if not r["ok"]]
     if not failed:
         state.smoked.update(modules)
         if modules:

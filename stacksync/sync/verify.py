@@ -3,7 +3,7 @@ the lock, smoke imports; one summary line, or :class:`SyncError` naming each dif
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -13,10 +13,10 @@ from stacksync.core import console, defaults, faults
 from stacksync.core.errors import SyncError
 from stacksync.env import hostview
 from stacksync.env.diff import Entry, compare, entry_from_installed, entry_from_pin
-from stacksync.env.environment import Snapshot, probe
+from stacksync.env.environment import Snapshot
 from stacksync.sync import repair, vcsphase
 from stacksync.sync.prepare import check_artifacts
-from stacksync.sync.smoke import explain_smoke, skipped_modules, smoke
+from stacksync.sync.smoke import explain_smoke, skipped_modules, smoke_and_probe
 from stacksync.sync.state import State
 
 __all__ = ["verify", "dependency_problems"]
@@ -61,7 +61,19 @@ def verify(state: State, *, smoke: bool = True, snapshot: Snapshot | None = None
     """Dependency check, twin check (freeze == lock for the target's markers; pip / setuptools / wheel
     shown apart) and the smoke imports of every phase; one summary line. Raises :class:`SyncError`
     when any of them fails."""
-    snapshot = snapshot or probe(state.python)
+    failed: list[Mapping[str, Any]] = []
+    modules: list[str] = []
+    skipped: dict[str, str] = {}
+    if smoke:
+        skipped = skipped_modules(state)
+        modules = [m for m in state.profile.smoke_modules() if m not in skipped]
+    # Imports that passed after this run's last change are not run twice; the others share one
+    # process with the probe (none at all when an earlier probe of this run can be reused).
+    todo = [m for m in modules if m not in state.smoked]
+    results, probed = smoke_and_probe(state.python, todo, env=snapshot is None)
+    snapshot = snapshot or probed
+    assert snapshot is not None
+    failed = [r for r in results if not r["ok"]]
     problems = dependency_problems(snapshot)
     locked, target = _lock_entries(state), _target_entries(snapshot)
     twin = compare(locked, target)
@@ -71,15 +83,7 @@ def verify(state: State, *, smoke: bool = True, snapshot: Snapshot | None = None
     installer_off = [f"differs: {n}: lock {locked[n].key}, target {target[n].key if n in target else 'missing'}"
                      for n in sorted(set(locked) & defaults.INSTALLER_PACKAGES)
                      if n not in target or target[n].key != locked[n].key]
-    failed: list[Mapping[str, Any]] = []
-    modules: list[str] = []
-    skipped: dict[str, str] = {}
     faults.point("inside:verify")
-    if smoke:
-        skipped = skipped_modules(state)
-        modules = [m for m in state.profile.smoke_modules() if m not in skipped]
-        # Imports that passed after this run's last change are not run twice.
-        failed = [r for r in _smoke_all(state, [m for m in modules if m not in state.smoked]) if not r["ok"]]
     damaged = repair.verify_lines(snapshot, own_journal=state.journal is not None,
                                   known=state.damage if snapshot is state.snapshot else None)
     # Same version is not yet the same file: which artifact each one came from (a stat each).
@@ -147,7 +151,3 @@ def _host_check(state: State, snapshot: Snapshot, *, compare: bool, quiet: bool)
     for line in [] if quiet else code.known:
         console.info(f"verify: start-up code (known): {line}")
     return disk, code.unexplained
-
-
-def _smoke_all(state: State, modules: Sequence[str]) -> list[dict[str, Any]]:
-    return smoke(state.python, modules)

@@ -317,19 +317,32 @@ def _plain(dest: Path, name: str, version: str, requires: Iterable[str] = ()) ->
                        files={f"{module}/__init__.py": f'__version__ = "{version}"\n'})
 
 
+def _torch_like_cuda(version: str) -> str | None:
+    """The CUDA a stand-in build says it is for, as torch's version.py does: ``X.Y`` from a ``+cuXYZ``
+    label, none for ``+cpu``, else 12.1 (the unlabelled stand-in is a CUDA 12.1 build)."""
+    label = version.partition("+")[2]
+    if label == "cpu":
+        return None
+    if label.startswith("cu") and label[2:].isdigit():
+        return f"{label[2:-1]}.{label[-1]}"
+    return "12.1"
+
+
 def build_torch_like(dest: Path, version: str, *, tag: str = "py3-none-any",
                      requires: Iterable[str] | None = None, cuda: bool = True) -> Path:
     """``tag``: the wheel's tag (``cp311-cp311-manylinux_2_17_aarch64`` for one platform's build);
     ``requires``: its Requires-Dist (default: the two nvidia-*-like libraries, none without ``cuda``);
-    ``cuda=False``: a CPU build, whose import needs no nvidia-*-like library."""
+    ``cuda=False``: a CPU build, whose import needs no nvidia-*-like library; a CUDA build's version.py says the
+    CUDA of its ``+cuXYZ`` label (:func:`_torch_like_cuda`)."""
     init = _TORCH_INIT.format(cudnn=CUDNN_LIB, cublas=CUBLAS_LIB, cudnn_error=CUDNN_IMPORT_ERROR) if cuda else \
         '"""torch-like, a CPU build."""\nfrom .version import __version__, cuda  # noqa: F401\n'
     default = [f"nvidia-cudnn-like=={CUDNN_LIKE_VERSION}", f"nvidia-cublas-like=={CUBLAS_LIKE_VERSION}"] if cuda else []
+    cuda_of = _torch_like_cuda(version) if cuda else None
     return build_wheel(
         dest, "torch-like", version, tag=tag, requires=default if requires is None else requires,
         files={
             "torch_like/__init__.py": init,
-            "torch_like/version.py": f"__version__ = '{version}'\ncuda = {repr('12.1') if cuda else None}\n",
+            "torch_like/version.py": f"__version__ = '{version}'\ncuda = {cuda_of!r}\n",
         },
     )
 
@@ -378,7 +391,62 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class IndexServer:
+class _LocalServer:
+    """What both servers share: a child process on 127.0.0.1 started with its output in ``log_path`` and
+    waited for until a URL answers 200, and stopped (terminate, then kill)."""
+
+    host = "127.0.0.1"
+    program = "server"  # its name in an error
+    port: int
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def _spawn(self, argv: list[str], ready_path: str, timeout: float, poll: float) -> None:
+        """Start ``argv`` and wait until ``ready_path`` answers 200; a child that exits or never answers
+        is a ``RuntimeError`` with the end of its log."""
+        what = self.program
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{what} exited with {self.process.returncode}: {self.log_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.base_url}{ready_path}", timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(poll)
+        self.stop()
+        raise RuntimeError(f"{what} not ready on {self.base_url} after {timeout}s: {self.log_text()[-2000:]}")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the server; its port then refuses connections until it starts again."""
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+class IndexServer(_LocalServer):
     """A real pypiserver on 127.0.0.1 serving ``packages_dir`` with basic auth (htpasswd via passlib)
     on downloads and listings, and ``--disable-fallback`` (unknown names are 404, never PyPI).
 
@@ -388,7 +456,7 @@ class IndexServer:
     ``packages_dir`` show up at once with their new ``#sha256=`` fragments.
     """
 
-    host = "127.0.0.1"
+    program = "pypiserver"
 
     def __init__(self, packages_dir: Path, root: Path, *, user: str = "stack-ci",
                  password: str = "s3cret-Index-Token") -> None:
@@ -410,20 +478,12 @@ class IndexServer:
         ht.save()
 
     @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
     def url(self) -> str:
         return f"{self.base_url}/simple/"
 
     @property
     def auth_url(self) -> str:
         return f"http://{self.user}:{self.password}@{self.host}:{self.port}/simple/"
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
 
     def argv(self) -> list[str]:
         return [sys.executable, "-m", "pypiserver", "run", "-p", str(self.port), "-i", self.host,
@@ -434,39 +494,7 @@ class IndexServer:
         """Start (or restart) the server and wait until ``/health`` answers."""
         if self.running:
             return
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"pypiserver exited with {self.process.returncode}: "
-                                   f"{self.log_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.base_url}/health", timeout=1) as resp:
-                    if resp.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"pypiserver not ready on {self.base_url} after {timeout}s: "
-                           f"{self.log_text()[-2000:]}")
-
-    def stop(self) -> None:
-        """Stop the server; its port then refuses connections until ``start()``."""
-        proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        self._spawn(self.argv(), "/health", timeout, poll=0.05)
 
     def add(self, *dists: Path) -> list[Path]:
         """Copy dists into ``packages_dir`` (served at once); returns the copies."""
@@ -476,7 +504,7 @@ class IndexServer:
         return f"IndexServer({self.url}, packages_dir={self.packages_dir})"
 
 
-class DevpiServer:
+class DevpiServer(_LocalServer):
     """A real devpi-server on 127.0.0.1 with one upload index ``root/team`` (no bases: never PyPI).
 
     ``devpi-init`` then ``devpi-server --port`` (ready in ~5 s here); the index is made over devpi's
@@ -484,7 +512,7 @@ class DevpiServer:
     uploads straight to :attr:`upload_url` with basic auth ``root`` / :attr:`password`; pip reads
     :attr:`url` (``+simple``, each link with ``#sha256=``) without credentials."""
 
-    host = "127.0.0.1"
+    program = "devpi-server"
 
     def __init__(self, root: Path, *, password: str = "d3vpi-Root") -> None:
         self.root = Path(root)
@@ -504,10 +532,6 @@ class DevpiServer:
         return str(Path(sys.executable).parent / name)
 
     @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
     def url(self) -> str:
         return f"{self.base_url}/root/team/+simple/"
 
@@ -519,26 +543,8 @@ class DevpiServer:
         if not self.serverdir.exists():
             subprocess.run([self._bin("devpi-init"), "--serverdir", str(self.serverdir), "--root-passwd",
                             self.password], check=True, capture_output=True, stdin=subprocess.DEVNULL)
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [self._bin("devpi-server"), "--serverdir", str(self.serverdir), "--host", self.host, "--port",
-                 str(self.port)], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"devpi-server exited with {self.process.returncode}: "
-                                   f"{self.log_path.read_text(errors='replace')[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.base_url}/+api", timeout=1) as resp:
-                    if resp.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.1)
-        else:
-            self.stop()
-            raise RuntimeError(f"devpi-server not ready on {self.base_url} after {timeout}s")
+        self._spawn([self._bin("devpi-server"), "--serverdir", str(self.serverdir), "--host", self.host, "--port",
+                     str(self.port)], "/+api", timeout, poll=0.1)
         self._make_index()
 
     def _request(self, method: str, path: str, body: dict[str, object],
@@ -566,16 +572,8 @@ class DevpiServer:
             if exc.code != 409:  # already there (a restart)
                 raise
 
-    def stop(self) -> None:
-        proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+    def stop(self, timeout: float = 10.0) -> None:
+        super().stop(timeout)
 
     def __repr__(self) -> str:
         return f"DevpiServer({self.url})"

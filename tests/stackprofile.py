@@ -8,17 +8,23 @@ import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pkgfactory
+import pytest
 from pkgfactory import IndexServer
 
 from stacksync.compile.compiler import header
 from stacksync.env.environment import probe
 from stacksync.sync.deferred import STATE_FILE
+from stacksync.sync.run import run
+from stacksync.sync.state import Options, Outcome
 
 PY_XY = f"{sys.version_info[0]}.{sys.version_info[1]}"
 USER_VAR, TOKEN_VAR = "SS_TEST_INDEX_USER", "SS_TEST_INDEX_TOKEN"
+TEAM_USER, TEAM_TOKEN = "SS_TEAM_USER", "SS_TEAM_TOKEN"
 
 
 def dist_file(stack: Path, name: str, version: str) -> Path:
@@ -132,3 +138,93 @@ def record(venv: Path) -> dict[str, object]:
     rec = data["deferred"]["flash-attn-like"]
     assert isinstance(rec, dict)
     return rec
+
+
+@contextmanager
+def index_env(server: IndexServer) -> Iterator[None]:
+    """The profile's ``${VAR}`` index credentials set, ``TORCH_CUDA_ARCH_LIST`` unset (it is part of a
+    build key): for a module-scoped fixture, which cannot take ``monkeypatch``."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(USER_VAR, server.user)
+        mp.setenv(TOKEN_VAR, server.password)
+        mp.delenv("TORCH_CUDA_ARCH_LIST", raising=False)
+        yield
+
+
+def first_build(root: Path, stack: Path, server: IndexServer, app_data: Path,
+                report: Path | None = None) -> tuple[Path, Path, Path, Outcome]:
+    """Lock A synced into a fresh ``root/venv1``: the one build of flash-attn-like, into ``root/wheelhouse``.
+    Returns (profile folder, wheelhouse, venv, the run's outcome)."""
+    prof = write_profile(root / "standin", stack, server, LOCK_A)
+    house = root / "wheelhouse"
+    venv = virtualenv_at(root / "venv1", app_data)
+    outcome = run(Options(profile=str(prof), venv=str(venv), cache_dir=root / "cache1", wheelhouse=str(house),
+                          report=str(report) if report else None))
+    return prof, house, venv, outcome
+
+
+@contextmanager
+def team_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[IndexServer]:
+    """An empty, password-protected, upload-enabled pypiserver (the team index); its credentials in
+    ``TEAM_USER`` / ``TEAM_TOKEN``. A user name that is no word of a message: every registered
+    credential value is masked."""
+    (tmp_path / "team-packages").mkdir()
+    server = IndexServer(tmp_path / "team-packages", tmp_path / "team-server", user="ci-uploader",
+                         password="t3am-Secret")
+    server.start()
+    monkeypatch.setenv(TEAM_USER, server.user)
+    monkeypatch.setenv(TEAM_TOKEN, server.password)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# --- a profile with cpu / cu121 / cu124 variants of the stand-in torch (issue 22) ---------------------------
+
+VARIANT_USER, VARIANT_TOKEN = "VUSER", "VPASS"
+
+
+def variant_indexes(stack: Path, root: Path) -> dict[str, IndexServer]:
+    """Started servers: ``main``, the stand-in stack with torch-like 2.4.0+cpu as its only torch-like;
+    ``cu121`` / ``cu124``, that build alone (the "PyTorch" index of each CUDA). Stop them with
+    :func:`stop_all`."""
+    import shutil
+
+    main = root / "main"
+    shutil.copytree(stack, main, ignore=shutil.ignore_patterns("torch_like-*"))
+    pkgfactory.build_torch_like(main, "2.4.0+cpu")
+    servers = {"main": IndexServer(main, root / "srv-main")}
+    for cu in ("cu121", "cu124"):
+        (root / cu).mkdir()
+        pkgfactory.build_torch_like(root / cu, f"2.4.0+{cu}")
+        servers[cu] = IndexServer(root / cu, root / f"srv-{cu}")
+    for server in servers.values():
+        server.start()
+    return servers
+
+
+def stop_all(servers: dict[str, IndexServer]) -> None:
+    for server in servers.values():
+        server.stop()
+
+
+def variant_url(server: IndexServer) -> str:
+    return f"http://${{{VARIANT_USER}}}:${{{VARIANT_TOKEN}}}@127.0.0.1:{server.port}/simple/"
+
+
+def variants_toml(servers: dict[str, IndexServer]) -> str:
+    """The ``[variants]`` tables of such a profile: cpu, and cu121 / cu124 with their index first."""
+    return textwrap.dedent(f"""\
+        [variants.cpu]
+        [variants.cu121]
+        cuda = "12.1"
+        base_index_url = "{variant_url(servers['cu121'])}"
+        [variants.cu124]
+        cuda = "12.4"
+        base_index_url = "{variant_url(servers['cu124'])}"
+        """)
+
+
+def variant_auth(servers: dict[str, IndexServer]) -> dict[str, str]:
+    return {VARIANT_USER: servers["main"].user, VARIANT_TOKEN: servers["main"].password}

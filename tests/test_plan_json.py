@@ -47,8 +47,19 @@ def test_an_empty_plan_is_in_sync_unless_damaged() -> None:
     assert _doc(keep, damaged=True)["verdict"] == "changes"
 
 
+def test_the_variant_and_why_are_in_the_document() -> None:
+    variant = {"name": "cu121", "why": "a driver with CUDA 12.2, platform linux_x86_64: the highest CUDA variant it "
+                                       "supports (cuda 12.1)", "lock_folder": "locks/demo/cu121"}
+    doc = _doc(Plan(), variant=variant, lock="locks/demo/cu121/requirements.txt")
+    assert errors(doc, SCHEMA) == [] and doc["variant"] == variant
+    assert _doc(Plan())["variant"] is None and errors(_doc(Plan()), SCHEMA) == []  # a profile without variants
+    broken = _doc(Plan(), variant={"name": "cu121"})
+    assert errors(broken, SCHEMA)[0] == "$.variant: missing 'why'"
+
+
 @pytest.mark.parametrize("breakage, message", [
     (lambda d: d.pop("verdict"), "$: missing 'verdict'"),
+    (lambda d: d.pop("variant"), "$: missing 'variant'"),
     (lambda d: d.update(verdict="maybe"), "$.verdict: 'maybe' is not one of"),
     (lambda d: d["phases"]["rest"].append({"name": "x", "action": "keep", "installed": 1, "locked": None,
                                            "reason": ""}), "$.phases.rest[0].installed: int is not string/null"),

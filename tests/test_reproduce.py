@@ -41,6 +41,7 @@ def test_posargs() -> None:
     assert parse_posargs([]) == Posargs()
     assert parse_posargs(["--profile", "a", "--profile", "b", "--force", "--backend", "uv"]) == \
         Posargs(("a", "b"), True, "uv")
+    assert parse_posargs(["--variant", "cu121"]) == Posargs(variant="cu121")
     with pytest.raises(StacksyncError, match="unknown argument.*--frobnicate"):
         parse_posargs(["--frobnicate"])
 

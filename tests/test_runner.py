@@ -99,3 +99,18 @@ def test_several_probe_commands_share_one_process_and_one_document() -> None:
     proc = subprocess.run([sys.executable, "-I", str(defaults.PROBE_SCRIPT), "env+nope"], capture_output=True,
                           text=True)
     assert proc.returncode == 2 and "usage: probe.py" in proc.stderr
+
+
+def test_a_launcher_that_starts_no_python_is_one_line_with_its_reason(tmp_path: Path) -> None:
+    """A pyenv shim for a Python that is not installed exits 127 and explains itself on its first line
+    (the last line is advice); the probe's error names the interpreter, that first line and the fix."""
+    shim = tmp_path / "python3.12"
+    shim.write_text("#!/bin/sh\necho 'pyenv: python3.12: command not found' >&2\necho '' >&2\n"
+                    "echo '  Python versions to be found at the same time.' >&2\nexit 127\n")
+    shim.chmod(0o755)
+    with pytest.raises(StacksyncError) as caught:
+        runner.run_script(shim, "env")
+    text = str(caught.value)
+    assert text.count("\n") == 0
+    assert f"{shim}: does not start a Python (exit 127: pyenv: python3.12: command not found)" in text
+    assert "fix: install that Python, or pass --python" in text

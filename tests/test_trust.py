@@ -15,7 +15,19 @@ from pathlib import Path
 
 import pytest
 from pkgfactory import IndexServer
-from stackprofile import LOCK_A, TOKEN_VAR, USER_VAR, builds, freeze, record, virtualenv_at, write_profile
+from stackprofile import (
+    LOCK_A,
+    TEAM_TOKEN,
+    TEAM_USER,
+    builds,
+    first_build,
+    freeze,
+    index_env,
+    record,
+    team_server,
+    virtualenv_at,
+    write_profile,
+)
 
 from stacksync.build import wheelhouse
 from stacksync.build.publish import publish
@@ -26,7 +38,6 @@ from stacksync.lock.wheelrecord import WheelRecord
 from stacksync.sync.deferred import UntrustedWheel
 from stacksync.sync.run import Options, run
 
-TEAM_USER, TEAM_TOKEN = "SS_TEAM_USER", "SS_TEAM_TOKEN"
 H1, H2 = "1" * 64, "2" * 64
 
 
@@ -56,10 +67,7 @@ def test_wheels_txt_round_trip_sorted_and_mode_kept(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def env(index_server: IndexServer) -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(USER_VAR, index_server.user)
-        mp.setenv(TOKEN_VAR, index_server.password)
-        mp.delenv("TORCH_CUDA_ARCH_LIST", raising=False)
+    with index_env(index_server):
         yield
 
 
@@ -68,11 +76,8 @@ def built(env: None, index_server: IndexServer, stack_packages: Path, _virtualen
           tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One build of flash-attn-like into a wheelhouse; the profile records it in wheels.txt."""
     root = tmp_path_factory.mktemp("trust")
-    prof = write_profile(root / "standin", stack_packages, index_server, LOCK_A)
-    house = root / "wheelhouse"
-    venv = virtualenv_at(root / "venv1", _virtualenv_app_data)
-    assert run(Options(profile=str(prof), venv=str(venv), cache_dir=root / "cache1",
-                       wheelhouse=str(house))).verdict == "synced"
+    prof, house, _, outcome = first_build(root, stack_packages, index_server, _virtualenv_app_data)
+    assert outcome.verdict == "synced"
     return {"root": root, "profile": prof, "wheelhouse": house, "app_data": _virtualenv_app_data}
 
 
@@ -138,15 +143,8 @@ def test_an_edited_shared_sidecar_is_refused_or_rebuilt(built: dict[str, Path], 
 
 @pytest.fixture
 def team_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[IndexServer]:
-    (tmp_path / "team-packages").mkdir()
-    # A user name that is no word of a message: main's masking hides every registered credential value.
-    server = IndexServer(tmp_path / "team-packages", tmp_path / "team-server", user="ci-uploader",
-                         password="t3am-Secret")
-    server.start()
-    monkeypatch.setenv(TEAM_USER, server.user)
-    monkeypatch.setenv(TEAM_TOKEN, server.password)
-    yield server
-    server.stop()
+    with team_server(tmp_path, monkeypatch) as server:
+        yield server
 
 
 @pytest.mark.slow

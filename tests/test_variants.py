@@ -144,6 +144,42 @@ def test_doctor_reports_the_variant_the_driver_picks(tmp_path: Path, monkeypatch
     assert (unknown.level, unknown.topic) == ("error", "variant") and "no variant 'cu999'" in unknown.message
 
 
+def test_export_takes_one_variant_or_names_variant(tmp_path: Path) -> None:
+    from stacksync.build.export import for_export
+    from stacksync.core.errors import StacksyncError
+
+    p = profile.load(make(tmp_path, TOML))
+    assert for_export(p, "cu121").lock_path == p.folder / "cu121" / "requirements.txt"
+    with pytest.raises(StacksyncError, match=r"has variants, each with its own lock \(fix: --variant one of "
+                                             r"cpu, cu121, cu124; --out pylock\.<variant>\.toml for each\)"):
+        for_export(p, None)
+    with pytest.raises(StacksyncError, match="has no variant 'cu999'"):
+        for_export(p, "cu999")
+    plain = profile.load(make(tmp_path / "plain", 'cuda = "12.1"\n'))
+    assert for_export(plain, None) is plain
+    with pytest.raises(StacksyncError, match=r"has no \[variants\] \(fix: drop --variant cu121\)"):
+        for_export(plain, "cu121")
+
+
+def test_diff_of_a_profile_with_variants_needs_a_way_to_choose(tmp_path: Path) -> None:
+    from stacksync.core.errors import StacksyncError
+    from stacksync.env.diff import load_side
+
+    folder = make(tmp_path, TOML)
+    with pytest.raises(StacksyncError, match=r"has variants \(cpu, cu121, cu124\), each with its own lock "
+                                             r"\(fix: --variant NAME\)"):
+        load_side(str(folder))
+    seen: list[tuple[str | None, Path | None]] = []
+
+    def pick(prof: profile.Profile, other: Path | None) -> profile.Profile:
+        seen.append((prof.variant, other))
+        return prof.for_variant("cu124")
+
+    with pytest.raises(StacksyncError, match=r"cu124/requirements.txt: profile 'p' has no lock yet"):
+        load_side(str(folder), pick=pick, other=tmp_path / "venv")
+    assert seen == [(None, tmp_path / "venv")]
+
+
 def test_a_variant_with_auto_false_is_taken_only_by_name(tmp_path: Path) -> None:
     """An NGC container's variant needs the same driver as a plain CUDA one: only --variant takes it; its
     Python is the image's."""

@@ -4,16 +4,14 @@ the (fake) driver picks at the probe seam (``STACKSYNC_LIBCUDA``)."""
 
 from __future__ import annotations
 
-import shutil
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pkgfactory
 import pytest
 from clihelp import invoke
 from pkgfactory import IndexServer
-from stackprofile import PY_XY, freeze
+from stackprofile import PY_XY, freeze, stop_all, variant_auth, variant_indexes, variant_url, variants_toml
 from test_doctor import fake_libcuda  # noqa: F401  (the fixture: a gcc-built libcuda.so reporting a CUDA version)
 
 from stacksync.lock.lockfile import parse
@@ -22,23 +20,9 @@ from stacksync.lock.lockfile import parse
 @pytest.fixture
 def indexes(stack_packages: Path, tmp_path: Path) -> Iterator[dict[str, IndexServer]]:
     """main: the stand-in stack with torch-like 2.4.0+cpu only; cu121 / cu124: that build alone."""
-    main = tmp_path / "main"
-    shutil.copytree(stack_packages, main, ignore=shutil.ignore_patterns("torch_like-*"))
-    pkgfactory.build_torch_like(main, "2.4.0+cpu")
-    servers = {"main": IndexServer(main, tmp_path / "srv-main")}
-    for cu in ("cu121", "cu124"):
-        (tmp_path / cu).mkdir()
-        pkgfactory.build_torch_like(tmp_path / cu, f"2.4.0+{cu}")
-        servers[cu] = IndexServer(tmp_path / cu, tmp_path / f"srv-{cu}")
-    for server in servers.values():
-        server.start()
+    servers = variant_indexes(stack_packages, tmp_path)
     yield servers
-    for server in servers.values():
-        server.stop()
-
-
-def _url(server: IndexServer) -> str:
-    return f"http://${{VUSER}}:${{VPASS}}@127.0.0.1:{server.port}/simple/"
+    stop_all(servers)
 
 
 @pytest.mark.slow
@@ -49,19 +33,12 @@ def test_compile_every_variant_and_sync_the_one_the_driver_picks(
     (folder / "requirements.in").write_text("torch-like==2.4.0\nplain-b\n")
     (folder / "stack.toml").write_text(textwrap.dedent(f"""\
         python = "{PY_XY}"
-        index_url = "{_url(indexes['main'])}"
+        index_url = "{variant_url(indexes['main'])}"
         base = ["torch-like"]
         [smoke]
         base = ["torch_like"]
-        [variants.cpu]
-        [variants.cu121]
-        cuda = "12.1"
-        base_index_url = "{_url(indexes['cu121'])}"
-        [variants.cu124]
-        cuda = "12.4"
-        base_index_url = "{_url(indexes['cu124'])}"
-        """))
-    auth = {"VUSER": indexes["main"].user, "VPASS": indexes["main"].password}
+        """) + variants_toml(indexes))
+    auth = variant_auth(indexes)
     compiled = invoke("compile", "--profile", str(folder), extra=auth)
     assert compiled.returncode == 0, compiled.stderr
     for variant in ("cpu", "cu121", "cu124"):

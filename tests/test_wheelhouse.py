@@ -20,12 +20,15 @@ from pkgfactory import IndexServer
 from stackprofile import (
     LOCK_A,
     LOCK_B,
-    TOKEN_VAR,
-    USER_VAR,
+    TEAM_TOKEN,
+    TEAM_USER,
     builds,
     expected_a,
+    first_build,
     freeze,
+    index_env,
     record,
+    team_server,
     virtualenv_at,
     write_profile,
 )
@@ -40,15 +43,11 @@ from stacksync.sync.state import Options
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
-TEAM_USER, TEAM_TOKEN = "SS_TEAM_USER", "SS_TEAM_TOKEN"
 
 
 @pytest.fixture(scope="module")
 def env(index_server: IndexServer) -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(USER_VAR, index_server.user)
-        mp.setenv(TOKEN_VAR, index_server.password)
-        mp.delenv("TORCH_CUDA_ARCH_LIST", raising=False)
+    with index_env(index_server):
         yield
 
 
@@ -57,12 +56,9 @@ def built(env: None, index_server: IndexServer, stack_packages: Path, _virtualen
           tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """Lock A synced into a first venv: the one build of flash-attn-like, into ``wheelhouse``."""
     root = tmp_path_factory.mktemp("wheelhouse-e2e")
-    prof = write_profile(root / "standin", stack_packages, index_server, LOCK_A)
-    house = root / "wheelhouse"
-    venv = virtualenv_at(root / "venv1", _virtualenv_app_data)
     runner.history.clear()
-    outcome = run(Options(profile=str(prof), venv=str(venv), cache_dir=root / "cache1", wheelhouse=str(house),
-                          report=str(root / "r1.json")))
+    prof, house, venv, outcome = first_build(root, stack_packages, index_server, _virtualenv_app_data,
+                                             report=root / "r1.json")
     return {"root": root, "profile": prof, "wheelhouse": house, "venv": venv, "outcome": outcome,
             "started": [list(a) for a in runner.history], "app_data": _virtualenv_app_data}
 
@@ -158,14 +154,8 @@ def test_a_tampered_wheelhouse_wheel_is_refused(built: dict[str, object]) -> Non
 @pytest.fixture
 def team_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[IndexServer]:
     """An empty, password-protected, upload-enabled pypiserver (the team index)."""
-    (tmp_path / "team-packages").mkdir()
-    server = IndexServer(tmp_path / "team-packages", tmp_path / "team-server", user="ci-uploader",
-                         password="t3am-Secret")
-    server.start()
-    monkeypatch.setenv(TEAM_USER, server.user)
-    monkeypatch.setenv(TEAM_TOKEN, server.password)
-    yield server
-    server.stop()
+    with team_server(tmp_path, monkeypatch) as server:
+        yield server
 
 
 def test_publish_then_a_venv_installs_from_the_team_index(built: dict[str, object], stack_packages: Path,

@@ -13,7 +13,7 @@ from packaging.version import Version
 
 from stacksync.backends import indexapi
 from stacksync.build import wheelhouse
-from stacksync.core.errors import LockError
+from stacksync.core.errors import LockError, StacksyncError
 from stacksync.core.fs import atomic_write_text
 from stacksync.core.redact import strip_credentials
 from stacksync.lock import profile as profile_mod
@@ -31,7 +31,7 @@ from stacksync.lock.pylock import (
     validate_text,
 )
 
-__all__ = ["export", "built_wheels", "packages_from_lock"]
+__all__ = ["export", "for_export", "built_wheels", "packages_from_lock"]
 
 
 def packages_from_lock(pins: Sequence[Pin], index: object, *, built: Mapping[str, Sequence[Artifact]] | None = None,
@@ -98,13 +98,30 @@ def built_wheels(prof: Profile, pins: Sequence[Pin], wheelhouse_dir: Path | None
     return out
 
 
-def export(profile_name: str, *, out: str | None = None, locks_dir: Path | None = None) -> tuple[str, int]:
-    """``invoke export --format pylock``: the profile's lock as pylock.toml text (written to ``out`` when
-    given). Returns (text, number of packages)."""
+def for_export(prof: Profile, variant: str | None) -> Profile:
+    """The profile whose lock an export writes: a profile with variants exports one variant's lock, the
+    one ``variant`` names (a pylock.toml is for one kind of machine; nothing here can pick for the
+    machine that will read it)."""
+    if not prof.variants:
+        if variant:
+            raise StacksyncError(f"{prof.stack_toml}: profile {prof.name!r} has no [variants] "
+                                 f"(fix: drop --variant {variant})")
+        return prof
+    if not variant or variant not in prof.variants:
+        what = f"has no variant {variant!r}" if variant else "has variants, each with its own lock"
+        raise StacksyncError(f"{prof.stack_toml}: profile {prof.name!r} {what} (fix: --variant one of "
+                             f"{', '.join(prof.variants)}; --out pylock.<variant>.toml for each)")
+    return prof.for_variant(variant)
+
+
+def export(profile_name: str, *, out: str | None = None, locks_dir: Path | None = None,
+           variant: str | None = None) -> tuple[str, int]:
+    """``invoke export --format pylock``: the profile's lock (a profile with variants: ``variant``'s) as
+    pylock.toml text (written to ``out`` when given). Returns (text, number of packages)."""
     if out and not is_pylock(out):
         raise PylockError(f"{out}: PEP 751 names a lock file pylock.toml or pylock.<name>.toml, and readers "
                           f"(uv) refuse other names (fix: --out {Path(out).with_name('pylock.toml')})")
-    prof = profile_mod.load(profile_name, locks_dir)
+    prof = for_export(profile_mod.load(profile_name, locks_dir), variant)
     lock_file, deferred_file = load_locks(prof)
     if is_pylock(lock_file.path):
         raise PylockError(f"{lock_file.path}: profile {prof.name!r} is already locked by a pylock.toml "
@@ -116,11 +133,13 @@ def export(profile_name: str, *, out: str | None = None, locks_dir: Path | None 
     environments = [f"sys_platform == {json.dumps(p)}".replace('"', "'") for p in prof.platforms]
     text = render(packages, requires_python=f"=={prof.python}.*" if prof.python else None,
                   environments=environments,
-                  header=[f"PEP 751 lock of profile {prof.name!r}, exported by stacksync from "
+                  header=[f"PEP 751 lock of profile {prof.name!r}"
+                          + (f" variant {prof.variant!r}" if prof.variant else "") + ", exported by stacksync from "
                           f"{lock_file.path.name}" + (f" and {deferred_file.path.name}" if deferred_file else ""),
-                          f"regenerate with: invoke export --format pylock --profile {prof.name}"],
+                          f"regenerate with: invoke export --format pylock --profile {prof.name}"
+                          + (f" --variant {prof.variant}" if prof.variant else "")],
                   tool={"profile": prof.name, "deferred": sorted(prof.deferred_names),
-                        "base": list(prof.base)})
+                        "base": list(prof.base), **({"variant": prof.variant} if prof.variant else {})})
     validate_text(text, out or "<stdout>")  # what is written passes packaging's PEP 751 validation
     if out:
         target = Path(out)

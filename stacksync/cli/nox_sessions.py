@@ -31,7 +31,7 @@ __all__ = ["lock", "reproduce"]
 @nox.session(venv_backend=reproduce_venv_backend(sys.argv))
 @nox.parametrize("python,profile", [nox.param(py, name, id=f"profile='{name}'") for py, name in selected_profiles()])
 def reproduce(session: nox.Session, profile: str) -> None:
-    """Rebuild a profile's lock in a fresh venv and prove it is the exact twin (-- --profile X, --force)."""
+    """Rebuild a profile's lock in a fresh venv and prove the exact twin (-- --profile X, --force, --variant V)."""
     from stacksync.lock import profile as profile_mod
     from stacksync.sync.reproduce import hardware_skip_reason, parse_posargs, summary
     from stacksync.sync.reproduce import reproduce as run_reproduce
@@ -43,11 +43,11 @@ def reproduce(session: nox.Session, profile: str) -> None:
             profile_mod.load(unknown[0])  # raises the one-line "unknown profile" error with its fix
         if args.profiles and profile not in args.profiles:
             session.skip(f"not selected (-- --profile {' '.join(args.profiles)})")
-        reason = hardware_skip_reason(profile_mod.load(profile))
+        reason = hardware_skip_reason(profile_mod.load(profile), variant=args.variant)
         if reason and not args.force:
             session.skip(reason)
         result = run_reproduce(profile, Path(session.virtualenv.location), venv_backend=session.venv_backend,
-                               backend=args.backend, force=args.force)
+                               backend=args.backend, force=args.force, variant=args.variant)
     except StacksyncError as exc:
         session.error(str(exc))
     session.log(summary(result.report))

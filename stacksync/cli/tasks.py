@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke.collection import Collection
 from invoke.context import Context
@@ -19,6 +20,9 @@ from stacksync.cli.flags import (
     task,  # explicit short flags: -p --profile, -y --yes, -n --dry-run, -v --verbose, -o --out
 )
 from stacksync.core import console
+
+if TYPE_CHECKING:
+    from stacksync.lock.profile import Profile
 
 catch_early_interrupts()  # Ctrl-C while invoke loads a task: one line and exit 130, not a silent exit 1
 
@@ -87,10 +91,12 @@ def freeze(c: Context, python: str = "", from_: str = "", out: str = "", profile
     "json": "print JSON instead of a table",
     "all": "count pip, setuptools and wheel differences too",
     "files": "compare file by file (venvs, pythons or manifests from invoke freeze --manifest)",
+    "variant": "a profile with [variants]: compare this variant's lock (default: the one the driver picks for "
+               "the interpreter on the other side, else for this host)",
     "verbose": "show every command started",
 })
 def diff(c: Context, a: str, b: str, json_: bool = False, all: bool = False, files: bool = False,
-         verbose: bool = False) -> None:
+         variant: str = "", verbose: bool = False) -> None:
     """Compare two environments: exit 0 identical, 1 different, 2 bad input."""
     from stacksync.env.diff import diff_sides, render
 
@@ -107,7 +113,23 @@ def diff(c: Context, a: str, b: str, json_: bool = False, all: bool = False, fil
             raise SystemExit(1)
         return
     with one_line_errors(verbose):
-        _, _, result = diff_sides(a, b, include_installers=all)
+        picked: list[str] = []
+
+        def pick(prof: Profile, other: Path | None) -> Profile:
+            from stacksync.cuda.variant import for_python
+            from stacksync.env.environment import find_python
+
+            chosen, choice = for_python(prof, find_python(other) if other else sys.executable, variant or None)
+            console.info(f"variant {choice.name} of profile {prof.name!r}: {choice.why}")
+            picked.append(choice.name)
+            return chosen
+
+        _, _, result = diff_sides(a, b, include_installers=all, pick=pick)
+        if variant and not picked:
+            from stacksync.core.errors import StacksyncError
+
+            raise StacksyncError(f"--variant {variant}: neither {a} nor {b} is a profile with [variants] "
+                                 f"(fix: drop --variant)")
         if json_:
             print(json.dumps(result.to_json(a, b), indent=2))
         else:
@@ -170,9 +192,11 @@ def compile_(c: Context, profile: str = "", all: bool = False, upgrade: bool = F
     "format": "pylock (PEP 751 pylock.toml); the only format so far",
     "out": "write to this file (default: stdout)",
     "profile": "profile whose hashed lock to export (default: STACKSYNC_PROFILE, else demo)",
+    "variant": "a profile with [variants]: export this variant's lock (one pylock.toml per variant)",
     "verbose": "show every command started",
 })
-def export(c: Context, format: str = "pylock", out: str = "", profile: str = "", verbose: bool = False) -> None:
+def export(c: Context, format: str = "pylock", out: str = "", profile: str = "", variant: str = "",
+           verbose: bool = False) -> None:
     """Export the profile's hashed lock (and deferred pins) as a PEP 751 pylock.toml; URLs from the index."""
     from stacksync.build.export import export as export_pylock
     from stacksync.core import defaults
@@ -181,7 +205,7 @@ def export(c: Context, format: str = "pylock", out: str = "", profile: str = "",
     with one_line_errors(verbose):
         if format not in ("pylock", "pylock.toml"):
             raise StacksyncError(f"export: unknown format {format!r} (fix: --format pylock)")
-        text, count = export_pylock(profile or defaults.profile_name(), out=out or None)
+        text, count = export_pylock(profile or defaults.profile_name(), out=out or None, variant=variant or None)
         if out:
             console.info(f"wrote {out} ({count} packages)")
         else:
@@ -267,58 +291,62 @@ def plan(c: Context, profile: str = "", python: str = "", venv: str = "", dry_ru
           accept_foreign_lock, variant=variant, json_=json_)
 
 
-@task(help=_SYNC_HELP)
+@task(help={**_SYNC_HELP, "variant": _VARIANT_HELP})
 def fetch(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False, yes: bool = False,
           force: bool = False, wait: bool = False, report: str = "", backend: str = "", verbose: bool = False,
-          accept_foreign_lock: bool = False) -> None:
+          accept_foreign_lock: bool = False, variant: str = "") -> None:
     """Download and hash-verify every artifact the plan needs into the cache; change nothing."""
     _sync(("plan", "fetch"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose,
-          accept_foreign_lock)
+          accept_foreign_lock, variant=variant)
 
 
-@task(help=_SYNC_HELP)
+@task(help={**_SYNC_HELP, "variant": _VARIANT_HELP})
 def install_base(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False,
                  yes: bool = False, force: bool = False, wait: bool = False, report: str = "", backend: str = "",
-                 verbose: bool = False, accept_foreign_lock: bool = False) -> None:
+                 verbose: bool = False, accept_foreign_lock: bool = False, variant: str = "") -> None:
     """Install the base packages with their locked dependencies (binary only, hashed); smoke-import them."""
     _sync(("plan", "fetch", "base"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose,
-          accept_foreign_lock)
+          accept_foreign_lock, variant=variant)
 
 
-@task(help=_SYNC_HELP)
+@task(help={**_SYNC_HELP, "variant": _VARIANT_HELP})
 def sync_rest(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False,
               yes: bool = False, force: bool = False, wait: bool = False, report: str = "", backend: str = "",
-              verbose: bool = False, accept_foreign_lock: bool = False) -> None:
+              verbose: bool = False, accept_foreign_lock: bool = False, variant: str = "") -> None:
     """pip-sync the rest of the lock (a hashed install when nothing is removed), keeping built deferred packages."""
     _sync(("plan", "fetch", "rest"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose,
-          accept_foreign_lock)
+          accept_foreign_lock, variant=variant)
 
 
-@task(help=_SYNC_HELP)
+@task(help={**_SYNC_HELP, "variant": _VARIANT_HELP})
 def install_deferred(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False,
                      yes: bool = False, force: bool = False, wait: bool = False, report: str = "",
-                     backend: str = "", verbose: bool = False, accept_foreign_lock: bool = False) -> None:
+                     backend: str = "", verbose: bool = False, accept_foreign_lock: bool = False,
+                     variant: str = "") -> None:
     """Build the deferred packages (e.g. flash-attn) that are missing or built against other base versions."""
     _sync(("plan", "fetch", "deferred"), profile, python, venv, dry_run, yes, force, wait, report, backend,
-          verbose, accept_foreign_lock)
+          verbose, accept_foreign_lock, variant=variant)
 
 
-@task(help=_SYNC_HELP)
+@task(help={**_SYNC_HELP, "variant": _VARIANT_HELP})
 def install_vcs(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False,
                 yes: bool = False, force: bool = False, wait: bool = False, report: str = "",
-                backend: str = "", verbose: bool = False, accept_foreign_lock: bool = False) -> None:
+                backend: str = "", verbose: bool = False, accept_foreign_lock: bool = False, variant: str = "") -> None:
     """Install the VCS pins of vcs.txt at their locked commit (no hash can cover a checkout)."""
     _sync(("plan", "fetch", "vcs"), profile, python, venv, dry_run, yes, force, wait, report, backend,
-          verbose, accept_foreign_lock)
+          verbose, accept_foreign_lock, variant=variant)
 
 
 @task(help={**_SYNC_HELP, "files": "instead: check every installed file against its RECORD sha256 (no lock "
                                    "needed; with --profile also against the locked wheels in the sync cache); "
                                    "modified, missing, unrecorded files and other builds per package; exit 1 on any",
-            "quiet": "errors and the final verdict line only"})
+            "quiet": "errors and the final verdict line only",
+            "variant": "a profile with [variants]: check against this variant's lock (default: the one the "
+                       "target's driver picks, as sync does)"})
 def verify(c: Context, profile: str = "", python: str = "", venv: str = "", dry_run: bool = False,
            yes: bool = False, force: bool = False, wait: bool = False, report: str = "", backend: str = "",
-           files: bool = False, verbose: bool = False, accept_foreign_lock: bool = False, quiet: bool = False) -> None:
+           files: bool = False, verbose: bool = False, accept_foreign_lock: bool = False, quiet: bool = False,
+           variant: str = "") -> None:
     """Check the target: dependencies, twin of the lock, smoke imports; one summary line; exit 1 if not."""
     if files:
         from stacksync.env.verify_files import verify_files
@@ -329,7 +357,7 @@ def verify(c: Context, profile: str = "", python: str = "", venv: str = "", dry_
             raise SystemExit(1)
         return
     _sync(("plan", "verify"), profile, python, venv, dry_run, yes, force, wait, report, backend, verbose,
-          accept_foreign_lock, quiet=quiet)
+          accept_foreign_lock, quiet=quiet, variant=variant)
 
 
 # --- build once, install everywhere: the wheelhouse and the team index (stacksync.build.wheelhouse / publish) ---

@@ -333,8 +333,15 @@ def run_script(python: str | os.PathLike[str], command: str, *args: str,
         except (OSError, UnicodeDecodeError):
             text = ""
     if result.returncode != 0:
+        lines = [line.strip() for line in (result.stderr or result.stdout).splitlines() if line.strip()]
+        if result.returncode in (126, 127):
+            # The shell's "cannot execute" / "not found" codes: a launcher (a pyenv shim for a version that is
+            # not installed, a broken symlink target) that never started Python; its first line says why.
+            raise ProbeError(f"{python}: does not start a Python (exit {result.returncode}: "
+                             f"{lines[0] if lines else 'no output'}) (fix: install that Python, or pass --python "
+                             "PATH / --venv FOLDER for a working interpreter)")
         raise ProbeError(f"{name} failed in {python} (exit {result.returncode}): "
-                         f"{(result.stderr or result.stdout).strip().splitlines()[-1:] or ['no output']}")
+                         f"{lines[-1] if lines else 'no output'}")
     _show_output(python, name, result.stdout)
     try:
         return json.loads(text)

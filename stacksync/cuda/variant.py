@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from stacksync.core.errors import StacksyncError
-from stacksync.cuda.facts import Facts
+from stacksync.cuda.facts import Facts, probe_facts
 from stacksync.lock.profile import Profile
 from stacksync.lock.variants import Variant, platform_admits
 
-__all__ = ["Choice", "NoVariant", "choose", "for_facts", "platform_of"]
+__all__ = ["Choice", "NoVariant", "choose", "for_facts", "for_python", "platform_of"]
 
 
 class NoVariant(StacksyncError):
@@ -80,3 +81,10 @@ def for_facts(prof: Profile, facts: Facts, override: str | None = None) -> tuple
     choice = choose(prof.variants, facts.driver.cuda, platform, machine=machine, override=override,
                     profile=prof.name)
     return prof.for_variant(choice.name), choice
+
+
+def for_python(prof: Profile, python: str | Path, override: str | None = None) -> tuple[Profile, Choice]:
+    """:func:`for_facts` with the facts ``probe.py cuda`` reads through ``python`` (the target's interpreter:
+    the driver is the host's, the platform the target's): how diff and reproduce choose (sync, plan and
+    verify also refuse a --variant of another platform, stacksync.sync.prepare)."""
+    return for_facts(prof, probe_facts(python), override)

@@ -14,7 +14,7 @@ dist-info when the other side installed that same file; otherwise it is "version
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -292,8 +292,16 @@ def _snapshot_entries(snapshot: Snapshot) -> dict[NormalizedName, Entry]:
     return {n: entry_from_installed(d) for n, d in snapshot.distributions.items()}
 
 
-def load_side(spec: str, locks_dir: Path | None = None) -> Side:
-    """Read one side; file sides keep their parsed files until :func:`evaluate` picks the markers."""
+#: chooses the variant of a profile with ``[variants]`` for the interpreter on the other side (``None``:
+#: none there, the host's own) (stacksync.cuda.variant.for_python, passed down by the command)
+PickVariant = Callable[[profile.Profile, "Path | None"], profile.Profile]
+
+
+def load_side(spec: str, locks_dir: Path | None = None, *, pick: PickVariant | None = None,
+              other: Path | None = None) -> Side:
+    """Read one side; file sides keep their parsed files until :func:`evaluate` picks the markers. A
+    profile with variants is compared as the variant ``pick`` chooses for ``other`` (the interpreter on
+    the other side, if it is one)."""
     kind, path = classify(spec, locks_dir)
     if kind == "interpreter":
         snap = probe(path)
@@ -302,6 +310,12 @@ def load_side(spec: str, locks_dir: Path | None = None) -> Side:
 
     if kind == "profile":
         prof = profile.load(path)
+        if prof.variants:
+            if pick is None:
+                raise StacksyncError(f"{prof.stack_toml}: profile {prof.name!r} has variants "
+                                     f"({', '.join(prof.variants)}), each with its own lock "
+                                     f"(fix: --variant NAME)")
+            prof = pick(prof, other)
         pair = pylock.profile_locks(prof.locks_folder, prof.deferred_names)  # a profile locked by pylock.toml
         if pair is not None:
             return Side(spec, kind, files=[f for f in pair if f is not None])
@@ -318,8 +332,10 @@ def load_side(spec: str, locks_dir: Path | None = None) -> Side:
 
 
 def diff_sides(spec_a: str, spec_b: str, *, include_installers: bool = False,
-               locks_dir: Path | None = None) -> tuple[Side, Side, DiffResult]:
-    a, b = load_side(spec_a, locks_dir), load_side(spec_b, locks_dir)
+               locks_dir: Path | None = None, pick: PickVariant | None = None) -> tuple[Side, Side, DiffResult]:
+    (kind_a, path_a), (kind_b, path_b) = classify(spec_a, locks_dir), classify(spec_b, locks_dir)
+    a = load_side(spec_a, locks_dir, pick=pick, other=path_b if kind_b == "interpreter" else None)
+    b = load_side(spec_b, locks_dir, pick=pick, other=path_a if kind_a == "interpreter" else None)
     probed = a.snapshot or b.snapshot
     env = probed.marker_environment if probed is not None else None
     skipped: list[tuple[str, str]] = []

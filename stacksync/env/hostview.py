@@ -14,7 +14,6 @@ findings. Pure reading: no processes.
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -66,16 +65,7 @@ def venv_site_dirs(prefix: Path) -> list[str] | None:
     config = sitepackages.venv_config(Path(prefix))
     if config is None or config.get("include-system-site-packages", "false").lower() != "false":
         return None  # not a venv, or one that also sees the system's packages
-    found = sorted(glob.glob(str(Path(prefix) / "lib*" / "python*" / "site-packages"))) or \
-        [str(p) for p in [Path(prefix) / "Lib" / "site-packages"] if p.is_dir()]
-    out: list[str] = []
-    seen: set[str] = set()
-    for d in found:
-        real = os.path.realpath(d)
-        if real not in seen and os.path.isdir(real):
-            seen.add(real)
-            out.append(d)
-    return out
+    return sitepackages.distinct_dirs(sitepackages.venv_site_folders(Path(prefix)))
 
 
 def read(prefix: Path) -> HostView | None:

@@ -39,7 +39,6 @@ plus one byte (a larger file is "modified" without reading the rest).
 from __future__ import annotations
 
 import base64
-import glob
 import hashlib
 import os
 import time
@@ -52,6 +51,7 @@ from typing import Any
 
 from packaging.utils import NormalizedName
 
+from stacksync.env import sitepackages
 from stacksync.env.confine import Confine, NotRegular, open_regular, scheme_base
 from stacksync.env.distinfo import (
     RecordEntry,
@@ -199,19 +199,11 @@ def site_dirs(target: str | os.PathLike[str]) -> list[str]:
     path = Path(target)
     prefix = path if path.is_dir() else path.parent.parent
     if (prefix / "pyvenv.cfg").is_file():
-        found = sorted(glob.glob(str(prefix / "lib*" / "python*" / "site-packages"))) or \
-            [str(p) for p in [prefix / "Lib" / "site-packages"] if p.is_dir()]
+        found = sitepackages.venv_site_folders(prefix)
     else:
         snap = probe(find_python(target))
         found = [str(p) for p in snap.raw.get("python", {}).get("site_packages", [])]
-    out: list[str] = []
-    seen: set[str] = set()
-    for d in found:
-        real = os.path.realpath(d)
-        if real not in seen and os.path.isdir(real):
-            seen.add(real)
-            out.append(d)
-    return out
+    return sitepackages.distinct_dirs(found)
 
 
 def scan(dirs: Sequence[str]) -> Scan:

@@ -13,6 +13,7 @@ folds a header we read, or a ``requires.txt`` next to a METADATA without Require
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import importlib.util
 import json
@@ -154,6 +155,27 @@ def venv_config(prefix: Path) -> dict[str, str] | None:
         if sep:
             config[key.strip().lower()] = value.strip()
     return config
+
+
+
+def venv_site_folders(prefix: Path) -> list[str]:
+    """The site-packages folders inside the venv folder ``prefix`` (``lib*/python*/site-packages``, else
+    Windows' ``Lib/site-packages``), globbed: no process."""
+    return sorted(glob.glob(str(prefix / "lib*" / "python*" / "site-packages"))) or \
+        [str(p) for p in [prefix / "Lib" / "site-packages"] if p.is_dir()]
+
+
+def distinct_dirs(found: Iterable[str]) -> list[str]:
+    """``found`` without the folders that do not exist or repeat another's real path (lib64 is often a
+    link to lib), in order."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for d in found:
+        real = os.path.realpath(d)
+        if real not in seen and os.path.isdir(real):
+            seen.add(real)
+            out.append(d)
+    return out
 
 
 def document(interpreter: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any] | None:

@@ -166,6 +166,14 @@ def site_packages():
     return sorted({paths["purelib"], paths["platlib"]})
 
 
+def seen_site_dirs(sp_dirs):
+    """``sp_dirs`` and then the other site-packages folders on sys.path: a ``--system-site-packages`` venv
+    imports torch from the system's (an NGC image's), and its files there say what it was built for."""
+    extra = [p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages")
+             and p not in sp_dirs and os.path.isdir(p)]
+    return list(sp_dirs) + extra
+
+
 def torch_cuda_from_files(sp_dirs):
     """torch/version.py holds `cuda = '12.1'` (or None): read the file, do not import torch."""
     for sp in sp_dirs:
@@ -267,7 +275,7 @@ def env_doc():
         "platform": platform_document(facts),
         "pip_version": pip[0] if pip else None,
         "distributions": dists,
-        "cuda": cuda_facts(sp),
+        "cuda": cuda_facts(seen_site_dirs(sp)),
         "state": stacksync_state(),
     }
 
@@ -304,10 +312,10 @@ def cuda_doc(argv):
         "cpu_count": os.cpu_count(),
         "max_jobs": os.environ.get("MAX_JOBS"),
         "glibc": facts["glibc"],
-        "libraries": cuda.libraries(sp),
+        "libraries": cuda.libraries(seen_site_dirs(sp)),
         "ld_library_path": os.environ.get("LD_LIBRARY_PATH"),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-        "torch": cuda.torch_facts(sp),
+        "torch": cuda.torch_facts(seen_site_dirs(sp)),
     }
     if "--import-torch" in argv:
         info["torch_import"] = cuda.torch_import()

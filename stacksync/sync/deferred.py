@@ -95,7 +95,9 @@ def compute_key(d: Deferred, pin: Pin, lock: Mapping[NormalizedName, Pin], snaps
     facts: tuple[str | None, bool | None] = (None, None)
     if src is not None and src in lock:
         if snapshot.versions().get(src) == lock[src].key():
-            facts = buildkey.files_facts(snapshot.site_packages, src) or (None, None)
+            # where the installed one is first: a provided torch lives in the image's site-packages
+            where = snapshot.distributions[src].location
+            facts = buildkey.files_facts([*([where] if where else []), *snapshot.site_packages], src) or (None, None)
         else:
             wheel = _cached_base_wheel(cache, lock[src])
             read = buildkey.wheel_facts(wheel, src) if wheel is not None else None

@@ -133,15 +133,17 @@ PLAN_JSON_SCHEMA = "stacksync-plan/1"
 
 
 def plan_document(plan: Plan, *, python: str, python_version: str, profile: str, lock: str,
-                  deferred_sources: Mapping[str, str], damaged: bool = False) -> dict[str, Any]:
+                  deferred_sources: Mapping[str, str], damaged: bool = False,
+                  variant: Mapping[str, str] | None = None) -> dict[str, Any]:
     """``plan --json``: the plan as data (docs/plan-json.md). ``verdict``: ``in-sync`` when nothing
-    changes, else ``changes``; ``counts``: per action kind over all phases."""
+    changes, else ``changes``; ``counts``: per action kind over all phases; ``variant``: the variant of
+    a profile with variants and why it was chosen (``null`` for a profile without)."""
     counts = {kind: 0 for kind in ("install", "upgrade", "downgrade", "reinstall", "remove", "keep")}
     for action in plan.actions():
         counts[action.kind] += 1
     return {"schema": PLAN_JSON_SCHEMA,
             "target": {"python": python, "version": python_version},
-            "profile": profile, "lock": lock,
+            "profile": profile, "lock": lock, "variant": dict(variant) if variant is not None else None,
             "verdict": "in-sync" if plan.empty and not damaged else "changes",
             "summary": plan.summary(), "counts": counts,
             "phases": {p: [a.to_json() for a in plan.actions(p)] for p in PLAN_PHASES

@@ -37,8 +37,8 @@ from stacksync.sync.deferred import check_writable, expected_sources, planned_ke
 from stacksync.sync.plan import Plan, make_plan, plan_document, with_rebuilds
 from stacksync.sync.state import Options, Outcome, State
 
-__all__ = ["prepare", "pick_variant", "build_plan", "check_artifacts", "preflight", "check_target", "create_venv",
-           "scope_of"]
+__all__ = ["prepare", "pick_variant", "variant_json", "build_plan", "check_artifacts", "preflight", "check_target",
+           "create_venv", "scope_of"]
 
 
 def scope_of(steps: Sequence[str]) -> list[str]:
@@ -51,7 +51,7 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     """Profile, lock, target (created when it is the default / a missing --venv), checks that must hold
     *before anything is touched*, the target lock, the probe and the plan (printed)."""
     start = time.perf_counter()
-    prof = pick_variant(opts, profile_mod.load(opts.profile, opts.locks_dir))
+    prof, why = pick_variant(opts, profile_mod.load(opts.profile, opts.locks_dir))
     lock_file, deferred_file = load_locks(prof, opts.lock, accept_foreign=opts.accept_foreign_lock)
     backend = get_backend(resolve_name(opts.backend, prof.backend))
     create = bool(scope_of(steps)) and not opts.dry_run
@@ -103,7 +103,7 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     plan = build_plan(prof, lock, deferred, snapshot, cache, vcs_pins, damage, rebuild=rebuild, artifacts=files)
     workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stacksync-sync-")))
     state = State(opts, prof, backend, python, lock_file, deferred_file, snapshot, lock, deferred, plan,
-                  cache, workdir, steps, outcome, vcs=vcs_pins, damage=damage, provenance=files)
+                  cache, workdir, steps, outcome, vcs=vcs_pins, damage=damage, provenance=files, variant_why=why)
     outcome.plan = plan
     outcome.timings["plan"] = round(time.perf_counter() - start, 3)
     planning = opts.dry_run or steps == ("plan",)
@@ -115,7 +115,7 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
 
         doc = plan_document(plan, python=str(python), python_version=snapshot.version, profile=prof.name,
                             lock=str(lock_file.path), deferred_sources={str(k): v for k, v in sources.items()},
-                            damaged=damage.found)
+                            damaged=damage.found, variant=variant_json(prof, why))
         sys.stdout.write(redact(json.dumps(doc, indent=2, sort_keys=True)) + "\n")
         sys.stdout.flush()
         return state
@@ -137,14 +137,23 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     return state
 
 
-def pick_variant(opts: Options, prof: Profile) -> Profile:
+def variant_json(prof: Profile, why: str | None) -> dict[str, str] | None:
+    """The chosen variant as plan --json and the receipt write it: ``{"name", "why", "lock_folder"}``;
+    ``None`` for a profile without variants."""
+    if prof.variant is None:
+        return None
+    return {"name": prof.variant, "why": why or "", "lock_folder": str(prof.locks_folder)}
+
+
+def pick_variant(opts: Options, prof: Profile) -> tuple[Profile, str | None]:
     """A profile with ``[variants]``: the one the target machine's driver and platform pick (or
-    ``--variant``), said on stderr with the reason; a machine no variant fits is refused."""
+    ``--variant``), said on stderr, and the reason; a machine no variant fits is refused. A profile
+    without variants comes back as it is, with no reason."""
     if not prof.variants:
         if opts.variant:
             raise StacksyncError(f"{prof.stack_toml}: profile {prof.name!r} has no [variants] "
                                  f"(fix: drop --variant {opts.variant})")
-        return prof
+        return prof, None
     # lazy: start-up cost (only a profile with [variants] probes the machine's CUDA facts)
     from stacksync.cuda.facts import probe_facts
     from stacksync.cuda.variant import for_facts, platform_of
@@ -161,7 +170,7 @@ def pick_variant(opts: Options, prof: Profile) -> Profile:
                           f"this machine is {platform_name(plat, machine)} ({prof.stack_toml}: variants."
                           f"{choice.name}.platforms) (fix: run it on a {chosen.platforms[0]} machine, or leave out "
                           f"--variant to take the variant this machine fits)")
-    return chosen
+    return chosen, choice.why
 
 
 def build_plan(prof: Profile, lock: Mapping[NormalizedName, Pin], deferred: Mapping[NormalizedName, Pin],

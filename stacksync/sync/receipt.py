@@ -14,6 +14,7 @@ from stacksync.core.fs import atomic_write_text
 from stacksync.core.redact import redact
 from stacksync.lock.lockfile import file_sha256
 from stacksync.sync.deferred import records as deferred_records
+from stacksync.sync.prepare import variant_json
 from stacksync.sync.state import Options, Outcome, State
 
 __all__ = ["write_receipt", "sha256_or_none"]
@@ -51,6 +52,7 @@ def write_receipt(opts: Options, outcome: Outcome, state: State | None, started:
     if state is not None:
         receipt.update({
             "profile": state.profile.name,
+            "variant": variant_json(state.profile, state.variant_why),
             "lock": {"path": str(state.lock_file.path), "sha256": sha256_or_none(state.lock_file.path),
                      "deferred_path": str(state.deferred_file.path) if state.deferred_file else None,
                      "deferred_sha256": sha256_or_none(state.deferred_file.path if state.deferred_file else None)},

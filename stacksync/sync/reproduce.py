@@ -61,6 +61,8 @@ class Posargs:
     profiles: tuple[str, ...] = ()
     force: bool = False
     backend: str | None = None
+    #: a profile with variants: reproduce this variant's lock instead of the one this host's driver picks
+    variant: str | None = None
 
 
 def parse_posargs(posargs: Sequence[str]) -> Posargs:
@@ -68,14 +70,16 @@ def parse_posargs(posargs: Sequence[str]) -> Posargs:
     parser.add_argument("--profile", action="append", default=[])
     parser.add_argument("--force", action="store_true")
     parser.add_argument("--backend")
+    parser.add_argument("--variant")
     try:
         ns, rest = parser.parse_known_args(list(posargs))
     except argparse.ArgumentError as exc:
-        raise StacksyncError(f"nox -s reproduce: {exc} (fix: -- --profile NAME [--force] [--backend B])") from None
+        raise StacksyncError(f"nox -s reproduce: {exc} "
+                             "(fix: -- --profile NAME [--force] [--backend B] [--variant V])") from None
     if rest:
         raise StacksyncError(f"nox -s reproduce: unknown argument(s) {' '.join(rest)} "
-                             "(fix: -- --profile NAME [--force] [--backend B])")
-    return Posargs(tuple(ns.profile), bool(ns.force), ns.backend)
+                             "(fix: -- --profile NAME [--force] [--backend B] [--variant V])")
+    return Posargs(tuple(ns.profile), bool(ns.force), ns.backend, ns.variant)
 
 
 def selected_profiles(locks_dir: Path | None = None) -> list[tuple[str, str]]:
@@ -85,25 +89,36 @@ def selected_profiles(locks_dir: Path | None = None) -> list[tuple[str, str]]:
     out = []
     for name in profile_mod.available(locks_dir):
         folder = (locks_dir or defaults.locks_dir()) / name
-        if not (folder / defaults.LOCK_TXT).is_file():
-            continue
         try:
             prof = profile_mod.load(name, locks_dir)
         except StacksyncError:
-            out.append((here, name))  # the session reports the error when it runs
+            if (folder / defaults.LOCK_TXT).is_file():
+                out.append((here, name))  # the session reports the error when it runs
             continue
-        out.append((prof.python or here, name))
+        # a profile with variants has one lock per variant (locks/<profile>/<variant>/requirements.txt)
+        if any(p.lock_path.is_file() for p in ([prof.for_variant(v) for v in prof.variants] or [prof])):
+            out.append((prof.python or here, name))
     return out
 
 
-def hardware_skip_reason(prof: profile_mod.Profile, *, python: str | Path = sys.executable) -> str | None:
+def hardware_skip_reason(prof: profile_mod.Profile, *, python: str | Path = sys.executable,
+                         variant: str | None = None) -> str | None:
     """Why this machine cannot prove ``prof`` (``None`` when it can). A profile with ``cuda`` needs a
-    driver that loads and runs that CUDA version; the facts come from doctor's probe of the host."""
-    if prof.cuda is None:
-        return None
+    driver that loads and runs that CUDA version; the facts come from doctor's probe of the host. A
+    profile with variants is proved as the variant this host's driver picks (``variant``: that one),
+    so only a host no variant fits is skipped."""
     from stacksync.cuda import cudalibs
     from stacksync.cuda.facts import probe_facts
 
+    if prof.variants:
+        from stacksync.cuda.variant import NoVariant, for_python
+
+        try:
+            prof, _ = for_python(prof, python, variant)
+        except NoVariant as exc:
+            return str(exc)
+    if prof.cuda is None:
+        return None
     driver = probe_facts(python).driver
     if not driver.found:
         return (f"profile {prof.name!r} needs CUDA {prof.cuda} and an NVIDIA driver; none loads here "
@@ -122,7 +137,8 @@ def _freeze_text(snapshot: Snapshot) -> str:
 
 
 def reproduce(profile_name: str, venv: Path, *, venv_backend: str, backend: str | None = None,
-              report_dir: Path | None = None, locks_dir: Path | None = None, force: bool = False) -> Result:
+              report_dir: Path | None = None, locks_dir: Path | None = None, force: bool = False,
+              variant: str | None = None) -> Result:
     """Sync the fresh ``venv`` to ``profile_name``'s lock with :func:`stacksync.sync.run.run`, then prove the
     twin: freeze == lock, ``pip check`` clean, smoke imports pass. Always writes the report; raises
     :class:`ReproduceError` (listing every difference) when the proof fails."""
@@ -136,7 +152,7 @@ def reproduce(profile_name: str, venv: Path, *, venv_backend: str, backend: str 
     problems: list[str] = []
     try:
         run_sync(Options(profile=prof.name, venv=str(venv), yes=True, force=force, report=str(receipt_path),
-                                   backend=backend_name, locks_dir=locks_dir))
+                         backend=backend_name, locks_dir=locks_dir, variant=variant))
     except StacksyncError as exc:
         problems = str(exc).splitlines()
     snapshot = probe(python)
@@ -154,6 +170,8 @@ def reproduce(profile_name: str, venv: Path, *, venv_backend: str, backend: str 
     report = {
         "stacksync_reproduce": 1,
         "profile": prof.name,
+        # a profile with variants: the one the sync chose here and why (from its receipt)
+        "variant": receipt.get("variant"),
         "verdict": verdict,
         "problems": problems,
         "venv": {"path": str(venv), "backend": venv_backend, "python": snapshot.version},
@@ -189,6 +207,7 @@ def summary(report: dict[str, Any]) -> str:
     lock = report.get("lock") or {}
     lines = [
         f"reproduce {report['profile']}: {'TWIN' if report['verdict'] == 'twin' else 'FAILED'}",
+        *([f"  variant: {report['variant']['name']} ({report['variant']['why']})"] if report.get("variant") else []),
         f"  venv: {report['venv']['path']} ({report['venv']['backend']}, Python {report['venv']['python']})",
         f"  lock: {lock.get('path')} sha256 {str(lock.get('sha256'))[:16]}...",
         "  installers: " + ", ".join(f"{k} {v}" for k, v in report["installers"].items() if v),

@@ -118,4 +118,6 @@ class State:
     provenance: Provenance = field(default_factory=Provenance)
     #: name -> sha256 of the wheel the fetch confirmed for it (recorded once it is installed)
     fetched_sha256: dict[NormalizedName, str] = field(default_factory=dict)
+    #: a profile with variants: why ``profile.variant`` was chosen (the driver, platform or --variant)
+    variant_why: str | None = None
 

@@ -1,6 +1,6 @@
 """``nox -s bench``: stacksync against the bare tools, measured side by side in one run.
 
-Six cases (issues 4, 7, 15 and 19), each a list of :class:`Contender` rows timed in the same loop, round
+Seven cases (issues 4, 7, 15, 19 and 21), each a list of :class:`Contender` rows timed in the same loop, round
 robin, so that drift of the machine or the network hits every row alike:
 
 ``noop``     a no-op sync of a 120-package target: ``sync.run`` on a venv already in sync (each
@@ -14,6 +14,8 @@ robin, so that drift of the machine or the network hits every row alike:
              warm (pip / uv / stacksync caches filled by an untimed warm-up round); creating the venvs
              is outside every timing. A reference row times the profile's smoke imports alone in a
              venv bare uv just made: the verification a stacksync sync adds to the install.
+``scale``    cold syncs of N = 50, 200, 800 tiny wheels from a local HTTP index, uv backend, vs bare
+             ``uv venv && uv pip sync`` plus the smoke floor, and CPU per package (:mod:`devtools.bench_scale`).
 ``verify``   ``verify --files`` (issue 15) of the demo venv and of each ``--verify-venv DIR`` (a real
              torch stack), the thread pool and 1 thread; goal: the environment's bytes at 5 GB per 30 s.
 ``fleet``    N = 1, 4, 8 concurrent ``invoke sync`` processes sharing one wheelhouse and team index,
@@ -63,7 +65,7 @@ __all__ = ["BenchOptions", "Contender", "Goal", "Row", "CASES", "CHEAP_CASES", "
 # The stacksync checkout (devtools/ lives only there): benchmarks and the fault suite run its code.
 REPO = Path(__file__).resolve().parents[1]
 
-CASES = ("noop", "cold", "compile", "deferred", "verify", "fleet")
+CASES = ("noop", "cold", "scale", "compile", "deferred", "verify", "fleet")
 CHEAP_CASES = ("noop", "cold")  # what --quick runs (one run each)
 NOOP_PACKAGES = 120
 NOOP_PROFILE = "bench-noop"
@@ -72,7 +74,13 @@ COLD_PROFILE = "demo"
 BARE_PIP_COMPILE_SKIP = "skipped (24.5 GB per run; --with-bare-pip-compile)"
 # Reference rows without a goal: the least a contender of that case pays whatever stacksync does.
 LAUNCHER_FLOOR = "floor: invoke --version (Python + invoke start-up)"
+# The console script is invoke's Program over stacksync's tasks: Python plus importing invoke.program is
+# the least it can cost before a task runs (`invoke --version` also reads invoke's config files).
+SCRIPT_FLOOR = 'floor: python -c "import invoke.program" (what the console script starts on)'
+NOOP_RATIO = 1.25  # issue 21: a no-op at most 1.25x the launcher it runs under (CPU medians)
 SMOKE_FLOOR = "floor: smoke imports alone (after bare uv pip sync)"
+BARE_UV_NEW = "bare uv venv && uv pip sync"
+COLD_RATIO = 1.5  # issue 21: the uv backend's cold demo sync at most 1.5x (bare uv + smoke floor), CPU
 _EPOCH = (2024, 1, 1, 0, 0, 0)
 # The measured tables the docs link: one section per case, each replaced only when that case runs.
 RESULTS_PATH = REPO / "docs" / "results" / "bench.md"
@@ -100,6 +108,9 @@ class BenchOptions:
     verify_venvs: tuple[Path, ...] = ()
     #: the Markdown results file the docs link (``--results FILE``; ``--no-results`` writes none)
     results_path: Path | None = RESULTS_PATH
+    #: byte-compile stacksync first, as a wheel install leaves it (``--no-bytecode``: the editable
+    #: checkout as it is, recompiled by every process where PYTHONDONTWRITEBYTECODE is set)
+    bytecode: bool = True
 
 
 def parse_args(argv: Sequence[str]) -> BenchOptions:
@@ -107,8 +118,9 @@ def parse_args(argv: Sequence[str]) -> BenchOptions:
     ``--runs`` say otherwise."""
     from stacksync.core.errors import StacksyncError
 
-    usage = ("-- [--runs N] [--case noop|cold|compile|deferred|verify|fleet ...] [--quick] [--with-bare-pip-compile] "
-             "[--verify-venv DIR ...] [--json FILE] [--results FILE | --no-results]")
+    usage = ("-- [--runs N] [--case noop|cold|scale|compile|deferred|verify|fleet ...] [--quick] "
+             "[--with-bare-pip-compile] [--verify-venv DIR ...] [--json FILE] [--results FILE | --no-results] "
+             "[--no-bytecode] [--backend pip-tools|uv ...]")
     parser = argparse.ArgumentParser(prog="nox -s bench --", add_help=False, exit_on_error=False)
     parser.add_argument("--runs", type=int, default=None)
     parser.add_argument("--case", action="append", default=[])
@@ -118,6 +130,8 @@ def parse_args(argv: Sequence[str]) -> BenchOptions:
     parser.add_argument("--verify-venv", action="append", default=[])
     parser.add_argument("--results", default=None)
     parser.add_argument("--no-results", action="store_true")
+    parser.add_argument("--no-bytecode", action="store_true")
+    parser.add_argument("--backend", action="append", default=[])
     try:
         ns, rest = parser.parse_known_args(list(argv))
     except argparse.ArgumentError as exc:
@@ -128,10 +142,15 @@ def parse_args(argv: Sequence[str]) -> BenchOptions:
     runs = ns.runs if ns.runs is not None else (1 if ns.quick else 5)
     if runs < 1:
         raise StacksyncError(f"nox -s bench: --runs {runs}: need at least 1 (fix: --runs 5)")
+    backends = tuple(b for b in BenchOptions.backends if b in ns.backend) if ns.backend else BenchOptions.backends
+    unknown = sorted(set(ns.backend) - set(BenchOptions.backends))
+    if unknown:
+        raise StacksyncError(f"nox -s bench: unknown backend {unknown[0]!r} (fix: --backend pip-tools or uv)")
     return BenchOptions(runs=runs, cases=cases, quick=bool(ns.quick),
                         with_bare_pip_compile=bool(ns.with_bare_pip_compile),
                         json_path=Path(ns.json) if ns.json else None,
-                        verify_venvs=tuple(Path(v) for v in ns.verify_venv),
+                        verify_venvs=tuple(Path(v) for v in ns.verify_venv), bytecode=not ns.no_bytecode,
+                        backends=backends,
                         results_path=None if ns.no_results else Path(ns.results) if ns.results else RESULTS_PATH)
 
 
@@ -152,13 +171,19 @@ def select_cases(names: Sequence[str], *, quick: bool = False) -> tuple[str, ...
 @dataclass(frozen=True)
 class Goal:
     """What a row must meet: ``max_s`` seconds (median), at most ``ratio`` times the median of the row
-    ``ratio_of``, and faster than every row in ``faster_than``. ``text`` is what the table shows."""
+    ``ratio_of`` (plus the medians of the rows in ``plus``: "bare uv + smoke floor"), and faster than
+    every row in ``faster_than``. ``cpu``: judged on CPU seconds of the process tree (the action's
+    process and its children) instead of wall seconds; ``by_min``: on minimums instead of medians (a
+    goal near noise: the least each row took). ``text`` is what the table shows."""
 
     text: str
     max_s: float | None = None
     ratio: float | None = None
     ratio_of: str | None = None
     faster_than: tuple[str, ...] = ()
+    plus: tuple[str, ...] = ()
+    cpu: bool = False
+    by_min: bool = False
 
 
 @dataclass
@@ -174,10 +199,27 @@ class Row:
     met: bool | None = None
     why: str = ""
     detail: dict[str, Any] = field(default_factory=dict)
+    #: CPU seconds (user + system) of each run: the bench process and the children it waited for
+    cpu_samples: list[float] = field(default_factory=list)
 
     @property
     def key(self) -> str:
         return f"{self.case}/{self.tool}"
+
+    @property
+    def cpu_median(self) -> float | None:
+        return summarize(self.cpu_samples)[0] if self.cpu_samples else None
+
+    @property
+    def cpu_min(self) -> float | None:
+        return min(self.cpu_samples) if self.cpu_samples else None
+
+    def figure(self, goal: Goal) -> float | None:
+        """The figure ``goal`` judges this row by: median or minimum, of wall or CPU seconds."""
+        samples = self.cpu_samples if goal.cpu else self.samples
+        if not samples:
+            return None
+        return min(samples) if goal.by_min else summarize(samples)[0]
 
     @property
     def median(self) -> float | None:
@@ -200,39 +242,56 @@ def summarize(samples: Sequence[float]) -> tuple[float, float, float]:
 
 
 def judge(rows: Sequence[Row]) -> None:
-    """Set ``met`` / ``why`` of every row with a goal from the medians of the rows it names (same case).
-    A goal whose reference row has no samples is not judged (``met`` stays ``None``)."""
+    """Set ``met`` / ``why`` of every row with a goal from the figures (:meth:`Row.figure`) of the rows
+    it names (same case). A goal whose reference row has no samples is not judged (``met`` stays
+    ``None``)."""
     by_key = {r.key: r for r in rows}
     for row in rows:
         row.met, row.why = None, ""
         goal = row.goal
-        if goal is None or row.status != "ok" or row.median is None:
+        if goal is None or row.status != "ok":
             continue
-        med = row.median
+        med = row.figure(goal)
+        if med is None:
+            continue
+        what = ("CPU " if goal.cpu else "") + ("min" if goal.by_min else "median")
         reasons: list[str] = []
         unjudged: list[str] = []
+
+        def ref_figure(name: str, goal: Goal = goal, case: str = row.case) -> float | None:
+            ref = by_key.get(f"{case}/{name}")
+            if ref is None or ref.status != "ok":
+                return None
+            return ref.figure(goal)
+
         if goal.max_s is not None and med > goal.max_s:
             reasons.append(f"{med:.3f} s > {goal.max_s:g} s")
         if goal.ratio is not None and goal.ratio_of is not None:
-            ref = by_key.get(f"{row.case}/{goal.ratio_of}")
-            if ref is None or ref.median is None or ref.status != "ok":
-                unjudged.append(goal.ratio_of)
+            names = (goal.ratio_of, *goal.plus)
+            figures = [ref_figure(n) for n in names]
+            missing = [n for n, f in zip(names, figures, strict=True) if f is None]
+            if missing:
+                unjudged += missing
             else:
-                row.detail["ratio"] = round(med / ref.median, 3) if ref.median else None
-                if med > goal.ratio * ref.median:
-                    reasons.append(f"{med / ref.median:.2f}x {goal.ratio_of} > {goal.ratio:g}x")
+                total = sum(f for f in figures if f is not None)
+                row.detail["ratio"] = round(med / total, 3) if total else None
+                row.detail["ratio_of"] = what
+                if med > goal.ratio * total:
+                    reasons.append(f"{what} {med / total:.2f}x {' + '.join(names)} > {goal.ratio:g}x")
         for other in goal.faster_than:
-            ref = by_key.get(f"{row.case}/{other}")
-            if ref is None or ref.median is None or ref.status != "ok":
+            ref_med = ref_figure(other)
+            if ref_med is None:
                 unjudged.append(other)
-            elif med >= ref.median:
-                reasons.append(f"not faster than {other} ({med:.3f} s >= {ref.median:.3f} s)")
+            elif med >= ref_med:
+                reasons.append(f"not faster than {other} ({med:.3f} s >= {ref_med:.3f} s)")
         if reasons:
             row.met, row.why = False, "; ".join(reasons)
         elif unjudged:
             row.met, row.why = None, "reference not measured: " + ", ".join(unjudged)
         else:
             row.met = True
+            if "ratio" in row.detail and goal.ratio is not None:
+                row.why = f"{what} {row.detail['ratio']:.2f}x"
 
 
 def _fmt(seconds: float | None) -> str:
@@ -246,23 +305,26 @@ def _met_text(row: Row) -> str:
         return ""
     if row.met is None:
         return "n/a" + (f" ({row.why})" if row.why else "")
-    return "yes" if row.met else f"NO ({row.why})"
+    if row.met:
+        return f"yes ({row.why})" if row.why else "yes"
+    return f"NO ({row.why})"
 
 
 def table_rows(rows: Sequence[Row]) -> list[list[str]]:
-    """The table's cells: case, tool, median, min, max (seconds), runs, goal, met? (a status instead of
-    the figures for a row that did not run)."""
+    """The table's cells: case, tool, median, min, max (wall seconds), CPU median and min (seconds of the
+    process tree), runs, goal, met? (a status instead of the figures for a row that did not run)."""
     out = []
     for r in rows:
         if r.status == "ok":
-            figures = [_fmt(r.median), _fmt(r.min), _fmt(r.max), str(len(r.samples))]
+            figures = [_fmt(r.median), _fmt(r.min), _fmt(r.max), _fmt(r.cpu_median), _fmt(r.cpu_min),
+                       str(max(len(r.samples), len(r.cpu_samples)))]
         else:
-            figures = [r.status, "", "", str(len(r.samples))]
+            figures = [r.status, "", "", "", "", str(len(r.samples))]
         out.append([r.case, r.tool, *figures, r.goal.text if r.goal else "", _met_text(r)])
     return out
 
 
-HEADERS = ("case", "tool", "median s", "min s", "max s", "runs", "goal", "met?")
+HEADERS = ("case", "tool", "median s", "min s", "max s", "CPU median s", "CPU min s", "runs", "goal", "met?")
 
 
 def render_table(rows: Sequence[Row], *, title: str = "stacksync benchmarks") -> str:
@@ -272,7 +334,7 @@ def render_table(rows: Sequence[Row], *, title: str = "stacksync benchmarks") ->
 
     table = Table(title=title)
     for h in HEADERS:
-        table.add_column(h, justify="right" if h in ("median s", "min s", "max s", "runs") else "left")
+        table.add_column(h, justify="right" if h.endswith(" s") or h == "runs" else "left")
     for cells in table_rows(rows):
         table.add_row(*cells)
     console = Console(file=io.StringIO(), width=200, color_system=None, highlight=False)
@@ -305,6 +367,8 @@ def measured_line(machine: dict[str, Any], opts: BenchOptions, argv: Sequence[st
                for name in ("pip", "pip-tools", "uv") if tools.get(name))]
     if load:
         parts.append("load average " + " / ".join(f"{x:.1f}" for x in load))
+    parts.append("stacksync byte-compiled as a wheel install leaves it" if opts.bytecode
+                 else "stacksync not byte-compiled (editable checkout, --no-bytecode)")
     command = " ".join(["nox -s bench", *(["--", *argv] if argv else [])])
     return (f"Measured {machine.get('date_utc')} with `{command}` ({opts.runs} run(s) each), "
             f"{', '.join(parts)}, at {commit}.")
@@ -352,6 +416,8 @@ def to_json(rows: Sequence[Row], machine: dict[str, Any], opts: BenchOptions) ->
             "case": r.case, "tool": r.tool, "status": r.status,
             "median_s": r.median, "min_s": r.min, "max_s": r.max, "runs": len(r.samples),
             "samples_s": [round(s, 4) for s in r.samples],
+            "cpu_median_s": r.cpu_median, "cpu_min_s": r.cpu_min,
+            "cpu_samples_s": [round(s, 4) for s in r.cpu_samples],
             "goal": r.goal.text if r.goal else None, "met": r.met, "why": r.why or None,
             "detail": r.detail,
         } for r in rows],
@@ -478,6 +544,16 @@ def backend_unavailable(name: str) -> str | None:
     return None
 
 
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process (all its threads) and of the children it has waited
+    for (theirs included): a delta around an action is the CPU of its whole process tree. Servers the
+    bench started and still runs (the index servers) are not waited for, so they are not counted."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def measure(case: str, contenders: Sequence[Contender], runs: int, *, log: Callable[[str], None]) -> list[Row]:
     """Time every contender ``runs`` times, round robin (prepare untimed, then the timed action), after
     one untimed warm-up round for those with ``warmup``. A failing contender stops being run; its row
@@ -495,9 +571,11 @@ def measure(case: str, contenders: Sequence[Contender], runs: int, *, log: Calla
     def attempt(c: Contender, timed: bool) -> None:
         try:
             c.prepare()
+            cpu_start = cpu_seconds()
             start = time.perf_counter()
             returned = c.action()
             elapsed = time.perf_counter() - start
+            cpu = cpu_seconds() - cpu_start
             if c.self_timed:
                 if not isinstance(returned, float):
                     raise TypeError(f"{c.tool}: a self-timed action returns its seconds")
@@ -510,7 +588,9 @@ def measure(case: str, contenders: Sequence[Contender], runs: int, *, log: Calla
             return
         if timed:
             rows[c.tool].samples.append(elapsed)
-            log(f"{case} / {c.tool}: run {len(rows[c.tool].samples)}: {elapsed:.3f} s")
+            if not c.self_timed:  # a phase of a larger run: its CPU cannot be told apart
+                rows[c.tool].cpu_samples.append(cpu)
+            log(f"{case} / {c.tool}: run {len(rows[c.tool].samples)}: {elapsed:.3f} s, CPU {cpu:.3f} s")
         else:
             log(f"{case} / {c.tool}: warm-up: {elapsed:.3f} s")
 
@@ -571,10 +651,12 @@ def _uv() -> str:
 
 # ---------------------------------------------------------------------------------------------- noop
 
-def noop_contenders(work: Path, backends: Sequence[str], count: int = NOOP_PACKAGES) -> list[Contender]:
+def noop_contenders(work: Path, backends: Sequence[str], count: int = NOOP_PACKAGES,
+                    demo: bool = False) -> list[Contender]:
     """The no-op case: build the 120-package profile, sync a venv to it once (stacksync, pip-tools
     backend, from the file:// index), then every contender re-syncs that venv (uv gets a copy of its
-    own: ``uv pip sync`` removes pip and setuptools, which the lock does not list)."""
+    own: ``uv pip sync`` removes pip and setuptools, which the lock does not list). With ``demo``, the
+    demo profile (10 packages, PyPI) too: the no-op issue 21 measured, synced once with the uv backend."""
     from stacksync.sync.state import Options
 
     locks, wheels = write_noop_profile(work / "noop", count)
@@ -588,6 +670,11 @@ def noop_contenders(work: Path, backends: Sequence[str], count: int = NOOP_PACKA
     env = runner.clean_env({"STACKSYNC_LOCKS_DIR": str(locks), "STACKSYNC_CACHE_DIR": str(cache)})
     goal = Goal("<= 0.3 s, faster than pip-sync and uv pip sync", max_s=0.3,
                 faster_than=("pip-sync", "uv pip sync"))
+    invoke_goal = Goal(f"<= {NOOP_RATIO}x {LAUNCHER_FLOOR} (CPU median)", ratio=NOOP_RATIO, ratio_of=LAUNCHER_FLOOR,
+                       cpu=True)
+    script_goal = Goal(f"<= {NOOP_RATIO}x {SCRIPT_FLOOR} (CPU median)", ratio=NOOP_RATIO, ratio_of=SCRIPT_FLOOR,
+                       cpu=True)
+    script = console_script()
     out: list[Contender] = []
 
     for name in backends:
@@ -601,10 +688,17 @@ def noop_contenders(work: Path, backends: Sequence[str], count: int = NOOP_PACKA
             runner.run([sys.executable, "-m", "invoke", "-r", REPO, "sync", "--profile",
                         NOOP_PROFILE, "--venv", venv, "--backend", name], env=env, cwd=REPO)
 
+        def script_cli(name: str = name) -> None:
+            runner.run([script or "stacksync", "sync", "--profile", NOOP_PROFILE, "--venv", venv, "--backend", name],
+                       env=env, cwd=REPO)
+
         out.append(Contender(f"stacksync sync.run ({name})", in_process, goal=goal,
                              unavailable=lambda name=name: backend_unavailable(name)))  # type: ignore[misc]
-        out.append(Contender(f"stacksync CLI: invoke sync ({name})", cli, goal=goal,
+        out.append(Contender(f"stacksync CLI: invoke sync ({name})", cli, goal=invoke_goal,
                              unavailable=lambda name=name: backend_unavailable(name)))  # type: ignore[misc]
+        out.append(Contender(f"stacksync CLI: stacksync sync ({name})", script_cli, goal=script_goal,
+                             unavailable=lambda name=name: (None if script else "no stacksync console script")
+                             or backend_unavailable(name)))  # type: ignore[misc]
     out.append(Contender("pip-sync", lambda: runner.run(
         [sys.executable, "-m", "piptools", "sync", "--python-executable", python, "--no-index", "--find-links",
          wheels, lock], cwd=lock.parent)))
@@ -614,7 +708,44 @@ def noop_contenders(work: Path, backends: Sequence[str], count: int = NOOP_PACKA
     # No goal: what any `invoke TASK` costs before a task runs (Python start-up, importing invoke).
     out.append(Contender(LAUNCHER_FLOOR, lambda: runner.run([sys.executable, "-m", "invoke", "--version"],
                                                             env=env, cwd=REPO)))
+    out.append(Contender(SCRIPT_FLOOR, lambda: runner.run([sys.executable, "-c", "import invoke.program"],
+                                                          env=env, cwd=REPO)))
+    if demo:
+        out += demo_noop_contenders(work / "noop" / "demo", invoke_goal, script_goal)
     return out
+
+
+def demo_noop_contenders(venv: Path, invoke_goal: Goal, script_goal: Goal) -> list[Contender]:
+    """``invoke sync`` and ``stacksync sync`` of the demo profile on a venv already in sync (made once
+    here: uv backend, PyPI, the project's cache); rows that say why when that first sync fails."""
+    from stacksync.sync.state import Options
+
+    why: str | None = None
+    try:
+        quiet_sync(Options(profile=COLD_PROFILE, venv=str(venv), yes=True, backend="uv"))
+    except Exception as exc:  # no network, no uv: the rows say so, the other rows still run
+        why = f"not available: the demo sync failed: {(str(exc).splitlines() or [type(exc).__name__])[0][:120]}"
+    script = console_script()
+    argv = ["sync", "--profile", COLD_PROFILE, "--venv", str(venv), "--backend", "uv"]
+    return [Contender(f"stacksync CLI: invoke sync ({COLD_PROFILE}: 10 packages, uv)",
+                      lambda: runner.run([sys.executable, "-m", "invoke", "-r", REPO, *argv], cwd=REPO),
+                      goal=invoke_goal, unavailable=lambda: why),
+            Contender(f"stacksync CLI: stacksync sync ({COLD_PROFILE}: 10 packages, uv)",
+                      lambda: runner.run([script or "stacksync", *argv], cwd=REPO), goal=script_goal,
+                      unavailable=lambda: why or (None if script else "no stacksync console script"))]
+
+
+def base_python() -> str:
+    """The interpreter stacksync makes a new venv of this Python from (``python3.X`` on PATH, else this
+    one: stacksync.sync.prepare), so that a bare ``uv venv`` row starts from the same one (on a pyenv
+    machine that is a shim, ~0.3 s CPU per ``uv venv``)."""
+    return shutil.which(f"python{sys.version_info[0]}.{sys.version_info[1]}") or sys.executable
+
+
+def console_script() -> str | None:
+    """The ``stacksync`` console script installed beside this interpreter (the dev venv), if any."""
+    path = Path(sys.executable).with_name("stacksync")
+    return str(path) if path.is_file() else None
 
 
 # ---------------------------------------------------------------------------------------------- cold
@@ -622,7 +753,6 @@ def noop_contenders(work: Path, backends: Sequence[str], count: int = NOOP_PACKA
 def cold_contenders(work: Path, backends: Sequence[str]) -> list[Contender]:
     """The cold case: the demo profile into a new venv per run (created in ``prepare``, untimed)."""
     from stacksync.lock import profile as profile_mod
-    from stacksync.sync.smoke import smoke
     from stacksync.sync.state import Options
 
     prof = profile_mod.load(COLD_PROFILE)
@@ -651,16 +781,37 @@ def cold_contenders(work: Path, backends: Sequence[str]) -> list[Contender]:
     pip_venv, uv_venv = root / "bare-pip", root / "bare-uv"
     out.append(Contender(bare_pip, lambda: runner.run(
         [runner.python_in(pip_venv), "-m", "pip", "install", "--require-hashes", "--no-deps", "--progress-bar", "off",
-         "-r", lock, *index.pip_args()], cwd=root), prepare=lambda: new_venv(pip_venv)))
+         "-r", lock, *index.pip_args()], cwd=root), prepare=lambda: new_venv(pip_venv),
+        skip=None if "pip-tools" in backends else "skipped (the pip-tools backend is not measured: --backend)"))
 
     def bare_uv_sync(venv: Path) -> object:
         return runner.run([_uv(), "pip", "sync", "--python", runner.python_in(venv), "--require-hashes",
                            "--index-url", index.index_url or "https://pypi.org/simple", lock], cwd=root)
 
     out.append(Contender(bare_uv, lambda: bare_uv_sync(uv_venv), prepare=lambda: new_venv(uv_venv)))
+    # The console script with the uv backend into a venv it creates itself (`uv venv`), against bare uv
+    # doing the same (`uv venv && uv pip sync`) plus the smoke floor below: the verification stacksync adds.
+    script, cli_venv, new_uv_venv = console_script(), root / "stacksync-cli-uv", root / "bare-uv-new"
+
+    def cli_uv() -> None:
+        runner.run([script or "stacksync", "sync", "--profile", COLD_PROFILE, "--venv", cli_venv, "--backend", "uv",
+                    "--yes"], cwd=REPO)
+
+    def bare_uv_new() -> None:
+        runner.run([_uv(), "venv", "--no-config", "--quiet", "--python", base_python(), new_uv_venv], cwd=root)
+        bare_uv_sync(new_uv_venv)
+
+    out.append(Contender("stacksync CLI: stacksync sync (uv), new venv", cli_uv,
+                         prepare=lambda: shutil.rmtree(cli_venv, ignore_errors=True),
+                         goal=Goal(f"<= {COLD_RATIO}x {BARE_UV_NEW} + smoke floor (CPU median)", ratio=COLD_RATIO,
+                                   ratio_of=BARE_UV_NEW, plus=(SMOKE_FLOOR,), cpu=True),
+                         unavailable=lambda: (None if script else "no stacksync console script")
+                         or backend_unavailable("uv")))
+    out.append(Contender(BARE_UV_NEW, bare_uv_new, prepare=lambda: shutil.rmtree(new_uv_venv, ignore_errors=True),
+                         unavailable=lambda: backend_unavailable("uv")))
     # No goal: the profile's smoke imports alone, which every stacksync sync runs at least once, in a
-    # venv that bare uv just made (untimed). uv writes no .pyc, so this is what they cost the uv
-    # backend's cold sync: verification that bare uv pip sync does not do.
+    # plain interpreter of a venv that bare uv just made (untimed). uv writes no .pyc, so this is what
+    # they cost the uv backend's cold sync: verification that bare uv pip sync does not do.
     floor_venv = root / "floor-uv"
     modules = prof.smoke_modules()
 
@@ -668,14 +819,15 @@ def cold_contenders(work: Path, backends: Sequence[str]) -> list[Contender]:
         new_venv(floor_venv)
         bare_uv_sync(floor_venv)
 
-    def floor_action() -> None:
-        failed = [r["name"] for r in smoke(runner.python_in(floor_venv), modules) if not r["ok"]]
-        if failed:
-            raise RuntimeError(f"smoke import failed: {', '.join(failed)}")
-
-    out.append(Contender(SMOKE_FLOOR, floor_action, prepare=floor_prepare,
-                         unavailable=lambda: backend_unavailable("uv")))
+    out.append(Contender(SMOKE_FLOOR, lambda: runner.run(smoke_floor_argv(runner.python_in(floor_venv), modules)),
+                         prepare=floor_prepare, unavailable=lambda: backend_unavailable("uv")))
     return out
+
+
+def smoke_floor_argv(python: Path | str, modules: Sequence[str]) -> list[str]:
+    """The smoke floor: ``python -c "import a; import b"``, the imports stacksync's smoke step runs, in a
+    plain interpreter of the target (no probe script, no JSON): what any verification of them costs."""
+    return [str(python), "-c", "; ".join(f"import {m}" for m in modules) or "pass"]
 
 
 # ------------------------------------------------------------------------------------------- compile
@@ -840,8 +992,9 @@ def machine_info() -> dict[str, Any]:
 
     uv = runner.run([_uv(), "--version"], check=False)
     head = runner.run(["git", "rev-parse", "HEAD"], cwd=REPO, check=False)
-    dirty = runner.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                       check=False)
+    # the results page is what a run rewrites: an earlier run's uncommitted section is not a change
+    dirty = runner.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs/results"],
+                       cwd=REPO, check=False)
     return {
         "stacksync_commit": head.stdout.strip() if head.returncode == 0 else None,
         "stacksync_tree_modified": bool(dirty.stdout.strip()) if dirty.returncode == 0 else None,
@@ -863,14 +1016,23 @@ def run_bench(opts: BenchOptions, *, log: Callable[[str], None] | None = None,
     """Run the selected cases; return their rows (judged)."""
     say = log or (lambda m: None)
     rows: list[Row] = []
+    if opts.bytecode:  # what a wheel install leaves (pip compiles it); an editable checkout has none
+        runner.run([sys.executable, "-m", "compileall", "-q", REPO / "stacksync"])
     with tempfile.TemporaryDirectory(prefix="stacksync-bench-") as tmp:
         work = workdir or Path(tmp)
         for case in opts.cases:
             say(f"--- {case}")
             if case == "noop":
-                rows += measure("noop", noop_contenders(work, opts.backends), opts.runs, log=say)
+                rows += measure("noop", noop_contenders(work, opts.backends, demo=True), opts.runs, log=say)
             elif case == "cold":
                 rows += measure("cold", cold_contenders(work, opts.backends), opts.runs, log=say)
+            elif case == "scale":
+                from devtools.bench_scale import scale_contenders, slope_rows
+
+                with scale_contenders(work) as contenders:
+                    measured = measure("scale", contenders, opts.runs, log=say)
+                rows += measured + slope_rows(measured)
+                judge(rows)
             elif case == "deferred":
                 from devtools.bench_deferred import deferred_contenders
 
@@ -903,11 +1065,24 @@ def main(argv: Sequence[str], *, log: Callable[[str], None] | None = None) -> in
     logger = logging.getLogger("stacksync")
     level = logger.level
     logger.setLevel(logging.WARNING)
-    try:
-        rows = run_bench(opts, log=say)
-        machine = machine_info()
-    finally:
-        logger.setLevel(level)
+    # The figures are written before the work folder is removed: removing an 800-package venv's files
+    # takes minutes on a busy disk, and a run stopped then must not lose its table.
+    with tempfile.TemporaryDirectory(prefix="stacksync-bench-") as tmp:
+        try:
+            rows = run_bench(opts, log=say, workdir=Path(tmp))
+            machine = machine_info()
+        finally:
+            logger.setLevel(level)
+        _report(rows, machine, opts, argv, say)
+        say("removing the benchmark's work folder")
+    return 1 if any(r.status.startswith("failed") for r in rows) else 0
+
+
+def _report(rows: Sequence[Row], machine: dict[str, Any], opts: BenchOptions, argv: Sequence[str],
+            say: Callable[[str], None]) -> None:
+    """Print the table; write the JSON and Markdown reports and the results page's sections."""
+    from stacksync.core import console
+
     console.out.print(render_table(rows), markup=False, end="")
     path = opts.json_path or defaults.reports_dir() / "bench.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -920,4 +1095,3 @@ def main(argv: Sequence[str], *, log: Callable[[str], None] | None = None) -> in
         results.parent.mkdir(parents=True, exist_ok=True)
         results.write_text(update_results(old, results_sections(rows, machine, opts, argv)), encoding="utf-8")
         say(f"updated {results} ({', '.join(c for c in opts.cases)})")
-    return 1 if any(r.status.startswith("failed") for r in rows) else 0

@@ -79,7 +79,7 @@ def test_select_cases() -> None:
     assert bench.select_cases([], quick=True) == bench.CHEAP_CASES
     assert bench.select_cases(["compile", "noop"]) == ("noop", "compile")  # CASES order
     assert bench.select_cases(["noop,cold"], quick=True) == ("noop", "cold")
-    with pytest.raises(StacksyncError, match="unknown case 'nope'.*fix: --case one of noop, cold, compile"):
+    with pytest.raises(StacksyncError, match="unknown case 'nope'.*fix: --case one of noop, cold, scale, compile"):
         bench.select_cases(["nope"])
 
 
@@ -92,6 +92,10 @@ def test_parse_args() -> None:
                                                                                    Path("x.json"))
     verify = bench.parse_args(["--case", "verify", "--verify-venv", "/tmp/torch-venv"])
     assert (verify.cases, verify.verify_venvs) == (("verify",), (Path("/tmp/torch-venv"),))
+    assert bench.parse_args(["--backend", "uv"]).backends == ("uv",)
+    assert bench.parse_args(["--no-bytecode"]).bytecode is False and bench.parse_args([]).bytecode is True
+    with pytest.raises(StacksyncError, match="unknown backend 'conda'"):
+        bench.parse_args(["--backend", "conda"])
     with pytest.raises(StacksyncError, match="unknown argument.*--frobnicate"):
         bench.parse_args(["--frobnicate"])
     with pytest.raises(StacksyncError, match="at least 1"):
@@ -112,10 +116,10 @@ def _sample_rows() -> list[Row]:
 def test_table_rows_and_rendering() -> None:
     rows = _sample_rows()
     cells = bench.table_rows(rows)
-    assert cells[0][:6] == ["noop", "stacksync", "0.110", "0.100", "0.120", "3"]
-    assert cells[0][7].startswith("NO (not faster than uv pip sync")
-    assert cells[1][6:] == ["", ""]
-    assert cells[3][2] == "backend not available" and cells[3][7].startswith("n/a")
+    assert cells[0][:8] == ["noop", "stacksync", "0.110", "0.100", "0.120", "-", "-", "3"]  # no CPU samples
+    assert cells[0][9].startswith("NO (not faster than uv pip sync")
+    assert cells[1][8:] == ["", ""]
+    assert cells[3][2] == "backend not available" and cells[3][9].startswith("n/a")
     assert cells[4][2] == bench.BARE_PIP_COMPILE_SKIP
     text = bench.render_table(rows)
     for header in bench.HEADERS:
@@ -187,6 +191,7 @@ def test_measure_round_robin_unavailable_skip_and_failure() -> None:
     # warm-up round, then three timed rounds, a before b each time
     assert calls == ["prep-a", "a", "b", "prep-a", "a", "b", "once", "prep-a", "a", "b", "prep-a", "a", "b"]
     assert len(rows["a"].samples) == 3 and len(rows["b"].samples) == 3 and len(rows["once"].samples) == 1
+    assert len(rows["a"].cpu_samples) == 3 and all(c >= 0 for c in rows["a"].cpu_samples)
     assert rows["gone"].status == "backend not available" and rows["gone"].samples == []
     assert rows["skipped"].status == "skipped (why)"
     assert rows["broken"].status == "failed: exploded" and rows["broken"].samples == []
@@ -251,13 +256,86 @@ def test_deferred_case_profile_and_sdist(tmp_path: Path) -> None:
     assert bench_deferred.build_sdist(tmp_path / "again").read_bytes() == sdist.read_bytes()
 
 
+def test_judge_on_cpu_on_a_sum_and_on_minimums() -> None:
+    """Issue 21's goals: CPU medians against a sum of reference rows (bare uv + smoke floor), and
+    minimums (the deferred hits); the table says which figure was judged and the ratio."""
+    goal = Goal("<= 2x bare + floor (CPU)", ratio=2.0, ratio_of="bare", plus=("floor",), cpu=True)
+    rows = [Row("scale", "ours", [9.0, 9.0, 9.0], goal=goal, cpu_samples=[2.0, 2.2, 2.4]),
+            Row("scale", "bare", [1.0, 1.0, 1.0], cpu_samples=[1.0, 0.9, 1.1]),
+            Row("scale", "floor", [0.1, 0.1, 0.1], cpu_samples=[0.1, 0.1, 0.1])]
+    bench.judge(rows)  # wall 9.0 / 1.1 would fail; CPU 2.2 / 1.1 = 2.0 meets it
+    assert rows[0].met is True and rows[0].detail["ratio"] == 2.0 and rows[0].why == "CPU median 2.00x"
+    assert bench.table_rows(rows)[0][5:7] == ["2.200", "2.000"]
+    rows[0].cpu_samples = [2.5, 2.6, 2.7]
+    bench.judge(rows)
+    assert rows[0].met is False and rows[0].why == "CPU median 2.36x bare + floor > 2x"
+    rows[2] = Row("scale", "floor", status="failed: boom")
+    bench.judge(rows)
+    assert rows[0].met is None and rows[0].why == "reference not measured: floor"
+
+    by_min = Goal("<= 1.2x bare (minimums)", ratio=1.2, ratio_of="bare", by_min=True)
+    hit = [Row("deferred", "hit", [0.5, 0.36, 0.9], goal=by_min), Row("deferred", "bare", [0.3, 0.4, 0.5])]
+    bench.judge(hit)  # medians 0.5 / 0.4 = 1.25x; minimums 0.36 / 0.3 = 1.2x
+    assert hit[0].met is True and hit[0].detail["ratio"] == 1.2 and hit[0].why == "min 1.20x"
+
+
+def test_scale_profiles_close_their_dependencies_and_hash_their_wheels(tmp_path: Path) -> None:
+    """The scale case's inputs: one set of wheels, a lock per N over the first N of them (package 2k
+    requires 2k+1, so every even N is closed), an HTTP index with relative links, ten smoke imports."""
+    from devtools import bench_scale
+    from stacksync.lock import profile as profile_mod
+
+    assert bench.select_cases(["scale"]) == ("scale",)
+    locks = bench_scale.write_scale_profiles(tmp_path, 5003, sizes=(4, 12))
+    wheels = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "wheels").iterdir()}
+    assert len(wheels) == 12
+    for n in (4, 12):
+        prof = profile_mod.load(bench_scale.profile_name(n), locks)
+        assert prof.index.index_url == "http://127.0.0.1:5003/simple/"
+        assert prof.smoke_modules() == bench_scale.smoke_modules(n) and 0 < len(prof.smoke_modules()) <= 10
+        pins = parse(prof.lock_path, lock=True).pins
+        assert [p.name for p in pins] == bench_scale.scale_names(n)
+        assert all(p.hashes[0].split(":")[1] in wheels.values() for p in pins)
+        names = {p.name for p in pins}
+        for p in pins:  # every Requires-Dist of a locked wheel is locked too
+            (whl,) = [w for w in (tmp_path / "wheels").iterdir() if w.name.startswith(p.name.replace("-", "_") + "-")]
+            with zipfile.ZipFile(whl) as zf:
+                meta = zf.read(f"{p.name.replace('-', '_')}-1.0.dist-info/METADATA").decode()
+            assert all(line.split(": ")[1].split("==")[0] in names
+                       for line in meta.splitlines() if line.startswith("Requires-Dist"))
+    page = (tmp_path / "simple" / "bench-scale-003" / "index.html").read_text()
+    assert 'href="../../wheels/bench_scale_003-1.0-py3-none-any.whl#sha256=' in page
+
+
+def test_scale_slope_rows_pair_the_runs_of_a_round() -> None:
+    """CPU per package between the smallest and largest N, per round: stacksync's judged against bare
+    uv + smoke floor; a missing row leaves the slope unmeasured rather than wrong."""
+    from devtools import bench_scale as sc
+
+    def row(n: int, what: str, cpu: list[float]) -> Row:
+        return Row("scale", sc.tool_name(n, what), [1.0] * len(cpu), cpu_samples=cpu)
+
+    rows = [row(50, sc.STACKSYNC, [1.0, 1.2]), row(800, sc.STACKSYNC, [4.0, 4.2]),
+            row(50, sc.BARE, [0.1, 0.1]), row(800, sc.BARE, [1.6, 1.1]),
+            row(50, sc.FLOOR, [0.02, 0.02]), row(800, sc.FLOOR, [0.02, 0.02])]
+    ours, bare, both = sc.slope_rows(rows)
+    assert ours.cpu_samples == pytest.approx([4.0, 4.0]) and ours.samples == []  # ms per package
+    assert bare.cpu_samples == pytest.approx([2.0, 1000 / 750])
+    assert both.cpu_samples == pytest.approx(bare.cpu_samples)
+    bench.judge([*rows, ours, bare, both])
+    assert ours.met is False and ours.detail["ratio"] == 2.4  # 4 ms / (median of 2 and 1.33 ms)
+    assert bench.table_rows([ours])[0][7] == "2"  # runs: the CPU samples (no wall figures)
+    missing = sc.slope_rows(rows[:-1])
+    assert missing[0].status == "ok" and missing[2].status.startswith("not measured")
+
+
 def test_measure_records_what_a_self_timed_action_returns() -> None:
     """A self-timed contender (one phase of a sync) records the seconds its action returns."""
     returned = iter([0.25, 0.5, 0.75])
     rows = bench.measure("deferred", [Contender("phase", lambda: next(returned), self_timed=True, warmup=False),
                                       Contender("broken", lambda: None, self_timed=True, warmup=False)],
                          2, log=lambda _m: None)
-    assert rows[0].samples == [0.25, 0.5]
+    assert rows[0].samples == [0.25, 0.5] and rows[0].cpu_samples == []  # a phase's CPU is not told apart
     assert rows[1].status.startswith("failed: broken: a self-timed action returns its seconds")
 
 

@@ -92,6 +92,7 @@ def test_base_closure_from_via_comments_and_wheel_metadata() -> None:
     lock = pins(LOCK)
     deps = deps_from_via(lock.values())
     assert deps[canonicalize_name("torch")] >= {"nvidia-cudnn-cu12", "sympy", "setuptools"}
+    assert deps_from_via(lock.values()) == deps  # read again, the names from the cache: the same edges
     closure = base_closure([canonicalize_name("torch")], deps, lock)
     on_x86 = ENV["platform_machine"] == "x86_64"
     assert closure == {"torch", "nvidia-cudnn-cu12", "sympy", "setuptools"} | ({"triton"} if on_x86 else set())

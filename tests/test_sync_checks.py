@@ -72,6 +72,17 @@ def test_artifact_record_round_trip_and_a_rewritten_record_no_longer_holds(tmp_p
     path = artifacts.write(tmp_path, {"plain-a": entry})  # type: ignore[dict-item]
     assert artifacts.read(tmp_path) == {"plain-a": entry}
     assert oct(path.stat().st_mode & 0o777) == oct(fs.new_file_mode())  # not mkstemp's 0600
+    # one distribution per line, written without json's indent (its slow encoder); the same document
+    other = artifacts.Artifact("2.0", "cd" * 32, "plain_b-2.0.dist-info", stat, "wheelhouse")
+    artifacts.write(tmp_path, {"plain-b": other})  # type: ignore[dict-item]
+    text = path.read_text(encoding="utf-8")
+    assert json.loads(text) == {"artifacts": 1, "dists": {"plain-a": entry.to_json(), "plain-b": other.to_json()}}
+    assert text.splitlines()[1].startswith(' "plain-a": {') and len(text.splitlines()) == 4
+    assert artifacts.read(tmp_path) == {"plain-a": entry, "plain-b": other}
+    artifacts.write(tmp_path, {}, installed=[])  # nothing installed any more: an empty record
+    assert json.loads(path.read_text(encoding="utf-8")) == {"artifacts": 1, "dists": {}}
+    assert artifacts.read(tmp_path) == {}
+    artifacts.write(tmp_path, {"plain-a": entry})  # type: ignore[dict-item]
     assert entry.holds(str(site))
     (folder / "RECORD").unlink()  # what an installer does: a new dist-info, a new RECORD
     (folder / "RECORD").write_text("plain_a/__init__.py,sha256=y,1\n")

@@ -20,7 +20,7 @@ from stacksync.core.redact import redact
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["info", "warn", "error", "detail", "progress", "verdict", "set_level", "quiet", "verbose",
+__all__ = ["info", "warn", "error", "detail", "progress", "result", "verdict", "set_level", "quiet", "verbose",
            "setup_logging"]
 
 _LEVELS = ("quiet", "normal", "verbose")
@@ -65,6 +65,19 @@ def _plain(text: str) -> None:
         _made["err"].print(text, markup=False)
     else:
         stream = sys.stderr
+        stream.write(text + "\n")
+        stream.flush()
+
+
+def result(text: str, *, err: bool = False) -> None:
+    """Text printed as it is (the plan), on stdout (``err``: stderr): through the rich console for that
+    stream when one exists (a caller's capture), else straight to the stream, so that printing a
+    plan does not import rich (a larger share of a sync's start-up than the printing)."""
+    name = "err" if err else "out"
+    if name in _made:
+        _made[name].print(text, markup=False)
+    else:
+        stream = sys.stderr if err else sys.stdout
         stream.write(text + "\n")
         stream.flush()
 

@@ -107,8 +107,10 @@ def write(prefix: str | os.PathLike[str], entries: Mapping[NormalizedName, Artif
     if installed is not None:
         keep = set(installed)
         current = {n: a for n, a in current.items() if n in keep}
-    doc = {"artifacts": 1, "dists": {n: current[n].to_json() for n in sorted(current)}}
-    atomic_write_text(path, json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    # One distribution per line, each encoded by json's C encoder (``indent`` would take the pure-Python
+    # one: a noticeable share of an 800-package sync); the document is the same JSON.
+    rows = ",\n".join(f" {json.dumps(n)}: {json.dumps(current[n].to_json(), sort_keys=True)}" for n in sorted(current))
+    atomic_write_text(path, '{"artifacts": 1, "dists": {' + (f"\n{rows}\n" if rows else "") + "}}\n")
     return path
 
 

@@ -87,8 +87,15 @@ def probed_inside(view: HostView, distributions: Mapping[NormalizedName, Any]) -
     image's site) cannot be read here; a faked location does not hide anything either, because every
     distribution the host reads is still compared."""
     dirs = {os.path.realpath(d) for d in view.dirs}
-    return {name: d.version for name, d in distributions.items()
-            if d.location is None or os.path.realpath(d.location) in dirs}
+    real: dict[str, str] = {}  # location -> its real path: one realpath per folder, not per distribution
+
+    def inside(location: str) -> bool:
+        found = real.get(location)
+        if found is None:
+            found = real[location] = os.path.realpath(location)
+        return found in dirs
+
+    return {name: d.version for name, d in distributions.items() if d.location is None or inside(d.location)}
 
 
 def disagreements(view: HostView, probed: Mapping[NormalizedName, str], probed_state: Mapping[str, Any]) -> list[str]:

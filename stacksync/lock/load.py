@@ -4,6 +4,7 @@ the dependency edges a pip-compile lock records in its ``# via`` comments."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -45,8 +46,10 @@ def load_locks(prof: Profile, lock: Path | None = None, *,
 
 
 
+@lru_cache(maxsize=8192)
 def _via_name(text: str) -> NormalizedName | None:
-    """A ``# via`` entry names a package (``torch``, ``torch[extra]``) or an input (``-r x.in``)."""
+    """A ``# via`` entry names a package (``torch``, ``torch[extra]``) or an input (``-r x.in``).
+    Cached: one parent appears in many ``# via`` lists, and the plan reads them more than once a run."""
     text = text.strip()
     if not text or text.startswith(("-r ", "-c ", "--")) or " " in text.split("[", 1)[0].strip():
         return None

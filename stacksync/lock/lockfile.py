@@ -19,6 +19,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.markers import Marker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.utils import NormalizedName, canonicalize_name
@@ -26,8 +27,11 @@ from packaging.version import InvalidVersion, Version
 
 from stacksync.core.errors import LockError, StacksyncError
 from stacksync.core.redact import shown_line, strip_credentials
-from stacksync.lock import listing, reqshape, reqsyntax
+from stacksync.lock import reqshape, reqsyntax
 from stacksync.lock.reqsyntax import Logical, OptionSyntaxError, Physical
+
+if TYPE_CHECKING:
+    from stacksync.lock import listing
 
 _HEX_DIGITS = frozenset("0123456789abcdef")
 # What pip freeze writes above an editable line: "# Editable Git install with no remote (name==1.0)"
@@ -444,6 +448,8 @@ def parse_listing(path: str | Path, *, environ: Mapping[str, str] | None = None
         raise LockProblems([LockError(p, exc.line, f"cannot decode the file: {exc}",
                                       "save it as UTF-8 (pip also reads UTF-16 with a BOM, or a "
                                       "'# -*- coding: NAME -*-' first line)")]) from None
+    from stacksync.lock import listing  # lazy: start-up cost (only a pasted list needs its readers)
+
     found = listing.read_listing(text)
     parsed = parse_text(found.text, p, environ=environ)
     parsed.pins = [replace(pin, editable_version=found.editable_versions[pin.line])

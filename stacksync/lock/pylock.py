@@ -45,12 +45,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-try:  # packaging >= 26.0 validates a whole lock against the spec; older packaging: stacksync's own checks only
-    from packaging.pylock import Pylock as _Pylock
-    from packaging.pylock import PylockValidationError as _PylockValidationError
-except ImportError:  # pragma: no cover - packaging < 26
-    _Pylock = None  # type: ignore[assignment,misc]
-    _PylockValidationError = None  # type: ignore[assignment,misc]
 
 _PACKAGE_INDEX = re.compile(r"^packages\[(\d+)\]")
 
@@ -295,11 +289,15 @@ def validate_text(text: str, path: str | Path) -> None:
 def _validate(data: dict[str, Any], path: Path, lines: Sequence[int]) -> None:
     """The spec's own checks (packaging's :class:`~packaging.pylock.Pylock`) when packaging has them:
     one line naming the ``[[packages]]`` entry and the key."""
-    if _Pylock is None:  # pragma: no cover - packaging < 26
+    # Imported here, not at the top: every sync loads this module, few read a pylock.toml, and
+    # packaging.pylock is one of the larger imports of a no-op sync (issue 21).
+    try:  # packaging >= 26.0 validates a whole lock against the spec; older packaging: stacksync's own checks only
+        from packaging.pylock import Pylock, PylockValidationError
+    except ImportError:  # pragma: no cover - packaging < 26
         return
     try:
-        _Pylock.from_dict(data)
-    except _PylockValidationError as exc:
+        Pylock.from_dict(data)
+    except PylockValidationError as exc:
         context = exc.context or ""
         found = _PACKAGE_INDEX.match(context)
         index = int(found.group(1)) if found else -1

@@ -122,16 +122,16 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
     if not planning and console.quiet():  # -q: the plan of a run that acts is not printed
         return state
     # With --report - stdout carries the receipt alone: the plan text goes to stderr.
-    shown = console.err if opts.report == "-" else console.out
-    shown.print(f"target: {python} (Python {snapshot.version}"
-                + (", does not exist yet: planned against an empty environment" if future else "")
-                + f"), profile {prof.name!r}{f' variant {prof.variant}' if prof.variant else ''}, "
-                f"lock {lock_file.path}", markup=False)
+    err = opts.report == "-"
+    console.result(f"target: {python} (Python {snapshot.version}"
+                   + (", does not exist yet: planned against an empty environment" if future else "")
+                   + f"), profile {prof.name!r}{f' variant {prof.variant}' if prof.variant else ''}, "
+                   f"lock {lock_file.path}", err=err)
     if prof.variant:  # which build of each pin a fetch takes for this target (another platform's, maybe)
-        shown.print(f"platform: {describe_tags(snapshot)}", markup=False)
-    shown.print(plan.render(), markup=False)
+        console.result(f"platform: {describe_tags(snapshot)}", err=err)
+    console.result(plan.render(), err=err)
     for name, how in sources.items():
-        shown.print(f"deferred source: {name}: {how}", markup=False)
+        console.result(f"deferred source: {name}: {how}", err=err)
     if not planning:
         console.info(f"plan: done in {outcome.timings['plan']:.1f} s")  # as every phase ends
     return state

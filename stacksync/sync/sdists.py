@@ -207,11 +207,11 @@ def known_sdists(pins: Iterable[Pin], index: profile_mod.IndexConfig, cache: Pat
     pin with one hash is either one wheel or one sdist; the index's listing of those few (one page
     each, nothing downloaded) tells which. Other sdist-only pins (an sdist plus a wheel for another
     platform) are still found by the download's failure."""
-    from stacksync.backends import indexapi
-
     single = {p.name: p for p in pins if len(p.hashes) == 1 and p.version is not None and p.url is None}
     if not single:
         return {}
+    from stacksync.backends import indexapi  # lazy: start-up cost (a fetch with every wheel cached asks nothing)
+
     try:
         listed = indexapi.files_for_pins(index, {n: str(p.version) for n, p in single.items()})
     except IndexUnavailable:

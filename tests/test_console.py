@@ -1,0 +1,20 @@
+"""core/console: a result printed as it is, without making a rich console (start-up cost, issue 21)."""
+
+from __future__ import annotations
+
+import pytest
+
+from stacksync.core import console
+
+
+def test_result_is_written_as_is_and_makes_no_rich_console(capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(console, "_made", {})
+    console.result("  install   demo [bold]1.0[/bold] :smile:")
+    console.result("target: x", err=True)  # --report -: the plan goes to stderr
+    out, err = capsys.readouterr()
+    assert out == "  install   demo [bold]1.0[/bold] :smile:\n" and err == "target: x\n"  # no markup, no emoji
+    assert console._made == {}
+    with console.out.capture() as captured:  # a caller's capture (the bench) still sees it
+        console.result("in the capture")
+    assert captured.get() == "in the capture\n" and capsys.readouterr().out == ""

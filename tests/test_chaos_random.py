@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import secrets
 import shutil
 import signal
@@ -253,10 +254,17 @@ class _Laps:
         self._last = now
 
 
+_OWN_FRAME = re.compile(r'File "[^"]*[/\\]stacksync[/\\][^"]*"')
+
+
 def _python_startup_interrupt(text: str) -> bool:
-    """A ``KeyboardInterrupt`` traceback with no stacksync frame: Ctrl-C while the interpreter was still
-    importing invoke, before any stacksync code ran (any Python program prints this)."""
-    return "KeyboardInterrupt" in text and "stacksync" not in text.split("Traceback", 1)[1]
+    """A ``KeyboardInterrupt`` traceback with no frame of stacksync's own code: Ctrl-C while the interpreter
+    was still starting (CPython's "Fatal Python error: init_import_site" / "init_sys_streams", exit 1: site
+    runs the editable install's ``.pth`` finder, whose file name holds "stacksync" but is not its code) or
+    importing invoke, before any stacksync code ran. ``python -m invoke --version`` prints the same."""
+    if "KeyboardInterrupt" not in text:
+        return False
+    return "Fatal Python error: init_" in text or not _OWN_FRAME.search(text.split("Traceback", 1)[1])
 
 
 @pytest.fixture
@@ -387,7 +395,8 @@ def test_random_instant_kills_then_resync_converge(world: dict[str, Any], monkey
             "rc": proc.returncode,
             "left_running": leftovers, "verify_said_twin": said_twin, "false_twin": false_twin, "rerun": again,
             "converged": not problems, "problems": problems[:5], "traceback": traceback,
-            "python_startup_interrupt": startup_interrupt, "cost_s": lap.cost})
+            "python_startup_interrupt": startup_interrupt, "cost_s": lap.cost,
+            "stderr_tail": (err[-1500:] if "Traceback" in err else "")})
         RESULTS["secrets_in_output"] += int(leaked)
         shutil.rmtree(venv, ignore_errors=True)
         shutil.rmtree(wheelhouse, ignore_errors=True)
@@ -544,3 +553,18 @@ def test_hostile_local_state_and_inputs(world: dict[str, Any], tmp_path: Path, m
     assert not [c for c in cases if c["changed"]], [c for c in cases if c["changed"]]
     assert not [c for c in cases if c["secret_shown"]], [c for c in cases if c["secret_shown"]]
     assert not [c for c in cases if c["result"] != "clear error"], [c for c in cases if c["result"] != "clear error"]
+
+
+def test_a_ctrl_c_during_interpreter_start_up_is_told_apart_from_stacksync_tracebacks() -> None:
+    """What CPython prints for a Ctrl-C before any stacksync code runs (seen for ``python -m invoke
+    --version`` too) is not counted as stacksync's traceback; one frame of stacksync's own code is."""
+    site = ('Fatal Python error: init_import_site: Failed to import the site module\nTraceback (most recent '
+            'call last):\n  File "/v/lib/python3.11/site-packages/__editable___stacksync_0_1_0_finder.py", '
+            'line 7, in <module>\n    from pathlib import Path\nKeyboardInterrupt\n')
+    invoke = ('Traceback (most recent call last):\n  File "/v/lib/python3.11/site-packages/invoke/__init__.py", '
+              'line 3, in <module>\nKeyboardInterrupt\n')
+    own = ('Traceback (most recent call last):\n  File "/src/stacksync/sync/run.py", line 9, in run\n'
+           'KeyboardInterrupt\n')
+    assert _python_startup_interrupt(site) and _python_startup_interrupt(invoke)
+    assert not _python_startup_interrupt(own)
+    assert not _python_startup_interrupt(own.replace("KeyboardInterrupt", "ValueError: x"))

@@ -357,13 +357,15 @@ def test_fuzz_hostile_inputs_give_one_clear_line_and_change_nothing(world: dict[
     bad = tmp_path / "interp"
     bad.mkdir()
     (bad / "not-exec").write_text("#!/bin/sh\nexit 0\n")
+    # the document's file is the argument after --json-out (the probe's argv: -I probe.py COMMAND --json-out PATH)
+    out_arg = '#!/bin/sh\nout=; prev=; for a in "$@"; do [ "$prev" = --json-out ] && out=$a; prev=$a; done\n'
     scripts = {
         "hangs": "#!/bin/sh\nsleep 300 &\necho $! > \"$0.child\"\nwait\n",
         "exits-1": "#!/bin/sh\necho broken >&2\nexit 1\n",
         "prints-garbage": "#!/bin/sh\necho 'WARNING: not json'\nexit 0\n",
-        "wrong-json": "#!/bin/sh\necho '{\"probe\": 2}' > \"$4\"\n",
-        "json-list": "#!/bin/sh\necho '[1, 2]' > \"$4\"\n",
-        "half-json": "#!/bin/sh\nprintf '{\"probe\": 1, \"distri' > \"$4\"\n",
+        "wrong-json": f"{out_arg}echo '{{\"probe\": 2}}' > \"$out\"\n",
+        "json-list": f"{out_arg}echo '[1, 2]' > \"$out\"\n",
+        "half-json": f"{out_arg}printf '{{\"probe\": 1, \"distri' > \"$out\"\n",
         "segfault": "#!/bin/sh\nkill -SEGV $$\n",
     }
     for sname, body in scripts.items():

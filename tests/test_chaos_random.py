@@ -282,8 +282,9 @@ def _ctrl_c_reaches_children() -> Iterator[None]:
 def test_random_instant_kills_then_resync_converge(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     """Kill a sync from lock B to lock A at random instants until ``KILLS`` kills LANDED (the sync had not
-    ended), at most ``3 * KILLS + 4`` tries. Each try gets an empty wheelhouse of its own, so each sync
-    really upgrades the base and builds the deferred package; the instants are drawn over the measured
+    ended) and each way of killing landed at least once, at most ``3 * KILLS + 4`` tries. Each try gets
+    an empty wheelhouse of its own, so each sync really upgrades the base and builds the deferred
+    package; the instants are drawn over the measured
     length of such a sync (the median of the whole syncs seen so far: the first one timed, then every
     try the kill missed)."""
     rng = random.Random(SEED)
@@ -314,9 +315,11 @@ def test_random_instant_kills_then_resync_converge(world: dict[str, Any], monkey
     RESULTS["sync_seconds"] = {b: round(v[0], 2) for b, v in lengths.items()}
     cap = 3 * KILLS + 4
     landed = 0
+    wanted_ways = set(MODES[:min(KILLS, len(MODES))])
+    landed_ways: set[str] = set()
     for i in range(cap):
-        if landed >= KILLS:
-            break
+        if landed >= KILLS and wanted_ways <= landed_ways:
+            break  # enough kills landed, and each way of killing landed at least once (a missed one is tried again)
         # by try, not by landed kill: a way that keeps missing cannot hold the others up
         how = MODES[i % len(MODES)]
         backend = BACKENDS[(i // len(MODES)) % len(BACKENDS)]
@@ -390,6 +393,7 @@ def test_random_instant_kills_then_resync_converge(world: dict[str, Any], monkey
         lap("check after the re-run")
         if killed:
             landed += 1
+            landed_ways.add(how)
         RESULTS["random_kills"].append({
             "n": i, "how": how, "backend": backend, "at_s": at, "drawn_over_s": round(length, 2), "killed": killed,
             "rc": proc.returncode,

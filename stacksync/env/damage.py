@@ -188,13 +188,19 @@ def _memo_holds(folder: str, entry: Any) -> bool:
 
 
 def _memo_entry(folder: str, used: set[str]) -> list[Any] | None:
+    """The memo of a distribution found intact, or ``None`` when one of its stamps is too recent
+    (checked as they are read: a distribution just installed stops at its RECORD's ``stat``)."""
     limit = time.time_ns() - _RACY_NS
     try:
         st = os.stat(os.path.join(folder, "RECORD"))
-        stamps = {d: os.stat(d).st_mtime_ns for d in sorted(used)}
+        if st.st_mtime_ns > limit:
+            return None
+        stamps = {}
+        for d in sorted(used):
+            stamps[d] = os.stat(d).st_mtime_ns
+            if stamps[d] > limit:
+                return None
     except OSError:
-        return None
-    if st.st_mtime_ns > limit or any(m > limit for m in stamps.values()):
         return None
     return [st.st_mtime_ns, st.st_size, stamps]
 

@@ -60,8 +60,9 @@ def metadata_headers(text: str) -> dict[str, list[str]] | None:
     found: dict[str, list[str]] = {k: [] for k in _WANTED}
     last = ""
     # importlib.metadata reads in text mode: newlines are already "\n" (not str.splitlines, which
-    # also splits on form feeds and other characters email does not).
-    for line in text.split("\n"):
+    # also splits on form feeds and other characters email does not). The headers end at the first
+    # empty line: the description after it (a whole README) is not split.
+    for line in text.partition("\n\n")[0].split("\n"):
         if not line:
             break
         if line[0] in " \t":
@@ -110,7 +111,9 @@ def read_file(folder: str, name: str) -> str | None:
         data = read_regular(os.path.join(folder, name))
     except OSError:
         return None
-    return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="replace").read()  # text mode, as open()
+    text = data.decode("utf-8", errors="replace")
+    # text mode, as open() reads: "\r\n" and a lone "\r" become "\n" (what io.TextIOWrapper does, 25x faster)
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def read_installer(folder: str) -> str | None:

@@ -151,7 +151,8 @@ def metadata_headers(text):
     header, a line email would not take for a header). stacksync.env.distinfo holds the host's copy."""
     found = {k: [] for k in _WANTED}
     last = ""
-    for line in text.split("\n"):  # text mode: newlines are "\n" (str.splitlines splits on more)
+    # text mode: newlines are "\n" (str.splitlines splits on more); the headers end at the first empty line
+    for line in text.partition("\n\n")[0].split("\n"):
         if not line:
             break
         if line[0] in " \t":

@@ -229,8 +229,10 @@ def parse_text(text: str, path: str | Path = "<string>", *, lock: bool = False,
     if problems:
         raise LockProblems(problems)
     for index, entries in vias.items():
+        # A pin made by this parse, not yet seen by anyone else: its ``via`` is set in place
+        # (dataclasses.replace costs ~20 µs a pin; an 800-pin lock has 800 ``# via`` blocks).
         pin = result.pins[index]
-        result.pins[index] = replace(pin, via=(*pin.via, *entries))
+        object.__setattr__(pin, "via", (*pin.via, *entries))
     return result
 
 

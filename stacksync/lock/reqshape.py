@@ -25,6 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 from packaging.markers import InvalidMarker, Marker
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
@@ -204,8 +205,16 @@ def simple_pin(text: str) -> tuple[str, str | None] | None:
 def requirement(text: str) -> Requirement:
     """``packaging.requirements.Requirement(text)``, cached (read-only: never change the result). One
     Requires-Dist line is read from the fetched wheel, from the installed dist-info and by verify in
-    one run, ~50 µs each time. Raises :class:`InvalidRequirement` as packaging does."""
-    return Requirement(text)
+    one run, ~50 µs each time; a plain ``name`` / ``name==version`` (:func:`simple_pin`) is built from
+    its parts, as packaging builds it (tests/test_reqshape.py holds them equal). Raises
+    :class:`InvalidRequirement` as packaging does."""
+    simple = simple_pin(text)
+    if simple is None:
+        return Requirement(text)
+    req = Requirement.__new__(Requirement)
+    req.name, req.url, req.extras, req.marker = simple[0], None, set(), None
+    req.specifier = SpecifierSet(f"=={simple[1]}" if simple[1] is not None else "")
+    return req
 
 
 def read_requirement(text: str, *, base: Path) -> Shape:

@@ -70,11 +70,12 @@ class CacheIndex:
 
     def sha256(self, path: Path, hasher: Callable[[Path], str]) -> str:
         """``hasher(path)``, once per unchanged file in this run."""
+        where = str(path)
         try:
-            st = path.stat()
+            st = os.stat(where)
         except OSError:
             return hasher(path)
-        key = (str(path), st.st_size, st.st_mtime_ns)
+        key = (where, st.st_size, st.st_mtime_ns)
         known = self.hashed.get(key)
         if known is None:
             known = self.hashed[key] = hasher(path)

@@ -217,8 +217,6 @@ def broken_distributions(dirs: Sequence[str | os.PathLike[str]], memo: Memo | No
         seen.add(folder)
         if memo is not None and folder in memo and _memo_holds(folder, memo[folder]):
             continue
-        if not os.path.isdir(folder):
-            continue
         used: set[str] = set()
         if location not in confines:
             confines[location] = Confine(scheme_base(location))

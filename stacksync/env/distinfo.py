@@ -150,16 +150,24 @@ def dist_info_folders(dirs: Iterable[str | os.PathLike[str]], *, egg_info: bool 
                       stashes: bool = True) -> Iterator[tuple[str, str]]:
     """``(location, folder)`` for each ``*.dist-info`` folder (and ``*.egg-info`` with ``egg_info``)
     in ``dirs``, sorted by name within each location; unreadable locations are skipped. ``stashes``:
-    include pip's ``~``-prefixed stash folders of an uncommitted uninstall."""
+    include pip's ``~``-prefixed stash folders of an uncommitted uninstall. Folders only (symlinks
+    followed, as ``os.path.isdir``): a file with such a name is not a distribution; the listing says
+    which entries are folders, so a large target costs no ``stat`` per distribution here."""
     suffixes = (".dist-info", ".egg-info") if egg_info else (".dist-info",)
     for entry in dirs:
         location = os.fspath(entry)
         try:
-            children = sorted(os.listdir(location))
+            with os.scandir(location) as listing:
+                children = sorted(e.name for e in listing if e.name.lower().endswith(suffixes) and _is_dir(e)
+                                  and (stashes or not e.name.startswith("~")))
         except OSError:
             continue
         for child in children:
-            if not stashes and child.startswith("~"):
-                continue
-            if child.lower().endswith(suffixes):
-                yield location, os.path.join(location, child)
+            yield location, os.path.join(location, child)
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False

@@ -358,3 +358,11 @@ def test_a_deferred_wheel_that_does_not_import_fails_the_sync_in_one_line(built:
     assert len(lines) == 1, lines
     assert lines[0].startswith("deferred smoke: import flash_attn_like failed: ImportError: undefined symbol")
     assert "--rebuild flash-attn-like" in lines[0]
+    # The fix it names: the build's checks (imports, build requirements) ask the target once, the
+    # rebuilt wheel replaces the broken one, and one process after it imports and reads the facts.
+    runner.history.clear()
+    fixed = run(Options(profile=str(prof), venv=str(venv), cache_dir=Path(str(built["root"])) / "cache1",
+                        wheelhouse=str(tmp_path / "house"), rebuild=("flash-attn-like",)))
+    assert fixed.verdict == "synced" and "smoke 4/4 ok" in fixed.summary
+    assert _started(runner.history, venv) == ["probe cuda", "probe env+smoke", "pip wheel", "pip install",
+                                              "probe env+smoke"]

@@ -17,7 +17,11 @@ Rows (pip-tools backend):
 
 stacksync's rows are the ``fetch`` + ``deferred`` phase seconds of ``sync.run`` (its receipt's
 timings: the plan and the probe before them are left out); each counts the builds it started, and
-a hit that starts one fails. Goal: a hit is <= 1.2x the bare wheel install.
+a hit that starts one fails. Goal: a hit is <= 1.2x the bare wheel install. The window holds all of a
+hit's own work once: the deferred phase's one target process after the install (``probe.py
+env+smoke``) is also what verify checks, and verify starts none; what it leaves out (the plan,
+doctor's probe, verify's in-process checks) is in each row's JSON detail: ``whole_run_s`` per run,
+the last run's phase times and the processes it started (docs/benchmarks.md).
 """
 
 from __future__ import annotations

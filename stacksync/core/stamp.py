@@ -144,6 +144,8 @@ class Recorder:
 
     def __init__(self) -> None:
         self.paths: dict[tuple[str, str], None] = {}
+        #: files this run wrote itself (a memo, a cache entry): their new state is what the run left
+        self.written: set[str] = set()
         self.active = False
 
     def add(self, kind: str, path: str) -> None:
@@ -162,11 +164,19 @@ def _caller_is_import_system() -> bool:
 def _audit(event: str, args: tuple[Any, ...]) -> None:
     if not _recorders or not _recorders[-1].active:
         return
+    rec = _recorders[-1]
     if event == "open":
         path, mode, flags = args[0], args[1], args[2]
-        if isinstance(path, int) or (mode is not None and any(c in mode for c in "wax+")) or flags & _WRITE_FLAGS:
+        if isinstance(path, int):
+            return
+        if (mode is not None and any(c in mode for c in "wax+")) or flags & _WRITE_FLAGS:
+            rec.written.add(os.path.abspath(os.fsdecode(path)))
             return
         kind = "f"
+    elif event in ("os.rename", "os.replace"):
+        if not isinstance(args[1], int):
+            rec.written.add(os.path.abspath(os.fsdecode(args[1])))
+        return
     elif event in ("os.listdir", "os.scandir"):
         path, kind = args[0], "d"
         if isinstance(path, int):
@@ -177,7 +187,7 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
         return
     if _caller_is_import_system():
         return
-    _recorders[-1].add(kind, os.path.abspath(os.fsdecode(path if path is not None else ".")))
+    rec.add(kind, os.path.abspath(os.fsdecode(path if path is not None else ".")))
 
 
 @contextmanager
@@ -201,11 +211,19 @@ def recording() -> Iterator[Recorder]:
 # ----------------------------------------------------------------------------------- write, check
 
 def write(target: str, key: str, prefix: str, lines: Iterable[tuple[str, str]], read: Iterable[tuple[str, str]],
-          stats: Iterable[str], *, started_ns: int, exclude: Iterable[str] = ()) -> str | None:
+          stats: Iterable[str], *, started_ns: int, exclude: Iterable[str] = (),
+          written: Iterable[str] = ()) -> str | None:
     """Write the stamp for ``key`` to ``target`` (``lines``: ``(stream, text)`` the run printed;
-    ``read``: a :class:`Recorder`'s paths; ``stats``: more paths the run only stat-ed). Returns why
-    no stamp was written, ``None`` when it was."""
-    excluded = tuple(os.path.join(os.path.abspath(e), "") for e in exclude)
+    ``read``: a :class:`Recorder`'s paths; ``stats``: more paths the run only stat-ed; ``written``:
+    files the run wrote itself, whose recent change, and their folder's, is the run's own). Returns
+    why no stamp was written, ``None`` when it was."""
+    own_writes = {os.path.abspath(w) for w in written}
+    own_writes |= {os.path.dirname(w) for w in own_writes}
+    try:
+        os.makedirs(os.path.dirname(target), exist_ok=True)  # first: a new folder changes its parent's stat
+    except OSError as exc:
+        return f"cannot write {target}: {exc.strerror or exc}"
+    excluded = tuple(os.path.join(os.path.abspath(e), "") for e in (*exclude, os.path.dirname(target)))
     tool = tuple(os.path.join(p, "") for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
     own = os.path.join(prefix, "")
     code = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "")
@@ -225,13 +243,14 @@ def write(target: str, key: str, prefix: str, lines: Iterable[tuple[str, str]], 
     entries = [[kind, path, _fingerprint(kind, path)] for kind, path in sorted(wanted)]
     limit = started_ns - RACY_NS
     for _kind, path, value in entries:
+        if path in own_writes:
+            continue
         for st in _stats_in(value):
             if max(st[1], st[2]) > limit:
                 return f"{path} changed less than {RACY_NS / 1e9:.0f} s before this run (timestamp grain)"
     doc = {"format": FORMAT, "key": key, "prefix": prefix, "lines": [list(line) for line in lines],
            "entries": entries}
     try:
-        os.makedirs(os.path.dirname(target), exist_ok=True)
         tmp = f"{target}.{os.getpid()}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(doc, fh)

@@ -16,7 +16,8 @@ from stacksync.sync.state import State
 __all__ = ["write_stamp"]
 
 
-def write_stamp(state: State, read: list[tuple[str, str]], printed: list[tuple[str, str]], started_ns: int) -> None:
+def write_stamp(state: State, read: list[tuple[str, str]], printed: list[tuple[str, str]], started_ns: int,
+                written: list[str]) -> None:
     """Keep the stamp of this no-op at ``state.opts.noop_stamp`` (or say with the trace why not)."""
     opts, outcome = state.opts, state.outcome
     if opts.noop_stamp is None:
@@ -37,5 +38,5 @@ def write_stamp(state: State, read: list[tuple[str, str]], printed: list[tuple[s
         prefix = str(state.snapshot.prefix)
         why = stamp.write(opts.noop_stamp, opts.noop_key, prefix, [line], read,
                           [str(state.python), *repair.memo_folders(state.snapshot.prefix)], started_ns=started_ns,
-                          exclude=[str(state.workdir)])
+                          exclude=[str(state.workdir)], written=written)
     stamp.trace(f"not written ({why})" if why else f"written ({opts.noop_stamp})")

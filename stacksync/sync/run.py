@@ -81,7 +81,7 @@ def run(opts: Options, steps: Sequence[str] = STEPS) -> Outcome:
             console.recorded(None)
             from stacksync.sync.noopstamp import write_stamp  # lazy: only the sync task's runs
 
-            write_stamp(holder[0], list(recorder.paths), printed, started_ns)
+            write_stamp(holder[0], list(recorder.paths), printed, started_ns, sorted(recorder.written))
     return outcome
 
 

@@ -193,6 +193,8 @@ def test_verify_and_flags_with_more_output_never_use_the_stamp(ws: Workspace) ->
     for flags in (["--dry-run"], ["--verbose"], ["--report", str(ws.root / "r.json")]):
         proc = ws.sync(*flags)
         assert proc.returncode == 0 and "no-op stamp" not in proc.stderr, (flags, proc.stderr)
+    off = ws.sync(STACKSYNC_NOOP_STAMP="0")  # the switch: the full no-op, nothing read or written
+    assert off.returncode == 0 and "no-op stamp" not in off.stderr and "already in sync" in off.stderr
     quiet = ws.sync("-q")  # another request: its own stamp, with the one line -q prints
     assert quiet.returncode == 0 and not fast(quiet) and "already in sync" in quiet.stderr
 

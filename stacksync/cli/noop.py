@@ -20,7 +20,7 @@ _NOT_FOR_STAMPS = ("dry_run", "json_", "report", "verbose", "rebuild")
 def answer(options: Mapping[str, Any]) -> tuple[bool, str | None, str]:
     """``(answered, stamp_path, key)``: ``answered`` when the stamp matched and its line is printed
     (the sync is done); else where the full path should keep its stamp (``None``: not for this run)."""
-    if any(options.get(name) for name in _NOT_FOR_STAMPS) or not hasattr(os, "getuid"):
+    if any(options.get(name) for name in _NOT_FOR_STAMPS) or not hasattr(os, "getuid") or not stamp.enabled():
         return False, None, ""
     key_options = dict(options)
     python = str(options.get("python") or "")

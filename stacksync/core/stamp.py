@@ -39,8 +39,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["RACY_NS", "TRACE_ENV", "Recorder", "check", "code_digest", "recording", "request_key", "stamp_path",
-           "trace", "write"]
+__all__ = ["RACY_NS", "SWITCH_ENV", "TRACE_ENV", "Recorder", "check", "code_digest", "enabled", "recording",
+           "request_key", "stamp_path", "trace", "write"]
 
 #: bump when the stamp's meaning changes: older stamps are then never matched
 FORMAT = 1
@@ -48,6 +48,12 @@ FORMAT = 1
 RACY_NS = 2_000_000_000
 #: ``STACKSYNC_TRACE_NOOP=1``: say on stderr which path a sync took and why (tests, benchmarks)
 TRACE_ENV = "STACKSYNC_TRACE_NOOP"
+#: ``STACKSYNC_NOOP_STAMP=0``: neither read nor write stamps (the full no-op every time)
+SWITCH_ENV = "STACKSYNC_NOOP_STAMP"
+
+
+def enabled() -> bool:
+    return os.environ.get(SWITCH_ENV, "1").strip().lower() not in ("0", "off", "no", "false")
 #: the target's lock file (stacksync.env.targetlock): rewritten by every run, never an input
 _LOCK_NAME = ".stacksync.lock"
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND

@@ -31,10 +31,10 @@ Only the standard library is imported here: the check runs before anything else 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -66,8 +66,10 @@ def trace(message: str) -> None:
 
 # --------------------------------------------------------------------------------------- the request
 
-def code_digest() -> str:
-    """A fingerprint of stacksync's own source files (an upgrade or an edit means other code decides)."""
+def code_digest() -> list[str]:
+    """A fingerprint of stacksync's own source files (an upgrade or an edit means other code decides):
+    path, inode, mtime and size of each, compared exactly (no hashing: ``hashlib`` costs more to
+    import than the whole check)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     parts: list[str] = []
     stack = [root]
@@ -82,7 +84,7 @@ def code_digest() -> str:
                 elif entry.name.endswith(".py"):
                     st = entry.stat()
                     parts.append(f"{entry.path}\0{st.st_ino}\0{st.st_mtime_ns}\0{st.st_size}")
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    return parts
 
 
 def request_key(task: str, options: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> str:
@@ -92,11 +94,13 @@ def request_key(task: str, options: Mapping[str, Any], environ: Mapping[str, str
     settings = sorted((k, v) for k, v in env.items() if k.startswith("STACKSYNC_") and k != TRACE_ENV)
     doc = [FORMAT, task, sorted((k, repr(v)) for k, v in options.items()), settings, os.getcwd(), sys.executable,
            code_digest()]
-    return hashlib.sha256(json.dumps(doc).encode()).hexdigest()
+    return json.dumps(doc)
 
 
 def stamp_path(cache_dir: str | os.PathLike[str], key: str) -> str:
-    return os.path.join(os.fspath(cache_dir), "noop", f"{key[:32]}.json")
+    """Where the stamp of ``key`` lives. The name only spreads requests over files; the stamp holds
+    its whole key and is used only when it equals the request's."""
+    return os.path.join(os.fspath(cache_dir), "noop", f"{zlib.crc32(key.encode()):08x}.json")
 
 
 # ----------------------------------------------------------------------------------- fingerprints
@@ -118,13 +122,13 @@ def _listing(path: str) -> list[Any] | str | None:
         return None
     except OSError as exc:
         return f"error {exc.errno}"
-    return [_stat(path), hashlib.sha256("\0".join(names).encode()).hexdigest()]
+    return [_stat(path), "\0".join(names)]
 
 
 def _glob(pattern: str) -> str:
     import glob  # lazy: only a run that globbed (a target with nvidia/*/lib folders)
 
-    return hashlib.sha256("\0".join(sorted(glob.glob(pattern))).encode()).hexdigest()
+    return "\0".join(sorted(glob.glob(pattern)))
 
 
 def _fingerprint(kind: str, path: str) -> Any:

@@ -38,6 +38,10 @@ def test_recording_keeps_reads_not_writes_nor_imports(tmp_path: Path) -> None:
     assert ("f", str(read)) in rec.paths and ("d", str(listed)) in rec.paths
     assert ("f", str(written)) not in rec.paths
     assert not [p for _, p in rec.paths if p.endswith(".py") or "__pycache__" in p]
+    assert str(written) in rec.written and not rec.processes
+    with stamp.recording() as rec:
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+    assert rec.processes  # what a child read is not recorded: no stamp for such a run
 
 
 def test_write_refuses_recent_changes_then_check_matches_until_a_change(tmp_path: Path) -> None:
@@ -88,8 +92,9 @@ def test_a_new_file_in_a_listed_folder_or_beside_a_read_file_is_a_change(tmp_pat
 
 def test_request_key_covers_options_settings_and_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     base = stamp.request_key("sync", {"backend": "uv"}, {"STACKSYNC_CACHE_DIR": "/c"})
-    assert base == stamp.request_key("sync", {"backend": "uv"}, {"STACKSYNC_CACHE_DIR": "/c", "HOME": "/x",
+    assert base == stamp.request_key("sync", {"backend": "uv"}, {"STACKSYNC_CACHE_DIR": "/c", "OLDPWD": "/x",
                                                                   stamp.TRACE_ENV: "1"})
+    assert base != stamp.request_key("sync", {"backend": "uv"}, {"STACKSYNC_CACHE_DIR": "/c", "CUDA_HOME": "/x"})
     assert base != stamp.request_key("sync", {"backend": "pip-tools"}, {"STACKSYNC_CACHE_DIR": "/c"})
     assert base != stamp.request_key("sync", {"backend": "uv"}, {"STACKSYNC_CACHE_DIR": "/d"})
     assert base != stamp.request_key("sync", {"backend": "uv"}, {"STACKSYNC_CACHE_DIR": "/c",

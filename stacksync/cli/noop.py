@@ -22,14 +22,10 @@ def answer(options: Mapping[str, Any]) -> tuple[bool, str | None, str]:
     (the sync is done); else where the full path should keep its stamp (``None``: not for this run)."""
     if any(options.get(name) for name in _NOT_FOR_STAMPS) or not hasattr(os, "getuid") or not stamp.enabled():
         return False, None, ""
-    key_options = dict(options)
-    python = str(options.get("python") or "")
-    if python and os.sep not in python:  # a name looked up on PATH: another PATH, maybe another target
-        key_options["PATH"] = os.environ.get("PATH", "")
     try:
         from stacksync.core import defaults
 
-        key = stamp.request_key("sync", key_options)
+        key = stamp.request_key("sync", options)
         where = stamp.stamp_path(defaults.cache_dir(), key)
     except (OSError, StacksyncError):
         return False, None, ""  # the full path says what is wrong (an empty setting, no project folder)

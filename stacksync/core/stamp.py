@@ -57,6 +57,9 @@ def enabled() -> bool:
 #: the target's lock file (stacksync.env.targetlock): rewritten by every run, never an input
 _LOCK_NAME = ".stacksync.lock"
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+_PROCESS_EVENTS = frozenset({"subprocess.Popen", "os.system", "os.posix_spawn", "os.spawn", "os.exec", "os.fork"})
+#: the shell's own bookkeeping: left out of the request key (every other variable is in it)
+_VOLATILE_ENV = frozenset({"_", "PWD", "OLDPWD", "SHLVL", "COLUMNS", "LINES", TRACE_ENV})
 
 
 def trace(message: str) -> None:
@@ -88,10 +91,12 @@ def code_digest() -> list[str]:
 
 
 def request_key(task: str, options: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> str:
-    """What a stamp answers: the task and its options, every ``STACKSYNC_*`` variable (but the trace
-    switch), the folder the command runs in, the interpreter running it and stacksync's code."""
+    """What a stamp answers: the task and its options, the environment (every variable but the
+    shell's bookkeeping and the trace switch: ``STACKSYNC_*`` settings, ``PATH``, ``CUDA_HOME``...
+    whatever the full path may consult), the folder the command runs in, the interpreter running it
+    and stacksync's code."""
     env = os.environ if environ is None else environ
-    settings = sorted((k, v) for k, v in env.items() if k.startswith("STACKSYNC_") and k != TRACE_ENV)
+    settings = sorted((k, v) for k, v in env.items() if k not in _VOLATILE_ENV)
     doc = [FORMAT, task, sorted((k, repr(v)) for k, v in options.items()), settings, os.getcwd(), sys.executable,
            code_digest()]
     return json.dumps(doc)
@@ -156,6 +161,8 @@ class Recorder:
         self.paths: dict[tuple[str, str], None] = {}
         #: files this run wrote itself (a memo, a cache entry): their new state is what the run left
         self.written: set[str] = set()
+        #: processes the run started (a probe): what they read is not recorded, so no stamp
+        self.processes: list[str] = []
         self.active = False
 
     def add(self, kind: str, path: str) -> None:
@@ -175,6 +182,9 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
     if not _recorders or not _recorders[-1].active:
         return
     rec = _recorders[-1]
+    if event in _PROCESS_EVENTS:
+        rec.processes.append(f"{event} {args[0]!r}"[:200])
+        return
     if event == "open":
         path, mode, flags = args[0], args[1], args[2]
         if isinstance(path, int):

@@ -17,7 +17,7 @@ __all__ = ["write_stamp"]
 
 
 def write_stamp(state: State, read: list[tuple[str, str]], printed: list[tuple[str, str]], started_ns: int,
-                written: list[str]) -> None:
+                written: list[str], processes: list[str]) -> None:
     """Keep the stamp of this no-op at ``state.opts.noop_stamp`` (or say with the trace why not)."""
     opts, outcome = state.opts, state.outcome
     if opts.noop_stamp is None:
@@ -32,11 +32,16 @@ def write_stamp(state: State, read: list[tuple[str, str]], printed: list[tuple[s
         why = "VCS pins"
     elif state.damage.found:
         why = "damage found"
+    elif processes:  # a probe: what it read is not in the recording
+        why = f"the run started a process ({processes[0]})"
     elif printed not in ([line], []):  # normal: the one line; -q: nothing (the task prints the verdict)
         why = "the run printed more than its verdict"
     if why is None:
         prefix = str(state.snapshot.prefix)
-        why = stamp.write(opts.noop_stamp, opts.noop_key, prefix, [line], read,
+        # the prefix (a journal, the state file) and site-packages (a stash, a .pth) are listed, whatever
+        # the reading path did this time
+        listed = [("d", prefix), *(("d", str(sp)) for sp in state.snapshot.site_packages)]
+        why = stamp.write(opts.noop_stamp, opts.noop_key, prefix, [line], [*read, *listed],
                           [str(state.python), *repair.memo_folders(state.snapshot.prefix)], started_ns=started_ns,
                           exclude=[str(state.workdir)], written=written)
     stamp.trace(f"not written ({why})" if why else f"written ({opts.noop_stamp})")

@@ -81,7 +81,8 @@ def run(opts: Options, steps: Sequence[str] = STEPS) -> Outcome:
             console.recorded(None)
             from stacksync.sync.noopstamp import write_stamp  # lazy: only the sync task's runs
 
-            write_stamp(holder[0], list(recorder.paths), printed, started_ns, sorted(recorder.written))
+            write_stamp(holder[0], list(recorder.paths), printed, started_ns, sorted(recorder.written),
+                        recorder.processes)
     return outcome
 
 

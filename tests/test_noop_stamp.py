@@ -66,6 +66,12 @@ def test_write_refuses_recent_changes_then_check_matches_until_a_change(tmp_path
     assert stamp.check(target, "k") is None
     doc = json.loads(Path(target).read_text())
     assert {tuple(e[:2]) for e in doc["entries"]} >= {("f", str(lock)), ("f", str(tmp_path)), ("d", str(prefix))}
+    for broken in ([["f"]], [None], [["x", "/", None]], "entries", [["f", 3, None]]):  # a hostile stamp
+        Path(target).write_text(json.dumps({**doc, "entries": broken}))
+        assert stamp.check(target, "k") is None
+    for text in ("", "[]", '{"format": 1, "key": "k", "prefix": 3, "lines": 5, "entries": []}'):
+        Path(target).write_text(text)
+        assert stamp.check(target, "k") is None
 
 
 def test_a_new_file_in_a_listed_folder_or_beside_a_read_file_is_a_change(tmp_path: Path) -> None:

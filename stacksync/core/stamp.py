@@ -260,6 +260,7 @@ def write(target: str, key: str, prefix: str, lines: Iterable[tuple[str, str]], 
             wanted[("f", os.path.dirname(path))] = None  # a file added beside it (stat-only checks)
     for path in stats:
         wanted[("f", os.path.abspath(path))] = None
+        wanted[("f", os.path.dirname(os.path.abspath(path)))] = None
     entries = [[kind, path, _fingerprint(kind, path)] for kind, path in sorted(wanted)]
     limit = started_ns - RACY_NS
     for _kind, path, value in entries:
@@ -318,9 +319,10 @@ def check(target: str, key: str) -> list[tuple[str, str]] | None:
         trace(f"full path (the target lock of {prefix} is held, or missing)")
         return None
     try:
-        for kind, path, value in entries:
-            if _fingerprint(kind, path) != value:
-                trace(f"full path ({path} changed)")
+        for entry in entries:
+            kind, path, value = entry if isinstance(entry, list) and len(entry) == 3 else ("?", "", None)
+            if kind not in ("f", "d", "g") or not isinstance(path, str) or _fingerprint(kind, path) != value:
+                trace(f"full path ({path or 'a malformed entry'} changed)")
                 return None
     finally:
         os.close(fd)

@@ -96,6 +96,19 @@ def test_a_new_file_in_a_listed_folder_or_beside_a_read_file_is_a_change(tmp_pat
     assert stamp.check(target, "k") is None
 
 
+def test_old_stamps_are_pruned(tmp_path: Path) -> None:
+    prefix = tmp_path / "venv"
+    prefix.mkdir()
+    later = time.time_ns() + stamp.RACY_NS + 1
+    for i in range(stamp.KEEP + 3):
+        assert stamp.write(str(tmp_path / "noop" / f"{i:02d}.json"), str(i), str(prefix), [], [], [],
+                           started_ns=later) is None
+        t = time.time() - 1000 + i  # written in this order
+        os.utime(tmp_path / "noop" / f"{i:02d}.json", (t, t))
+    kept = sorted(p.name for p in (tmp_path / "noop").iterdir())
+    assert len(kept) == stamp.KEEP and "00.json" not in kept and f"{stamp.KEEP + 2:02d}.json" in kept
+
+
 def test_request_key_covers_options_settings_and_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     base = stamp.request_key("sync", {"backend": "uv"}, {"STACKSYNC_CACHE_DIR": "/c"})
     assert base == stamp.request_key("sync", {"backend": "uv"}, {"STACKSYNC_CACHE_DIR": "/c", "OLDPWD": "/x",

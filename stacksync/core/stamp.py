@@ -278,7 +278,23 @@ def write(target: str, key: str, prefix: str, lines: Iterable[tuple[str, str]], 
         os.replace(tmp, target)
     except OSError as exc:
         return f"cannot write {target}: {exc.strerror or exc}"
+    _prune(os.path.dirname(target))
     return None
+
+
+#: stamps kept per cache folder (one per request seen: another shell's environment is another request)
+KEEP = 16
+
+
+def _prune(folder: str) -> None:
+    """Keep the :data:`KEEP` newest stamps (a cache: one that cannot be removed is left)."""
+    try:
+        with os.scandir(folder) as it:
+            found = sorted(((e.stat().st_mtime_ns, e.path) for e in it if e.name.endswith(".json")), reverse=True)
+        for _, path in found[KEEP:]:
+            os.unlink(path)
+    except OSError:
+        return
 
 
 def _lock(prefix: str) -> int | None:

@@ -88,7 +88,7 @@ def write_profile(folder: Path, stack: Path, server: IndexServer, pins: dict[str
     (folder / "stack.toml").write_text(textwrap.dedent(f"""\
         python = "{python}"
         platforms = ["linux"]
-        index_url = "http://${{{USER_VAR}}}:${{{TOKEN_VAR}}}@127.0.0.1:{server.port}/simple/"
+        index_url = "{index_url(server)}"
         base = ["torch-like"]
         {toml_extra}
 
@@ -109,6 +109,41 @@ def write_profile(folder: Path, stack: Path, server: IndexServer, pins: dict[str
     (folder / "deferred.txt").write_text(lock_text(stack, {"flash-attn-like": "2.8.0"}, {},
                                                    stacksync_header(folder.name, python, "deferred")),
                                          encoding="utf-8")
+    return folder
+
+
+# requirements.in of a stand-in profile with flash-attn-like deferred (its build needs setuptools)
+STAND_IN_DEFERRED = "torch-like==2.4.0\neinops-like\nplain-b\nflash-attn-like==2.8.0\nsetuptools\n"
+
+
+def index_url(server: IndexServer) -> str:
+    """The index URL of a stand-in profile: the server's, with its credentials left to ``${USER_VAR}`` /
+    ``${TOKEN_VAR}`` (the test's environment sets them)."""
+    return f"http://${{{USER_VAR}}}:${{{TOKEN_VAR}}}@127.0.0.1:{server.port}/simple/"
+
+
+def stand_in_profile(folder: Path, requirements: str, url: str, *, backend: str | None = None,
+                     provided: bool = False, deferred: bool = False, smoke_deferred: bool | None = None,
+                     extra: str = "") -> Path:
+    """Write ``requirements.in`` and ``stack.toml`` of a profile over the stand-in stack: torch-like as the
+    base (smoke-imported), optionally ``provided`` by the machine, optionally flash-attn-like deferred (built
+    against torch-like and einops-like; smoke-imported unless ``smoke_deferred`` is False); ``extra`` is
+    appended (``[variants]`` tables). Returns ``folder``, made if missing."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "requirements.in").write_text(requirements)
+    lines = [f'python = "{PY_XY}"']
+    if backend:
+        lines.append(f'backend = "{backend}"')
+    lines += [f'index_url = "{url}"', 'base = ["torch-like"]']
+    if provided:
+        lines.append('provided = ["torch-like"]')
+    lines += ["[smoke]", 'base = ["torch_like"]']
+    if deferred and smoke_deferred is not False:
+        lines.append('deferred = ["flash_attn_like"]')
+    if deferred:
+        lines += ["[deferred.flash-attn-like]", 'requires = ["torch-like", "einops-like"]',
+                  'imports = ["torch_like"]', 'build_requires = ["setuptools"]']
+    (folder / "stack.toml").write_text("\n".join(lines) + "\n" + extra)
     return folder
 
 

@@ -256,6 +256,18 @@ def test_deferred_case_profile_and_sdist(tmp_path: Path) -> None:
     assert bench_deferred.build_sdist(tmp_path / "again").read_bytes() == sdist.read_bytes()
 
 
+def test_deferred_rows_name_the_processes_a_run_started() -> None:
+    """The deferred rows' JSON detail lists each process of the last run in words (what the window
+    holds is checked against it: a hit is doctor's probe, one install and one env+smoke probe)."""
+    from devtools.bench_deferred import _what
+
+    py = "/t/venv/bin/python"
+    assert _what([py, "-I", "/s/stacksync/probes/probe.py", "env+smoke", "--json-out", "/x.json", "m"]) == \
+        "probe env+smoke"
+    assert _what([py, "-m", "pip", "install", "--require-hashes", "-r", "r.txt"]) == "pip install"
+    assert _what(["/usr/bin/uv", "pip", "install"]) == "uv"
+
+
 def test_judge_on_cpu_on_a_sum_and_on_minimums() -> None:
     """Issue 21's goals: CPU medians against a sum of reference rows (bare uv + smoke floor), and
     minimums (the deferred hits); the table says which figure was judged and the ratio."""

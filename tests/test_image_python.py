@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 from clihelp import invoke
 from pkgfactory import IndexServer
-from stackprofile import PY_XY, TOKEN_VAR, USER_VAR, freeze, record
+from stackprofile import PY_XY, STAND_IN_DEFERRED, TOKEN_VAR, USER_VAR, freeze, index_url, record, stand_in_profile
 
 from devtools.imagepython import make_image
 from stacksync.build import wheelhouse
@@ -59,23 +58,8 @@ def test_a_torch_provided_by_a_real_image_python(index_server: IndexServer, stac
     assert (prefix, base) == (str(venv), str(image_root)) and torch_file.startswith(str(image_site))
     assert freeze(venv)["torch-like"] == "2.4.0+cu121"
 
-    folder = tmp_path / "locks" / "ngc"
-    folder.mkdir(parents=True)
-    (folder / "requirements.in").write_text("torch-like==2.4.0\neinops-like\nplain-b\nflash-attn-like==2.8.0\n"
-                                            "setuptools\n")
-    (folder / "stack.toml").write_text(textwrap.dedent(f"""\
-        python = "{PY_XY}"
-        index_url = "http://${{{USER_VAR}}}:${{{TOKEN_VAR}}}@127.0.0.1:{index_server.port}/simple/"
-        base = ["torch-like"]
-        provided = ["torch-like"]
-        [smoke]
-        base = ["torch_like"]
-        deferred = ["flash_attn_like"]
-        [deferred.flash-attn-like]
-        requires = ["torch-like", "einops-like"]
-        imports = ["torch_like"]
-        build_requires = ["setuptools"]
-        """))
+    folder = stand_in_profile(tmp_path / "locks" / "ngc", STAND_IN_DEFERRED, index_url(index_server), provided=True,
+                              deferred=True)
     (tmp_path / "no-cuda-toolkit").mkdir()  # this host's nvcc is another CUDA major than the stand-in torch's
     env = {USER_VAR: index_server.user, TOKEN_VAR: index_server.password,
            "CUDA_HOME": str(tmp_path / "no-cuda-toolkit")}

@@ -20,7 +20,7 @@ import pkgfactory
 import pytest
 from clihelp import invoke
 from pkgfactory import IndexServer, sha256_of
-from stackprofile import PY_XY
+from stackprofile import PY_XY, stand_in_profile
 
 from stacksync.backends.uv import uv_executable, uv_python_platform
 from stacksync.compile.compiler import compile_profile
@@ -149,19 +149,9 @@ def platform_index(stack_packages: Path, tmp_path: Path) -> Iterator[IndexServer
 
 
 def _profile(folder: Path, server: IndexServer) -> Path:
-    folder.mkdir(parents=True)
-    (folder / "requirements.in").write_text("torch-like>=2.4\neinops-like\nplain-b\nflash-attn-like==2.8.0\n")
-    (folder / "stack.toml").write_text(textwrap.dedent(f"""\
-        python = "{PY_XY}"
-        backend = "uv"
-        index_url = "http://${{PUSER}}:${{PPASS}}@127.0.0.1:{server.port}/simple/"
-        base = ["torch-like"]
-        [smoke]
-        base = ["torch_like"]
-        [deferred.flash-attn-like]
-        requires = ["torch-like", "einops-like"]
-        imports = ["torch_like"]
-        build_requires = ["setuptools"]
+    return stand_in_profile(folder, "torch-like>=2.4\neinops-like\nplain-b\nflash-attn-like==2.8.0\n",
+                            f"http://${{PUSER}}:${{PPASS}}@127.0.0.1:{server.port}/simple/", backend="uv",
+                            deferred=True, smoke_deferred=False, extra=textwrap.dedent("""\
         [variants.x86]
         platforms = ["linux_x86_64"]
         [variants.gh200]
@@ -169,7 +159,6 @@ def _profile(folder: Path, server: IndexServer) -> Path:
         [variants.mac]
         platforms = ["darwin_arm64"]
         """))
-    return folder
 
 
 def _hashes(lock: Path, name: str) -> tuple[str | None, set[str]]:

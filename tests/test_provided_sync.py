@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pkgfactory
 import pytest
 from clihelp import invoke
 from pkgfactory import IndexServer
-from stackprofile import PY_XY, TOKEN_VAR, USER_VAR, freeze
+from stackprofile import TOKEN_VAR, USER_VAR, freeze, index_url, stand_in_profile
 
 
 def _image_install(stack: Path, image: Path, *reqs: str) -> None:
@@ -34,17 +33,8 @@ def test_provided_torch_is_kept_and_a_change_of_it_is_refused(
     (site / "image.pth").write_text(f"{image}\n")
     assert freeze(venv)["torch-like"] == "2.4.0+cu121"
 
-    folder = tmp_path / "locks" / "ngc"
-    folder.mkdir(parents=True)
-    (folder / "requirements.in").write_text("torch-like==2.4.0\nplain-b\n")
-    (folder / "stack.toml").write_text(textwrap.dedent(f"""\
-        python = "{PY_XY}"
-        index_url = "http://${{{USER_VAR}}}:${{{TOKEN_VAR}}}@127.0.0.1:{index_server.port}/simple/"
-        base = ["torch-like"]
-        provided = ["torch-like"]
-        [smoke]
-        base = ["torch_like"]
-        """))
+    folder = stand_in_profile(tmp_path / "locks" / "ngc", "torch-like==2.4.0\nplain-b\n", index_url(index_server),
+                              provided=True)
     auth = {USER_VAR: index_server.user, TOKEN_VAR: index_server.password}
     compiled = invoke("compile", "--profile", str(folder), "--provided-from", str(venv / "bin" / "python"),
                       extra=auth)
@@ -89,18 +79,8 @@ def test_an_image_only_build_is_left_out_of_the_resolution(
     site = next(venv.glob("lib/python*/site-packages"))
     (site / "image.pth").write_text(f"{image}\n")
 
-    folder = tmp_path / "locks" / "ngc"
-    folder.mkdir(parents=True)
-    (folder / "requirements.in").write_text("torch-like==2.4.0\nplain-b\n")
-    (folder / "stack.toml").write_text(textwrap.dedent(f"""\
-        python = "{PY_XY}"
-        backend = "uv"
-        index_url = "http://${{{USER_VAR}}}:${{{TOKEN_VAR}}}@127.0.0.1:{index_server.port}/simple/"
-        base = ["torch-like"]
-        provided = ["torch-like"]
-        [smoke]
-        base = ["torch_like"]
-        """))
+    folder = stand_in_profile(tmp_path / "locks" / "ngc", "torch-like==2.4.0\nplain-b\n", index_url(index_server),
+                              backend="uv", provided=True)
     auth = {USER_VAR: index_server.user, TOKEN_VAR: index_server.password}
     compiled = invoke("compile", "--profile", str(folder), "--provided-from", str(venv / "bin" / "python"),
                       extra=auth)

@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,11 +22,12 @@ import tomllib
 from clihelp import invoke
 from schemacheck import errors
 from stackprofile import (
-    PY_XY,
+    STAND_IN_DEFERRED,
     TEAM_TOKEN,
     TEAM_USER,
     freeze,
     record,
+    stand_in_profile,
     stop_all,
     team_server,
     variant_auth,
@@ -52,22 +52,8 @@ def multi(stack_packages: Path, tmp_path_factory: pytest.TempPathFactory,
     test of the module, and the environment of a host whose driver supports CUDA 12.1 / 12.4 / none."""
     root = tmp_path_factory.mktemp("aware")
     servers = variant_indexes(stack_packages, root)
-    folder = root / "locks" / "multi"
-    folder.mkdir(parents=True)
-    (folder / "requirements.in").write_text("torch-like==2.4.0\neinops-like\nplain-b\nflash-attn-like==2.8.0\n"
-                                            "setuptools\n")
-    (folder / "stack.toml").write_text(textwrap.dedent(f"""\
-        python = "{PY_XY}"
-        index_url = "{variant_url(servers['main'])}"
-        base = ["torch-like"]
-        [smoke]
-        base = ["torch_like"]
-        deferred = ["flash_attn_like"]
-        [deferred.flash-attn-like]
-        requires = ["torch-like", "einops-like"]
-        imports = ["torch_like"]
-        build_requires = ["setuptools"]
-        """) + variants_toml(servers))
+    folder = stand_in_profile(root / "locks" / "multi", STAND_IN_DEFERRED, variant_url(servers["main"]),
+                              deferred=True, extra=variants_toml(servers))
     house = root / "wheelhouse"
     # no CUDA toolkit: this host's nvcc (another CUDA major than the variants') would stop doctor's build
     # checks; flash-attn-like has no CUDA code to compile

@@ -4,14 +4,13 @@ the (fake) driver picks at the probe seam (``STACKSYNC_LIBCUDA``)."""
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from clihelp import invoke
 from pkgfactory import IndexServer
-from stackprofile import PY_XY, freeze, stop_all, variant_auth, variant_indexes, variant_url, variants_toml
+from stackprofile import freeze, stand_in_profile, stop_all, variant_auth, variant_indexes, variant_url, variants_toml
 from test_doctor import fake_libcuda  # noqa: F401  (the fixture: a gcc-built libcuda.so reporting a CUDA version)
 
 from stacksync.lock.lockfile import parse
@@ -28,16 +27,8 @@ def indexes(stack_packages: Path, tmp_path: Path) -> Iterator[dict[str, IndexSer
 @pytest.mark.slow
 def test_compile_every_variant_and_sync_the_one_the_driver_picks(
         indexes: dict[str, IndexServer], tmp_path: Path, fake_libcuda: Callable[..., Path]) -> None:  # noqa: F811
-    folder = tmp_path / "locks" / "multi"
-    folder.mkdir(parents=True)
-    (folder / "requirements.in").write_text("torch-like==2.4.0\nplain-b\n")
-    (folder / "stack.toml").write_text(textwrap.dedent(f"""\
-        python = "{PY_XY}"
-        index_url = "{variant_url(indexes['main'])}"
-        base = ["torch-like"]
-        [smoke]
-        base = ["torch_like"]
-        """) + variants_toml(indexes))
+    folder = stand_in_profile(tmp_path / "locks" / "multi", "torch-like==2.4.0\nplain-b\n",
+                              variant_url(indexes["main"]), extra=variants_toml(indexes))
     auth = variant_auth(indexes)
     compiled = invoke("compile", "--profile", str(folder), extra=auth)
     assert compiled.returncode == 0, compiled.stderr

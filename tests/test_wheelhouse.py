@@ -269,3 +269,100 @@ def test_the_plan_says_where_the_deferred_wheel_would_come_from(built: dict[str,
     out = capsys.readouterr().out
     assert "deferred source: flash-attn-like: build from the sdist (key known after the fetch" in out
     assert entry.short not in out
+
+
+def _started(history: list[list[str]], venv: Path) -> list[str]:
+    """Each process of ``history``, in words: ``probe <commands>`` / ``pip <subcommand>`` in the target,
+    else the program's name (anything else a sync started shows up as itself)."""
+    python = str(venv / "bin" / "python")
+    out = []
+    for argv in history:
+        probe = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a.endswith("probe.py")), None)
+        if argv[:1] == [python] and probe is not None:
+            out.append(f"probe {probe}")
+        elif argv[:1] == [python] and argv[1:3] == ["-m", "pip"]:
+            out.append(f"pip {argv[3]}")
+        else:
+            out.append(Path(argv[0]).name)
+    return out
+
+
+def test_a_wheelhouse_hit_starts_the_install_and_two_probes(built: dict[str, object]) -> None:
+    """Issue 21: a sync whose only change is the deferred package, its wheel in the wheelhouse, starts
+    three processes: doctor's probe before the change, the hash-checked install of that one wheel (no
+    build, no download, no pip version probe), and one process after it for the smoke imports and the
+    facts verify checks (verify starts none of its own). Counted from the runner's log."""
+    venv = Path(str(built["venv"]))
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "uninstall", "-y", "-q", "flash-attn-like"],
+                   check=True, capture_output=True)
+    runner.history.clear()
+    outcome = run(Options(profile=str(built["profile"]), venv=str(venv),
+                          cache_dir=Path(str(built["root"])) / "cache1", wheelhouse=str(built["wheelhouse"])))
+    assert outcome.verdict == "synced" and "smoke 4/4 ok" in outcome.summary
+    assert [a.name for a in outcome.plan.changes()] == ["flash-attn-like"]  # type: ignore[union-attr]
+    assert _started(runner.history, venv) == ["probe cuda", "pip install", "probe env+smoke"], runner.history
+    install = runner.history[1]
+    assert {"--require-hashes", "--no-deps", "--no-index", "--only-binary"} <= set(install)
+    assert runner.history[2][-4:] == ["torch_like", "einops_like", "plain_a", "flash_attn_like"]
+    assert record(venv)["source"]["kind"] == "wheelhouse"  # type: ignore[index]
+
+
+def _broken_copy(wheel: Path, dest: Path) -> Path:
+    """``wheel`` with its package's ``__init__.py`` replaced by one whose import fails (what a wheel
+    built against another torch does), its RECORD line updated; the name without the build tag."""
+    import base64
+    import hashlib
+    import zipfile
+
+    bad = b"raise ImportError('undefined symbol: _ZN3c104cuda9SetDeviceEi')\n"
+    digest = base64.urlsafe_b64encode(hashlib.sha256(bad).digest()).rstrip(b"=").decode()
+    dest.mkdir(parents=True, exist_ok=True)
+    out = dest / "flash_attn_like-2.8.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel) as zin, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename == "flash_attn_like/__init__.py":
+                data = bad
+            elif info.filename.endswith(".dist-info/RECORD"):
+                data = "".join(f"flash_attn_like/__init__.py,sha256={digest},{len(bad)}\n"
+                               if line.startswith("flash_attn_like/__init__.py,") else line
+                               for line in data.decode().splitlines(keepends=True)).encode()
+            zout.writestr(info.filename, data)
+    return out
+
+
+def test_a_deferred_wheel_that_does_not_import_fails_the_sync_in_one_line(built: dict[str, object],
+                                                                         tmp_path: Path) -> None:
+    """A trusted wheelhouse hit (its sha256 recorded in wheels.txt) whose import fails: installed, then
+    the deferred smoke import in the target fails the sync with one line that names the module and
+    the fix (a rebuild); the sync does not say "synced"."""
+    from stacksync.build.buildkey import BuildKey
+    from stacksync.lock import wheelrecord
+
+    good = next(e for e in wheelhouse.entries(Path(str(built["wheelhouse"]))) if e.key["base"]["torch-like"] == "2.4.0")
+    prof = tmp_path / "broken" / Path(str(built["profile"])).name
+    shutil.copytree(Path(str(built["profile"])), prof)
+    key = BuildKey.from_json(good.key)
+    entry = wheelhouse.add(tmp_path / "house", _broken_copy(good.wheel, tmp_path / "built"), key,
+                           profile=prof.name, source="test")
+    assert entry.digest == good.digest and entry.sha256 != good.sha256
+    wheelrecord.record(prof, prof.name, [wheelrecord.WheelRecord("flash-attn-like", "2.8.0", key.digest,
+                                                                 entry.sha256, entry.wheel.name)])
+    venv = fresh(built, "venv-broken-wheel")
+    runner.history.clear()
+    with pytest.raises(SyncError) as info:
+        run(Options(profile=str(prof), venv=str(venv), cache_dir=Path(str(built["root"])) / "cache1",
+                    wheelhouse=str(tmp_path / "house")))
+    assert builds(runner.history) == []  # the wheel was taken, not rebuilt
+    lines = str(info.value).splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("deferred smoke: import flash_attn_like failed: ImportError: undefined symbol")
+    assert "--rebuild flash-attn-like" in lines[0]
+    # The fix it names: the build's checks (imports, build requirements) ask the target once, the
+    # rebuilt wheel replaces the broken one, and one process after it imports and reads the facts.
+    runner.history.clear()
+    fixed = run(Options(profile=str(prof), venv=str(venv), cache_dir=Path(str(built["root"])) / "cache1",
+                        wheelhouse=str(tmp_path / "house"), rebuild=("flash-attn-like",)))
+    assert fixed.verdict == "synced" and "smoke 4/4 ok" in fixed.summary
+    assert _started(runner.history, venv) == ["probe cuda", "probe env+smoke", "pip wheel", "pip install",
+                                              "probe env+smoke"]

@@ -39,7 +39,7 @@ from stacksync.core.errors import CommandFailed, FetchError, IndexUnavailable, S
 from stacksync.core.fs import atomic_copy, atomic_write_text
 from stacksync.core.progress import Heartbeat
 from stacksync.core.redact import redact, strip_credentials
-from stacksync.env.environment import Snapshot, probe
+from stacksync.env.environment import Snapshot
 from stacksync.lock import profile as profile_mod
 from stacksync.lock import wheelrecord
 from stacksync.lock.lockfile import Pin, file_sha256
@@ -47,7 +47,7 @@ from stacksync.lock.profile import Deferred, Profile
 from stacksync.sync import provenance
 from stacksync.sync.pinfile import write_requirements
 from stacksync.sync.plan import STATE_KEY
-from stacksync.sync.smoke import smoke, smoke_phase
+from stacksync.sync.smoke import smoke_and_probe, smoke_phase
 from stacksync.sync.state import State
 from stacksync.sync.statefile import read_state_file
 from stacksync.sync.wheelsource import (
@@ -285,14 +285,18 @@ def _build_once(state: State, d: Deferred, pin: Pin, source: Source, action_reas
 def _build(state: State, d: Deferred, pin: Pin, source: Source, action_reason: str, key: BuildKey) -> Source:
     """Build the wheel in the target (checks first: imports, build requirements), store it in the
     wheelhouse under ``key``; when it cannot be stored, keep it in the sync cache and say where."""
-    # An import that passed after the last change (the rest phase's smoke) is not run again.
-    failed = [r for r in smoke(state.python, [m for m in d.imports if m not in state.smoked]) if not r["ok"]]
+    # An import that passed after the last change (the rest phase's smoke) is not run again; the
+    # imports and the reading of what is installed share one process (the env document is read
+    # first, and is reused from the rest phase's smoke run when nothing changed since).
+    results, now = smoke_and_probe(state.python, [m for m in d.imports if m not in state.smoked])
+    failed = [r for r in results if not r["ok"]]
     if failed:
         raise SyncError(f"{pin.where}: {d.name} cannot be built: "
                         + "; ".join(f"import {r['name']} fails in the target ({r['error']})" for r in failed)
                         + " (fix: sync the base and rest phases first: "
                         f"invoke sync --profile {state.profile.name})")
-    installed = probe(state.python).versions()
+    assert now is not None
+    installed = now.versions()
     missing = [n for n in d.build_requires if n not in installed]
     if missing:
         raise SyncError(f"{state.profile.stack_toml}: deferred.{d.name}: build requirement(s) "

@@ -163,6 +163,8 @@ class Recorder:
         self.written: set[str] = set()
         #: processes the run started (a probe): what they read is not recorded, so no stamp
         self.processes: list[str] = []
+        #: the first recording of this process: no earlier run's in-memory cache stood in for a read
+        self.first = False
         self.active = False
 
     def add(self, kind: str, path: str) -> None:
@@ -215,10 +217,11 @@ def recording() -> Iterator[Recorder]:
     """Keep the paths read while the block runs (an audit hook is added once per process; it costs a
     test per audited event while no recording is active)."""
     global _hooked
+    rec = Recorder()
+    rec.first = not _hooked
     if not _hooked:
         sys.addaudithook(_audit)
         _hooked = True
-    rec = Recorder()
     rec.active = True
     _recorders.append(rec)
     try:

@@ -17,7 +17,7 @@ __all__ = ["write_stamp"]
 
 
 def write_stamp(state: State, read: list[tuple[str, str]], printed: list[tuple[str, str]], started_ns: int,
-                written: list[str], processes: list[str]) -> None:
+                written: list[str], processes: list[str], *, first: bool = True) -> None:
     """Keep the stamp of this no-op at ``state.opts.noop_stamp`` (or say with the trace why not)."""
     opts, outcome = state.opts, state.outcome
     if opts.noop_stamp is None:
@@ -32,6 +32,8 @@ def write_stamp(state: State, read: list[tuple[str, str]], printed: list[tuple[s
         why = "VCS pins"
     elif state.damage.found:
         why = "damage found"
+    elif not first:  # an earlier run in this process may have cached what this one did not read again
+        why = "not the first run of this process"
     elif processes:  # a probe: what it read is not in the recording
         why = f"the run started a process ({processes[0]})"
     elif printed not in ([line], []):  # normal: the one line; -q: nothing (the task prints the verdict)

@@ -82,7 +82,7 @@ def run(opts: Options, steps: Sequence[str] = STEPS) -> Outcome:
             from stacksync.sync.noopstamp import write_stamp  # lazy: only the sync task's runs
 
             write_stamp(holder[0], list(recorder.paths), printed, started_ns, sorted(recorder.written),
-                        recorder.processes)
+                        recorder.processes, first=recorder.first)
     return outcome
 
 

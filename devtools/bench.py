@@ -696,6 +696,12 @@ def noop_contenders(work: Path, backends: Sequence[str], count: int = NOOP_PACKA
                              unavailable=lambda name=name: backend_unavailable(name)))  # type: ignore[misc]
         out.append(Contender(f"stacksync CLI: invoke sync ({name})", cli, goal=invoke_goal,
                              unavailable=lambda name=name: backend_unavailable(name)))  # type: ignore[misc]
+        def full_cli(name: str = name) -> None:  # the first no-op after a change: no stamp read or written
+            runner.run([sys.executable, "-m", "invoke", "-r", REPO, "sync", "--profile", NOOP_PROFILE, "--venv",
+                        venv, "--backend", name], env={**env, "STACKSYNC_NOOP_STAMP": "0"}, cwd=REPO)
+
+        out.append(Contender(f"stacksync CLI: invoke sync, full no-op path ({name})", full_cli,
+                             unavailable=lambda name=name: backend_unavailable(name)))  # type: ignore[misc]
         out.append(Contender(f"stacksync CLI: stacksync sync ({name})", script_cli, goal=script_goal,
                              unavailable=lambda name=name: (None if script else "no stacksync console script")
                              or backend_unavailable(name)))  # type: ignore[misc]

@@ -256,7 +256,8 @@ def test_an_empty_setting_is_refused_naming_it(name: str) -> None:
 def test_every_stacksync_setting_read_is_checked_for_emptiness() -> None:
     """Each ``STACKSYNC_*`` name the package reads (other than test hooks) is in VALUE_SETTINGS."""
     hooks = {"STACKSYNC_FAULT", "STACKSYNC_FAULT_", "STACKSYNC_FAULT_PATH", "STACKSYNC_FAULT_PGID",
-             "STACKSYNC_FAULT_EVENT", "STACKSYNC_LIBCUDA", "STACKSYNC_NVIDIA_SMI", "STACKSYNC_PLATFORM"}
+             "STACKSYNC_FAULT_EVENT", "STACKSYNC_LIBCUDA", "STACKSYNC_NVIDIA_SMI", "STACKSYNC_PLATFORM",
+             "STACKSYNC_TRACE_NOOP"}
     names = set()
     for path in (REPO / "stacksync").rglob("*.py"):
         names |= set(re.findall(r"\"(STACKSYNC_[A-Z_]+)\"", path.read_text(encoding="utf-8")))

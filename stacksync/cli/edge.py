@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-from stacksync.core import console, defaults, runner
+from stacksync.core import console, defaults
 from stacksync.core.errors import StacksyncError, Terminated
 
 __all__ = ["one_line_errors", "catch_early_interrupts", "INTERRUPTED_EXIT", "TERMINATING"]
@@ -81,6 +81,8 @@ def one_line_errors(verbose: bool = False) -> Iterator[None]:
     _depth += 1
     try:
         defaults.check_settings()
+        from stacksync.core import runner  # lazy: start-up cost (a no-op answered by its stamp runs nothing)
+
         runner.check_numeric_env()
         yield
     except StacksyncError as exc:

@@ -235,7 +235,8 @@ _VARIANT_HELP = ("a profile with [variants]: sync to this variant's lock (defaul
 def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run: bool, yes: bool, force: bool,
           wait: bool, report: str, backend: str, verbose: bool, accept_foreign_lock: bool = False, *,
           wheelhouse: str = "", lock: str = "", variant: str = "", json_: bool = False,
-          quiet: bool = False, rebuild: list[str] | None = None, no_wait: bool = False) -> None:
+          quiet: bool = False, rebuild: list[str] | None = None, no_wait: bool = False,
+          noop_stamp: tuple[str | None, str] = (None, "")) -> None:
     from stacksync.core import defaults
     from stacksync.sync.run import run
     from stacksync.sync.state import Options
@@ -254,7 +255,7 @@ def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run:
                     backend=backend or None, verbose=verbose, accept_foreign_lock=accept_foreign_lock,
                     wheelhouse=wheelhouse or None, confirm=ask if sys.stdin.isatty() else None,
                     lock=Path(lock) if lock else None, variant=variant or None, rebuild=tuple(rebuild or ()),
-                    no_wait=no_wait),
+                    no_wait=no_wait, noop_stamp=noop_stamp[0], noop_key=noop_stamp[1]),
             steps)
         if quiet and outcome.summary and not (json_ or dry_run):
             console.verdict(outcome.summary)  # the one line -q keeps (the others went through info)
@@ -276,9 +277,17 @@ def sync(c: Context, profile: str = "", python: str = "", venv: str = "", dry_ru
          lock: str = "", verbose: bool = False, accept_foreign_lock: bool = False, variant: str = "",
          json_: bool = False, quiet: bool = False, rebuild: list[str] | None = None, no_wait: bool = False) -> None:
     """Make the target the exact twin of the profile's lock, in phases; a second run does nothing."""
+    from stacksync.cli.noop import answer
+
+    answered, where, key = answer(dict(profile=profile, python=python, venv=venv, dry_run=dry_run, yes=yes,
+                                       force=force, wait=wait, report=report, backend=backend, wheelhouse=wheelhouse,
+                                       lock=lock, verbose=verbose, accept_foreign_lock=accept_foreign_lock,
+                                       variant=variant, json_=json_, quiet=quiet, rebuild=rebuild, no_wait=no_wait))
+    if answered:  # the no-op stamp matched: the full no-op's line, printed without loading the rest
+        return
     _sync(("plan", "fetch", "base", "rest", "deferred", "vcs", "verify"), profile, python, venv, dry_run, yes, force,
           wait, report, backend, verbose, accept_foreign_lock, wheelhouse=wheelhouse, lock=lock, variant=variant,
-          json_=json_, quiet=quiet, rebuild=rebuild, no_wait=no_wait)
+          json_=json_, quiet=quiet, rebuild=rebuild, no_wait=no_wait, noop_stamp=(where, key))
 
 
 @task(help={**_SYNC_HELP, "variant": _VARIANT_HELP,

@@ -26,6 +26,15 @@ __all__ = ["info", "warn", "error", "detail", "progress", "result", "verdict", "
 _LEVELS = ("quiet", "normal", "verbose")
 _level = "normal"
 _made: dict[str, Console] = {}
+#: while a sync records what it prints (stacksync.core.stamp): ``(kind, text)`` of every line
+_printed: list[tuple[str, str]] | None = None
+
+
+def recorded(into: list[tuple[str, str]] | None) -> None:
+    """Keep ``(kind, text)`` of every line printed from now on in ``into`` (``None``: stop); kind is
+    ``stderr`` / ``stdout`` for plain lines, ``warn`` / ``error`` for those."""
+    global _printed
+    _printed = into
 
 
 def _console(name: str) -> Console:
@@ -60,7 +69,9 @@ def verbose() -> bool:
     return _level == "verbose"
 
 
-def _plain(text: str) -> None:
+def _plain(text: str, kind: str = "stderr") -> None:
+    if _printed is not None:
+        _printed.append((kind, text))
     if "err" in _made:
         _made["err"].print(text, markup=False)
     else:
@@ -74,6 +85,8 @@ def result(text: str, *, err: bool = False) -> None:
     stream when one exists (a caller's capture), else straight to the stream, so that printing a
     plan does not import rich (a larger share of a sync's start-up than the printing)."""
     name = "err" if err else "out"
+    if _printed is not None:
+        _printed.append(("stderr" if err else "stdout", text))
     if name in _made:
         _made[name].print(text, markup=False)
     else:
@@ -108,17 +121,21 @@ def warn(message: str) -> None:
         return
     text = f"stacksync: warning: {redact(message)}"
     if "err" in _made or sys.stderr.isatty():
+        if _printed is not None:
+            _printed.append(("warn", text))
         _console("err").print(text, style="yellow", markup=False)
     else:
-        _plain(text)
+        _plain(text, "warn")
 
 
 def error(message: str) -> None:
     text = f"stacksync: error: {redact(message)}"
     if "err" in _made or sys.stderr.isatty():
+        if _printed is not None:
+            _printed.append(("error", text))
         _console("err").print(text, style="bold red", markup=False)
     else:
-        _plain(text)
+        _plain(text, "error")
 
 
 class _RedactingFormatter(logging.Formatter):

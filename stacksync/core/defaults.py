@@ -28,10 +28,10 @@ BACKEND_ENV = "STACKSYNC_BACKEND"
 #: the empty string is refused (:func:`check_settings`): ``STACKSYNC_PROFILE="$PROFILE"`` with ``PROFILE``
 #: unset in CI would otherwise mean the default profile, and a sync with ``-y`` would remove a twin's
 #: packages for it. Test hooks (``STACKSYNC_NVIDIA_SMI``, where empty means none; ``STACKSYNC_LIBCUDA``,
-#: ``STACKSYNC_PLATFORM``, ``STACKSYNC_FAULT*``) are not settings.
+#: ``STACKSYNC_PLATFORM``, ``STACKSYNC_FAULT*``, ``STACKSYNC_TRACE_NOOP``) are not settings.
 VALUE_SETTINGS = (PROJECT_ENV, LOCKS_ENV, PROFILE_ENV, CACHE_ENV, REPORTS_ENV, WHEELHOUSE_ENV, BACKEND_ENV,
                   "STACKSYNC_PROBE_TIMEOUT", "STACKSYNC_SMOKE_TIMEOUT", "STACKSYNC_INDEX_TIMEOUT",
-                  "STACKSYNC_HEARTBEAT_S", "STACKSYNC_LEASE_STALE_S", "STACKSYNC_BUILD_WAIT_S")
+                  "STACKSYNC_HEARTBEAT_S", "STACKSYNC_LEASE_STALE_S", "STACKSYNC_BUILD_WAIT_S", "STACKSYNC_NOOP_STAMP")
 
 
 def setting(name: str, environ: Mapping[str, str] | None = None) -> str | None:

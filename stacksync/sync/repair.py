@@ -42,6 +42,17 @@ def _memo_path(prefix: Path) -> Path:
     return defaults.cache_dir() / "records" / f"{key}.json"
 
 
+def memo_folders(prefix: Path) -> list[str]:
+    """The folders the damage memo of ``prefix`` vouches for by their stat alone (each intact
+    distribution's dist-info and the folders its RECORD's files live in): the no-op stamp
+    (stacksync.sync.noopstamp) fingerprints them too."""
+    try:
+        memo = json.loads(_memo_path(prefix).read_text(encoding="utf-8"))
+        return sorted({os.fspath(f) for dist, entry in memo.items() for f in (dist, *entry[2])})
+    except (OSError, ValueError, TypeError, AttributeError, IndexError):
+        return []
+
+
 def _scan(snapshot: Snapshot, *, with_journal: bool = True) -> Damage:
     """:func:`damage.scan` with the target's memo of intact distributions (``.stacksync-cache/records``):
     the no-op path then costs a few ``stat`` calls per distribution. A memo that cannot be read or

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 
-from stacksync.core import console, faults
+from stacksync.core import console, faults, stamp
 from stacksync.core.errors import StacksyncError
 from stacksync.env import probeshare
 from stacksync.sync import provenance, repair, vcsphase
@@ -51,9 +51,16 @@ def run(opts: Options, steps: Sequence[str] = STEPS) -> Outcome:
         raise StacksyncError(f"unknown sync step(s) {', '.join(sorted(unknown))} (fix: use {', '.join(STEPS)})")
     outcome = Outcome()
     started = _dt.datetime.now(_dt.timezone.utc)
+    started_ns = time.time_ns()
     holder: list[State] = []
     with ExitStack() as stack:
         stack.enter_context(probeshare.shared())  # one run: facts probed once are reused until a change
+        # The sync task's request: what this run reads and prints is kept for a no-op stamp.
+        recorder = stack.enter_context(stamp.recording()) if opts.noop_stamp and tuple(steps) == STEPS else None
+        printed: list[tuple[str, str]] = []
+        if recorder is not None:
+            console.recorded(printed)
+            stack.callback(console.recorded, None)
         try:
             holder.append(prepare(opts, tuple(s for s in STEPS if s in steps or s == "plan"), outcome, stack))
             _drive(holder[0])
@@ -69,6 +76,13 @@ def run(opts: Options, steps: Sequence[str] = STEPS) -> Outcome:
             from stacksync.sync.receipt import write_receipt  # lazy: start-up cost (only with --report)
 
             write_receipt(opts, outcome, holder[0], started)
+        if recorder is not None:  # while the target's lock is held: nothing changed it since it was read
+            recorder.active = False
+            console.recorded(None)
+            from stacksync.sync.noopstamp import write_stamp  # lazy: only the sync task's runs
+
+            write_stamp(holder[0], list(recorder.paths), printed, started_ns, sorted(recorder.written),
+                        recorder.processes, first=recorder.first)
     return outcome
 
 

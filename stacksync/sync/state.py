@@ -63,6 +63,10 @@ class Options:
     variant: str | None = None
     #: asks the user to go on with a destructive plan; ``None``: no prompt (needs ``yes``)
     confirm: Callable[[str], bool] | None = None
+    #: where a run that ends "already in sync" keeps its no-op stamp, and the request it answers
+    #: (stacksync.core.stamp; set by the sync task only, ``None``: no stamp)
+    noop_stamp: str | None = None
+    noop_key: str = ""
 
     def __post_init__(self) -> None:
         if not self.profile:

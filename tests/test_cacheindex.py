@@ -80,3 +80,30 @@ def test_a_damaged_memo_is_ignored(tmp_path: Path) -> None:
     listing = CacheIndex(tmp_path)
     assert listing.requires(tmp_path / "w.whl", "abc", lambda p: None) is None  # a bad entry is read again
     assert listing.requires(tmp_path / "w.whl", "def", lambda p: ["z"]) == ["x"]
+
+
+def test_a_changed_wheel_under_the_same_name_is_hashed_again(tmp_path: Path) -> None:
+    """The memo of hashes is keyed by path, size and mtime: a wheel replaced under the same file name (a
+    rebuild, a damaged download) is not trusted from it; its Requires-Dist is read again (keyed by sha256)."""
+    import os
+
+    wheel = _wheel(tmp_path, "plain_b", "1.0", ["plain-a>=1"])
+    first = CacheIndex(tmp_path)
+    old = first.sha256(wheel, file_sha256)
+    assert first.requires(wheel, old, lambda p: ["plain-a>=1"]) == ["plain-a>=1"]
+    first.save()
+    wheel.unlink()
+    _wheel(tmp_path, "plain_b", "1.0", ["plain-a>=2", "plain-c"])
+    st = wheel.stat()
+    os.utime(wheel, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # a write within the same tick moves it too
+    hashed: list[str] = []
+
+    def hasher(path: Path) -> str:
+        hashed.append(path.name)
+        return file_sha256(path)
+
+    for later in (CacheIndex(tmp_path, first), CacheIndex(tmp_path)):  # the same run after a download, a new run
+        new = later.sha256(wheel, hasher)
+        assert new == file_sha256(wheel) != old
+        assert later.requires(wheel, new, lambda p: ["plain-a>=2", "plain-c"]) == ["plain-a>=2", "plain-c"]
+    assert hashed == [wheel.name, wheel.name]

@@ -82,3 +82,20 @@ def test_damage_finds_missing_files_and_no_record(tmp_path: Path) -> None:
     assert sorted(broken) == ["cut", "half"]
     assert broken["cut"].missing == ("cut/__init__.py",) and broken["cut"].version == "2"
     assert broken["half"].describe().startswith("half 3: no RECORD")
+
+
+def test_read_file_reads_as_text_mode_does(tmp_path: Path) -> None:
+    """``read_file`` decodes and translates newlines itself (issue 21: it reads every RECORD of a target):
+    the same text io.TextIOWrapper gives, for CRLF, a lone CR, bytes that are not UTF-8, and a
+    multi-byte character and a CRLF cut by the wrapper's 8 KiB chunks; whole files of several MiB."""
+    import io
+
+    cases = {
+        "crlf": b"a,b\r\nc,d\r\n", "lone-cr": b"a\rb\r\n\rc", "latin1": b"caf\xe9,x\n\xff\xfe\n",
+        "split": b"x" * 8191 + "é".encode() + b"\r" + b"y" * 8190 + b"\r\nend",
+        "big": b"path/to/a/file.py,sha256=abc,123\r\n" * 200_000, "empty": b"",
+    }
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        expected = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="replace").read()
+        assert distinfo.read_file(str(tmp_path), name) == expected, name

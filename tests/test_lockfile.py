@@ -207,3 +207,102 @@ def test_env_vars_are_expanded_as_pip_does(monkeypatch: pytest.MonkeyPatch) -> N
     x, y = parse_text(text, "r.txt").pins
     assert x.url == "https://files.example/x-1.0-py3-none-any.whl" and "${SS_TEST_HOST}" in x.source_line
     assert y.url == "https://${SS_TEST_UNSET}/y-1.0-py3-none-any.whl"  # unset: left as written, like pip
+
+
+# --- the fast path for plain pins (issue 21) ---------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = sorted([*REPO.glob("locks/**/*.txt"), *REPO.glob("locks/**/*.in"), *REPO.glob("tests/data/**/*.txt"),
+                 *REPO.glob("tests/data/**/*.in")])
+ODD_LINES = f"""\
+# a comment, then pins of every shape next to plain ones
+plain==1.0 \\
+    --hash={H1} \\
+    --hash={H2}
+Mixed_Case.Name==2.4.0+cu121 --hash={H1}
+bare-name
+with-extras[a,b]==1.0 --hash={H1}
+with-marker==1.0 ; python_version < "3.12" and sys_platform == 'linux' \\
+    --hash={H1}
+spaced == 1.0
+ranged>=1,<2
+star==1.*
+triple===1.0
+pre==1.0rc1
+post==1.0.post2
+dev==1.0.dev3
+all==1.0rc1.post2.dev3+local.7
+epoch==1!2.0
+upper==1.0RC1
+leading-zero==01.0
+url-pin @ https://files.example/url_pin-1.0-py3-none-any.whl
+archive-1.0.tar.gz
+./local/x-1.0-py3-none-any.whl
+name.whl==1.0
+vcs @ git+https://github.com/org/vcs@0123456789abcdef0123456789abcdef01234567
+env-var==${{SOME_VERSION}}
+opts==1.0 --config-settings=key=value
+trailing==1.0   # a comment after the pin
+-e git+https://github.com/org/ed@0123456789abcdef0123456789abcdef01234567#egg=ed
+--index-url https://pypi.org/simple
+"""
+
+
+def _both(monkeypatch: pytest.MonkeyPatch, read: object) -> tuple[object, object]:
+    """What ``read()`` gives (or the text of what it raises) with the fast path and with packaging alone."""
+    from stacksync.lock import reqshape
+
+    def outcome() -> object:
+        try:
+            return read()  # type: ignore[operator]
+        except LockProblems as exc:
+            return str(exc)
+
+    fast = outcome()
+    with monkeypatch.context() as m:
+        m.setattr(reqshape, "simple_pin", lambda text: None)
+        slow = outcome()
+    return fast, slow
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: str(p.relative_to(REPO)))
+@pytest.mark.parametrize("lock", [False, True])
+def test_fast_pins_equal_packaging_on_real_files(path: Path, lock: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every real lock and requirement file of the repository (locks/, tests/data/) reads the same with
+    the fast path for ``name==version`` lines as with packaging parsing every line."""
+    fast, slow = _both(monkeypatch, lambda: parse(path, lock=lock))
+    assert fast == slow
+
+
+def test_fast_pins_equal_packaging_on_odd_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Extras, markers with both quotes, other operators, URLs, continuations, comments, variables: the
+    fast path takes only plain pins and gives what packaging gives; the rest goes to packaging."""
+    monkeypatch.setenv("SOME_VERSION", "3.0")
+    fast, slow = _both(monkeypatch, lambda: parse_text(ODD_LINES, "odd.txt"))
+    assert fast == slow and not isinstance(fast, str)
+    pins = {p.name: p for p in fast.pins}  # type: ignore[attr-defined]
+    assert pins["plain"].hashes == (H1, H2) and pins["mixed-case-name"].version == "2.4.0+cu121"
+    assert pins["env-var"].version == "3.0" and pins["spaced"].version == "1.0"
+    # in a lock: the unpinned lines are refused the same way, every one of them
+    fast, slow = _both(monkeypatch, lambda: parse_text(ODD_LINES, "odd.txt", lock=True))
+    assert fast == slow and isinstance(fast, str) and "bare-name is not pinned" in fast
+    # lines packaging refuses are refused with the same words
+    bad = "good==1.0\nnot-pep440==1.0-foo\nx.tar.gz\nsp ace==1\nx==1.0.*.post1\n"
+    fast, slow = _both(monkeypatch, lambda: parse_text(bad, "bad.txt"))
+    assert fast == slow and isinstance(fast, str) and fast.count("bad.txt:") == 4
+
+
+@pytest.mark.parametrize("line", ["plain==1.0", "Mixed_Case.Name==2.4.0+cu121", "bare-name", "a==1.0rc1.post2.dev3"])
+def test_simple_pin_takes_plain_lines(line: str) -> None:
+    from stacksync.lock import reqshape
+
+    assert reqshape.simple_pin(line) is not None
+
+
+@pytest.mark.parametrize("line", ["x[a]==1", "x==1 ; python_version<'3'", "x>=1", "x==1.*", "x===1", "x == 1",
+                                  "x==1.0\n", "x.tar.gz", "x.whl==1", "x @ https://h/x-1-py3-none-any.whl",
+                                  "x==1!2", "x==1.0-foo", ""])
+def test_simple_pin_leaves_the_rest_to_packaging(line: str) -> None:
+    from stacksync.lock import reqshape
+
+    assert reqshape.simple_pin(line) is None

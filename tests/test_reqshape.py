@@ -109,3 +109,27 @@ def test_project_name_from_setup_cfg(tmp_path: Path) -> None:
     (tmp_path / "setup.cfg").write_text("[metadata]\nname = acme-cfg\n", encoding="utf-8")
     assert rsh.project_name(tmp_path) == "acme-cfg"
     assert rsh.project_name(tmp_path / "absent") is None
+
+
+@pytest.mark.parametrize("text", ["plain", "plain==1.0", "Mixed_Case.Name==2.4.0+cu121", "a==1.0rc1.post2.dev3",
+                                  "x[a]==1", "x>=1,<2", "x==1 ; python_version < '3.12'", "x @ https://h/x.whl",
+                                  "x.tar.gz", "x == 1.0"])
+def test_cached_requirement_equals_packaging(text: str) -> None:
+    """``reqshape.requirement`` (cached; plain lines built from their parts) is packaging's Requirement:
+    every attribute, its text, equality and hash."""
+    from packaging.requirements import Requirement
+
+    mine, theirs = rsh.requirement(text), Requirement(text)
+    slots = getattr(Requirement, "__slots__", None) or list(vars(theirs))  # whatever packaging keeps
+    assert {"name", "url", "extras", "specifier", "marker"} <= set(slots)
+    for slot in slots:
+        assert getattr(mine, slot) == getattr(theirs, slot), slot
+    assert type(mine) is type(theirs) and str(mine) == str(theirs) and mine == theirs and hash(mine) == hash(theirs)
+    assert rsh.requirement(text) is mine  # parsed once a run
+
+
+def test_cached_requirement_refuses_what_packaging_refuses() -> None:
+    from packaging.requirements import InvalidRequirement
+
+    with pytest.raises(InvalidRequirement):
+        rsh.requirement("not a requirement!")

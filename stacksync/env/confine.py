@@ -144,5 +144,14 @@ def read_regular(path: str, *, follow: bool = True) -> bytes:
     that grows while it is read is not read forever). :class:`NotRegular` / ``OSError`` as
     :func:`open_regular`."""
     fd, size = open_regular(path, follow=follow)
-    with os.fdopen(fd, "rb") as fh:
-        return fh.read(size + 1)
+    try:  # os.read, not a file object around fd: this reads every RECORD of a target (~15 µs less each)
+        chunks, left = [], size + 1
+        while left > 0:
+            chunk = os.read(fd, left)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)

@@ -188,13 +188,19 @@ def _memo_holds(folder: str, entry: Any) -> bool:
 
 
 def _memo_entry(folder: str, used: set[str]) -> list[Any] | None:
+    """The memo of a distribution found intact, or ``None`` when one of its stamps is too recent
+    (checked as they are read: a distribution just installed stops at its RECORD's ``stat``)."""
     limit = time.time_ns() - _RACY_NS
     try:
         st = os.stat(os.path.join(folder, "RECORD"))
-        stamps = {d: os.stat(d).st_mtime_ns for d in sorted(used)}
+        if st.st_mtime_ns > limit:
+            return None
+        stamps = {}
+        for d in sorted(used):
+            stamps[d] = os.stat(d).st_mtime_ns
+            if stamps[d] > limit:
+                return None
     except OSError:
-        return None
-    if st.st_mtime_ns > limit or any(m > limit for m in stamps.values()):
         return None
     return [st.st_mtime_ns, st.st_size, stamps]
 
@@ -210,8 +216,6 @@ def broken_distributions(dirs: Sequence[str | os.PathLike[str]], memo: Memo | No
     for location, folder in dist_info_folders(dirs, stashes=False):
         seen.add(folder)
         if memo is not None and folder in memo and _memo_holds(folder, memo[folder]):
-            continue
-        if not os.path.isdir(folder):
             continue
         used: set[str] = set()
         if location not in confines:

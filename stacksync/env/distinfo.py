@@ -60,8 +60,9 @@ def metadata_headers(text: str) -> dict[str, list[str]] | None:
     found: dict[str, list[str]] = {k: [] for k in _WANTED}
     last = ""
     # importlib.metadata reads in text mode: newlines are already "\n" (not str.splitlines, which
-    # also splits on form feeds and other characters email does not).
-    for line in text.split("\n"):
+    # also splits on form feeds and other characters email does not). The headers end at the first
+    # empty line: the description after it (a whole README) is not split.
+    for line in text.partition("\n\n")[0].split("\n"):
         if not line:
             break
         if line[0] in " \t":
@@ -110,7 +111,9 @@ def read_file(folder: str, name: str) -> str | None:
         data = read_regular(os.path.join(folder, name))
     except OSError:
         return None
-    return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="replace").read()  # text mode, as open()
+    text = data.decode("utf-8", errors="replace")
+    # text mode, as open() reads: "\r\n" and a lone "\r" become "\n" (what io.TextIOWrapper does, 25x faster)
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def read_installer(folder: str) -> str | None:
@@ -147,16 +150,24 @@ def dist_info_folders(dirs: Iterable[str | os.PathLike[str]], *, egg_info: bool 
                       stashes: bool = True) -> Iterator[tuple[str, str]]:
     """``(location, folder)`` for each ``*.dist-info`` folder (and ``*.egg-info`` with ``egg_info``)
     in ``dirs``, sorted by name within each location; unreadable locations are skipped. ``stashes``:
-    include pip's ``~``-prefixed stash folders of an uncommitted uninstall."""
+    include pip's ``~``-prefixed stash folders of an uncommitted uninstall. Folders only (symlinks
+    followed, as ``os.path.isdir``): a file with such a name is not a distribution; the listing says
+    which entries are folders, so a large target costs no ``stat`` per distribution here."""
     suffixes = (".dist-info", ".egg-info") if egg_info else (".dist-info",)
     for entry in dirs:
         location = os.fspath(entry)
         try:
-            children = sorted(os.listdir(location))
+            with os.scandir(location) as listing:
+                children = sorted(e.name for e in listing if e.name.lower().endswith(suffixes) and _is_dir(e)
+                                  and (stashes or not e.name.startswith("~")))
         except OSError:
             continue
         for child in children:
-            if not stashes and child.startswith("~"):
-                continue
-            if child.lower().endswith(suffixes):
-                yield location, os.path.join(location, child)
+            yield location, os.path.join(location, child)
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False

@@ -74,7 +74,7 @@ def read(prefix: Path) -> HostView | None:
     dirs = venv_site_dirs(prefix)
     if dirs is None:
         return None
-    dists = sitepackages.read_distributions(dirs)
+    dists = sitepackages.read_distributions(dirs, full=False)  # versions are what is compared
     if dists is None:
         return None
     versions = {NormalizedName(d["name"]): d["version"] for d in dists}

@@ -67,23 +67,30 @@ def target_state(python: Path) -> tuple[Any, ...] | None:
         for name in ("pyvenv.cfg", sitepackages.STATE_FILE):
             st = os.stat(prefix / name) if (prefix / name).exists() else None
             out.append((name, None if st is None else (st.st_ino, st.st_mtime_ns, st.st_size)))
+        seen: set[str] = set()
         for folder in [*sorted(prefix.glob("lib*/python*/site-packages")), prefix / "Lib" / "site-packages"]:
-            if not folder.is_dir():
-                continue
-            with os.scandir(folder) as entries:
-                for entry in entries:
+            real = os.path.realpath(folder)
+            if real in seen or not folder.is_dir():
+                continue  # lib64 is often a link to lib: one folder, listed once
+            seen.add(real)
+            entries: list[tuple[Any, ...]] = []
+            with os.scandir(folder) as listing:
+                for entry in listing:
                     if entry.name == "__pycache__":  # byte-code an import wrote: no fact of the probe's
                         continue
-                    st = entry.stat(follow_symlinks=False)
                     if entry.is_dir(follow_symlinks=False) and not entry.name.endswith(_METADATA_DIRS):
                         # a package folder: replaced (a new inode) when reinstalled; its mtime moves
-                        # when an import writes its __pycache__, which changes no fact
-                        out.append((str(folder), entry.name, st.st_ino))
+                        # when an import writes its __pycache__, which changes no fact. The inode
+                        # comes with the listing: no stat (800 packages, several times a sync)
+                        entries.append((entry.name, entry.inode()))
                     else:
-                        out.append((str(folder), entry.name, st.st_ino, st.st_mtime_ns, st.st_size))
+                        st = entry.stat(follow_symlinks=False)
+                        entries.append((entry.name, st.st_ino, st.st_mtime_ns, st.st_size))
+            entries.sort(key=lambda e: e[0])  # names are unique in a folder
+            out.append((str(folder), tuple(entries)))
     except OSError:
         return None
-    return tuple(sorted(out, key=repr))
+    return tuple(out)
 
 
 def _only_probes_since(mark: int) -> bool:

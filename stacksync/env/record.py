@@ -209,11 +209,10 @@ def site_dirs(target: str | os.PathLike[str]) -> list[str]:
 def scan(dirs: Sequence[str]) -> Scan:
     """Every distribution in ``dirs`` (RECORD read, nothing hashed yet) and the unrecorded files."""
     dists: list[Dist] = []
-    for location, folder in dist_info_folders(dirs, egg_info=True):
-        if os.path.isdir(folder):
-            dist = _read_dist(folder, location)
-            if dist is not None:
-                dists.append(dist)
+    for location, folder in dist_info_folders(dirs, egg_info=True):  # folders only
+        dist = _read_dist(folder, location)
+        if dist is not None:
+            dists.append(dist)
     dists.sort(key=lambda d: (d.name, d.version, d.folder))
     confines: dict[str, Confine] = {}
     for d in dists:

@@ -42,8 +42,9 @@ def probe_module() -> ModuleType:
     return module
 
 
-def read_dist_info(folder: str, location: str) -> dict[str, Any] | None:
-    """One distribution as the probe prints it, from its ``*.dist-info`` folder; ``None`` if unsure."""
+def read_dist_info(folder: str, location: str, *, full: bool = True) -> dict[str, Any] | None:
+    """One distribution as the probe prints it, from its ``*.dist-info`` folder; ``None`` if unsure.
+    Without ``full``: its name, display name and version only (METADATA is the one file read)."""
     join = os.path.join
     try:
         text = read_text(join(folder, "METADATA"))
@@ -56,6 +57,9 @@ def read_dist_info(folder: str, location: str) -> dict[str, Any] | None:
         return None
     if not headers["name"] or not headers["name"][0]:
         return {}  # the probe skips a distribution without a Name
+    name = headers["name"][0]
+    if not full:
+        return {"name": probe_module().canonical(name), "display_name": name, "version": headers["version"][0]}
     requires = headers["requires-dist"]
     if not requires and os.path.exists(join(folder, "requires.txt")):
         return None
@@ -63,7 +67,6 @@ def read_dist_info(folder: str, location: str) -> dict[str, Any] | None:
         installer = read_text(join(folder, "INSTALLER"))
     except (OSError, UnicodeDecodeError):
         return None
-    name = headers["name"][0]
     return {
         "name": probe_module().canonical(name),
         "display_name": name,
@@ -75,9 +78,10 @@ def read_dist_info(folder: str, location: str) -> dict[str, Any] | None:
     }
 
 
-def read_distributions(dirs: Sequence[str]) -> list[dict[str, Any]] | None:
+def read_distributions(dirs: Sequence[str], *, full: bool = True) -> list[dict[str, Any]] | None:
     """The probe's ``distributions`` list for a target whose distributions all live in ``dirs`` (its
-    site-packages), sorted by name; ``None`` when unsure."""
+    site-packages), sorted by name; ``None`` when unsure. Without ``full``, each with its name and
+    version only (:func:`read_dist_info`): what the check of the probe's versions reads."""
     seen: dict[str, dict[str, Any]] = {}
     for entry in dirs:
         location = str(Path(entry))
@@ -95,7 +99,7 @@ def read_distributions(dirs: Sequence[str]) -> list[dict[str, Any]] | None:
                 return None  # egg metadata is read differently (requires.txt, PKG-INFO): probe it
             if not low.endswith(".dist-info"):
                 continue
-            dist = read_dist_info(os.path.join(entry, child), location)
+            dist = read_dist_info(os.path.join(entry, child), location, full=full)
             if dist is None:
                 return None
             if not dist:

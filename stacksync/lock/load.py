@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import InvalidRequirement
 from packaging.utils import NormalizedName, canonicalize_name
 
 from stacksync.core.errors import StacksyncError
@@ -15,6 +15,7 @@ from stacksync.lock import lockcheck
 from stacksync.lock.lockfile import LockProblems, Pin, RequirementsFile, parse, require_hashes
 from stacksync.lock.profile import Profile
 from stacksync.lock.pylock import profile_locks
+from stacksync.lock.reqshape import requirement
 
 __all__ = ["load_locks", "deps_from_via"]
 
@@ -54,7 +55,7 @@ def _via_name(text: str) -> NormalizedName | None:
     if not text or text.startswith(("-r ", "-c ", "--")) or " " in text.split("[", 1)[0].strip():
         return None
     try:
-        return canonicalize_name(Requirement(text.split(" (", 1)[0]).name)
+        return canonicalize_name(requirement(text.split(" (", 1)[0]).name)
     except InvalidRequirement:
         return None
 

@@ -19,11 +19,13 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from packaging.markers import InvalidMarker, Marker
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
@@ -36,7 +38,7 @@ from packaging.utils import (
 from stacksync.core.redact import shown_line
 
 __all__ = ["Shape", "ShapeError", "VCS_PREFIXES", "ARCHIVE_EXTENSIONS", "read_requirement", "read_editable",
-           "split_vcs", "version_from_filename", "is_url"]
+           "split_vcs", "version_from_filename", "is_url", "simple_pin", "requirement"]
 
 VCS_PREFIXES = ("git+", "hg+", "svn+", "bzr+")
 #: pip's ``is_url`` schemes: what it downloads from, and its VCS schemes (``vcs.all_schemes``)
@@ -50,6 +52,13 @@ ARCHIVE_EXTENSIONS = (".zip", ".whl", ".tar.bz2", ".tbz", ".tar.gz", ".tgz", ".t
 # Pattern strings, compiled on first use by re's own cache (lazy: start-up cost).
 _HEX = r"^[0-9a-f]{40}([0-9a-f]{24})?$"
 _PROJECT = r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$"
+
+
+# ``name`` or ``name==version`` and nothing else, a version in the spelling pip-compile and uv write
+# (release, a/b/rc, .postN, .devN, +local): the lines of a compiled lock (see :func:`simple_pin`).
+_SIMPLE = (r"([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)"
+           r"(?:==([0-9]+(?:\.[0-9]+)*(?:(?:a|b|rc)[0-9]+)?(?:\.post[0-9]+)?(?:\.dev[0-9]+)?"
+           r"(?:\+[a-z0-9]+(?:\.[a-z0-9]+)*)?))?")
 
 
 class ShapeError(ValueError):
@@ -178,6 +187,34 @@ def _looks_like_path(text: str) -> bool:
 
 def _path_url(path: str, base: Path) -> str:
     return (base / path).resolve().as_uri() if not os.path.isabs(path) else Path(path).as_uri()
+
+
+def simple_pin(text: str) -> tuple[str, str | None] | None:
+    """``(name, version)`` of a requirement that is a bare ``name`` (version ``None``) or ``name==version``
+    with a plain version, as written; ``None`` for anything else (extras, markers, other operators,
+    URLs, spaces, a name that reads as an archive path...). What :func:`read_requirement` and
+    packaging make of such a line is known without parsing it: the pin of a compiled lock, read 800
+    times in a run of an 800-package lock (tests/test_lockfile.py holds the two readings equal)."""
+    found = re.fullmatch(_SIMPLE, text)
+    if found is None or found.group(1).lower().endswith(ARCHIVE_EXTENSIONS):
+        return None
+    return found.group(1), found.group(2)
+
+
+@lru_cache(maxsize=16384)
+def requirement(text: str) -> Requirement:
+    """``packaging.requirements.Requirement(text)``, cached (read-only: never change the result). One
+    Requires-Dist line is read from the fetched wheel, from the installed dist-info and by verify in
+    one run, ~50 µs each time; a plain ``name`` / ``name==version`` (:func:`simple_pin`) is built from
+    its parts, as packaging builds it (tests/test_reqshape.py holds them equal). Raises
+    :class:`InvalidRequirement` as packaging does."""
+    simple = simple_pin(text)
+    if simple is None:
+        return Requirement(text)
+    req = Requirement.__new__(Requirement)
+    req.name, req.url, req.extras, req.marker = simple[0], None, set(), None
+    req.specifier = SpecifierSet(f"=={simple[1]}" if simple[1] is not None else "")
+    return req
 
 
 def read_requirement(text: str, *, base: Path) -> Shape:

@@ -2,7 +2,8 @@
 
 :class:`CacheIndex` reads the folder once and indexes its wheels by ``(name, version)`` with their
 tags, and every file by project name. Each file is hashed at most once per run while it is
-unchanged (path, size and mtime), and a wheel's ``Requires-Dist`` is read from its zip once, then kept
+unchanged (path, size and mtime; within one listing, a file it answered for is not asked again: the
+lookups of one fetch step), and a wheel's ``Requires-Dist`` is read from its zip once, then kept
 by sha256 in ``.requires-dist.json`` in the cache folder, so a later run does not open the zip again.
 """
 
@@ -38,6 +39,8 @@ class CacheIndex:
         self.hashed: dict[tuple[str, int, int], str] = earlier.hashed if earlier else {}
         self.wheels: dict[tuple[NormalizedName, str], list[tuple[Path, frozenset[Tag]]]] = {}
         self.files: dict[NormalizedName, list[Path]] = {}
+        # path -> sha256 answered by this listing: its later lookups in the same step skip the stat
+        self._answered: dict[str, str] = {}
         self._requires = earlier._requires if earlier else None
         self._requires_dirty = earlier._requires_dirty if earlier else False
         try:
@@ -69,15 +72,21 @@ class CacheIndex:
         return self.files.get(name, [])
 
     def sha256(self, path: Path, hasher: Callable[[Path], str]) -> str:
-        """``hasher(path)``, once per unchanged file in this run."""
+        """``hasher(path)``, once per unchanged file in this run (a new listing, made after a download,
+        checks size and mtime again: a file replaced under the same name is hashed again)."""
+        where = str(path)
+        answered = self._answered.get(where)
+        if answered is not None:
+            return answered
         try:
-            st = path.stat()
+            st = os.stat(where)
         except OSError:
             return hasher(path)
-        key = (str(path), st.st_size, st.st_mtime_ns)
+        key = (where, st.st_size, st.st_mtime_ns)
         known = self.hashed.get(key)
         if known is None:
             known = self.hashed[key] = hasher(path)
+        self._answered[where] = known
         return known
 
     def requires(self, path: Path, sha256: str, reader: Callable[[Path], list[str] | None]) -> list[str] | None:

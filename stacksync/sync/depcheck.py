@@ -18,6 +18,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from stacksync.lock.reqshape import requirement
+
 __all__ = ["Package", "Problem", "problems"]
 
 
@@ -54,7 +56,7 @@ def _parsed(lines: Iterable[str]) -> list[Requirement]:
     out = []
     for line in lines:
         try:
-            out.append(Requirement(line))
+            out.append(requirement(line))
         except InvalidRequirement:
             continue  # not ours to judge: the installer reads it as it reads it
     return out

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import InvalidRequirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -31,6 +31,7 @@ from stacksync.env.environment import Snapshot
 from stacksync.lock.load import deps_from_via
 from stacksync.lock.lockfile import Pin
 from stacksync.lock.profile import PHASES, Profile
+from stacksync.lock.reqshape import requirement
 
 __all__ = ["Action", "Plan", "Kind", "PHASES", "PLAN_JSON_SCHEMA", "base_closure", "deps_from_requires",
            "make_plan", "plan_document", "version_change"]
@@ -175,7 +176,7 @@ def deps_from_requires(requires: Mapping[NormalizedName, Iterable[str]],
     for name, lines in requires.items():
         for line in lines:
             try:
-                req = Requirement(line)
+                req = requirement(line)
             except InvalidRequirement:
                 continue
             if req.marker is not None and not req.marker.evaluate(env):

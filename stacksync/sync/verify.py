@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import InvalidRequirement
 from packaging.utils import NormalizedName, canonicalize_name
 
 from stacksync.core import console, defaults, faults
@@ -14,6 +14,7 @@ from stacksync.core.errors import SyncError
 from stacksync.env import hostview
 from stacksync.env.diff import Entry, compare, entry_from_installed, entry_from_pin
 from stacksync.env.environment import Snapshot
+from stacksync.lock.reqshape import requirement
 from stacksync.sync import repair, vcsphase
 from stacksync.sync.prepare import check_artifacts
 from stacksync.sync.smoke import explain_smoke, skipped_modules, smoke_and_probe
@@ -33,7 +34,7 @@ def dependency_problems(snapshot: Snapshot) -> list[str]:
         dist = snapshot.distributions[name]
         for line in dist.requires:
             try:
-                req = Requirement(line)
+                req = requirement(line)
                 if req.marker is not None and not req.marker.evaluate(env):
                     continue
             except (InvalidRequirement, ValueError):

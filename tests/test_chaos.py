@@ -14,6 +14,7 @@ deferred rebuild. With ``STACKSYNC_CHAOS_REPORT=FILE`` the counts go to FILE (``
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -138,6 +139,7 @@ def test_kill_then_resync_converges(world: dict[str, Any], point: str, fault: st
                   STACKSYNC_FAULT_EVENT=event.format(sp=sp, cache=cache))
     killed = invoke(*sync_args, env=faulty, timeout=180, new_session=True)
     assert killed.returncode == -9, f"{point}: not killed (rc {killed.returncode}): {killed.stderr[-2000:]}"
+    _wait_for_the_killed_tree(venv)
     left = _damage_left(venv)
 
     # Nothing reports the cut-short target as synced: verify fails (not the twin, or interrupted).
@@ -171,6 +173,29 @@ def test_kill_then_resync_converges(world: dict[str, Any], point: str, fault: st
                                    "verify": verify_says[:200], "converged": converged,
                                    "seconds": round(time.perf_counter() - started, 2)})
     assert converged, (point, got, imports.stderr, after)
+
+
+def _wait_for_the_killed_tree(venv: Path, timeout: float = 30.0) -> None:
+    """Wait until every process of the killed tree is gone: the kill is one ``SIGKILL`` to both process
+    groups, but a child (pip) may still be exiting when ``invoke`` is reaped, and it holds the target's
+    lock until its last descriptor closes. (A user's immediate re-run would be told the target is busy,
+    which is right; the test wants the state the kill left, not that race.)"""
+    lock = venv / ".stacksync.lock"
+    if not lock.exists():
+        return
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                return
+            except BlockingIOError:
+                assert time.monotonic() < deadline, f"{venv}: the killed tree still holds the lock after {timeout} s"
+                time.sleep(0.05)
+    finally:
+        os.close(fd)
 
 
 def test_inside_kills_leave_the_damage_pip_leaves(world: dict[str, Any]) -> None:

@@ -82,7 +82,7 @@ def test_a_new_file_in_a_listed_folder_or_beside_a_read_file_is_a_change(tmp_pat
     lock = tmp_path / "locks" / "requirements.txt"
     lock.parent.mkdir()
     lock.write_text("a==1\n")
-    target = str(tmp_path / "stamps" / "k.json")
+    target = str(tmp_path / ".stacksync-cache" / "noop" / "k.json")
     later = time.time_ns() + stamp.RACY_NS + 1
     assert stamp.write(target, "k", str(prefix), [], [("f", str(lock)), ("d", str(prefix / "site"))], [],
                        started_ns=later) is None
@@ -96,6 +96,26 @@ def test_a_new_file_in_a_listed_folder_or_beside_a_read_file_is_a_change(tmp_pat
     (lock.parent / "deferred.txt").write_text("")  # a file a stat-only check would see
     assert stamp.check(target, "k") is None
 
+
+
+def test_an_entry_written_beside_a_cache_entry_is_no_change(tmp_path: Path) -> None:
+    """Another target's sync sharing the cache writes its own probe document and memo there: the
+    stamp keeps the stat of the entries this run read, not of the cache's folders."""
+    prefix = tmp_path / "venv"
+    prefix.mkdir()
+    (prefix / targetlock.LOCK_NAME).write_text("")
+    cache = tmp_path / "cache"
+    entry = cache / "probe" / "mine.json"
+    entry.parent.mkdir(parents=True)
+    entry.write_text("{}")
+    target = str(cache / "noop" / "k.json")
+    later = time.time_ns() + stamp.RACY_NS + 1
+    assert stamp.write(target, "k", str(prefix), [], [("f", str(entry))], [], started_ns=later) is None
+    (cache / "probe" / "another-target.json").write_text("{}")
+    (cache / "records").mkdir()
+    assert stamp.check(target, "k") == []
+    entry.write_text('{"changed": 1}')  # the entry itself: a change
+    assert stamp.check(target, "k") is None
 
 def test_old_stamps_are_pruned(tmp_path: Path) -> None:
     prefix = tmp_path / "venv"

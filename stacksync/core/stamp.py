@@ -249,6 +249,10 @@ def write(target: str, key: str, prefix: str, lines: Iterable[tuple[str, str]], 
     excluded = tuple(os.path.join(os.path.abspath(e), "") for e in (*exclude, os.path.dirname(target)))
     tool = tuple(os.path.join(p, "") for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
     own = os.path.join(prefix, "")
+    # the cache folder the stamp lives in (``<cache>/noop/``): the entries of its folders
+    # (``<cache>/probe/<key>.json``, ``<cache>/records/<key>.json``) are keyed files read by name, so one
+    # written beside them for another target or request is no change to this one (their own stat is kept)
+    cache = os.path.dirname(os.path.dirname(os.path.abspath(target)))
     code = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "")
     wanted: dict[tuple[str, str], None] = {}
     for kind, path in read:
@@ -259,7 +263,7 @@ def write(target: str, key: str, prefix: str, lines: Iterable[tuple[str, str]], 
         if os.path.basename(path) == _LOCK_NAME:
             continue
         wanted[(kind, path)] = None
-        if kind == "f":
+        if kind == "f" and os.path.dirname(os.path.dirname(path)) != cache:
             wanted[("f", os.path.dirname(path))] = None  # a file added beside it (stat-only checks)
     for path in stats:
         wanted[("f", os.path.abspath(path))] = None

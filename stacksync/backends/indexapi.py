@@ -30,6 +30,8 @@ import base64
 import hashlib
 import http.client
 import json
+import os
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -132,24 +134,51 @@ def _same_host(a: str, b: str) -> bool:
     return (pa.scheme, pa.hostname, pa.port) == (pb.scheme, pb.hostname, pb.port)
 
 
+#: HTTP answers worth asking again (a proxy or an index restarting), as pip's retry policy does
+_RETRY_CODES = frozenset({500, 502, 503, 504})
+
+
+def retries(environ: Mapping[str, str] | None = None) -> int:
+    """How many times a request that timed out, was reset or got a 5xx is asked again: pip's
+    ``PIP_RETRIES`` when it is a whole number, else 2 (the waits between tries: 0.5 s, 1 s, 2 s...)."""
+    value = (os.environ if environ is None else environ).get("PIP_RETRIES", "").strip()
+    return max(0, int(value)) if value.isdigit() else 2
+
+
+def _transient(exc: BaseException) -> bool:
+    """A failure another try may not meet: a timeout, a connection reset or cut, a 5xx (not a refused
+    connection, a name that does not resolve, a 4xx: those are answers)."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return exc.code in _RETRY_CODES
+    reason = getattr(exc, "reason", exc)
+    return isinstance(reason, (TimeoutError, ConnectionResetError, ConnectionAbortedError))
+
+
 def _open(url: str, auth: str | None, *, accept: str | None, shown: str):  # type: ignore[no-untyped-def]
-    """urlopen with the auth header (only sent to the index's own host) and one-line errors."""
+    """urlopen with the auth header (only sent to the index's own host), :func:`retries` more tries of a
+    transient failure (a mirror that stalls once must not fail a whole compile), and one-line errors."""
     headers = {"User-Agent": "stacksync"}
     if accept:
         headers["Accept"] = accept
     if auth:
         headers["Authorization"] = auth
     request = urllib.request.Request(url, headers=headers)
-    try:
-        return opener(transport_settings()).open(request, timeout=timeout())
-    except urllib.error.HTTPError as exc:
-        raise _http_error(exc.code, shown, url) from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise IndexUnavailable(
-            f"index {redact(shown)} is unreachable: {redact(str(reason))} "
-            "(fix: check the URL in stack.toml / PIP_INDEX_URL, the network or proxy, and that the server is up)"
-        ) from None
+    tries = 1 + retries()
+    for attempt in range(tries):
+        try:
+            return opener(transport_settings()).open(request, timeout=timeout())
+        except (urllib.error.URLError, OSError) as exc:
+            if attempt + 1 < tries and _transient(exc):
+                time.sleep(0.5 * 2 ** attempt)
+                continue
+            if isinstance(exc, urllib.error.HTTPError):
+                raise _http_error(exc.code, shown, url) from None
+            reason = getattr(exc, "reason", exc)
+            raise IndexUnavailable(
+                f"index {redact(shown)} is unreachable: {redact(str(reason))} "
+                "(fix: check the URL in stack.toml / PIP_INDEX_URL, the network or proxy, and that the server is "
+                "up)") from None
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 @contextmanager

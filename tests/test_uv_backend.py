@@ -209,6 +209,9 @@ def test_sync_with_uv_creates_a_uv_venv_and_syncs_it(auth: IndexServer, stack_pa
     assert started and all(Path(a[0]).name == "uv" for a in started), started
     # A new venv has nothing to remove: the rest phase is `uv pip install` of the hashed lock.
     assert not any("sync" in a for a in started) and any("--no-build-isolation" in a for a in started)
+    # ...without resolving it again: fetch's dependency check already held the lock's closure
+    (rest,) = [a for a in started if a[1:3] == ["pip", "install"] and "rest.txt" in a[a.index("-r") + 1]]
+    assert "--no-deps" in rest and "--require-hashes" in rest and "--no-index" in rest
     ok = subprocess.run([str(venv / "bin" / "python"), "-c", "import flash_attn_like, torch_like"],
                         capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr

@@ -5,7 +5,8 @@
 - :func:`target_findings`: torch's CUDA build against the driver, the CUDA libraries it needs.
 - :func:`build_findings`: nvcc / CUDA_HOME / ninja / compiler / memory for deferred builds.
 - :func:`preinstall_findings`: a profile's lock against this host *before* installing (``invoke sync``
-  stops on its errors unless ``--force``).
+  stops on its errors unless ``--force``); :func:`preinstall_wants_facts`: whether its warnings and
+  errors can depend on ``probe.py cuda`` at all.
 - :func:`findings_for`: all of them for one target.
 """
 
@@ -30,7 +31,7 @@ from stacksync.lock.variants import platform_admits, platform_name
 
 __all__ = [
     "GIB_PER_BUILD_JOB", "MIN_GLIBC", "build_findings", "findings_for", "host_findings", "library_findings",
-    "preinstall_findings", "target_findings",
+    "preinstall_findings", "preinstall_wants_facts", "target_findings",
 ]
 
 
@@ -348,7 +349,20 @@ def _lock_for(profile: Profile,
     return found, [warn("lock", f"no lock yet ({profile.lock_path}): checked {profile.requirements_in}", fix)]
 
 
-def preinstall_findings(profile: Profile, snapshot: Snapshot, facts: Facts,
+def preinstall_wants_facts(profile: Profile, pin_names: Iterable[str], *, building: bool,
+                           nvcc_on_path: bool) -> bool:
+    """Whether a warning or error of :func:`preinstall_findings` can come from ``probe.py cuda``'s facts:
+    a lock that needs CUDA (the driver; the profile's ``cuda`` key, torch, ``nvidia-*`` pins), manylinux
+    wheels (glibc; torch, triton, ``nvidia-*``), a deferred package to build (nvcc, ninja, compiler,
+    memory), or an ``nvcc`` on PATH (doctor warns when it is not CUDA_HOME's, whatever the lock).
+    Otherwise every finding made from the facts is an "ok" line, which a sync does not print: the sync
+    need not start the probe's cuda half (``facts=None``). ``pin_names``: the lock's, canonical."""
+    if building or profile.cuda or nvcc_on_path:
+        return True
+    return any(n in ("torch", "triton") or n.startswith("nvidia-") for n in pin_names)
+
+
+def preinstall_findings(profile: Profile, snapshot: Snapshot, facts: Facts | None,
                         lock: RequirementsFile | None = None, have_wheels: Iterable[str] = (), *,
                         to_build: Iterable[str] | None = None,
                         environ: Mapping[str, str] | None = None) -> list[Finding]:
@@ -361,7 +375,8 @@ def preinstall_findings(profile: Profile, snapshot: Snapshot, facts: Facts,
     ``to_build``: the deferred packages this run builds (a sync's plan); default: those not installed
     as locked. nvcc is asked only of those that compile CUDA code against a base (``rebuild_on``) and
     whose own switch does not skip it (``FLASH_ATTENTION_SKIP_CUDA_BUILD=TRUE`` in build_env or
-    ``environ``): a pure-Python sdist is no CUDA build."""
+    ``environ``): a pure-Python sdist is no CUDA build. ``facts=None`` (a sync where
+    :func:`preinstall_wants_facts` says no): the facts' findings, all "ok" lines then, are left out."""
     environ = os.environ if environ is None else environ
     name = f"profile {profile.name!r}"
     lock, out = _lock_for(profile, lock)
@@ -375,9 +390,11 @@ def preinstall_findings(profile: Profile, snapshot: Snapshot, facts: Facts,
                        f"use a profile for {shown}"))
     pins = lock.for_environment(snapshot.marker_environment) if lock is not None else {}
     need = lock_cuda(profile, pins)
+    if facts is None and preinstall_wants_facts(profile, pins, building=False, nvcc_on_path=False):
+        raise ValueError(f"{name}: its lock is checked against the CUDA facts (probe.py cuda); none were given")
     if need is None:
         out.append(ok("cuda", f"{name} needs no CUDA runtime (no cuda key, no CUDA torch, no nvidia-* pins)"))
-    else:
+    elif facts is not None:
         out.append(_against_driver("this lock", need.cuda, facts, topic="cuda"))
         if need.conflicts:
             majors = {c.rsplit("CUDA ", 1)[-1].split(".")[0] for c in need.conflicts}
@@ -390,7 +407,7 @@ def preinstall_findings(profile: Profile, snapshot: Snapshot, facts: Facts,
         if sys_platform == "linux" and machine not in ("x86_64", "aarch64"):
             out.append(err("platform", f"{name} needs CUDA wheels; none exist for {machine}",
                            "use an x86_64 or aarch64 machine, or a CPU profile"))
-    out += _glibc_findings(name, pins, facts, sys_platform)
+    out += _glibc_findings(name, pins, facts, sys_platform) if facts is not None else []
     wheels = set(have_wheels)
     chosen = set(to_build) if to_build is not None else None
     building = [d for d in (_to_build(profile, snapshot, pins) if chosen is None else
@@ -404,6 +421,10 @@ def preinstall_findings(profile: Profile, snapshot: Snapshot, facts: Facts,
     if skipped:
         out.append(ok("build", "; ".join(f"{n}: CUDA part not built ({why}): no nvcc needed"
                                          for n, why in sorted(skipped.items()))))
+    if facts is None:
+        if building:
+            raise ValueError(f"{name}: a build is checked against the CUDA facts (probe.py cuda); none were given")
+        return out  # the build side's findings from the facts: "ok" lines only, without a build
     max_jobs = next((d.build_env["MAX_JOBS"] for d in building if "MAX_JOBS" in d.build_env), facts.max_jobs)
     out += build_findings(facts, torch_cuda=need.cuda if need is not None else None,
                           deferred=[d.name for d in building], max_jobs=max_jobs,

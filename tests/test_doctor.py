@@ -469,12 +469,12 @@ def test_a_lock_without_cuda_manylinux_or_builds_warns_the_same_without_the_cuda
     errors) is what it printed with the facts, whatever they say (no nvcc on PATH: the caller checks)."""
     prof = write_profile(tmp_path, "p", 'python = "3.11"\n', "plain-a\n", "plain-a==1.0\nrequests==2.32.3\n")
     names = parse(prof.lock_path).names()
-    assert not checks.preinstall_wants_facts(prof, names, building=False, nvcc_on_path=False)
+    assert not cuda_facts.preinstall_wants_facts(prof, names, building=False, nvcc_on_path=False)
     for snap in (make_snapshot({}), make_snapshot({}, python="3.10.12")):
         shown = [f for f in checks.preinstall_findings(prof, snap, facts) if f.level != "ok"]
         assert shown == [f for f in checks.preinstall_findings(prof, snap, None) if f.level != "ok"]
-    assert checks.preinstall_wants_facts(prof, names, building=False, nvcc_on_path=True)  # doctor's nvcc warning
-    assert checks.preinstall_wants_facts(prof, names, building=True, nvcc_on_path=False)
+    assert cuda_facts.preinstall_wants_facts(prof, names, building=False, nvcc_on_path=True)  # doctor's nvcc warning
+    assert cuda_facts.preinstall_wants_facts(prof, names, building=True, nvcc_on_path=False)
 
 
 @pytest.mark.parametrize(("stack_toml", "lock"), [('cuda = "12.1"\n', "plain-a==1.0\n"),
@@ -483,7 +483,7 @@ def test_a_lock_without_cuda_manylinux_or_builds_warns_the_same_without_the_cuda
 def test_a_lock_the_cuda_facts_judge_is_never_checked_without_them(tmp_path: Path, stack_toml: str,
                                                                   lock: str) -> None:
     prof = write_profile(tmp_path, "p", stack_toml, lock.split("=")[0] + "\n", lock)
-    assert checks.preinstall_wants_facts(prof, parse(prof.lock_path).names(), building=False, nvcc_on_path=False)
+    assert cuda_facts.preinstall_wants_facts(prof, parse(prof.lock_path).names(), building=False, nvcc_on_path=False)
     with pytest.raises(ValueError, match="probe.py cuda"):
         checks.preinstall_findings(prof, make_snapshot({}), None)
 

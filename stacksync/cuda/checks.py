@@ -5,8 +5,7 @@
 - :func:`target_findings`: torch's CUDA build against the driver, the CUDA libraries it needs.
 - :func:`build_findings`: nvcc / CUDA_HOME / ninja / compiler / memory for deferred builds.
 - :func:`preinstall_findings`: a profile's lock against this host *before* installing (``invoke sync``
-  stops on its errors unless ``--force``); :func:`preinstall_wants_facts`: whether its warnings and
-  errors can depend on ``probe.py cuda`` at all.
+  stops on its errors unless ``--force``).
 - :func:`findings_for`: all of them for one target.
 """
 
@@ -22,6 +21,7 @@ from packaging.version import InvalidVersion, Version
 
 from stacksync.build.buildkey import cuda_build_skipped
 from stacksync.cuda import cudalibs
+from stacksync.cuda import facts as cuda_facts
 from stacksync.cuda.facts import TORCH_MANYLINUX_2_28, Facts, Nvcc, lock_cuda, requires_pins, torch_build
 from stacksync.cuda.finding import Finding, Level, err, ok, warn
 from stacksync.env.environment import Snapshot
@@ -29,10 +29,8 @@ from stacksync.lock.lockfile import LockProblems, Pin, RequirementsFile, parse
 from stacksync.lock.profile import Deferred, Profile
 from stacksync.lock.variants import platform_admits, platform_name
 
-__all__ = [
-    "GIB_PER_BUILD_JOB", "MIN_GLIBC", "build_findings", "findings_for", "host_findings", "library_findings",
-    "preinstall_findings", "preinstall_wants_facts", "target_findings",
-]
+__all__ = ["GIB_PER_BUILD_JOB", "MIN_GLIBC", "build_findings", "findings_for", "host_findings", "library_findings",
+           "preinstall_findings", "target_findings"]
 
 
 # Rough peak memory of one nvcc job compiling flash-attn-sized kernels; flash-attn's README asks for
@@ -90,13 +88,11 @@ def host_findings(facts: Facts) -> list[Finding]:
                 out.append(warn("driver", f"{name} (CUDA up to {drv.cuda}) found but no GPU is visible: "
                                 f"{drv.init_error}{shown}", _GPU_FLAGS_FIX))
             else:
-                fix = _CU_ERROR_FIX.get(drv.init_code or -1,
-                                        "check `nvidia-smi`; reinstall the NVIDIA driver")
+                fix = _CU_ERROR_FIX.get(drv.init_code or -1, "check `nvidia-smi`; reinstall the NVIDIA driver")
                 out.append(err("driver", f"{name} (CUDA up to {drv.cuda}) found but cuInit failed: "
                                f"{drv.init_error}", fix))
         elif drv.device_count == 0:
-            out.append(warn("driver", f"{name} supports CUDA up to {drv.cuda} but sees no GPU",
-                            _GPU_FLAGS_FIX))
+            out.append(warn("driver", f"{name} supports CUDA up to {drv.cuda} but sees no GPU", _GPU_FLAGS_FIX))
         else:
             gpus = ""
             if drv.devices:
@@ -334,8 +330,7 @@ def _memory_findings(facts: Facts, max_jobs: str | None) -> list[Finding]:
     return [ok("memory", f"{_gib(memory)} available{limit} for {source}")]
 
 
-def _lock_for(profile: Profile,
-              lock: RequirementsFile | None) -> tuple[RequirementsFile | None, list[Finding]]:
+def _lock_for(profile: Profile, lock: RequirementsFile | None) -> tuple[RequirementsFile | None, list[Finding]]:
     """The profile's lock; its requirements.in (with a warning) when there is no lock yet."""
     if lock is not None:
         return lock, []
@@ -347,19 +342,6 @@ def _lock_for(profile: Profile,
     except LockProblems as exc:
         return None, [err("lock", str(exc.problems[0]), f"fix the file, or {fix}")]
     return found, [warn("lock", f"no lock yet ({profile.lock_path}): checked {profile.requirements_in}", fix)]
-
-
-def preinstall_wants_facts(profile: Profile, pin_names: Iterable[str], *, building: bool,
-                           nvcc_on_path: bool) -> bool:
-    """Whether a warning or error of :func:`preinstall_findings` can come from ``probe.py cuda``'s facts:
-    a lock that needs CUDA (the driver; the profile's ``cuda`` key, torch, ``nvidia-*`` pins), manylinux
-    wheels (glibc; torch, triton, ``nvidia-*``), a deferred package to build (nvcc, ninja, compiler,
-    memory), or an ``nvcc`` on PATH (doctor warns when it is not CUDA_HOME's, whatever the lock).
-    Otherwise every finding made from the facts is an "ok" line, which a sync does not print: the sync
-    need not start the probe's cuda half (``facts=None``). ``pin_names``: the lock's, canonical."""
-    if building or profile.cuda or nvcc_on_path:
-        return True
-    return any(n in ("torch", "triton") or n.startswith("nvidia-") for n in pin_names)
 
 
 def preinstall_findings(profile: Profile, snapshot: Snapshot, facts: Facts | None,
@@ -375,8 +357,7 @@ def preinstall_findings(profile: Profile, snapshot: Snapshot, facts: Facts | Non
     ``to_build``: the deferred packages this run builds (a sync's plan); default: those not installed
     as locked. nvcc is asked only of those that compile CUDA code against a base (``rebuild_on``) and
     whose own switch does not skip it (``FLASH_ATTENTION_SKIP_CUDA_BUILD=TRUE`` in build_env or
-    ``environ``): a pure-Python sdist is no CUDA build. ``facts=None`` (a sync where
-    :func:`preinstall_wants_facts` says no): the facts' findings, all "ok" lines then, are left out."""
+    ``environ``): a pure-Python sdist is no CUDA build. ``facts=None``: see ``cuda.facts.preinstall_wants_facts``."""
     environ = os.environ if environ is None else environ
     name = f"profile {profile.name!r}"
     lock, out = _lock_for(profile, lock)
@@ -390,8 +371,6 @@ def preinstall_findings(profile: Profile, snapshot: Snapshot, facts: Facts | Non
                        f"use a profile for {shown}"))
     pins = lock.for_environment(snapshot.marker_environment) if lock is not None else {}
     need = lock_cuda(profile, pins)
-    if facts is None and preinstall_wants_facts(profile, pins, building=False, nvcc_on_path=False):
-        raise ValueError(f"{name}: its lock is checked against the CUDA facts (probe.py cuda); none were given")
     if need is None:
         out.append(ok("cuda", f"{name} needs no CUDA runtime (no cuda key, no CUDA torch, no nvidia-* pins)"))
     elif facts is not None:
@@ -421,10 +400,10 @@ def preinstall_findings(profile: Profile, snapshot: Snapshot, facts: Facts | Non
     if skipped:
         out.append(ok("build", "; ".join(f"{n}: CUDA part not built ({why}): no nvcc needed"
                                          for n, why in sorted(skipped.items()))))
-    if facts is None:
-        if building:
-            raise ValueError(f"{name}: a build is checked against the CUDA facts (probe.py cuda); none were given")
-        return out  # the build side's findings from the facts: "ok" lines only, without a build
+    if facts is None:  # the facts' findings would be "ok" lines only, unless the lock or a build needs them:
+        if building or cuda_facts.preinstall_wants_facts(profile, pins, building=False, nvcc_on_path=False):
+            raise ValueError(f"{name}: checked against the CUDA facts (probe.py cuda); none were given")
+        return out
     max_jobs = next((d.build_env["MAX_JOBS"] for d in building if "MAX_JOBS" in d.build_env), facts.max_jobs)
     out += build_findings(facts, torch_cuda=need.cuda if need is not None else None,
                           deferred=[d.name for d in building], max_jobs=max_jobs,
@@ -476,8 +455,7 @@ def _python_findings(profile: Profile, snapshot: Snapshot, lock: RequirementsFil
     return out
 
 
-def _glibc_findings(name: str, pins: Mapping[NormalizedName, Pin], facts: Facts,
-                    sys_platform: str) -> list[Finding]:
+def _glibc_findings(name: str, pins: Mapping[NormalizedName, Pin], facts: Facts, sys_platform: str) -> list[Finding]:
     if sys_platform != "linux":
         return []
     binary = sorted(n for n in pins if n in ("torch", "triton") or n.startswith("nvidia-"))

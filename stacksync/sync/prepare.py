@@ -317,7 +317,7 @@ def _cuda_facts_likely(prof: Profile, lock_file: RequirementsFile) -> bool:
     """Before the first probe of a new venv: whether :func:`preflight` will ask ``probe.py cuda``, judged
     on every pin of the lock whatever its marker and on any deferred package (so rather yes: a wrong
     yes costs the cuda half, a wrong no one more process in preflight)."""
-    from stacksync.cuda.checks import preinstall_wants_facts
+    from stacksync.cuda.facts import preinstall_wants_facts
 
     return preinstall_wants_facts(prof, lock_file.names(), building=bool(prof.deferred),
                                   nvcc_on_path=shutil.which("nvcc") is not None)
@@ -326,8 +326,8 @@ def _cuda_facts_likely(prof: Profile, lock_file: RequirementsFile) -> bool:
 def preflight(state: State) -> None:
     """doctor's pre-install checks (errors stop the sync unless ``--force``), then the confirmation of
     a plan that removes or downgrades packages."""
-    from stacksync.cuda.checks import preinstall_findings, preinstall_wants_facts
-    from stacksync.cuda.facts import probe_facts
+    from stacksync.cuda.checks import preinstall_findings
+    from stacksync.cuda.facts import preinstall_wants_facts, probe_facts
 
     pip = state.snapshot.pip_version
     needs_pip = bool(getattr(state.backend, "needs_target_pip", True))  # uv installs into a pip-less venv

@@ -52,7 +52,6 @@ if sys.version_info < (3, 8):  # noqa: UP036 (a target, not stacksync: an old on
     sys.exit(3)
 
 STATE_FILE = "stacksync-state.json"
-# Shared libraries worth reporting: the CUDA runtime family and the driver.
 # --- env ------------------------------------------------------------------------------------------
 
 
@@ -435,33 +434,8 @@ def load_cuda_module():
 
 
 def cuda_doc(argv):
-    cuda = load_cuda_module()
     sp = site_packages()
-    driver = cuda.driver_from_libcuda()
-    if not driver["found"] and not os.environ.get("STACKSYNC_LIBCUDA"):
-        driver = cuda.driver_from_nvidia_smi(driver)
-    facts = platform_facts()
-    info = {
-        "probe_cuda": 1,
-        "python": {"executable": sys.executable, "version": platform.python_version(),
-                   "soabi": sysconfig.get_config_var("SOABI"), "prefix": sys.prefix, "site_packages": sp},
-        "platform": {"system": facts["system"], "machine": facts["machine"]},
-        "driver": driver,
-        "nvcc": cuda.nvcc_facts(),
-        "ninja": cuda.ninja_facts(),
-        "compiler": cuda.compiler_facts(),
-        "memory": cuda.memory_facts(),
-        "cpu_count": os.cpu_count(),
-        "max_jobs": os.environ.get("MAX_JOBS"),
-        "glibc": facts["glibc"],
-        "libraries": cuda.libraries(seen_site_dirs(sp)),
-        "ld_library_path": os.environ.get("LD_LIBRARY_PATH"),
-        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-        "torch": cuda.torch_facts(seen_site_dirs(sp)),
-    }
-    if "--import-torch" in argv:
-        info["torch_import"] = cuda.torch_import()
-    return info
+    return load_cuda_module().document(argv, platform_facts(), sp, seen_site_dirs(sp))
 
 
 def smoke_doc(names):

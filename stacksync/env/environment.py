@@ -126,7 +126,7 @@ class Snapshot:
 def _installed(**fields: Any) -> Installed:
     """``Installed(**fields)``, every field given, without the frozen dataclass's ``__init__`` (one
     ``object.__setattr__`` per field: half the time of turning 800 distributions into a Snapshot).
-    The same object: equal, same hash (tests/test_probe_document.py checks it against the fields)."""
+    The same object: equal, same hash (tests/test_probeshare.py checks it against the fields)."""
     found = object.__new__(Installed)
     found.__dict__.update(fields)
     return found
@@ -140,7 +140,7 @@ def snapshot_from_json(python: Path, data: Any) -> Snapshot:
     """Check the probe's JSON shape and build a :class:`Snapshot` (a wrong shape is a ProbeError).
     The same document object again (one probe's document reused within a run,
     :mod:`stacksync.env.probeshare`: the smoke imports' probe, then verify) gives the same Snapshot,
-    not a second one built from it (800 distributions: ~4 ms); documents are never changed in place."""
+    not a second one built from it (800 distributions: ~3 ms); documents are never changed in place."""
     if _last and _last[0][1] is data and _last[0][0] == python:
         return _last[0][2]
     snapshot = _snapshot_from_json(python, data)

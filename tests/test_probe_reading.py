@@ -159,3 +159,39 @@ def test_other_pythons_read_the_same(minor: int, tmp_path: Path) -> None:
     assert found["fast"] is not None and found["fast"] == found["slow"]
     UNSURE["egg-info"](site)
     assert readings(python, tmp_path, site)["fast"] is None
+
+
+def test_raw_reads_are_read_as_text_mode_reads(tmp_path: Path) -> None:
+    """The probe reads its files with os.open / os.read and decodes them itself: a METADATA longer than
+    one read, old Mac "\\r" newlines, a NUL byte in a description, a folder where INSTALLER or
+    direct_url.json should be, must all read as importlib.metadata's text-mode reads do."""
+    site = tmp_path / "site"
+    body = "".join(f"line {i} of a long description\n" for i in range(6000))  # ~190 KB: several reads
+    dist(site, "long-1.0.dist-info", "Name: long\nVersion: 1.0\nRequires-Dist: a\n\n" + body + "\x00 end\n",
+         {"INSTALLER": "pip"})
+    dist(site, "oldmac-1.0.dist-info", "Name: oldmac\rVersion: 1.0\rRequires-Dist: b>=2\r\rbody\r")
+    folders = dist(site, "folders-1.0.dist-info", "Name: folders\nVersion: 1.0\n")
+    (folders / "INSTALLER").mkdir()
+    (folders / "direct_url.json").mkdir()
+    found = readings(sys.executable, tmp_path, site)
+    assert found["fast"] is not None and found["fast"] == found["slow"]
+    mine = {d["name"]: d for d in found["fast"] if d["location"] == str(site)}
+    assert mine["long"]["requires"] == ["a"] and mine["long"]["installer"] == "pip"
+    assert mine["oldmac"]["requires"] == ["b>=2"] and mine["oldmac"]["version"] == "1.0"
+    assert mine["folders"]["installer"] is None and mine["folders"]["direct_url"] is None
+
+
+def test_undecodable_metadata_is_left_to_importlib_metadata(tmp_path: Path) -> None:
+    """Bytes that are not UTF-8 in METADATA: text mode raises, so the fast reading is unsure."""
+    site = tmp_path / "site"
+    folder = dist(site, "latin-1.0.dist-info", "Name: latin\nVersion: 1.0\n")
+    (folder / "METADATA").write_bytes(b"Name: latin\nVersion: 1.0\nSummary: caf\xe9\n")
+    driver = tmp_path / "driver.py"
+    driver.write_text("import importlib.util, sys\n"
+                      "spec = importlib.util.spec_from_file_location('_probe', sys.argv[1])\n"
+                      "probe = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(probe)\n"
+                      "sys.path.append(sys.argv[2])\nprint(probe.read_path_distributions())\n")
+    proc = subprocess.run([sys.executable, "-I", str(driver), str(defaults.PROBE_SCRIPT), str(site)],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, env=runner.clean_env())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "None"

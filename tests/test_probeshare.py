@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -50,3 +51,50 @@ def test_a_target_that_is_not_a_venv_is_always_asked(tmp_path: Path) -> None:
     assert probeshare.target_state(tmp_path / "bin" / "python") is None
     (tmp_path / "pyvenv.cfg").write_text("home = /usr/bin\n")
     assert probeshare.target_state(tmp_path / "bin" / "python") is not None
+
+
+def _site(venv: Path) -> Path:
+    return venv / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+
+
+def test_a_change_made_while_the_probe_ran_is_not_reused(make_venv: Callable[..., Path]) -> None:
+    """The document is kept with the target's state read before the probe process started: what its
+    own smoke imports change (a new distribution; a file renamed into an existing dist-info folder,
+    which moves only that folder's mtime) makes the next question start a probe again."""
+    venv = make_venv("changing")
+    python = venv / "bin" / "python"
+    site = _site(venv)
+    pip_info = next(site.glob("pip-*.dist-info"))
+    (site / "adds_dist.py").write_text(f"import os\nos.mkdir({str(site / 'added-1.0.dist-info')!r})\n")
+    (site / "touches_info.py").write_text(
+        f"import os\nopen({str(pip_info / 'x.tmp')!r}, 'w').close()\n"
+        f"os.replace({str(pip_info / 'x.tmp')!r}, {str(pip_info / 'direct_url.json')!r})\n")
+    before = len(runner.history)
+    with probeshare.shared():
+        for module in ("adds_dist", "touches_info"):
+            probeshare.run_probes(python, ["env", "smoke"], module)
+            probe(python)  # the files changed after the env document was read: asked again
+            probe(python)  # nothing changed since that probe: reused
+        # (the second smoke probe took the kept env document along: nothing had changed since it)
+        assert probe_runs(before) == ["env+smoke", "env", "smoke", "env"]
+
+
+def test_the_same_document_gives_the_same_snapshot(make_venv: Callable[..., Path]) -> None:
+    """One probe's document reused within a run (smoke imports' probe, then verify's) is turned into a
+    Snapshot once; a document with the same content that is another object is read again, equal."""
+    import dataclasses
+
+    from stacksync.env.environment import Installed, snapshot_from_json
+
+    venv = make_venv("same")
+    python = venv / "bin" / "python"
+    with probeshare.shared():
+        doc = probeshare.run_probes(python, ["env"])["env"]
+        first = snapshot_from_json(python, doc)
+        assert probe(python) is first  # the kept document: the kept Snapshot
+    again = snapshot_from_json(python, json.loads(json.dumps(doc)))
+    assert again is not first and again == first
+    # the fast construction of each distribution equals the dataclass's own, field for field
+    for name, d in first.distributions.items():
+        built = Installed(**{f.name: getattr(d, f.name) for f in dataclasses.fields(Installed)})
+        assert built == d and hash(built) == hash(d) and vars(built) == vars(d) and name == d.name

@@ -5,7 +5,8 @@ doctor, ``smoke`` for the imports, and ``env`` again after each phase. :func:`ru
 questions of one process (``probe.py env+cuda+smoke``); inside :func:`shared` (one sync / verify
 run) the ``env`` and ``cuda`` documents it got are kept and handed to a later question about the same
 target while nothing else was started and nothing in the target's prefix and site-packages changed
-(:func:`target_state`: each entry's name, inode and mtime, the state file included). Smoke imports are
+since just before the process that answered started (:func:`target_state`: each entry's name, inode and
+mtime, the state file included; read once before each probe process and once per reuse). Smoke imports are
 never reused here: the sync keeps which modules passed since its last change (``State.smoked``).
 
 The host-side reading (:mod:`stacksync.env.hostview`) is not affected: it is done on every check, and a
@@ -73,20 +74,26 @@ def target_state(python: Path) -> tuple[Any, ...] | None:
             if real in seen or not folder.is_dir():
                 continue  # lib64 is often a link to lib: one folder, listed once
             seen.add(real)
-            entries: list[tuple[Any, ...]] = []
+            # One flat list of names and numbers, not a tuple per entry: 1600 entries of an 800-package
+            # target make no 1600 objects for the garbage collector to count and walk, several times a
+            # sync. Still one reading per entry: a name (str) starts each, its numbers (ints) follow.
+            entries: list[str | int] = []
+            add = entries.extend
             with os.scandir(folder) as listing:
                 for entry in listing:
-                    if entry.name == "__pycache__":  # byte-code an import wrote: no fact of the probe's
+                    name = entry.name
+                    if name == "__pycache__":  # byte-code an import wrote: no fact of the probe's
                         continue
-                    if entry.is_dir(follow_symlinks=False) and not entry.name.endswith(_METADATA_DIRS):
+                    if name.endswith(_METADATA_DIRS) or not entry.is_dir(follow_symlinks=False):
+                        st = entry.stat(follow_symlinks=False)
+                        add((name, st.st_ino, st.st_mtime_ns, st.st_size))
+                    else:
                         # a package folder: replaced (a new inode) when reinstalled; its mtime moves
                         # when an import writes its __pycache__, which changes no fact. The inode
                         # comes with the listing: no stat (800 packages, several times a sync)
-                        entries.append((entry.name, entry.inode()))
-                    else:
-                        st = entry.stat(follow_symlinks=False)
-                        entries.append((entry.name, st.st_ino, st.st_mtime_ns, st.st_size))
-            entries.sort(key=lambda e: e[0])  # names are unique in a folder
+                        add((name, entry.inode()))
+            # In listing order, not sorted: the same folder unchanged lists in the same order; another
+            # order can only make a state differ (the probe asked again), never match wrongly.
             out.append((str(folder), tuple(entries)))
     except OSError:
         return None
@@ -127,7 +134,11 @@ def run_probes(python: str | os.PathLike[str], commands: Sequence[str], *args: s
         data = {todo[0]: data}
     elif not isinstance(data, dict) or data.get("probes") != 1:
         raise ProbeError(f"probe.py {'+'.join(todo)} in {exe} printed an unexpected document")
-    if memo is not None and state is not None and target_state(exe) == state:
+    if memo is not None and state is not None:
+        # Kept with the state read *before* the process started, not compared with a second reading
+        # after it: a change made while it ran (its smoke imports run the target's code) already makes
+        # that state differ from the target's when the document is asked for again, which is when it
+        # matters (one listing of an 800-package site-packages less per probe).
         for command in todo:
             if command in REUSABLE and command in data:
                 key = (str(exe), command, torch_args if command == "cuda" else ())

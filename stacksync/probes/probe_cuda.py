@@ -5,9 +5,11 @@ never load ctypes probing of the driver."""
 import ctypes
 import glob
 import os
+import platform
 import re
 import shutil
 import subprocess
+import sys
 import sysconfig
 
 TIMEOUT = 20
@@ -337,3 +339,31 @@ def torch_import():
         facts["cuda_error"] = f"{type(exc).__name__}: {exc}"
     return facts
 
+
+def document(argv, facts, sp, seen):
+    """The ``cuda`` document: ``facts`` are probe.py's platform facts, ``sp`` the site-packages folders,
+    ``seen`` those and the system's a venv sees (probe.py's ``seen_site_dirs``)."""
+    driver = driver_from_libcuda()
+    if not driver["found"] and not os.environ.get("STACKSYNC_LIBCUDA"):
+        driver = driver_from_nvidia_smi(driver)
+    info = {
+        "probe_cuda": 1,
+        "python": {"executable": sys.executable, "version": platform.python_version(),
+                   "soabi": sysconfig.get_config_var("SOABI"), "prefix": sys.prefix, "site_packages": sp},
+        "platform": {"system": facts["system"], "machine": facts["machine"]},
+        "driver": driver,
+        "nvcc": nvcc_facts(),
+        "ninja": ninja_facts(),
+        "compiler": compiler_facts(),
+        "memory": memory_facts(),
+        "cpu_count": os.cpu_count(),
+        "max_jobs": os.environ.get("MAX_JOBS"),
+        "glibc": facts["glibc"],
+        "libraries": libraries(seen),
+        "ld_library_path": os.environ.get("LD_LIBRARY_PATH"),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "torch": torch_facts(seen),
+    }
+    if "--import-torch" in argv:
+        info["torch_import"] = torch_import()
+    return info

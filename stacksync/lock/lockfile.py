@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from packaging.markers import Marker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.utils import NormalizedName, canonicalize_name
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from stacksync.lock import listing
 
 _HEX_DIGITS = frozenset("0123456789abcdef")
+# one option word of a compiled lock's line (a pattern string: compiled on first use, by re's cache)
+_HASH_WORD = r"--hash=sha256:[0-9a-f]{64}"
 # What pip freeze writes above an editable line: "# Editable Git install with no remote (name==1.0)"
 _EDITABLE_COMMENT = "# Editable"
 
@@ -296,9 +299,51 @@ def _via(vias: dict[int, list[str]], index: int, comment: str) -> None:
     vias.setdefault(index, []).append(text)
 
 
+#: the default of every Pin field that has one (all plain values: no default_factory)
+_PIN_DEFAULTS = {f.name: f.default for f in fields(Pin) if f.default is not MISSING}
+
+
+def _new_pin(**values: Any) -> Pin:
+    """``Pin(**values)``, made without the frozen dataclass's ``__init__`` (one ``object.__setattr__`` per
+    field: ~7 µs a pin, ~2 µs this way; a lock makes one per line): the same fields in the instance's
+    ``__dict__``, equal and hashing equal (tests/test_lockfile.py). A freshly made pin only: never use
+    it to change one."""
+    pin: Pin = object.__new__(Pin)
+    state = pin.__dict__
+    state.update(_PIN_DEFAULTS)
+    state.update(values)
+    return pin
+
+
+def _plain_line(text: str) -> tuple[str, str | None, tuple[str, ...], str] | None:
+    """``(name, version, hashes, requirement)`` of a line that is a plain pin or name
+    (:func:`reqshape.simple_pin`) alone or followed by ``--hash=sha256:<64 hex>`` options alone (what
+    pip-compile and uv write for every package, and a requirements.in of names); ``None`` for anything
+    else. What the option parser and :func:`_parse_logical` make of such a line, without them
+    (tests/test_lockfile.py holds the readings equal)."""
+    head, sep, rest = text.partition(" --hash=")
+    requirement = head.strip()  # no space in a plain pin: the first word that starts with "-" is this one
+    simple = reqshape.simple_pin(requirement)
+    if simple is None:
+        return None
+    if not sep:
+        return simple[0], simple[1], (), requirement
+    words = f"--hash={rest}".split()
+    for word in words:
+        if re.fullmatch(_HASH_WORD, word) is None:
+            return None
+    return simple[0], simple[1], tuple(sorted({w[7:] for w in words})), requirement
+
+
 def _parse_logical(logical: Logical, path: str, base: Path, *, lock: bool,
                    editable_note: str | None) -> tuple[Pin | None, list[Option]]:
     number = logical.line
+    plain = _plain_line(logical.text)
+    if plain is not None and (plain[1] is not None or not lock):
+        name, version, hashes, requirement = plain
+        return _new_pin(name=canonicalize_name(name), requirement=requirement, line=number, path=path,
+                        version=version, specifier=f"=={version}" if version is not None else "", hashes=hashes,
+                        source_line=logical.raw), []
     args, opts_text = reqsyntax.break_args_options(logical.text)
     args = args.strip()
     try:
@@ -326,9 +371,9 @@ def _parse_logical(logical: Logical, path: str, base: Path, *, lock: bool,
     if simple is not None and (simple[1] is not None or not lock):
         # what the shape and _pin below make of it, without packaging's parse (~50 µs a line)
         name, version = simple
-        return Pin(name=canonicalize_name(name), requirement=args, line=number, path=path, version=version,
-                   specifier=f"=={version}" if version is not None else "", hashes=hashes, options=kept,
-                   source_line=logical.raw), []
+        return _new_pin(name=canonicalize_name(name), requirement=args, line=number, path=path, version=version,
+                        specifier=f"=={version}" if version is not None else "", hashes=hashes, options=kept,
+                        source_line=logical.raw), []
     try:
         if args:
             shape = reqshape.read_requirement(args, base=base)

@@ -53,7 +53,7 @@ class CacheIndex:
     hashes and memos are kept: a file verified once in a run is not read again while unchanged).
     ``now_ns``: the time the racy rule measures against (tests move it past the timestamp grain)."""
 
-    _requires: dict[str, list[str] | None] | None
+    _requires: dict[str, Any] | None
     _requires_dirty: bool
     _verified: dict[str, Any] | None
     _verified_dirty: bool
@@ -78,8 +78,11 @@ class CacheIndex:
         except OSError:
             names = []
         self.names = frozenset(names)
+        # name -> (the listing's own Path, its string): a lookup of one of them needs no str() or dirname()
+        self._own: dict[str, tuple[Path, str]] = {}
         for name in names:
             path = cache / name
+            self._own[name] = (path, f"{self._folder}{os.sep}{name}")
             project = canonicalize_name(name.split("-", 1)[0])
             self.files.setdefault(project, []).append(path)
             if name.endswith(".whl"):
@@ -99,7 +102,13 @@ class CacheIndex:
         """``hasher(path)`` (a sha256), once per unchanged file in this run, and not at all for a file of
         this folder that an earlier run verified with the same stat (module docstring). A new listing,
         made after a download, stats the file again: one replaced under the same name is hashed again."""
-        where = str(path)
+        name = path.name
+        own = self._own.get(name)
+        if own is not None and own[0] is path:  # a Path this listing handed out
+            where, mine = own[1], True
+        else:
+            where = str(path)
+            mine = own is not None and own[1] == where  # the memo holds this folder's files only
         answered = self._answered.get(where)
         if answered is not None:
             return answered
@@ -111,20 +120,21 @@ class CacheIndex:
         key = (where, *stat)
         known = self.hashed.get(key)
         if known is None:
-            # the memo holds this folder's files only (not a wheelhouse's)
-            mine = os.path.dirname(where) == self._folder
-            known = self._remembered(path.name, stat) if mine else None
+            known = self._remembered(name, stat) if mine else None
             if known is None:
                 known = hasher(path)
                 if mine:
-                    self._remember(path.name, stat, known)
+                    self._remember(name, stat, known)
             self.hashed[key] = known
         self._answered[where] = known
         return known
 
     def _remembered(self, name: str, stat: Stat) -> str | None:
         entry = self._verified_memo().get(name)
-        return str(entry[4]) if _valid_entry(entry) and tuple(entry[:4]) == stat else None
+        if type(entry) is not list or len(entry) != 5 or entry[:4] != list(stat):
+            return None
+        digest = entry[4]
+        return digest if type(digest) is str and len(digest) == 64 and _HEX.issuperset(digest) else None
 
     def _remember(self, name: str, stat: Stat, digest: str) -> None:
         """Keep ``digest`` for the next run unless the stat is too recent to be trusted (racy)."""
@@ -144,37 +154,38 @@ class CacheIndex:
     def requires(self, path: Path, sha256: str, reader: Callable[[Path], list[str] | None]) -> list[str] | None:
         """A wheel's Requires-Dist: from the memo by sha256, else ``reader(path)`` (then remembered)."""
         memo = self._memo()
-        if sha256 in memo:
-            return memo[sha256]
-        found = memo[sha256] = reader(path)
+        known = memo.get(sha256, False)
+        if _valid_requires(known):
+            return known
+        found = memo[sha256] = reader(path)  # not in the memo, or an entry of another shape: read again
         self._requires_dirty = True
         return found
 
-    def _memo(self) -> dict[str, list[str] | None]:
+    def _memo(self) -> dict[str, Any]:
+        """The Requires-Dist memo as read (each entry checked where it is used); empty when missing or
+        not a JSON object."""
         if self._requires is None:
-            self._requires = {}
             try:
-                data = json.loads((self.cache / REQUIRES_MEMO).read_text(encoding="utf-8"))
+                data = json.loads((self.cache / REQUIRES_MEMO).read_bytes())
             except (OSError, ValueError):
                 data = None
-            if isinstance(data, dict):
-                for key, value in data.items():
-                    if value is None or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
-                        self._requires[str(key)] = value
+            self._requires = data if isinstance(data, dict) else {}
         return self._requires
 
     def save(self) -> None:
-        """Write the memos that changed (best effort: a read-only cache only costs a re-read). The digest
-        memo keeps the entries of files still in the folder."""
-        if self._verified is not None:
-            kept = {n: e for n, e in self._verified.items() if n in self.names and _valid_entry(e)}
-            if self._verified_dirty or len(kept) != len(self._verified):
-                self._verified.clear()
-                self._verified.update(kept)
-                if _write(self.cache / SHA256_MEMO, {"format": _MEMO_FORMAT, "files": kept}):
-                    self._verified_dirty = False
-        if self._requires is not None and self._requires_dirty and _write(self.cache / REQUIRES_MEMO, self._requires):
-            self._requires_dirty = False
+        """Write the memos that changed (best effort: a read-only cache only costs a re-read): the entries
+        of the right shape, and in the digest memo only those of files still in the folder."""
+        verified = self._verified
+        if verified is not None and (self._verified_dirty or not self.names.issuperset(verified)):
+            kept = {n: e for n, e in verified.items() if n in self.names and _valid_entry(e)}
+            verified.clear()
+            verified.update(kept)
+            if _write(self.cache / SHA256_MEMO, {"format": _MEMO_FORMAT, "files": kept}):
+                self._verified_dirty = False
+        if self._requires is not None and self._requires_dirty:
+            good = {k: v for k, v in self._requires.items() if _valid_requires(v)}
+            if _write(self.cache / REQUIRES_MEMO, good):
+                self._requires_dirty = False
 
 
 def _write(path: Path, doc: Any) -> bool:
@@ -196,6 +207,10 @@ def _read_verified(path: Path) -> dict[str, Any]:
         return {}
     files = doc.get("files") if isinstance(doc, dict) and doc.get("format") == _MEMO_FORMAT else None
     return files if isinstance(files, dict) else {}
+
+
+def _valid_requires(value: Any) -> TypeGuard[list[str] | None]:
+    return value is None or (type(value) is list and all(type(v) is str for v in value))
 
 
 def _valid_entry(entry: Any) -> TypeGuard[list[Any]]:

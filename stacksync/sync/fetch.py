@@ -153,17 +153,18 @@ def _confirm_cache(state: State, need: Sequence[Pin], found: Mapping[NormalizedN
                    listing: CacheIndex) -> None:
     """Every needed pin has a file in the cache (``found``) whose sha256 the lock lists; read its
     Requires-Dist (from the cache's memo by sha256 when a run read it before)."""
-    env = state.snapshot.marker_environment
+    read: dict[NormalizedName, list[str]] = {}
     for pin in need:
         path = found.get(pin.name)
         if path is None:
             raise FetchError(f"{pin.where}: {pin.display()}: no downloaded file matches the lock's hashes "
                              f"(fix: check the index, then invoke compile --profile <name> again)")
-        if path.suffix == ".whl":
+        if path.name.endswith(".whl"):
             requires = listing.requires(path, listing.sha256(path, file_sha256), _wheel_requires)
             if requires is not None:
-                state.wheel_requires[pin.name] = requires
-                state.wheel_deps.update(deps_from_requires({pin.name: requires}, env))
+                read[pin.name] = requires
+    state.wheel_requires.update(read)
+    state.wheel_deps.update(deps_from_requires(read, state.snapshot.marker_environment))
     listing.save()
 
 

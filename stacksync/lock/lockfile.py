@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
@@ -35,8 +34,6 @@ if TYPE_CHECKING:
     from stacksync.lock import listing
 
 _HEX_DIGITS = frozenset("0123456789abcdef")
-# one option word of a compiled lock's line (a pattern string: compiled on first use, by re's cache)
-_HASH_WORD = r"--hash=sha256:[0-9a-f]{64}"
 # What pip freeze writes above an editable line: "# Editable Git install with no remote (name==1.0)"
 _EDITABLE_COMMENT = "# Editable"
 
@@ -329,8 +326,8 @@ def _plain_line(text: str) -> tuple[str, str | None, tuple[str, ...], str] | Non
     if not sep:
         return simple[0], simple[1], (), requirement
     words = f"--hash={rest}".split()
-    for word in words:
-        if re.fullmatch(_HASH_WORD, word) is None:
+    for word in words:  # each exactly --hash=sha256:<64 lower-case hex digits>
+        if len(word) != 78 or not word.startswith("--hash=sha256:") or not _HEX_DIGITS.issuperset(word[14:]):
             return None
     return simple[0], simple[1], tuple(sorted({w[7:] for w in words})), requirement
 

@@ -107,11 +107,6 @@ class Logical:
     end: int
 
 
-def _is_comment_line(line: str) -> bool:
-    """pip's ``COMMENT_RE.match``: ``#`` first, or after leading whitespace."""
-    return line.lstrip()[:1] == "#" and (line[:1] == "#" or line[:1].isspace())
-
-
 def strip_comment(line: str) -> str:
     """pip's ``COMMENT_RE.sub("", line).strip()``: cut at the first ``#`` that starts the line or
     follows whitespace (the regex ``(^|\\s+)#.*$`` written without backtracking)."""
@@ -148,28 +143,33 @@ def logical_lines(text: str, environ: Mapping[str, str] | None = None) -> Iterat
     start = 0
     number = 0
     for number, line in enumerate(text.splitlines(), start=1):
-        comment = _is_comment_line(line)
+        # pip's COMMENT_RE.match: "#" first, or after leading whitespace (what lstrip() removes)
+        comment = line.lstrip()[:1] == "#"
+        item: Logical | Physical | None
         if not line.endswith("\\") or comment:
             if buf:
                 buf.append(" " + line if comment else line)
-                yield from _emit(start, number, "".join(buf), environ)
+                item = _logical(start, number, "".join(buf), environ)
                 buf = []
             elif comment:
-                yield Physical(number, line.strip())
+                item = Physical(number, line.strip())
             else:
-                yield from _emit(number, number, line, environ)
+                item = _logical(number, number, line, environ)
+            if item is not None:
+                yield item
         else:
             if not buf:
                 start = number
             buf.append(line.strip("\\"))
     if buf:
-        yield from _emit(start, number, "".join(buf), environ)
+        last = _logical(start, number, "".join(buf), environ)
+        if last is not None:
+            yield last
 
 
-def _emit(start: int, end: int, joined: str, environ: Mapping[str, str] | None) -> Iterator[Logical]:
+def _logical(start: int, end: int, joined: str, environ: Mapping[str, str] | None) -> Logical | None:
     body = strip_comment(joined)
-    if body:
-        yield Logical(start, expand_env(body, environ), body, end)
+    return Logical(start, expand_env(body, environ), body, end) if body else None
 
 
 def break_args_options(line: str) -> tuple[str, str]:

@@ -334,7 +334,7 @@ def test_plain_lines_read_as_the_option_parser_reads_them(text: str, lock: bool,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """A compiled lock's line (a plain pin and --hash=sha256: options) and a bare name are read without
     the option parser: the same pins, fields and errors as with it, line by line."""
-    from stacksync.lock import lockfile
+    from stacksync.lock import reqshape
 
     monkeypatch.setenv("SOME_VERSION", "3.0")
 
@@ -349,7 +349,7 @@ def test_plain_lines_read_as_the_option_parser_reads_them(text: str, lock: bool,
 
     fast = read()
     with monkeypatch.context() as m:
-        m.setattr(lockfile, "_plain_line", lambda text: None)
+        m.setattr(reqshape, "plain_line", lambda text: None)
         slow = read()
     assert fast == slow
     assert any(isinstance(r, list) and r for r in fast)
@@ -358,7 +358,7 @@ def test_plain_lines_read_as_the_option_parser_reads_them(text: str, lock: bool,
 @pytest.mark.parametrize("path", CORPUS, ids=lambda p: str(p.relative_to(REPO)))
 def test_plain_lines_read_as_the_option_parser_reads_them_on_real_files(path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from stacksync.lock import lockfile
+    from stacksync.lock import reqshape
 
     def read() -> object:
         try:
@@ -368,7 +368,7 @@ def test_plain_lines_read_as_the_option_parser_reads_them_on_real_files(path: Pa
 
     fast = read()
     with monkeypatch.context() as m:
-        m.setattr(lockfile, "_plain_line", lambda text: None)
+        m.setattr(reqshape, "plain_line", lambda text: None)
         slow = read()
     assert fast == slow
 

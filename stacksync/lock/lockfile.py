@@ -312,30 +312,10 @@ def _new_pin(**values: Any) -> Pin:
     return pin
 
 
-def _plain_line(text: str) -> tuple[str, str | None, tuple[str, ...], str] | None:
-    """``(name, version, hashes, requirement)`` of a line that is a plain pin or name
-    (:func:`reqshape.simple_pin`) alone or followed by ``--hash=sha256:<64 hex>`` options alone (what
-    pip-compile and uv write for every package, and a requirements.in of names); ``None`` for anything
-    else. What the option parser and :func:`_parse_logical` make of such a line, without them
-    (tests/test_lockfile.py holds the readings equal)."""
-    head, sep, rest = text.partition(" --hash=")
-    requirement = head.strip()  # no space in a plain pin: the first word that starts with "-" is this one
-    simple = reqshape.simple_pin(requirement)
-    if simple is None:
-        return None
-    if not sep:
-        return simple[0], simple[1], (), requirement
-    words = f"--hash={rest}".split()
-    for word in words:  # each exactly --hash=sha256:<64 lower-case hex digits>
-        if len(word) != 78 or not word.startswith("--hash=sha256:") or not _HEX_DIGITS.issuperset(word[14:]):
-            return None
-    return simple[0], simple[1], tuple(sorted({w[7:] for w in words})), requirement
-
-
 def _parse_logical(logical: Logical, path: str, base: Path, *, lock: bool,
                    editable_note: str | None) -> tuple[Pin | None, list[Option]]:
     number = logical.line
-    plain = _plain_line(logical.text)
+    plain = reqshape.plain_line(logical.text)
     if plain is not None and (plain[1] is not None or not lock):
         name, version, hashes, requirement = plain
         return _new_pin(name=canonicalize_name(name), requirement=requirement, line=number, path=path,
@@ -348,7 +328,7 @@ def _parse_logical(logical: Logical, path: str, base: Path, *, lock: bool,
     except OptionSyntaxError as exc:
         raise LockError(path, number, shown_line(str(exc)) if "malformed hash" in str(exc) else
                         f"pip cannot read '{shown_line(logical.text)}': {shown_line(str(exc))}",
-                        _option_fix(exc)) from None
+                        reqsyntax.option_fix(exc)) from None
     hashes = tuple(sorted({v for s, v in opts if s.name == "--hash"}))
     for h in hashes:
         digest = h.partition(":")[2]
@@ -363,7 +343,7 @@ def _parse_logical(logical: Logical, path: str, base: Path, *, lock: bool,
     kept = tuple((s.name, v) for s, v in opts if s.name not in ("--hash", "-e"))
     if lock and not args:
         raise LockError(path, number, f"editable requirement '{shown_line(editables[0])}' in a lock; pip cannot "
-                        "hash-check it", _editable_fix(editables[0]))
+                        "hash-check it", reqshape.editable_fix(editables[0]))
     simple = reqshape.simple_pin(args) if args else None
     if simple is not None and (simple[1] is not None or not lock):
         # what the shape and _pin below make of it, without packaging's parse (~50 µs a line)
@@ -384,26 +364,6 @@ def _parse_logical(logical: Logical, path: str, base: Path, *, lock: bool,
     pin = _pin(shape, requirement, number, path, hashes, kept, logical.raw, editable_note)
     _check_lock(pin, shape, path, lock=lock)
     return pin, []
-
-
-def _editable_fix(value: str) -> str:
-    try:
-        shape = reqshape.read_editable(value, base=Path.cwd())
-    except reqshape.ShapeError:
-        shape = None
-    if shape is not None and shape.vcs and shape.commit:
-        return f"pin it at its commit without -e: {shape.name} @ {shape.url}"
-    return "install editable projects separately, or pin a released version"
-
-
-def _option_fix(exc: OptionSyntaxError) -> str:
-    text = str(exc)
-    if "unknown option" in text:
-        return ("use an option pip takes in requirement files (--index-url, --extra-index-url, -f, -r, -c, "
-                "-e, --hash, --config-settings, --pre, --no-binary, --only-binary, --trusted-host ...)")
-    if "--hash" in text:
-        return "write --hash=sha256:<64 hex digits>"
-    return "give the option its value, as pip expects"
 
 
 def _pin(shape: reqshape.Shape, requirement: str, number: int, path: str, hashes: tuple[str, ...],

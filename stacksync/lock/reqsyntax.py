@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from stacksync.core.redact import register_secret
 
 __all__ = ["Physical", "Logical", "OptionSpec", "OPTIONS", "OptionSyntaxError", "decode", "logical_lines",
-           "break_args_options", "parse_options", "strip_comment", "expand_env"]
+           "break_args_options", "parse_options", "strip_comment", "expand_env", "option_fix"]
 
 # pip's order matters: the UTF-16 LE BOM is a prefix of the UTF-32 LE one.
 _BOMS = [
@@ -303,3 +303,14 @@ def _check_value(spec: OptionSpec, value: str) -> None:
             raise OptionSyntaxError(f"malformed hash {value!r}: pip allows {', '.join(STRONG_HASHES)}")
     elif spec.name == "--config-settings" and "=" not in value:
         raise OptionSyntaxError("arguments to --config-settings must be of the form KEY=VAL")
+
+
+def option_fix(exc: OptionSyntaxError) -> str:
+    """The fix a message about ``exc`` (an option pip refuses) gives."""
+    text = str(exc)
+    if "unknown option" in text:
+        return ("use an option pip takes in requirement files (--index-url, --extra-index-url, -f, -r, -c, "
+                "-e, --hash, --config-settings, --pre, --no-binary, --only-binary, --trusted-host ...)")
+    if "--hash" in text:
+        return "write --hash=sha256:<64 hex digits>"
+    return "give the option its value, as pip expects"

@@ -27,12 +27,14 @@ import os
 import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any
 
 from packaging.utils import NormalizedName, canonicalize_name
 
 from stacksync.core.fs import atomic_write_text
+from stacksync.env.distinfo import SiteReading
 
 __all__ = ["ARTIFACTS_FILE", "Artifact", "read", "write", "record_stat", "dist_info_folders", "installed_rows",
            "wheel_rows", "same_files", "direct_url_sha256"]
@@ -61,12 +63,17 @@ class Artifact:
         return {"version": self.version, "sha256": self.sha256, "dist_info": self.dist_info,
                 "record": list(self.record), "source": self.source}
 
-    def holds(self, location: str | None) -> bool:
+    def holds(self, location: str | None, reading: SiteReading | None = None) -> bool:
         """Whether the dist-info this entry names, under ``location`` (the site-packages folder), still
-        has the RECORD that was there when the entry was written (one ``stat``)."""
+        has the RECORD that was there when the entry was written (one ``stat``; none when ``reading``,
+        the check's reading of site-packages, already took one of that RECORD)."""
         if not location:
             return False
-        return record_stat(os.path.join(location, self.dist_info)) == self.record
+        folder = os.path.join(location, self.dist_info)
+        st = reading.record_stamp(folder) if reading is not None else None
+        if st is None:
+            return record_stat(folder) == self.record
+        return (st.st_mtime_ns, st.st_size, st.st_ino) == self.record
 
 
 def _artifact(data: Any) -> Artifact | None:
@@ -80,12 +87,22 @@ def _artifact(data: Any) -> Artifact | None:
         return None
 
 
+#: the last record read or written in this process: (its path, its text, its entries). A read that
+#: finds the very same text takes the entries (verify reads back the record the install phase just
+#: wrote); any other text is parsed
+_last: tuple[str, str, dict[NormalizedName, Artifact]] | None = None
+
+
 def read(prefix: str | os.PathLike[str]) -> dict[NormalizedName, Artifact]:
     """The entries of ``<prefix>/stacksync-artifacts.json`` (``{}``: none, or an unreadable file)."""
+    global _last
+    path = os.path.join(prefix, ARTIFACTS_FILE)
     try:
-        with open(os.path.join(prefix, ARTIFACTS_FILE), encoding="utf-8") as fh:
-            data = json.load(fh)
-        dists = data["dists"]
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+        if _last is not None and _last[0] == path and _last[1] == text:
+            return dict(_last[2])
+        dists = json.loads(text)["dists"]
         assert isinstance(dists, dict)
     except (OSError, ValueError, KeyError, TypeError, AssertionError):
         return {}
@@ -94,6 +111,7 @@ def read(prefix: str | os.PathLike[str]) -> dict[NormalizedName, Artifact]:
         artifact = _artifact(entry)
         if artifact is not None:
             out[NormalizedName(str(name))] = artifact  # written canonical; another spelling is not found
+    _last = (path, text, dict(out))
     return out
 
 
@@ -101,17 +119,28 @@ def write(prefix: str | os.PathLike[str], entries: Mapping[NormalizedName, Artif
           installed: Iterable[NormalizedName] | None = None) -> Path:
     """Add ``entries`` to the record (atomically); with ``installed``, entries of distributions no
     longer installed are dropped."""
+    global _last
     path = Path(prefix) / ARTIFACTS_FILE
     current = read(prefix)
     current.update(entries)
     if installed is not None:
         keep = set(installed)
         current = {n: a for n, a in current.items() if n in keep}
-    # One distribution per line, each encoded by json's C encoder (``indent`` would take the pure-Python
-    # one: a noticeable share of an 800-package sync); the document is the same JSON.
-    rows = ",\n".join(f" {json.dumps(n)}: {json.dumps(current[n].to_json(), sort_keys=True)}" for n in sorted(current))
-    atomic_write_text(path, '{"artifacts": 1, "dists": {' + (f"\n{rows}\n" if rows else "") + "}}\n")
+    # One distribution per line, as ``json.dumps(entry.to_json(), sort_keys=True)`` writes it (``indent``
+    # would take the pure-Python encoder: a noticeable share of an 800-package sync); the strings are
+    # quoted by the function json.dumps quotes them with, without json.dumps' own cost per call.
+    rows = ",\n".join(_row(n, current[n]) for n in sorted(current))
+    text = '{"artifacts": 1, "dists": {' + (f"\n{rows}\n" if rows else "") + "}}\n"
+    atomic_write_text(path, text)
+    _last = (os.path.join(prefix, ARTIFACTS_FILE), text, dict(current))
     return path
+
+
+def _row(name: str, entry: Artifact) -> str:
+    q = encode_basestring_ascii
+    r = entry.record
+    return (f' {q(name)}: {{"dist_info": {q(entry.dist_info)}, "record": [{int(r[0])}, {int(r[1])}, {int(r[2])}], '
+            f'"sha256": {q(entry.sha256)}, "source": {q(entry.source)}, "version": {q(entry.version)}}}')
 
 
 def record_stat(dist_info: str | os.PathLike[str]) -> Stat | None:

@@ -38,7 +38,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 
 from stacksync.env import journal as journal_mod
 from stacksync.env.confine import Confine, scheme_base
-from stacksync.env.distinfo import dist_info_folders, read_file, read_installer, read_name_version
+from stacksync.env.distinfo import SiteReading, dist_info_folders, read_file, read_installer, read_name_version
 
 __all__ = ["Broken", "Damage", "stashes", "broken_distributions", "scan"]
 
@@ -96,12 +96,12 @@ class Damage:
         return "; ".join(self.lines())
 
 
-def stashes(dirs: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """pip's ``~``-prefixed stash entries in ``dirs``."""
+def stashes(dirs: Iterable[str | os.PathLike[str]], reading: SiteReading | None = None) -> list[Path]:
+    """pip's ``~``-prefixed stash entries in ``dirs`` (listed by ``reading`` when given)."""
     found: list[Path] = []
     for entry in dirs:
         try:
-            names = sorted(os.listdir(entry))
+            names = sorted(reading.listdir(entry) if reading is not None else os.listdir(entry))
         except OSError:
             continue
         found += [Path(entry, n) for n in names if n.startswith("~")]
@@ -116,45 +116,69 @@ def _name_version(folder: str) -> tuple[NormalizedName, str]:
 
 
 def _missing_files(folder: str, location: str, listings: dict[str, frozenset[str]],
-                   used: set[str], confine: Confine) -> tuple[str, ...] | None:
+                   used: set[str], confine: Confine, reading: SiteReading | None = None) -> tuple[str, ...] | None:
     """Files RECORD lists that do not exist (``None``: no RECORD). Each folder is listed once
     (``listings``, shared by the scan): a torch wheel's 15k files live in ~1k folders. ``used``
     collects the folders this RECORD's files live in. A row with ``..`` or an absolute path (scripts:
-    ``../../../bin/x``) is resolved by ``confine`` and skipped when it leads outside the prefix."""
-    text = read_file(folder, "RECORD")
+    ``../../../bin/x``) is resolved by ``confine`` and skipped when it leads outside the prefix.
+    ``reading``: the RECORD is read by it (once for all of verify's checks)."""
+    text = reading.record(folder) if reading is not None else read_file(folder, "RECORD")
     if text is None:
         return None
+    # What the rows can hold, asked once of the whole text: most RECORDs have no quoted row, no
+    # byte-code and no path leaving site-packages, and their rows then skip those tests.
+    quoted = '"' in text
+    bytecode = ".pyc" in text or ".pyo" in text or "__pycache__" in text
+    outer = quoted or ".." in text or text.startswith("/") or "\n/" in text or not _newline_lines(text)
     missing = []
+    sub_seen: str | None = None  # rows come grouped by folder: look a folder up once per group
+    names: frozenset[str] = frozenset()
     for line in text.splitlines():
         # path,hash,size: csv quotes a path only when it holds a comma or a quote
-        if line.startswith('"'):
+        if quoted and line.startswith('"'):
             try:
                 rel = next(csv.reader([line]))[0]
             except (csv.Error, StopIteration, IndexError):
                 continue
         else:
             rel = line.partition(",")[0]
-        if not rel or rel.endswith((".pyc", ".pyo")) or "__pycache__" in rel:
+        if not rel or bytecode and (rel.endswith((".pyc", ".pyo")) or "__pycache__" in rel):
             continue  # byte-code and its folders (virtualenv's seeder records them unwritten)
-        if rel[0] != "/" and ".." not in rel:  # the common case, in plain string operations
+        if not outer or rel[0] != "/" and ".." not in rel:  # the common case, in plain string operations
             sub, _, base = rel.rpartition("/")
-            head = f"{location}/{sub}" if sub else location
+            if sub != sub_seen:
+                sub_seen = sub
+                head = f"{location}/{sub}" if sub else location
+                used.add(head)
+                names = _listing(head, listings)
         else:
             place = confine.place(location, rel)
             if place is None:
                 continue  # outside the environment: never listed (verify --files reports it)
+            sub_seen = None
             head, base = os.path.split(place)
-        used.add(head)
-        names = listings.get(head)
-        if names is None:
-            try:
-                names = frozenset(os.listdir(head))
-            except OSError:
-                names = frozenset()
-            listings[head] = names
+            used.add(head)
+            names = _listing(head, listings)
         if base not in names:
             missing.append(rel)
     return tuple(missing)
+
+
+def _newline_lines(text: str) -> bool:
+    """Whether ``text.splitlines()`` splits at ``\n`` only (no other line break it knows)."""
+    return text.isascii() and "\x0b" not in text and "\x0c" not in text and "\x1c" not in text \
+        and "\x1d" not in text and "\x1e" not in text
+
+
+def _listing(head: str, listings: dict[str, frozenset[str]]) -> frozenset[str]:
+    names = listings.get(head)
+    if names is None:
+        try:
+            names = frozenset(os.listdir(head))
+        except OSError:
+            names = frozenset()
+        listings[head] = names
+    return names
 
 
 #: installers whose half-done work this module judges; a dist-info conda (or another tool) wrote is
@@ -177,9 +201,11 @@ Memo = dict[str, list[Any]]
 _RACY_NS = 2_000_000_000
 
 
-def _memo_holds(folder: str, entry: Any) -> bool:
+def _memo_holds(folder: str, entry: Any, reading: SiteReading | None = None) -> bool:
     try:
         st = os.stat(os.path.join(folder, "RECORD"))
+        if reading is not None:
+            reading.keep_record_stamp(folder, st)
         if [st.st_mtime_ns, st.st_size] != list(entry[:2]):
             return False
         return all(os.stat(d).st_mtime_ns == m for d, m in entry[2].items())
@@ -187,12 +213,14 @@ def _memo_holds(folder: str, entry: Any) -> bool:
         return False
 
 
-def _memo_entry(folder: str, used: set[str]) -> list[Any] | None:
+def _memo_entry(folder: str, used: set[str], st: os.stat_result | None = None) -> list[Any] | None:
     """The memo of a distribution found intact, or ``None`` when one of its stamps is too recent
-    (checked as they are read: a distribution just installed stops at its RECORD's ``stat``)."""
+    (checked as they are read: a distribution just installed stops at its RECORD's stamp). ``st``:
+    the RECORD's ``fstat`` when it was read (the stamp of the very bytes checked), else a ``stat``."""
     limit = time.time_ns() - _RACY_NS
     try:
-        st = os.stat(os.path.join(folder, "RECORD"))
+        if st is None:
+            st = os.stat(os.path.join(folder, "RECORD"))
         if st.st_mtime_ns > limit:
             return None
         stamps = {}
@@ -205,24 +233,29 @@ def _memo_entry(folder: str, used: set[str]) -> list[Any] | None:
     return [st.st_mtime_ns, st.st_size, stamps]
 
 
-def broken_distributions(dirs: Sequence[str | os.PathLike[str]], memo: Memo | None = None) -> list[Broken]:
+def broken_distributions(dirs: Sequence[str | os.PathLike[str]], memo: Memo | None = None,
+                         reading: SiteReading | None = None) -> list[Broken]:
     """Every ``*.dist-info`` in ``dirs`` (not the ``~`` stashes) with no RECORD or missing files.
     With ``memo`` (updated in place), a distribution found intact before is checked with a few
-    ``stat`` calls (its RECORD and the folders its files live in) instead of listing them again."""
+    ``stat`` calls (its RECORD and the folders its files live in) instead of listing them again.
+    ``reading``: the listing of ``dirs`` and the RECORDs come from it, and the RECORD stamps this
+    check took are kept in it."""
     out: list[Broken] = []
     listings: dict[str, frozenset[str]] = {}
     confines: dict[str, Confine] = {}
     seen: set[str] = set()
-    for location, folder in dist_info_folders(dirs, stashes=False):
+    for location, folder in dist_info_folders(dirs, stashes=False, reading=reading):
         seen.add(folder)
-        if memo is not None and folder in memo and _memo_holds(folder, memo[folder]):
+        if memo is not None and folder in memo and _memo_holds(folder, memo[folder], reading):
             continue
         used: set[str] = set()
         if location not in confines:
             confines[location] = Confine(scheme_base(location))
-        missing = _missing_files(folder, location, listings, used, confines[location])
+        missing = _missing_files(folder, location, listings, used, confines[location], reading)
         if memo is not None:
-            remembered = _memo_entry(folder, used) if missing is not None and not missing else None
+            remembered = None
+            if missing is not None and not missing:
+                remembered = _memo_entry(folder, used, reading.record_stamp(folder) if reading is not None else None)
             if remembered is None:
                 memo.pop(folder, None)
             else:
@@ -238,7 +271,9 @@ def broken_distributions(dirs: Sequence[str | os.PathLike[str]], memo: Memo | No
 
 
 def scan(prefix: Path, site_packages: Sequence[str | os.PathLike[str]], *, with_journal: bool = True,
-         memo: Memo | None = None) -> Damage:
-    """Everything an interrupted sync can leave in the target whose ``sys.prefix`` is ``prefix``."""
+         memo: Memo | None = None, reading: SiteReading | None = None) -> Damage:
+    """Everything an interrupted sync can leave in the target whose ``sys.prefix`` is ``prefix``
+    (``reading``: see :func:`broken_distributions`)."""
     return Damage(journal=journal_mod.read(prefix) if with_journal else None,
-                  stashes=tuple(stashes(site_packages)), broken=tuple(broken_distributions(site_packages, memo)))
+                  stashes=tuple(stashes(site_packages, reading)),
+                  broken=tuple(broken_distributions(site_packages, memo, reading)))

@@ -24,7 +24,7 @@ from typing import Any
 from packaging.utils import NormalizedName
 
 from stacksync.env import sitepackages
-from stacksync.env.distinfo import dist_info_folders, read_record, read_text
+from stacksync.env.distinfo import SiteReading, dist_info_folders, parse_record, read_record, read_text
 
 __all__ = ["HostView", "StartupCode", "venv_prefix", "venv_site_dirs", "read", "disagreements", "startup_code"]
 
@@ -32,6 +32,8 @@ __all__ = ["HostView", "StartupCode", "venv_prefix", "venv_site_dirs", "read", "
 _KNOWN_PTH = {"_virtualenv.pth": "virtualenv's start-up hook", "distutils-precedence.pth": "setuptools' distutils shim"}
 _EDITABLE_PTH = re.compile(r"^(__editable__\..*|_.*_editable|__editable___.*|.*\.__editable__)\.pth$")
 _STARTUP_MODULES = ("sitecustomize", "usercustomize")
+#: names :func:`startup_code` looks at further (a module, a ``.pth`` file; a package folder is its bare name)
+_STARTUP_ENDINGS = (".py", ".pth")
 
 
 @dataclass(frozen=True)
@@ -68,13 +70,14 @@ def venv_site_dirs(prefix: Path) -> list[str] | None:
     return sitepackages.distinct_dirs(sitepackages.venv_site_folders(Path(prefix)))
 
 
-def read(prefix: Path) -> HostView | None:
+def read(prefix: Path, reading: SiteReading | None = None) -> HostView | None:
     """The host's reading of the venv at ``prefix``; ``None`` when it is not a venv or the reading is
-    unsure (an egg-info, a ``.pth`` path entry...: :mod:`stacksync.env.sitepackages`)."""
+    unsure (an egg-info, a ``.pth`` path entry...: :mod:`stacksync.env.sitepackages`). ``reading``:
+    site-packages listed by it (verify's one reading, shared with its other checks)."""
     dirs = venv_site_dirs(prefix)
     if dirs is None:
         return None
-    dists = sitepackages.read_distributions(dirs, full=False)  # versions are what is compared
+    dists = sitepackages.read_distributions(dirs, full=False, reading=reading)  # versions are what is compared
     if dists is None:
         return None
     versions = {NormalizedName(d["name"]): d["version"] for d in dists}
@@ -111,15 +114,18 @@ def disagreements(view: HostView, probed: Mapping[NormalizedName, str], probed_s
     return out
 
 
-def startup_code(dirs: Sequence[str]) -> StartupCode:
-    """Start-up code in ``dirs`` (a target's site-packages), split into findings and known pieces."""
+def startup_code(dirs: Sequence[str], reading: SiteReading | None = None) -> StartupCode:
+    """Start-up code in ``dirs`` (a target's site-packages), split into findings and known pieces
+    (``reading``: listings and RECORDs from it)."""
     candidates: list[tuple[str, str, str]] = []  # (dir, relative path, what)
     for d in dirs:
         try:
-            names = sorted(os.listdir(d))
+            names = sorted(reading.listdir(d) if reading is not None else os.listdir(d))
         except OSError:
             continue
         for name in names:
+            if not name.endswith(_STARTUP_ENDINGS) and name not in _STARTUP_MODULES:
+                continue  # one test per entry: a package folder or a dist-info is no start-up code
             full = os.path.join(d, name)
             stem = name[:-3] if name.endswith(".py") else name
             if stem in _STARTUP_MODULES and (name.endswith(".py") or os.path.isdir(full)):
@@ -128,7 +134,7 @@ def startup_code(dirs: Sequence[str]) -> StartupCode:
                 candidates.append((d, name, ".pth file with an import line (run at every start-up)"))
     if not candidates:
         return StartupCode()
-    owners = _record_owners(dirs, {rel for _, rel, _ in candidates})
+    owners = _record_owners(dirs, {rel for _, rel, _ in candidates}, reading)
     found = StartupCode()
     for d, rel, what in candidates:
         path = os.path.join(d, rel)
@@ -149,11 +155,15 @@ def _executes(path: str) -> bool:
     return any(line.startswith(("import ", "import\t")) for line in text.splitlines())
 
 
-def _record_owners(dirs: Sequence[str], wanted: set[str]) -> dict[str, str]:
+def _record_owners(dirs: Sequence[str], wanted: set[str], reading: SiteReading | None) -> dict[str, str]:
     """Which installed distribution's RECORD lists each of ``wanted`` (paths relative to site-packages)."""
     owners: dict[str, str] = {}
-    for _, folder in dist_info_folders(dirs, stashes=False):
-        rows = read_record(folder) or []
+    for _, folder in dist_info_folders(dirs, stashes=False, reading=reading):
+        if reading is not None:
+            text = reading.record(folder)
+            rows = parse_record(text) if text is not None else []
+        else:
+            rows = read_record(folder) or []
         for row in rows:
             if row.path in wanted:
                 owners[row.path] = os.path.basename(folder)[: -len(".dist-info")]

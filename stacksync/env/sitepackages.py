@@ -25,7 +25,7 @@ from types import ModuleType
 from typing import Any
 
 from stacksync.core.defaults import PROBE_SCRIPT
-from stacksync.env.distinfo import metadata_headers, read_json, read_text
+from stacksync.env.distinfo import SiteReading, metadata_headers, read_json, read_text
 
 STATE_FILE = "stacksync-state.json"
 
@@ -52,7 +52,7 @@ def read_dist_info(folder: str, location: str, *, full: bool = True) -> dict[str
         return None
     if not text:
         return None
-    headers = metadata_headers(text)
+    headers = metadata_headers(text, name_version=not full)
     if headers is None or not headers["version"]:
         return None
     if not headers["name"] or not headers["name"][0]:
@@ -78,15 +78,17 @@ def read_dist_info(folder: str, location: str, *, full: bool = True) -> dict[str
     }
 
 
-def read_distributions(dirs: Sequence[str], *, full: bool = True) -> list[dict[str, Any]] | None:
+def read_distributions(dirs: Sequence[str], *, full: bool = True,
+                       reading: SiteReading | None = None) -> list[dict[str, Any]] | None:
     """The probe's ``distributions`` list for a target whose distributions all live in ``dirs`` (its
     site-packages), sorted by name; ``None`` when unsure. Without ``full``, each with its name and
-    version only (:func:`read_dist_info`): what the check of the probe's versions reads."""
+    version only (:func:`read_dist_info`): what the check of the probe's versions reads. ``reading``:
+    the listings come from it (a check's one reading of site-packages)."""
     seen: dict[str, dict[str, Any]] = {}
     for entry in dirs:
         location = str(Path(entry))
         try:
-            children = os.listdir(entry)
+            children = reading.listdir(entry) if reading is not None else os.listdir(entry)
         except FileNotFoundError:
             continue
         except OSError:

@@ -23,6 +23,7 @@ from stacksync.core.errors import ProfileError, StacksyncError, SyncError, Targe
 from stacksync.core.redact import redact
 from stacksync.env import hostview, probeshare, targetlock
 from stacksync.env.damage import Damage
+from stacksync.env.distinfo import SiteReading
 from stacksync.env.environment import Snapshot, find_python, is_own_interpreter, probe
 from stacksync.env.environment import snapshot as read_snapshot
 from stacksync.env.tags import describe as describe_tags
@@ -190,13 +191,13 @@ def build_plan(prof: Profile, lock: Mapping[NormalizedName, Pin], deferred: Mapp
 
 
 def check_artifacts(prof: Profile, lock: Mapping[NormalizedName, Pin], deferred: Mapping[NormalizedName, Pin],
-                    snapshot: Snapshot, cache: Path) -> provenance.Provenance:
+                    snapshot: Snapshot, cache: Path, reading: SiteReading | None = None) -> provenance.Provenance:
     """:func:`stacksync.sync.provenance.check` of the target against the lock: the main pins by their
-    hashes, the deferred ones (built or chosen by key) by their record only."""
+    hashes, the deferred ones (built or chosen by key) by their record only (``reading``: verify's)."""
     names = prof.deferred_names
     main = {n: p for n, p in lock.items() if n not in names}
     deferred_pins = {**{n: p for n, p in lock.items() if n in names}, **deferred}
-    return provenance.check(snapshot, main, cache, deferred=deferred_pins)
+    return provenance.check(snapshot, main, cache, deferred=deferred_pins, reading=reading)
 
 
 def rebuild_names(prof: Profile, names: Iterable[str]) -> tuple[NormalizedName, ...]:

@@ -26,6 +26,7 @@ from packaging.version import InvalidVersion, Version
 
 from stacksync.env import artifacts
 from stacksync.env.artifacts import Artifact
+from stacksync.env.distinfo import SiteReading
 from stacksync.env.environment import Snapshot
 from stacksync.env.tags import supported_tags, wheel_fits
 from stacksync.lock.lockfile import Pin, file_sha256
@@ -101,17 +102,19 @@ def _cached_locked_wheels(wheels: Mapping[NormalizedName, list[tuple[Path, Versi
 
 
 def check(snapshot: Snapshot, pins: Mapping[NormalizedName, Pin], cache: Path | None, *,
-          deferred: Mapping[NormalizedName, Pin] | None = None) -> Provenance:
+          deferred: Mapping[NormalizedName, Pin] | None = None, reading: SiteReading | None = None) -> Provenance:
     """Sort the distributions of ``snapshot`` installed at exactly their pin's version (``pins``:
     hashed lock pins; others are the version check's business). While the record holds this costs one
-    ``stat`` per distribution; otherwise ``direct_url.json``, then the locked wheels in ``cache``.
+    ``stat`` per distribution (none where ``reading``, the check's reading of site-packages, already
+    took the RECORD's); otherwise ``direct_url.json``, then the locked wheels in ``cache``.
     ``deferred``: packages installed from a wheel built or chosen by key (their lock hashes are the
     sdist's): only a record that no longer holds counts, as a reinstall outside stacksync."""
     found = Provenance()
     recorded = artifacts.read(snapshot.prefix)
     for name, pin in (deferred or {}).items():
         dist, entry = snapshot.distributions.get(name), recorded.get(name)
-        if dist is not None and entry is not None and dist.version == pin.key() and not entry.holds(dist.location):
+        if dist is not None and entry is not None and dist.version == pin.key() and \
+                not entry.holds(dist.location, reading):
             found.outside[name] = ("reinstalled outside stacksync since the last sync (its RECORD changed); "
                                    "the installed wheel is unknown")
     folders: dict[NormalizedName, tuple[str, str]] | None = None
@@ -122,7 +125,7 @@ def check(snapshot: Snapshot, pins: Mapping[NormalizedName, Pin], cache: Path | 
         if dist is None or dist.version != pin.key() or not pin.hashes:
             continue
         entry = recorded.get(name)
-        if entry is not None and entry.version == dist.version and entry.holds(dist.location):
+        if entry is not None and entry.version == dist.version and entry.holds(dist.location, reading):
             # the common path: one stat, one lookup in the pin's hashes
             found.known[name] = entry.sha256
             if f"sha256:{entry.sha256}" not in pin.hashes and entry.sha256 not in _sha256s(pin):

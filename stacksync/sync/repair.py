@@ -26,6 +26,7 @@ from stacksync.core import console, defaults
 from stacksync.core.fs import atomic_write_text
 from stacksync.env import journal
 from stacksync.env.damage import Damage, scan
+from stacksync.env.distinfo import SiteReading
 from stacksync.env.environment import Snapshot
 from stacksync.sync.plan import Action, Plan
 
@@ -53,7 +54,7 @@ def memo_folders(prefix: Path) -> list[str]:
         return []
 
 
-def _scan(snapshot: Snapshot, *, with_journal: bool = True) -> Damage:
+def _scan(snapshot: Snapshot, *, with_journal: bool = True, reading: SiteReading | None = None) -> Damage:
     """:func:`damage.scan` with the target's memo of intact distributions (``.stacksync-cache/records``):
     the no-op path then costs a few ``stat`` calls per distribution. A memo that cannot be read or
     written only makes the scan slower."""
@@ -64,7 +65,7 @@ def _scan(snapshot: Snapshot, *, with_journal: bool = True) -> Damage:
         assert isinstance(memo, dict)
     except (OSError, ValueError, AssertionError):
         before, memo = "", {}
-    found = scan(snapshot.prefix, site_packages(snapshot), with_journal=with_journal, memo=memo)
+    found = scan(snapshot.prefix, site_packages(snapshot), with_journal=with_journal, memo=memo, reading=reading)
     after = json.dumps(memo, sort_keys=True)
     if after != before:
         try:
@@ -149,13 +150,15 @@ def end(prefix: Path, data: journal.Journal | None) -> None:
         journal.finish(prefix)
 
 
-def verify_lines(snapshot: Snapshot, *, own_journal: bool, known: Damage | None = None) -> list[str]:
+def verify_lines(snapshot: Snapshot, *, own_journal: bool, known: Damage | None = None,
+                 reading: SiteReading | None = None) -> list[str]:
     """Damage verify must report: files always; a journal unless this run wrote it. ``known``: what
-    :func:`detect` found in this same reading of the target (the no-op path does not scan twice)."""
+    :func:`detect` found in this same reading of the target (the no-op path does not scan twice).
+    ``reading``: verify's one reading of site-packages, shared with its other checks."""
     if known is not None and not own_journal:
         found = known
     else:
-        found = _scan(snapshot, with_journal=not own_journal)
+        found = _scan(snapshot, with_journal=not own_journal, reading=reading)
     lines = [f"interrupted: {line}" for line in found.lines()]
     if lines:
         lines.append(f"the target is damaged by an interrupted sync (fix: invoke sync --profile <name> "

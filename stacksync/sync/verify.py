@@ -13,6 +13,7 @@ from stacksync.core import console, defaults, faults
 from stacksync.core.errors import SyncError
 from stacksync.env import hostview
 from stacksync.env.diff import Entry, compare, entry_from_installed, entry_from_pin
+from stacksync.env.distinfo import SiteReading
 from stacksync.env.environment import Snapshot
 from stacksync.lock.reqshape import requirement
 from stacksync.sync import repair, vcsphase
@@ -85,15 +86,18 @@ def verify(state: State, *, smoke: bool = True, snapshot: Snapshot | None = None
                      for n in sorted(set(locked) & defaults.INSTALLER_PACKAGES)
                      if n not in target or target[n].key != locked[n].key]
     faults.point("inside:verify")
+    # One reading of site-packages for the checks below: each folder listed once, each RECORD read
+    # once, its stamp kept for the artifact record's check (taken now: nothing of an earlier phase's).
+    reading = SiteReading()
     damaged = repair.verify_lines(snapshot, own_journal=state.journal is not None,
-                                  known=state.damage if snapshot is state.snapshot else None)
+                                  known=state.damage if snapshot is state.snapshot else None, reading=reading)
     # Same version is not yet the same file: which artifact each one came from (a stat each).
     found = state.provenance if snapshot is state.snapshot else check_artifacts(
-        state.profile, state.lock, state.deferred, snapshot, state.cache)
+        state.profile, state.lock, state.deferred, snapshot, state.cache, reading)
     builds = found.reinstall()
     # (the snapshot prepare took was checked against the files there; the build records may have
     # been written since, by the no-op path's adoption)
-    disk, startup = _host_check(state, snapshot, compare=snapshot is not state.snapshot, quiet=quiet)
+    disk, startup = _host_check(state, snapshot, reading, compare=snapshot is not state.snapshot, quiet=quiet)
     is_twin = twin.identical and not installer_off and not damaged and not disk and not startup and not builds
     twin_text = "twin of the lock" if is_twin else (
         f"NOT the lock's twin ({len(twin.only_in_a)} missing, {len(twin.only_in_b)} extra, "
@@ -137,7 +141,8 @@ def verify(state: State, *, smoke: bool = True, snapshot: Snapshot | None = None
     raise SyncError("\n".join(details))
 
 
-def _host_check(state: State, snapshot: Snapshot, *, compare: bool, quiet: bool) -> tuple[list[str], list[str]]:
+def _host_check(state: State, snapshot: Snapshot, reading: SiteReading, *, compare: bool,
+                quiet: bool) -> tuple[list[str], list[str]]:
     """The target's site-packages read on the host (no target code runs) against the probe's answer
     (with ``compare``), and the start-up code found there (findings; known pieces listed as info
     unless ``quiet``)."""
@@ -145,10 +150,10 @@ def _host_check(state: State, snapshot: Snapshot, *, compare: bool, quiet: bool)
     dirs = hostview.venv_site_dirs(prefix) if prefix is not None else None
     if dirs is None:
         return [], []
-    view = hostview.read(prefix) if prefix is not None and compare else None
+    view = hostview.read(prefix, reading) if prefix is not None and compare else None
     disk = hostview.disagreements(view, hostview.probed_inside(view, snapshot.distributions),
                                    snapshot.state) if view is not None else []
-    code = hostview.startup_code(dirs)
+    code = hostview.startup_code(dirs, reading)
     for line in [] if quiet else code.known:
         console.info(f"verify: start-up code (known): {line}")
     return disk, code.unexplained

@@ -306,3 +306,80 @@ def test_simple_pin_leaves_the_rest_to_packaging(line: str) -> None:
     from stacksync.lock import reqshape
 
     assert reqshape.simple_pin(line) is None
+
+
+HASHED_LINES = f"""\
+plain==1.0 \\
+    --hash={H1} \\
+    --hash={H2}
+dup==1.0 --hash={H2} --hash={H1} --hash={H2}
+tabbed==1.0\t--hash={H1}
+spaced-value==1.0 --hash {H1}
+upper==1.0 --hash=sha256:{"A" * 64}
+short==1.0 --hash=sha256:{"a" * 63}
+sha512==1.0 --hash=sha512:{"c" * 128}
+mixed==1.0 --hash={H1} --config-settings=k=v
+editable-after==1.0 --hash={H1} -e ./here
+two-words x==1.0 --hash={H1}
+bare-hashed --hash={H1}
+env-var==${{SOME_VERSION}} --hash={H1}
+quoted==1.0 --hash="{H1}"
+    --hash={H1}
+"""
+
+
+@pytest.mark.parametrize("text", [HASHED_LINES, ODD_LINES, "a==1\n  b==2  \nc\n-e ./x\n--pre\n"])
+@pytest.mark.parametrize("lock", [False, True])
+def test_plain_lines_read_as_the_option_parser_reads_them(text: str, lock: bool,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compiled lock's line (a plain pin and --hash=sha256: options) and a bare name are read without
+    the option parser: the same pins, fields and errors as with it, line by line."""
+    from stacksync.lock import reqshape
+
+    monkeypatch.setenv("SOME_VERSION", "3.0")
+
+    def read() -> object:
+        out = []
+        for line in text.split("\n"):  # line by line: each error is compared, not only the first file's
+            try:
+                out.append([(p, vars(p)) for p in parse_text(line, "l.txt", lock=lock).pins])
+            except LockProblems as exc:
+                out.append(str(exc))
+        return out
+
+    fast = read()
+    with monkeypatch.context() as m:
+        m.setattr(reqshape, "plain_line", lambda text: None)
+        slow = read()
+    assert fast == slow
+    assert any(isinstance(r, list) and r for r in fast)
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: str(p.relative_to(REPO)))
+def test_plain_lines_read_as_the_option_parser_reads_them_on_real_files(path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from stacksync.lock import reqshape
+
+    def read() -> object:
+        try:
+            return [(p, vars(p)) for p in parse(path, lock=path.suffix == ".txt").pins]
+        except LockProblems as exc:
+            return str(exc)
+
+    fast = read()
+    with monkeypatch.context() as m:
+        m.setattr(reqshape, "plain_line", lambda text: None)
+        slow = read()
+    assert fast == slow
+
+
+def test_a_pin_made_without_init_is_the_same_pin() -> None:
+    from dataclasses import fields
+
+    from stacksync.lock.lockfile import Pin, _new_pin
+
+    values = {"name": "a", "requirement": "a==1", "line": 3, "path": "x.txt", "version": "1", "specifier": "==1",
+              "hashes": (H1,), "source_line": "a==1 --hash"}
+    made, fast = Pin(**values), _new_pin(**values)  # type: ignore[arg-type]
+    assert made == fast and hash(made) == hash(fast) and repr(made) == repr(fast) and vars(made) == vars(fast)
+    assert set(vars(fast)) == {f.name for f in fields(Pin)}  # every field, a new one with a default_factory too

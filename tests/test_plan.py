@@ -12,7 +12,7 @@ from stacksync.env.environment import Installed, Snapshot
 from stacksync.lock.load import deps_from_via
 from stacksync.lock.lockfile import parse_text
 from stacksync.lock.profile import Deferred, Profile
-from stacksync.sync.plan import base_closure, deps_from_requires, make_plan, version_change
+from stacksync.sync.plan import base_closure, base_names, deps_from_requires, make_plan, version_change
 from stacksync.sync.verify import dependency_problems
 
 H = "--hash=sha256:" + "a" * 64
@@ -100,6 +100,18 @@ def test_base_closure_from_via_comments_and_wheel_metadata() -> None:
     wheel = deps_from_requires({canonicalize_name("requests"): ["urllib3<3", 'pywin32; sys_platform == "win32"',
                                                                'chardet; extra == "socks"']}, ENV)
     assert wheel == {"requests": {"urllib3"}}
+
+
+def test_base_names_are_the_plans_without_making_it() -> None:
+    """What the fetch step asks before it plans again with the wheels' Requires-Dist: the plan's base."""
+    lock = pins(LOCK)
+    extra = {canonicalize_name("torch"): {canonicalize_name("requests")}}
+    for prof in (profile(), profile(base=()), profile(base=(canonicalize_name("requests"),))):
+        for deps in (None, extra):
+            plan = make_plan(prof, lock, pins(DEFERRED), snapshot({}), extra_deps=deps)
+            assert base_names(prof, lock, extra_deps=deps) == plan.base_names
+    assert {"requests", "urllib3"} <= base_names(profile(), lock, extra_deps=extra)
+    assert "requests" not in base_names(profile(), lock) and base_names(profile(base=()), lock) == frozenset()
 
 
 def test_fresh_target_installs_everything_in_phases() -> None:

@@ -257,8 +257,52 @@ def test_fetch_hashes_each_cached_wheel_once(synced: dict[str, object], monkeypa
     runner.history.clear()
     assert run(opts(synced)).verdict == "synced"
     assert not any("download" in argv for argv in runner.history)  # taken from the cache
-    assert [n for n in hashed if n.startswith("plain_a-1.0-")] == ["plain_a-1.0-py3-none-any.whl"]
+    # at most once; not at all when an earlier run verified it with the same stat (the digest memo)
+    assert [n for n in hashed if n.startswith("plain_a-1.0-")] in ([], ["plain_a-1.0-py3-none-any.whl"])
     assert freeze(venv)["plain-a"] == "1.0"
+
+
+def test_a_cached_wheel_changed_in_place_after_it_was_memoized_is_hashed_again_and_refused(
+        synced: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cache's digest memo (stacksync.sync.cacheindex) answers a wheel an earlier run verified; the
+    same wheel rewritten in place (same name, size and mtime) is hashed again, does not match the lock,
+    and is downloaded again instead of installed."""
+    from stacksync.sync import cacheindex
+    from stacksync.sync import fetch as fetch_mod
+
+    venv, cache = synced["venv"], synced["cache"]
+    assert isinstance(venv, Path) and isinstance(cache, Path)
+    py = str(venv / "bin" / "python")
+    wheel = cache / "plain_a-1.0-py3-none-any.whl"
+    good = wheel.read_bytes()
+    monkeypatch.setattr(cacheindex, "RACY_NS", -3600 * 10**9)  # trust stats this recent (no 2 s wait)
+    hashed: list[str] = []
+    real = fetch_mod.file_sha256
+
+    def counting(path: Path) -> str:
+        hashed.append(Path(path).name)
+        return real(path)
+
+    monkeypatch.setattr(fetch_mod, "file_sha256", counting)
+    for _ in range(2):  # the first run may hash it (and keeps its digest), the second answers from the memo
+        subprocess.run([py, "-m", "pip", "uninstall", "-y", "-q", "plain-a"], check=True, capture_output=True)
+        hashed.clear()
+        assert run(opts(synced)).verdict == "synced"
+    assert wheel.name in json.loads((cache / cacheindex.SHA256_MEMO).read_text())["files"]
+    assert wheel.name not in hashed
+    subprocess.run([py, "-m", "pip", "uninstall", "-y", "-q", "plain-a"], check=True, capture_output=True)
+    st = wheel.stat()
+    bad = bytearray(good)
+    bad[-1] ^= 0xFF  # the zip's last byte, in place: same inode and size
+    with open(wheel, "r+b") as fh:
+        fh.write(bad)
+    os.utime(wheel, ns=(st.st_atime_ns, st.st_mtime_ns))  # the mtime set back; the ctime moved
+    runner.history.clear()
+    hashed.clear()
+    assert run(opts(synced)).verdict == "synced"
+    assert wheel.name in hashed  # hashed again, found wrong, fetched again
+    assert any("download" in argv for argv in runner.history)
+    assert wheel.read_bytes() == good and freeze(venv)["plain-a"] == "1.0"
 
 
 def test_locked_setuptools_is_an_ordinary_package(synced: dict[str, object], stack_packages: Path) -> None:

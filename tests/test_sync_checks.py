@@ -61,6 +61,26 @@ def test_depcheck_reports_a_version_the_requirement_does_not_admit() -> None:
     assert problems(unknown, ENV) == []  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(("line", "version"), [
+    ("x==1.0", "1.0"), ("x==1.0", "1.0.0"), ("x==1.0", "1.0+cu121"), ("x==1.0+cu121", "1.0+cu121"),
+    ("x==1.0+cu121", "1.0"), ("x==1.0", "2.0"), ("x==1.0rc1", "1.0rc1"), ("x>=1", "1.0"), ("x == 1.0", "1.0"),
+    ("x===1.0", "1.0"), ("x==1.0", "not a version"), ("x==1.*", "1.5"), ("x==1.0,>=2", "1.0"),
+])
+def test_depcheck_admits_a_version_as_packaging_does(line: str, version: str) -> None:
+    """The shortcut for a requirement that is the pin itself gives what packaging's contains() gives."""
+    from packaging.version import InvalidVersion, Version
+
+    from stacksync.lock.reqshape import requirement
+    from stacksync.sync.depcheck import _admits
+
+    req = requirement(line)
+    try:
+        expected = req.specifier.contains(Version(version), prereleases=True)
+    except InvalidVersion:
+        expected = True  # not judged, as before
+    assert _admits(req, version) == expected
+
+
 def test_artifact_record_round_trip_and_a_rewritten_record_no_longer_holds(tmp_path: Path) -> None:
     site = tmp_path / "site-packages"
     folder = site / "plain_a-1.0.dist-info"

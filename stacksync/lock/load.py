@@ -15,7 +15,7 @@ from stacksync.lock import lockcheck
 from stacksync.lock.lockfile import LockProblems, Pin, RequirementsFile, parse, require_hashes
 from stacksync.lock.profile import Profile
 from stacksync.lock.pylock import profile_locks
-from stacksync.lock.reqshape import requirement
+from stacksync.lock.reqshape import requirement, simple_pin
 
 __all__ = ["load_locks", "deps_from_via"]
 
@@ -54,8 +54,12 @@ def _via_name(text: str) -> NormalizedName | None:
     text = text.strip()
     if not text or text.startswith(("-r ", "-c ", "--")) or " " in text.split("[", 1)[0].strip():
         return None
+    text = text.split(" (", 1)[0]
+    simple = simple_pin(text)  # a plain name: its name without building a Requirement
+    if simple is not None:
+        return canonicalize_name(simple[0])
     try:
-        return canonicalize_name(requirement(text.split(" (", 1)[0]).name)
+        return canonicalize_name(requirement(text).name)
     except InvalidRequirement:
         return None
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from packaging.markers import Marker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.utils import NormalizedName, canonicalize_name
@@ -296,9 +296,31 @@ def _via(vias: dict[int, list[str]], index: int, comment: str) -> None:
     vias.setdefault(index, []).append(text)
 
 
+#: the default of every Pin field that has one (all plain values: no default_factory)
+_PIN_DEFAULTS = {f.name: f.default for f in fields(Pin) if f.default is not MISSING}
+
+
+def _new_pin(**values: Any) -> Pin:
+    """``Pin(**values)``, made without the frozen dataclass's ``__init__`` (one ``object.__setattr__`` per
+    field: ~7 µs a pin, ~2 µs this way; a lock makes one per line): the same fields in the instance's
+    ``__dict__``, equal and hashing equal (tests/test_lockfile.py). A freshly made pin only: never use
+    it to change one."""
+    pin: Pin = object.__new__(Pin)
+    state = pin.__dict__
+    state.update(_PIN_DEFAULTS)
+    state.update(values)
+    return pin
+
+
 def _parse_logical(logical: Logical, path: str, base: Path, *, lock: bool,
                    editable_note: str | None) -> tuple[Pin | None, list[Option]]:
     number = logical.line
+    plain = reqshape.plain_line(logical.text)
+    if plain is not None and (plain[1] is not None or not lock):
+        name, version, hashes, requirement = plain
+        return _new_pin(name=canonicalize_name(name), requirement=requirement, line=number, path=path,
+                        version=version, specifier=f"=={version}" if version is not None else "", hashes=hashes,
+                        source_line=logical.raw), []
     args, opts_text = reqsyntax.break_args_options(logical.text)
     args = args.strip()
     try:
@@ -306,7 +328,7 @@ def _parse_logical(logical: Logical, path: str, base: Path, *, lock: bool,
     except OptionSyntaxError as exc:
         raise LockError(path, number, shown_line(str(exc)) if "malformed hash" in str(exc) else
                         f"pip cannot read '{shown_line(logical.text)}': {shown_line(str(exc))}",
-                        _option_fix(exc)) from None
+                        reqsyntax.option_fix(exc)) from None
     hashes = tuple(sorted({v for s, v in opts if s.name == "--hash"}))
     for h in hashes:
         digest = h.partition(":")[2]
@@ -321,14 +343,14 @@ def _parse_logical(logical: Logical, path: str, base: Path, *, lock: bool,
     kept = tuple((s.name, v) for s, v in opts if s.name not in ("--hash", "-e"))
     if lock and not args:
         raise LockError(path, number, f"editable requirement '{shown_line(editables[0])}' in a lock; pip cannot "
-                        "hash-check it", _editable_fix(editables[0]))
+                        "hash-check it", reqshape.editable_fix(editables[0]))
     simple = reqshape.simple_pin(args) if args else None
     if simple is not None and (simple[1] is not None or not lock):
         # what the shape and _pin below make of it, without packaging's parse (~50 µs a line)
         name, version = simple
-        return Pin(name=canonicalize_name(name), requirement=args, line=number, path=path, version=version,
-                   specifier=f"=={version}" if version is not None else "", hashes=hashes, options=kept,
-                   source_line=logical.raw), []
+        return _new_pin(name=canonicalize_name(name), requirement=args, line=number, path=path, version=version,
+                        specifier=f"=={version}" if version is not None else "", hashes=hashes, options=kept,
+                        source_line=logical.raw), []
     try:
         if args:
             shape = reqshape.read_requirement(args, base=base)
@@ -342,26 +364,6 @@ def _parse_logical(logical: Logical, path: str, base: Path, *, lock: bool,
     pin = _pin(shape, requirement, number, path, hashes, kept, logical.raw, editable_note)
     _check_lock(pin, shape, path, lock=lock)
     return pin, []
-
-
-def _editable_fix(value: str) -> str:
-    try:
-        shape = reqshape.read_editable(value, base=Path.cwd())
-    except reqshape.ShapeError:
-        shape = None
-    if shape is not None and shape.vcs and shape.commit:
-        return f"pin it at its commit without -e: {shape.name} @ {shape.url}"
-    return "install editable projects separately, or pin a released version"
-
-
-def _option_fix(exc: OptionSyntaxError) -> str:
-    text = str(exc)
-    if "unknown option" in text:
-        return ("use an option pip takes in requirement files (--index-url, --extra-index-url, -f, -r, -c, "
-                "-e, --hash, --config-settings, --pre, --no-binary, --only-binary, --trusted-host ...)")
-    if "--hash" in text:
-        return "write --hash=sha256:<64 hex digits>"
-    return "give the option its value, as pip expects"
 
 
 def _pin(shape: reqshape.Shape, requirement: str, number: int, path: str, hashes: tuple[str, ...],

@@ -38,9 +38,10 @@ from packaging.utils import (
 from stacksync.core.redact import shown_line
 
 __all__ = ["Shape", "ShapeError", "VCS_PREFIXES", "ARCHIVE_EXTENSIONS", "read_requirement", "read_editable",
-           "split_vcs", "version_from_filename", "is_url", "simple_pin", "requirement"]
+           "split_vcs", "version_from_filename", "is_url", "simple_pin", "plain_line", "requirement", "editable_fix"]
 
 VCS_PREFIXES = ("git+", "hg+", "svn+", "bzr+")
+_LOWER_HEX = frozenset("0123456789abcdef")
 #: pip's ``is_url`` schemes: what it downloads from, and its VCS schemes (``vcs.all_schemes``)
 _URL_SCHEMES = {"http", "https", "file", "ftp",
                 "bzr+http", "bzr+https", "bzr+ssh", "bzr+sftp", "bzr+ftp", "bzr+lp", "bzr+file",
@@ -376,3 +377,34 @@ def project_name(folder: Path) -> str | None:
         if found:
             return found.group(1)
     return None
+
+
+def plain_line(text: str) -> tuple[str, str | None, tuple[str, ...], str] | None:
+    """``(name, version, hashes, requirement)`` of a line that is a plain pin or name
+    (:func:`simple_pin`) alone or followed by ``--hash=sha256:<64 hex>`` options alone (what
+    pip-compile and uv write for every package, and a requirements.in of names); ``None`` for anything
+    else. What the option parser and :mod:`stacksync.lock.lockfile` make of such a line, without them
+    (tests/test_lockfile.py holds the readings equal)."""
+    head, sep, rest = text.partition(" --hash=")
+    requirement = head.strip()  # no space in a plain pin: the first word that starts with "-" is this one
+    simple = simple_pin(requirement)
+    if simple is None:
+        return None
+    if not sep:
+        return simple[0], simple[1], (), requirement
+    words = f"--hash={rest}".split()
+    for word in words:  # each exactly --hash=sha256:<64 lower-case hex digits>
+        if len(word) != 78 or not word.startswith("--hash=sha256:") or not _LOWER_HEX.issuperset(word[14:]):
+            return None
+    return simple[0], simple[1], tuple(sorted({w[7:] for w in words})), requirement
+
+
+def editable_fix(value: str) -> str:
+    """The fix for an editable line in a lock: its commit without ``-e`` when it names one."""
+    try:
+        shape = read_editable(value, base=Path.cwd())
+    except ShapeError:
+        shape = None
+    if shape is not None and shape.vcs and shape.commit:
+        return f"pin it at its commit without -e: {shape.name} @ {shape.url}"
+    return "install editable projects separately, or pin a released version"

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from stacksync.core.redact import register_secret
 
 __all__ = ["Physical", "Logical", "OptionSpec", "OPTIONS", "OptionSyntaxError", "decode", "logical_lines",
-           "break_args_options", "parse_options", "strip_comment", "expand_env"]
+           "break_args_options", "parse_options", "strip_comment", "expand_env", "option_fix"]
 
 # pip's order matters: the UTF-16 LE BOM is a prefix of the UTF-32 LE one.
 _BOMS = [
@@ -107,11 +107,6 @@ class Logical:
     end: int
 
 
-def _is_comment_line(line: str) -> bool:
-    """pip's ``COMMENT_RE.match``: ``#`` first, or after leading whitespace."""
-    return line.lstrip()[:1] == "#" and (line[:1] == "#" or line[:1].isspace())
-
-
 def strip_comment(line: str) -> str:
     """pip's ``COMMENT_RE.sub("", line).strip()``: cut at the first ``#`` that starts the line or
     follows whitespace (the regex ``(^|\\s+)#.*$`` written without backtracking)."""
@@ -148,28 +143,33 @@ def logical_lines(text: str, environ: Mapping[str, str] | None = None) -> Iterat
     start = 0
     number = 0
     for number, line in enumerate(text.splitlines(), start=1):
-        comment = _is_comment_line(line)
+        # pip's COMMENT_RE.match: "#" first, or after leading whitespace (what lstrip() removes)
+        comment = line.lstrip()[:1] == "#"
+        item: Logical | Physical | None
         if not line.endswith("\\") or comment:
             if buf:
                 buf.append(" " + line if comment else line)
-                yield from _emit(start, number, "".join(buf), environ)
+                item = _logical(start, number, "".join(buf), environ)
                 buf = []
             elif comment:
-                yield Physical(number, line.strip())
+                item = Physical(number, line.strip())
             else:
-                yield from _emit(number, number, line, environ)
+                item = _logical(number, number, line, environ)
+            if item is not None:
+                yield item
         else:
             if not buf:
                 start = number
             buf.append(line.strip("\\"))
     if buf:
-        yield from _emit(start, number, "".join(buf), environ)
+        last = _logical(start, number, "".join(buf), environ)
+        if last is not None:
+            yield last
 
 
-def _emit(start: int, end: int, joined: str, environ: Mapping[str, str] | None) -> Iterator[Logical]:
+def _logical(start: int, end: int, joined: str, environ: Mapping[str, str] | None) -> Logical | None:
     body = strip_comment(joined)
-    if body:
-        yield Logical(start, expand_env(body, environ), body, end)
+    return Logical(start, expand_env(body, environ), body, end) if body else None
 
 
 def break_args_options(line: str) -> tuple[str, str]:
@@ -303,3 +303,14 @@ def _check_value(spec: OptionSpec, value: str) -> None:
             raise OptionSyntaxError(f"malformed hash {value!r}: pip allows {', '.join(STRONG_HASHES)}")
     elif spec.name == "--config-settings" and "=" not in value:
         raise OptionSyntaxError("arguments to --config-settings must be of the form KEY=VAL")
+
+
+def option_fix(exc: OptionSyntaxError) -> str:
+    """The fix a message about ``exc`` (an option pip refuses) gives."""
+    text = str(exc)
+    if "unknown option" in text:
+        return ("use an option pip takes in requirement files (--index-url, --extra-index-url, -f, -r, -c, "
+                "-e, --hash, --config-settings, --pre, --no-binary, --only-binary, --trusted-host ...)")
+    if "--hash" in text:
+        return "write --hash=sha256:<64 hex digits>"
+    return "give the option its value, as pip expects"

@@ -79,8 +79,10 @@ def problems(packages: Mapping[NormalizedName, Package], environment: Mapping[st
         changed = False
         for name, parsed in reqs.items():
             for req in parsed:
+                if not req.extras:
+                    continue
                 dep = canonicalize_name(req.name)
-                if req.extras and dep in extras and _applies(req, environment, extras[name]):
+                if dep in extras and _applies(req, environment, extras[name]):
                     if not set(req.extras) <= extras[dep]:
                         extras[dep] |= set(req.extras)
                         changed = True
@@ -100,6 +102,8 @@ def problems(packages: Mapping[NormalizedName, Package], environment: Mapping[st
 
 
 def _admits(req: Requirement, version: str) -> bool:
+    if str(req.specifier) == f"=={version}":
+        return True  # the pin itself (a lock's own edges): what contains() says, without parsing the version
     try:
         return req.specifier.contains(Version(version), prereleases=True)
     except InvalidVersion:

@@ -24,7 +24,7 @@ from stacksync.sync import sdists as sdists_mod
 from stacksync.sync.cacheindex import CacheIndex
 from stacksync.sync.deferred import choose_sources
 from stacksync.sync.pinfile import write_requirements
-from stacksync.sync.plan import deps_from_requires
+from stacksync.sync.plan import base_names, deps_from_requires
 from stacksync.sync.prepare import build_plan, scope_of
 from stacksync.sync.state import State
 
@@ -119,8 +119,8 @@ def fetch(state: State) -> None:
     check_dependencies(state)
     state.fetched = True
     # Confirm the base closure from the wheels' own metadata; a dependency the `# via` comments missed
-    # moves into the base phase.
-    if state.wheel_deps:
+    # moves into the base phase (the plan is made again only then: nothing else in it reads them).
+    if state.wheel_deps and base_names(state.profile, state.lock, extra_deps=state.wheel_deps) != state.plan.base_names:
         replanned = build_plan(state.profile, state.lock, state.deferred, state.snapshot, state.cache, state.vcs,
                                state.damage, extra_deps=state.wheel_deps,
                                rebuild=[canonicalize_name(n) for n in state.opts.rebuild], artifacts=state.provenance)
@@ -153,17 +153,18 @@ def _confirm_cache(state: State, need: Sequence[Pin], found: Mapping[NormalizedN
                    listing: CacheIndex) -> None:
     """Every needed pin has a file in the cache (``found``) whose sha256 the lock lists; read its
     Requires-Dist (from the cache's memo by sha256 when a run read it before)."""
-    env = state.snapshot.marker_environment
+    read: dict[NormalizedName, list[str]] = {}
     for pin in need:
         path = found.get(pin.name)
         if path is None:
             raise FetchError(f"{pin.where}: {pin.display()}: no downloaded file matches the lock's hashes "
                              f"(fix: check the index, then invoke compile --profile <name> again)")
-        if path.suffix == ".whl":
+        if path.name.endswith(".whl"):
             requires = listing.requires(path, listing.sha256(path, file_sha256), _wheel_requires)
             if requires is not None:
-                state.wheel_requires[pin.name] = requires
-                state.wheel_deps.update(deps_from_requires({pin.name: requires}, env))
+                read[pin.name] = requires
+    state.wheel_requires.update(read)
+    state.wheel_deps.update(deps_from_requires(read, state.snapshot.marker_environment))
     listing.save()
 
 

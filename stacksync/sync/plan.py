@@ -33,7 +33,7 @@ from stacksync.lock.lockfile import Pin
 from stacksync.lock.profile import PHASES, Profile
 from stacksync.lock.reqshape import requirement
 
-__all__ = ["Action", "Plan", "Kind", "PHASES", "PLAN_JSON_SCHEMA", "base_closure", "deps_from_requires",
+__all__ = ["Action", "Plan", "Kind", "PHASES", "PLAN_JSON_SCHEMA", "base_closure", "base_names", "deps_from_requires",
            "make_plan", "plan_document", "version_change"]
 
 Kind = Literal["install", "upgrade", "downgrade", "reinstall", "remove", "keep"]
@@ -222,6 +222,31 @@ def recorded_build_key(snapshot: Snapshot, name: str) -> Mapping[str, Any] | Non
     return key if isinstance(key, dict) else None
 
 
+def _main(profile: Profile, lock: Mapping[NormalizedName, Pin]) -> dict[NormalizedName, Pin]:
+    """The pins the base and rest phases install: the lock less the deferred and provided packages."""
+    deferred_names = profile.deferred_names
+    return {n: p for n, p in lock.items() if n not in deferred_names and n not in profile.provided}
+
+
+def _base_names(profile: Profile, main: Mapping[NormalizedName, Pin],
+                extra_deps: Mapping[NormalizedName, Iterable[NormalizedName]] | None) -> frozenset[NormalizedName]:
+    if not profile.base:  # no roots: no closure to walk (and no ``# via`` edges to read)
+        return frozenset()
+    deps = deps_from_via(main.values())
+    for parent, children in (extra_deps or {}).items():
+        deps.setdefault(parent, set()).update(children)
+    return base_closure(profile.base, deps, main)
+
+
+def base_names(profile: Profile, lock: Mapping[NormalizedName, Pin], *,
+               extra_deps: Mapping[NormalizedName, Iterable[NormalizedName]] | None = None
+               ) -> frozenset[NormalizedName]:
+    """The base phase's packages :func:`make_plan` puts in ``Plan.base_names``: ``profile.base`` and what
+    they depend on (``# via`` edges, plus ``extra_deps``), among the main lock's pins. The fetch step
+    asks it to know whether the wheels' Requires-Dist change the plan before making it again."""
+    return _base_names(profile, _main(profile, lock), extra_deps)
+
+
 def make_plan(profile: Profile, lock: Mapping[NormalizedName, Pin], deferred: Mapping[NormalizedName, Pin],
               snapshot: Snapshot, *, extra_deps: Mapping[NormalizedName, Iterable[NormalizedName]] | None = None,
               build_keys: Mapping[NormalizedName, Mapping[str, Any]] | None = None) -> Plan:
@@ -233,11 +258,8 @@ def make_plan(profile: Profile, lock: Mapping[NormalizedName, Pin], deferred: Ma
     deferred_names = profile.deferred_names
     # A deferred package pinned in the main lock is still installed in the deferred phase.
     deferred_pins = {**{n: p for n, p in lock.items() if n in deferred_names}, **deferred}
-    main = {n: p for n, p in lock.items() if n not in deferred_names and n not in profile.provided}
-    deps = deps_from_via(main.values())
-    for parent, children in (extra_deps or {}).items():
-        deps.setdefault(parent, set()).update(children)
-    base = base_closure(profile.base, deps, main)
+    main = _main(profile, lock)
+    base = _base_names(profile, main, extra_deps)
     plan = Plan(base_names=base,
                 provided=[f"{n} {installed.get(n) or 'missing'}" for n in profile.provided])
     keep_unlocked: set[NormalizedName] = set()

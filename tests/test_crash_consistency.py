@@ -47,6 +47,25 @@ def test_journal_round_trip_is_atomic_and_removed_at_the_end(tmp_path: Path) -> 
     assert journal.read(tmp_path) is None
 
 
+def test_journal_text_is_the_documents_json_with_the_plan_encoded_once(tmp_path: Path) -> None:
+    plan = {"phases": {"rest": [{"name": "a", "action": "install", "installed": None, "locked": "1.0",
+                                 "reason": "caf\u00e9 \"x\""}]}, "summary": "1 install", "empty": False}
+    data = journal.begin(tmp_path, plan=plan, lock_sha256=HASH, deferred_sha256=None, profile="demo",
+                         steps=["plan", "rest"])
+
+    def on_disk() -> str:
+        return journal.path(tmp_path).read_text(encoding="utf-8")
+
+    assert on_disk() == json.dumps(data.to_json(), sort_keys=True) + "\n"
+    for name in ("rest", "verify"):
+        journal.phase(tmp_path, data, name)
+        assert on_disk() == json.dumps(data.to_json(), sort_keys=True) + "\n"  # byte for byte, as before
+    data.plan = {"summary": "another plan"}  # another object: encoded anew, never the kept text
+    journal.phase(tmp_path, data, "done")
+    assert json.loads(on_disk())["plan"] == {"summary": "another plan"}
+    assert journal.read(tmp_path) == data  # the kept encoding is no part of the journal's value
+
+
 def test_an_unreadable_journal_still_counts_as_left_over(tmp_path: Path) -> None:
     journal.path(tmp_path).write_bytes(b"\xff{not json")
     assert journal.read(tmp_path) == journal.Journal(readable=False)

@@ -8,6 +8,7 @@ venv's site-packages.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -456,6 +457,42 @@ def test_preinstall_broken_lock_is_an_error_finding(tmp_path: Path) -> None:
     prof = write_profile(tmp_path, "p", "", "torch\n", "torch==2.4.0\n--hash=sha256:zz\n")
     found = one(checks.preinstall_findings(prof, make_snapshot({}), make_facts()), "lock", "error")
     assert "requirements.txt:2" in found.message
+
+
+@pytest.mark.parametrize("facts", [
+    make_facts(), make_facts(driver=NO_DRIVER), make_facts(compiler=None, ninja=None, nvcc={"path": None}),
+    make_facts(glibc="2.5"), make_facts(glibc=None), make_facts(memory={"total_mib": 512, "available_mib": 256}),
+])
+def test_a_lock_without_cuda_manylinux_or_builds_warns_the_same_without_the_cuda_facts(
+        tmp_path: Path, facts: cuda_facts.Facts) -> None:
+    """Issue 21: a sync of such a lock does not start probe.py's cuda half; what it prints (warnings and
+    errors) is what it printed with the facts, whatever they say (no nvcc on PATH: the caller checks)."""
+    prof = write_profile(tmp_path, "p", 'python = "3.11"\n', "plain-a\n", "plain-a==1.0\nrequests==2.32.3\n")
+    names = parse(prof.lock_path).names()
+    assert not cuda_facts.preinstall_wants_facts(prof, names, building=False, nvcc_on_path=False)
+    for snap in (make_snapshot({}), make_snapshot({}, python="3.10.12")):
+        shown = [f for f in checks.preinstall_findings(prof, snap, facts) if f.level != "ok"]
+        assert shown == [f for f in checks.preinstall_findings(prof, snap, None) if f.level != "ok"]
+    assert cuda_facts.preinstall_wants_facts(prof, names, building=False, nvcc_on_path=True)  # doctor's nvcc warning
+    assert cuda_facts.preinstall_wants_facts(prof, names, building=True, nvcc_on_path=False)
+
+
+@pytest.mark.parametrize(("stack_toml", "lock"), [('cuda = "12.1"\n', "plain-a==1.0\n"),
+                                                  ("", "torch==2.4.0\n"), ("", "nvidia-cudnn-cu12==9.1.0.70\n"),
+                                                  ("", "triton==3.0.0\n")])
+def test_a_lock_the_cuda_facts_judge_is_never_checked_without_them(tmp_path: Path, stack_toml: str,
+                                                                  lock: str) -> None:
+    prof = write_profile(tmp_path, "p", stack_toml, lock.split("=")[0] + "\n", lock)
+    assert cuda_facts.preinstall_wants_facts(prof, parse(prof.lock_path).names(), building=False, nvcc_on_path=False)
+    with pytest.raises(ValueError, match="probe.py cuda"):
+        checks.preinstall_findings(prof, make_snapshot({}), None)
+
+
+def test_a_build_is_never_checked_without_the_cuda_facts(gpu_profile: profile_mod.Profile, tmp_path: Path) -> None:
+    prof = write_profile(tmp_path, "p", "", "plain-a\n", "plain-a==1.0\n")
+    prof = dataclasses.replace(prof, deferred=gpu_profile.deferred)
+    with pytest.raises(ValueError, match="probe.py cuda"):
+        checks.preinstall_findings(prof, make_snapshot({}), None, to_build=[d.name for d in prof.deferred])
 
 
 def test_facts_with_the_wrong_shape_are_a_probe_error() -> None:

@@ -209,6 +209,9 @@ def test_sync_with_uv_creates_a_uv_venv_and_syncs_it(auth: IndexServer, stack_pa
     assert started and all(Path(a[0]).name == "uv" for a in started), started
     # A new venv has nothing to remove: the rest phase is `uv pip install` of the hashed lock.
     assert not any("sync" in a for a in started) and any("--no-build-isolation" in a for a in started)
+    # ...without resolving it again: fetch's dependency check already held the lock's closure
+    (rest,) = [a for a in started if a[1:3] == ["pip", "install"] and "rest.txt" in a[a.index("-r") + 1]]
+    assert "--no-deps" in rest and "--require-hashes" in rest and "--no-index" in rest
     ok = subprocess.run([str(venv / "bin" / "python"), "-c", "import flash_attn_like, torch_like"],
                         capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
@@ -314,3 +317,28 @@ def probe_version(venv: Path) -> str:
     from stacksync.env.environment import probe
 
     return probe(venv).version
+
+
+@pytest.mark.slow
+def test_a_cold_sync_of_a_lock_without_cuda_leaves_out_the_cuda_probe(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 21: a new venv synced to a lock of plain wheels (no CUDA, no torch / triton / nvidia-*, nothing
+    to build) on a host with no nvcc on PATH asks the target `env`, never `cuda`: doctor's facts would give
+    "ok" lines only, and the sync prints what it printed with them."""
+    from test_sync import target_probes
+
+    from devtools import bench_scale
+
+    path = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d and not (Path(d) / "nvcc").exists()]
+    monkeypatch.setenv("PATH", os.pathsep.join(path))
+    port = bench_scale._free_port()
+    locks = bench_scale.write_scale_profiles(tmp_path, port, sizes=(4,))
+    venv = tmp_path / "venv"
+    with bench_scale._http_index(tmp_path, port):
+        runner.history.clear()
+        outcome = run(Options(profile=bench_scale.profile_name(4), locks_dir=locks, venv=str(venv),
+                              cache_dir=tmp_path / "cache", backend="uv", yes=True))
+    assert outcome.verdict == "synced" and outcome.twin is not None and outcome.twin.identical
+    probes = target_probes(runner.history, venv)
+    assert probes[0] == "env" and not any("cuda" in p for p in probes), probes
+    assert set(freeze(venv)) == set(bench_scale.scale_names(4))

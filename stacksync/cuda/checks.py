@@ -21,6 +21,7 @@ from packaging.version import InvalidVersion, Version
 
 from stacksync.build.buildkey import cuda_build_skipped
 from stacksync.cuda import cudalibs
+from stacksync.cuda import facts as cuda_facts
 from stacksync.cuda.facts import TORCH_MANYLINUX_2_28, Facts, Nvcc, lock_cuda, requires_pins, torch_build
 from stacksync.cuda.finding import Finding, Level, err, ok, warn
 from stacksync.env.environment import Snapshot
@@ -28,10 +29,8 @@ from stacksync.lock.lockfile import LockProblems, Pin, RequirementsFile, parse
 from stacksync.lock.profile import Deferred, Profile
 from stacksync.lock.variants import platform_admits, platform_name
 
-__all__ = [
-    "GIB_PER_BUILD_JOB", "MIN_GLIBC", "build_findings", "findings_for", "host_findings", "library_findings",
-    "preinstall_findings", "target_findings",
-]
+__all__ = ["GIB_PER_BUILD_JOB", "MIN_GLIBC", "build_findings", "findings_for", "host_findings", "library_findings",
+           "preinstall_findings", "target_findings"]
 
 
 # Rough peak memory of one nvcc job compiling flash-attn-sized kernels; flash-attn's README asks for
@@ -89,13 +88,11 @@ def host_findings(facts: Facts) -> list[Finding]:
                 out.append(warn("driver", f"{name} (CUDA up to {drv.cuda}) found but no GPU is visible: "
                                 f"{drv.init_error}{shown}", _GPU_FLAGS_FIX))
             else:
-                fix = _CU_ERROR_FIX.get(drv.init_code or -1,
-                                        "check `nvidia-smi`; reinstall the NVIDIA driver")
+                fix = _CU_ERROR_FIX.get(drv.init_code or -1, "check `nvidia-smi`; reinstall the NVIDIA driver")
                 out.append(err("driver", f"{name} (CUDA up to {drv.cuda}) found but cuInit failed: "
                                f"{drv.init_error}", fix))
         elif drv.device_count == 0:
-            out.append(warn("driver", f"{name} supports CUDA up to {drv.cuda} but sees no GPU",
-                            _GPU_FLAGS_FIX))
+            out.append(warn("driver", f"{name} supports CUDA up to {drv.cuda} but sees no GPU", _GPU_FLAGS_FIX))
         else:
             gpus = ""
             if drv.devices:
@@ -333,8 +330,7 @@ def _memory_findings(facts: Facts, max_jobs: str | None) -> list[Finding]:
     return [ok("memory", f"{_gib(memory)} available{limit} for {source}")]
 
 
-def _lock_for(profile: Profile,
-              lock: RequirementsFile | None) -> tuple[RequirementsFile | None, list[Finding]]:
+def _lock_for(profile: Profile, lock: RequirementsFile | None) -> tuple[RequirementsFile | None, list[Finding]]:
     """The profile's lock; its requirements.in (with a warning) when there is no lock yet."""
     if lock is not None:
         return lock, []
@@ -348,7 +344,7 @@ def _lock_for(profile: Profile,
     return found, [warn("lock", f"no lock yet ({profile.lock_path}): checked {profile.requirements_in}", fix)]
 
 
-def preinstall_findings(profile: Profile, snapshot: Snapshot, facts: Facts,
+def preinstall_findings(profile: Profile, snapshot: Snapshot, facts: Facts | None,
                         lock: RequirementsFile | None = None, have_wheels: Iterable[str] = (), *,
                         to_build: Iterable[str] | None = None,
                         environ: Mapping[str, str] | None = None) -> list[Finding]:
@@ -361,7 +357,7 @@ def preinstall_findings(profile: Profile, snapshot: Snapshot, facts: Facts,
     ``to_build``: the deferred packages this run builds (a sync's plan); default: those not installed
     as locked. nvcc is asked only of those that compile CUDA code against a base (``rebuild_on``) and
     whose own switch does not skip it (``FLASH_ATTENTION_SKIP_CUDA_BUILD=TRUE`` in build_env or
-    ``environ``): a pure-Python sdist is no CUDA build."""
+    ``environ``): a pure-Python sdist is no CUDA build. ``facts=None``: see ``cuda.facts.preinstall_wants_facts``."""
     environ = os.environ if environ is None else environ
     name = f"profile {profile.name!r}"
     lock, out = _lock_for(profile, lock)
@@ -377,7 +373,7 @@ def preinstall_findings(profile: Profile, snapshot: Snapshot, facts: Facts,
     need = lock_cuda(profile, pins)
     if need is None:
         out.append(ok("cuda", f"{name} needs no CUDA runtime (no cuda key, no CUDA torch, no nvidia-* pins)"))
-    else:
+    elif facts is not None:
         out.append(_against_driver("this lock", need.cuda, facts, topic="cuda"))
         if need.conflicts:
             majors = {c.rsplit("CUDA ", 1)[-1].split(".")[0] for c in need.conflicts}
@@ -390,7 +386,7 @@ def preinstall_findings(profile: Profile, snapshot: Snapshot, facts: Facts,
         if sys_platform == "linux" and machine not in ("x86_64", "aarch64"):
             out.append(err("platform", f"{name} needs CUDA wheels; none exist for {machine}",
                            "use an x86_64 or aarch64 machine, or a CPU profile"))
-    out += _glibc_findings(name, pins, facts, sys_platform)
+    out += _glibc_findings(name, pins, facts, sys_platform) if facts is not None else []
     wheels = set(have_wheels)
     chosen = set(to_build) if to_build is not None else None
     building = [d for d in (_to_build(profile, snapshot, pins) if chosen is None else
@@ -404,6 +400,10 @@ def preinstall_findings(profile: Profile, snapshot: Snapshot, facts: Facts,
     if skipped:
         out.append(ok("build", "; ".join(f"{n}: CUDA part not built ({why}): no nvcc needed"
                                          for n, why in sorted(skipped.items()))))
+    if facts is None:  # the facts' findings would be "ok" lines only, unless the lock or a build needs them:
+        if building or cuda_facts.preinstall_wants_facts(profile, pins, building=False, nvcc_on_path=False):
+            raise ValueError(f"{name}: checked against the CUDA facts (probe.py cuda); none were given")
+        return out
     max_jobs = next((d.build_env["MAX_JOBS"] for d in building if "MAX_JOBS" in d.build_env), facts.max_jobs)
     out += build_findings(facts, torch_cuda=need.cuda if need is not None else None,
                           deferred=[d.name for d in building], max_jobs=max_jobs,
@@ -455,8 +455,7 @@ def _python_findings(profile: Profile, snapshot: Snapshot, lock: RequirementsFil
     return out
 
 
-def _glibc_findings(name: str, pins: Mapping[NormalizedName, Pin], facts: Facts,
-                    sys_platform: str) -> list[Finding]:
+def _glibc_findings(name: str, pins: Mapping[NormalizedName, Pin], facts: Facts, sys_platform: str) -> list[Finding]:
     if sys_platform != "linux":
         return []
     binary = sorted(n for n in pins if n in ("torch", "triton") or n.startswith("nvidia-"))

@@ -24,7 +24,7 @@ from stacksync.lock.profile import Profile
 
 __all__ = [
     "CudaNeed", "Device", "Driver", "Facts", "Nvcc", "TORCH_MANYLINUX_2_28", "Tool", "TorchBuild", "TorchFiles",
-    "facts_from_json", "lock_cuda", "probe_facts", "requires_pins", "torch_build"
+    "facts_from_json", "lock_cuda", "preinstall_wants_facts", "probe_facts", "requires_pins", "torch_build"
 ]
 
 
@@ -366,3 +366,15 @@ def lock_cuda(profile: Profile | None, pins: Mapping[NormalizedName, Pin]) -> Cu
                       if c.split(".")[0] != cuda.split(".")[0] or ("." in c and c != cuda))
     return CudaNeed(cuda, picked[1], conflicts)
 
+
+def preinstall_wants_facts(profile: Profile, pin_names: Iterable[str], *, building: bool,
+                           nvcc_on_path: bool) -> bool:
+    """Whether a warning or error of ``cuda.checks.preinstall_findings`` can come from ``probe.py cuda``'s facts:
+    a lock that needs CUDA (the driver; the profile's ``cuda`` key, torch, ``nvidia-*`` pins), manylinux
+    wheels (glibc; torch, triton, ``nvidia-*``), a deferred package to build (nvcc, ninja, compiler,
+    memory), or an ``nvcc`` on PATH (doctor warns when it is not CUDA_HOME's, whatever the lock).
+    Otherwise every finding made from the facts is an "ok" line, which a sync does not print: the sync
+    need not start the probe's cuda half (``facts=None``). ``pin_names``: the lock's, canonical."""
+    if building or profile.cuda or nvcc_on_path:
+        return True
+    return any(n in ("torch", "triton") or n.startswith("nvidia-") for n in pin_names)

@@ -32,7 +32,7 @@ from typing import Any
 from packaging.utils import InvalidWheelFilename, NormalizedName, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from stacksync.build import buildkey, lease, prebuilt, wheelhouse
+from stacksync.build import buildkey, wheelhouse
 from stacksync.build.buildkey import BuildKey
 from stacksync.core import console, faults, runner
 from stacksync.core.errors import CommandFailed, FetchError, IndexUnavailable, SyncError
@@ -41,7 +41,6 @@ from stacksync.core.progress import Heartbeat
 from stacksync.core.redact import redact, strip_credentials
 from stacksync.env.environment import Snapshot
 from stacksync.lock import profile as profile_mod
-from stacksync.lock import wheelrecord
 from stacksync.lock.lockfile import Pin, file_sha256
 from stacksync.lock.profile import Deferred, Profile
 from stacksync.sync import provenance
@@ -134,6 +133,8 @@ def planned_keys(prof: Profile, lock: Mapping[NormalizedName, Pin], deferred: Ma
 # ------------------------------------------------------------------------------------------- the sources
 
 def _prebuilt(state: State, d: Deferred, pin: Pin, key: BuildKey | None) -> Source | None:
+    from stacksync.build import prebuilt  # lazy: start-up cost (deferred packages only)
+
     if not d.wheels:
         return None
     base = buildkey.cuda_source(d.rebuild_on)
@@ -165,6 +166,7 @@ def expected_sources(state: State) -> dict[NormalizedName, str]:
     by name and version), or a build. Only wheels whose sha256 the profile's wheels.txt records count.
     Reads only (one listing per package on the team index)."""
     from stacksync.backends import indexapi
+    from stacksync.lock import wheelrecord  # lazy: start-up cost (deferred packages only)
 
     out: dict[NormalizedName, str] = {}
     root = wheelhouse_dir(state)
@@ -246,6 +248,9 @@ def choose_sources(state: State) -> None:
 def _build_once(state: State, d: Deferred, pin: Pin, source: Source, action_reason: str) -> Source:
     """Build under the key's lease (:mod:`stacksync.build.lease`): one node builds, the others wait
     and install the wheel it stores; a wheel stored while this one waited for the lease is taken."""
+    from stacksync.build import lease  # lazy: start-up cost (deferred packages only)
+    from stacksync.lock import wheelrecord
+
     key = source.key or compute_key(d, pin, state.lock, state.snapshot, state.cache, assume_absent=True)
     assert key is not None
     root = wheelhouse_dir(state)

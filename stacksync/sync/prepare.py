@@ -80,7 +80,7 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
         # Read from site-packages when that is sure to equal the probe (the no-op path starts no
         # interpreter); every step that changes the target probes it for real afterwards.
         if new:  # a venv this run made will be installed into: doctor's facts come with the first probe
-            probeshare.run_probes(python, ["env", "cuda"])
+            probeshare.run_probes(python, ["env", "cuda"] if _cuda_facts_likely(prof, lock_file) else ["env"])
         snapshot = read_snapshot(python)
         check_probe_against_disk(snapshot)
         check_target(prof, snapshot)
@@ -314,11 +314,21 @@ def check_target(prof: Profile, snapshot: Snapshot) -> None:
                           f"(fix: use a profile compiled for {shown})")
 
 
+def _cuda_facts_likely(prof: Profile, lock_file: RequirementsFile) -> bool:
+    """Before the first probe of a new venv: whether :func:`preflight` will ask ``probe.py cuda``, judged
+    on every pin of the lock whatever its marker and on any deferred package (so rather yes: a wrong
+    yes costs the cuda half, a wrong no one more process in preflight)."""
+    from stacksync.cuda.facts import preinstall_wants_facts
+
+    return preinstall_wants_facts(prof, lock_file.names(), building=bool(prof.deferred),
+                                  nvcc_on_path=shutil.which("nvcc") is not None)
+
+
 def preflight(state: State) -> None:
     """doctor's pre-install checks (errors stop the sync unless ``--force``), then the confirmation of
     a plan that removes or downgrades packages."""
     from stacksync.cuda.checks import preinstall_findings
-    from stacksync.cuda.facts import probe_facts
+    from stacksync.cuda.facts import preinstall_wants_facts, probe_facts
 
     pip = state.snapshot.pip_version
     needs_pip = bool(getattr(state.backend, "needs_target_pip", True))  # uv installs into a pip-less venv
@@ -326,11 +336,16 @@ def preflight(state: State) -> None:
         found = f"pip {pip}" if pip else "no pip"
         raise TargetError(f"{state.python}: has {found}; installs and pip-sync need pip >= 22.2 in the target "
                           f"(fix: {state.python} -m ensurepip --upgrade, or create it with `uv venv --seed`)")
-    facts = probe_facts(state.python)
     # Build checks only for what this run builds: the deferred packages its plan installs or rebuilds
     # (a re-sync that keeps them builds nothing and needs no nvcc).
     building = ({a.name for a in state.plan.changes("deferred") if a.kind != "remove"}
                 if "deferred" in scope_of(state.steps) else set())
+    # A lock that needs no CUDA, pins no manylinux wheel and builds nothing, on a host without nvcc on
+    # PATH: the facts of probe.py cuda give "ok" lines only, which are not printed (the same warnings
+    # and errors without starting the probe's cuda half; doctor still asks it).
+    wanted = preinstall_wants_facts(state.profile, state.lock, building=bool(building),
+                                    nvcc_on_path=shutil.which("nvcc") is not None)
+    facts = probe_facts(state.python) if wanted else None
     findings = preinstall_findings(state.profile, state.snapshot, facts, lock=state.lock_file,
                                    have_wheels=wheels_expected(state) if building else (), to_build=building)
     errors = [f for f in findings if f.level == "error"]

@@ -18,12 +18,11 @@ from typing import Any
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import Version
 
-from stacksync.build import buildkey, lease, wheelhouse
+from stacksync.build import buildkey, wheelhouse
 from stacksync.build.buildkey import BuildKey
 from stacksync.core import console
 from stacksync.core.errors import FetchError, IndexUnavailable, ProfileError, SyncError
 from stacksync.core.redact import MissingVariable, expand, redact, strip_credentials
-from stacksync.lock import wheelrecord
 from stacksync.lock.lockfile import Pin
 from stacksync.lock.profile import Deferred, Profile
 from stacksync.sync.state import State
@@ -72,6 +71,8 @@ def trusted(state: State, d: Deferred, key: BuildKey, sha256: str, where: str) -
     """Whether the wheel at ``where`` (sha256 ``sha256``) may be installed: only when the profile's
     wheels.txt records that sha256 for ``key``. Otherwise one line says which file differs from what
     was recorded, and it is built instead (``False``) or refused (``untrusted = "refuse"``)."""
+    from stacksync.lock import wheelrecord  # lazy: start-up cost (deferred packages only)
+
     recorded = state.profile.folder / wheelrecord.WHEELS_TXT
     rec = wheelrecord.read(state.profile.folder).get(key.digest)
     if rec is not None and rec.sha256 == sha256:
@@ -92,6 +93,8 @@ def trusted(state: State, d: Deferred, key: BuildKey, sha256: str, where: str) -
 
 def record_built(state: State, d: Deferred, pin: Pin, key: BuildKey, filename: str, sha256: str) -> None:
     """Write the wheel this node built into the profile's wheels.txt (commit it with the locks)."""
+    from stacksync.lock import wheelrecord  # lazy: start-up cost (deferred packages only)
+
     rec = wheelrecord.WheelRecord(d.name, pin.key(), key.digest, sha256, filename)
     try:
         if wheelrecord.record(state.profile.folder, state.profile.name, [rec]):
@@ -158,6 +161,8 @@ def from_team_index(state: State, d: Deferred, pin: Pin, key: BuildKey) -> Sourc
 
 def fail_if_leased(state: State, d: Deferred, pin: Pin, key: BuildKey) -> None:
     """``--no-wait``: another node building this key stops the sync before the target changes."""
+    from stacksync.build import lease  # lazy: start-up cost (deferred packages only)
+
     path = lease.path_for(wheelhouse_dir(state), key.short)
     holder = lease.read_holder(path)
     if holder is not None and lease.stale_reason(holder, now=time.time(), stale_s=lease.stale_after()) is None:

@@ -466,15 +466,27 @@ def test_preinstall_broken_lock_is_an_error_finding(tmp_path: Path) -> None:
 def test_a_lock_without_cuda_manylinux_or_builds_warns_the_same_without_the_cuda_facts(
         tmp_path: Path, facts: cuda_facts.Facts) -> None:
     """Issue 21: a sync of such a lock does not start probe.py's cuda half; what it prints (warnings and
-    errors) is what it printed with the facts, whatever they say (no nvcc on PATH: the caller checks)."""
+    errors) is what it printed with the facts, whatever they say, but doctor's nvcc-on-PATH warning (below)."""
     prof = write_profile(tmp_path, "p", 'python = "3.11"\n', "plain-a\n", "plain-a==1.0\nrequests==2.32.3\n")
     names = parse(prof.lock_path).names()
-    assert not cuda_facts.preinstall_wants_facts(prof, names, building=False, nvcc_on_path=False)
+    assert not cuda_facts.preinstall_wants_facts(prof, names, building=False)
     for snap in (make_snapshot({}), make_snapshot({}, python="3.10.12")):
         shown = [f for f in checks.preinstall_findings(prof, snap, facts) if f.level != "ok"]
         assert shown == [f for f in checks.preinstall_findings(prof, snap, None) if f.level != "ok"]
-    assert cuda_facts.preinstall_wants_facts(prof, names, building=False, nvcc_on_path=True)  # doctor's nvcc warning
-    assert cuda_facts.preinstall_wants_facts(prof, names, building=True, nvcc_on_path=False)
+    assert cuda_facts.preinstall_wants_facts(prof, names, building=True)
+
+
+def test_a_lock_without_cuda_or_builds_leaves_the_nvcc_on_path_warning_to_doctor(tmp_path: Path) -> None:
+    """A second nvcc on PATH matters to a build; a sync of a lock that builds nothing and needs no CUDA
+    does not start the cuda half to say so (doctor's build findings, made from the facts, still do)."""
+    two = make_facts(nvcc={"cuda_home": "/usr/local/cuda-12.1", "cuda_home_source": "CUDA_HOME",
+                           "path": "/usr/local/cuda-12.1/bin/nvcc", "version": "12.1", "on_path": "/opt/bin/nvcc",
+                           "path_version": "11.8", "cuda_h": True})
+    prof = write_profile(tmp_path, "p", 'python = "3.11"\n', "plain-a\n", "plain-a==1.0\n")
+    assert not cuda_facts.preinstall_wants_facts(prof, parse(prof.lock_path).names(), building=False)
+    path_warning = "nvcc on PATH (/opt/bin/nvcc) is 11.8 but CUDA_HOME's is 12.1"
+    assert any(path_warning in f.message for f in checks.build_findings(two, torch_cuda=None) if f.level == "warning")
+    assert not any(f.topic == "nvcc" for f in checks.preinstall_findings(prof, make_snapshot({}), None))
 
 
 @pytest.mark.parametrize(("stack_toml", "lock"), [('cuda = "12.1"\n', "plain-a==1.0\n"),
@@ -483,7 +495,7 @@ def test_a_lock_without_cuda_manylinux_or_builds_warns_the_same_without_the_cuda
 def test_a_lock_the_cuda_facts_judge_is_never_checked_without_them(tmp_path: Path, stack_toml: str,
                                                                   lock: str) -> None:
     prof = write_profile(tmp_path, "p", stack_toml, lock.split("=")[0] + "\n", lock)
-    assert cuda_facts.preinstall_wants_facts(prof, parse(prof.lock_path).names(), building=False, nvcc_on_path=False)
+    assert cuda_facts.preinstall_wants_facts(prof, parse(prof.lock_path).names(), building=False)
     with pytest.raises(ValueError, match="probe.py cuda"):
         checks.preinstall_findings(prof, make_snapshot({}), None)
 

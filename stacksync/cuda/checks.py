@@ -401,7 +401,7 @@ def preinstall_findings(profile: Profile, snapshot: Snapshot, facts: Facts | Non
         out.append(ok("build", "; ".join(f"{n}: CUDA part not built ({why}): no nvcc needed"
                                          for n, why in sorted(skipped.items()))))
     if facts is None:  # the facts' findings would be "ok" lines only, unless the lock or a build needs them:
-        if building or cuda_facts.preinstall_wants_facts(profile, pins, building=False, nvcc_on_path=False):
+        if building or cuda_facts.preinstall_wants_facts(profile, pins, building=False):
             raise ValueError(f"{name}: checked against the CUDA facts (probe.py cuda); none were given")
         return out
     max_jobs = next((d.build_env["MAX_JOBS"] for d in building if "MAX_JOBS" in d.build_env), facts.max_jobs)

@@ -367,14 +367,14 @@ def lock_cuda(profile: Profile | None, pins: Mapping[NormalizedName, Pin]) -> Cu
     return CudaNeed(cuda, picked[1], conflicts)
 
 
-def preinstall_wants_facts(profile: Profile, pin_names: Iterable[str], *, building: bool,
-                           nvcc_on_path: bool) -> bool:
+def preinstall_wants_facts(profile: Profile, pin_names: Iterable[str], *, building: bool) -> bool:
     """Whether a warning or error of ``cuda.checks.preinstall_findings`` can come from ``probe.py cuda``'s facts:
     a lock that needs CUDA (the driver; the profile's ``cuda`` key, torch, ``nvidia-*`` pins), manylinux
-    wheels (glibc; torch, triton, ``nvidia-*``), a deferred package to build (nvcc, ninja, compiler,
-    memory), or an ``nvcc`` on PATH (doctor warns when it is not CUDA_HOME's, whatever the lock).
-    Otherwise every finding made from the facts is an "ok" line, which a sync does not print: the sync
-    need not start the probe's cuda half (``facts=None``). ``pin_names``: the lock's, canonical."""
-    if building or profile.cuda or nvcc_on_path:
+    wheels (glibc; torch, triton, ``nvidia-*``), or a deferred package to build (nvcc, ninja, compiler,
+    memory). Otherwise every finding a sync would print from the facts is an "ok" line, or doctor's warning
+    that the ``nvcc`` on PATH is not CUDA_HOME's, which matters to a build and to nothing such a lock
+    installs (``invoke doctor`` still says it): the sync need not start the probe's cuda half
+    (``facts=None``). ``pin_names``: the lock's, canonical."""
+    if building or profile.cuda:
         return True
     return any(n in ("torch", "triton") or n.startswith("nvidia-") for n in pin_names)

@@ -320,8 +320,7 @@ def _cuda_facts_likely(prof: Profile, lock_file: RequirementsFile) -> bool:
     yes costs the cuda half, a wrong no one more process in preflight)."""
     from stacksync.cuda.facts import preinstall_wants_facts
 
-    return preinstall_wants_facts(prof, lock_file.names(), building=bool(prof.deferred),
-                                  nvcc_on_path=shutil.which("nvcc") is not None)
+    return preinstall_wants_facts(prof, lock_file.names(), building=bool(prof.deferred))
 
 
 def preflight(state: State) -> None:
@@ -340,11 +339,10 @@ def preflight(state: State) -> None:
     # (a re-sync that keeps them builds nothing and needs no nvcc).
     building = ({a.name for a in state.plan.changes("deferred") if a.kind != "remove"}
                 if "deferred" in scope_of(state.steps) else set())
-    # A lock that needs no CUDA, pins no manylinux wheel and builds nothing, on a host without nvcc on
-    # PATH: the facts of probe.py cuda give "ok" lines only, which are not printed (the same warnings
-    # and errors without starting the probe's cuda half; doctor still asks it).
-    wanted = preinstall_wants_facts(state.profile, state.lock, building=bool(building),
-                                    nvcc_on_path=shutil.which("nvcc") is not None)
+    # A lock that needs no CUDA, pins no manylinux wheel and builds nothing: the facts of probe.py cuda
+    # give "ok" lines only, which are not printed, and doctor's nvcc-on-PATH warning, which matters only
+    # to a build (the same errors without starting the probe's cuda half; doctor still asks it).
+    wanted = preinstall_wants_facts(state.profile, state.lock, building=bool(building))
     facts = probe_facts(state.python) if wanted else None
     findings = preinstall_findings(state.profile, state.snapshot, facts, lock=state.lock_file,
                                    have_wheels=wheels_expected(state) if building else (), to_build=building)

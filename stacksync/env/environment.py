@@ -207,7 +207,7 @@ def _interpreter_key(exe: Path) -> str | None:
     try:
         cfg = prefix / "pyvenv.cfg"
         base = exe.resolve()
-        base_stat, cfg_stat = base.stat(), cfg.stat()
+        base_stat = base.stat()
         sp = [str(p) for p in sorted(prefix.glob("lib*/python*/site-packages"))] or [str(prefix / "Lib/site-packages")]
     except OSError:
         return None
@@ -218,7 +218,9 @@ def _interpreter_key(exe: Path) -> str | None:
         glibc = os.confstr("CS_GNU_LIBC_VERSION")
     except (AttributeError, ValueError, OSError):
         glibc = None
-    parts = [str(exe), str(base), cfg.read_text(encoding="utf-8", errors="replace"), cfg_stat.st_mtime_ns,
+    # pyvenv.cfg by its text, not its stat: a venv made again at the same path from the same
+    # interpreter (a cold sync into a new venv) has the same facts, and reads them from the cache.
+    parts = [str(exe), str(base), cfg.read_text(encoding="utf-8", errors="replace"),
              base_stat.st_mtime_ns, base_stat.st_size, list(os.uname()) if hasattr(os, "uname") else None,
              glibc, defaults.PROBE_SCRIPT.read_bytes().hex(), pth,
              os.environ.get("STACKSYNC_PLATFORM")]  # the probe's test hook changes its platform facts

@@ -79,8 +79,8 @@ def prepare(opts: Options, steps: tuple[str, ...], outcome: Outcome, stack: Exit
         statefile.check_local_files(prefix)  # a state file or journal stacksync did not write: one line
         # Read from site-packages when that is sure to equal the probe (the no-op path starts no
         # interpreter); every step that changes the target probes it for real afterwards.
-        if new:  # a venv this run made will be installed into: doctor's facts come with the first probe
-            probeshare.run_probes(python, ["env", "cuda"] if _cuda_facts_likely(prof, lock_file) else ["env"])
+        if new and _cuda_facts_likely(prof, lock_file):  # doctor's facts come with the first probe
+            probeshare.run_probes(python, ["env", "cuda"])
         snapshot = read_snapshot(python)
         check_probe_against_disk(snapshot)
         check_target(prof, snapshot)

@@ -80,6 +80,22 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def installed_dist(sp: Path, name: str, version: str, files: dict[str, str], *, record: bool = True,
+          extra_record: tuple[str, ...] = ()) -> Path:
+    """An installed distribution in site-packages ``sp`` as pip leaves it: ``files`` written, a dist-info
+    with METADATA and (unless ``record=False``) a RECORD listing the files, its own two and ``extra_record``."""
+    info = sp / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\n")
+    for rel, text in files.items():
+        (sp / rel).parent.mkdir(parents=True, exist_ok=True)
+        (sp / rel).write_text(text)
+    if record:
+        rows = [*files, f"{info.name}/METADATA", f"{info.name}/RECORD", *extra_record]
+        (info / "RECORD").write_text("".join(f"{r},,\n" for r in rows))
+    return info
+
+
 def metadata_text(
     name: str,
     version: str,

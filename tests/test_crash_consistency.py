@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pkgfactory import installed_dist as _dist
 
 from stacksync.compile.compiler import header
 from stacksync.core import runner
@@ -73,20 +74,6 @@ def test_an_unreadable_journal_still_counts_as_left_over(tmp_path: Path) -> None
 
 
 # --- damage and repair ---------------------------------------------------------------------------------------
-
-def _dist(sp: Path, name: str, version: str, files: dict[str, str], *, record: bool = True,
-          extra_record: tuple[str, ...] = ()) -> Path:
-    info = sp / f"{name.replace('-', '_')}-{version}.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\n")
-    for rel, text in files.items():
-        (sp / rel).parent.mkdir(parents=True, exist_ok=True)
-        (sp / rel).write_text(text)
-    if record:
-        rows = [*files, f"{info.name}/METADATA", f"{info.name}/RECORD", *extra_record]
-        (info / "RECORD").write_text("".join(f"{r},,\n" for r in rows))
-    return info
-
 
 def test_damage_scan_finds_stashes_recordless_and_missing_files(tmp_path: Path) -> None:
     sp = tmp_path / "lib" / "python3.11" / "site-packages"

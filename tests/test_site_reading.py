@@ -16,26 +16,13 @@ import time
 from pathlib import Path
 
 import pytest
+from pkgfactory import installed_dist as _dist
 
 from stacksync.env import artifacts, damage, distinfo, hostview, sitepackages
 from stacksync.env.confine import Confine, scheme_base
 from stacksync.env.distinfo import SiteReading
 
 OLD = time.time() - 3600  # stamps older than the damage memo's racy limit
-
-
-def _dist(sp: Path, name: str, version: str, files: dict[str, str], *, record: bool = True,
-          extra_record: tuple[str, ...] = ()) -> Path:
-    info = sp / f"{name.replace('-', '_')}-{version}.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\n")
-    for rel, text in files.items():
-        (sp / rel).parent.mkdir(parents=True, exist_ok=True)
-        (sp / rel).write_text(text)
-    if record:
-        rows = [*files, f"{info.name}/METADATA", f"{info.name}/RECORD", *extra_record]
-        (info / "RECORD").write_text("".join(f"{r},,\n" for r in rows))
-    return info
 
 
 def _site(tmp_path: Path) -> Path:

@@ -237,15 +237,10 @@ def test_a_missing_venv_is_created_with_pip_and_synced(synced: dict[str, object]
     assert target_probes(started, venv) == ["env+cuda", "smoke", "env+smoke", "env+smoke"]
 
 
-def test_fetch_hashes_each_cached_wheel_once(synced: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
-    """A wheel the cache already holds is hashed once per run, not once to find it and again to
-    confirm it (a CUDA stack's wheels are GBs); the installer verifies the hashes itself."""
+def _count_hashes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the files fetch hashes from now on (fetch's own file_sha256, counted)."""
     from stacksync.sync import fetch as fetch_mod
 
-    venv = synced["venv"]
-    assert isinstance(venv, Path)
-    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "uninstall", "-y", "-q", "plain-a"], check=True,
-                   capture_output=True)
     hashed: list[str] = []
     real = fetch_mod.file_sha256
 
@@ -254,6 +249,17 @@ def test_fetch_hashes_each_cached_wheel_once(synced: dict[str, object], monkeypa
         return real(path)
 
     monkeypatch.setattr(fetch_mod, "file_sha256", counting)
+    return hashed
+
+
+def test_fetch_hashes_each_cached_wheel_once(synced: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wheel the cache already holds is hashed once per run, not once to find it and again to
+    confirm it (a CUDA stack's wheels are GBs); the installer verifies the hashes itself."""
+    venv = synced["venv"]
+    assert isinstance(venv, Path)
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "uninstall", "-y", "-q", "plain-a"], check=True,
+                   capture_output=True)
+    hashed = _count_hashes(monkeypatch)
     runner.history.clear()
     assert run(opts(synced)).verdict == "synced"
     assert not any("download" in argv for argv in runner.history)  # taken from the cache
@@ -268,7 +274,6 @@ def test_a_cached_wheel_changed_in_place_after_it_was_memoized_is_hashed_again_a
     same wheel rewritten in place (same name, size and mtime) is hashed again, does not match the lock,
     and is downloaded again instead of installed."""
     from stacksync.sync import cacheindex
-    from stacksync.sync import fetch as fetch_mod
 
     venv, cache = synced["venv"], synced["cache"]
     assert isinstance(venv, Path) and isinstance(cache, Path)
@@ -276,14 +281,7 @@ def test_a_cached_wheel_changed_in_place_after_it_was_memoized_is_hashed_again_a
     wheel = cache / "plain_a-1.0-py3-none-any.whl"
     good = wheel.read_bytes()
     monkeypatch.setattr(cacheindex, "RACY_NS", -3600 * 10**9)  # trust stats this recent (no 2 s wait)
-    hashed: list[str] = []
-    real = fetch_mod.file_sha256
-
-    def counting(path: Path) -> str:
-        hashed.append(Path(path).name)
-        return real(path)
-
-    monkeypatch.setattr(fetch_mod, "file_sha256", counting)
+    hashed = _count_hashes(monkeypatch)
     for _ in range(2):  # the first run may hash it (and keeps its digest), the second answers from the memo
         subprocess.run([py, "-m", "pip", "uninstall", "-y", "-q", "plain-a"], check=True, capture_output=True)
         hashed.clear()

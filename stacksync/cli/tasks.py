@@ -15,10 +15,14 @@ from typing import TYPE_CHECKING
 from invoke.collection import Collection
 from invoke.context import Context
 
+from stacksync.cli import syncing
 from stacksync.cli.edge import catch_early_interrupts, one_line_errors
 from stacksync.cli.flags import (
     task,  # explicit short flags: -p --profile, -y --yes, -n --dry-run, -v --verbose, -o --out
 )
+from stacksync.cli.syncing import SYNC_HELP as _SYNC_HELP
+from stacksync.cli.syncing import VARIANT_HELP as _VARIANT_HELP
+from stacksync.cli.syncing import run_steps as _sync
 from stacksync.core import console
 
 if TYPE_CHECKING:
@@ -213,53 +217,7 @@ def export(c: Context, format: str = "pylock", out: str = "", profile: str = "",
 
 
 # --- sync: `invoke sync` runs plan, fetch, install-base, sync-rest, install-deferred, verify in order ------
-
-_SYNC_HELP = {
-    "profile": "profile whose lock to sync to (default: STACKSYNC_PROFILE, else demo)",
-    "python": "target interpreter (default: the project's .venv, created when missing)",
-    "venv": "target venv folder (created with the profile's Python when missing)",
-    "dry-run": "print the plan and stop; change nothing",
-    "yes": "go on without asking when the plan removes or downgrades packages",
-    "force": "go on despite doctor's pre-install errors",
-    "wait": "wait for another sync of the same target instead of failing",
-    "report": "write a JSON receipt to this file (-: to stdout; messages stay on stderr)",
-    "backend": "pip-tools (default), uv or auto",
-    "verbose": "show every command started, and pip's output",
-    "accept-foreign-lock": "sync a lock that is not stacksync's output for this profile (header, deferred pins)",
-}
-
-_VARIANT_HELP = ("a profile with [variants]: sync to this variant's lock (default: the highest CUDA variant the "
-                 "target's driver supports, else the cpu one)")
-
-
-def _sync(steps: tuple[str, ...], profile: str, python: str, venv: str, dry_run: bool, yes: bool, force: bool,
-          wait: bool, report: str, backend: str, verbose: bool, accept_foreign_lock: bool = False, *,
-          wheelhouse: str = "", lock: str = "", variant: str = "", json_: bool = False,
-          quiet: bool = False, rebuild: list[str] | None = None, no_wait: bool = False,
-          noop_stamp: tuple[str | None, str] = (None, "")) -> None:
-    from stacksync.core import defaults
-    from stacksync.sync.run import run
-    from stacksync.sync.state import Options
-
-    def ask(question: str) -> bool:
-        return console.err.input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
-
-    console.set_level("quiet" if quiet else "verbose" if verbose else "normal")
-    with one_line_errors(verbose):
-        if json_ and not dry_run and steps != ("plan",):
-            from stacksync.core.errors import StacksyncError
-
-            raise StacksyncError("--json prints the plan as data (fix: invoke plan --json, or add --dry-run)")
-        outcome = run(Options(profile=profile or defaults.profile_name(), python=python or None, venv=venv or None,
-                    dry_run=dry_run, json=json_, yes=yes, force=force, wait=wait, report=report or None,
-                    backend=backend or None, verbose=verbose, accept_foreign_lock=accept_foreign_lock,
-                    wheelhouse=wheelhouse or None, confirm=ask if sys.stdin.isatty() else None,
-                    lock=Path(lock) if lock else None, variant=variant or None, rebuild=tuple(rebuild or ()),
-                    no_wait=no_wait, noop_stamp=noop_stamp[0], noop_key=noop_stamp[1]),
-            steps)
-        if quiet and outcome.summary and not (json_ or dry_run):
-            console.verdict(outcome.summary)  # the one line -q keeps (the others went through info)
-
+# (their shared body is stacksync.cli.syncing)
 
 @task(iterable=["rebuild"], help={**_SYNC_HELP,
             "rebuild": "=NAME: build this deferred package again from its sdist, even when the plan keeps it "
@@ -277,18 +235,8 @@ def sync(c: Context, profile: str = "", python: str = "", venv: str = "", dry_ru
          lock: str = "", verbose: bool = False, accept_foreign_lock: bool = False, variant: str = "",
          json_: bool = False, quiet: bool = False, rebuild: list[str] | None = None, no_wait: bool = False) -> None:
     """Make the target the exact twin of the profile's lock, in phases; a second run does nothing."""
-    from stacksync.cli.noop import answer
-
-    answered, where, key = answer(dict(profile=profile, python=python, venv=venv, dry_run=dry_run, yes=yes,
-                                       force=force, wait=wait, report=report, backend=backend, wheelhouse=wheelhouse,
-                                       lock=lock, verbose=verbose, accept_foreign_lock=accept_foreign_lock,
-                                       variant=variant, json_=json_, quiet=quiet, rebuild=rebuild, no_wait=no_wait))
-    if answered:  # the no-op stamp matched: the full no-op's line, printed without loading the rest
-        return
-    _sync(("plan", "fetch", "base", "rest", "deferred", "vcs", "verify"), profile, python, venv, dry_run, yes, force,
-          wait, report, backend, verbose, accept_foreign_lock, wheelhouse=wheelhouse, lock=lock, variant=variant,
-          json_=json_, quiet=quiet, rebuild=rebuild, no_wait=no_wait, noop_stamp=(where, key))
-
+    syncing.sync(profile, python, venv, dry_run, yes, force, wait, report, backend, wheelhouse, lock, verbose,
+                 accept_foreign_lock, variant, json_, quiet, rebuild, no_wait)
 
 @task(help={**_SYNC_HELP, "variant": _VARIANT_HELP,
             "json": "print the plan as JSON on stdout (docs/plan-json.md); messages stay on stderr"})

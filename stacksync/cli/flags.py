@@ -2,8 +2,8 @@
 task (invoke's automatic short flags gave ``sync -y`` to ``--python`` and ``-e`` to ``--yes``), and
 empty option values refused (:mod:`stacksync.cli.values`: ``-p ""`` is not the default profile).
 
-:data:`SHORT_FLAGS` is the one table; every other option has its long spelling only. A task runs with
-the garbage collector's thresholds of :data:`GC_THRESHOLDS`.
+:data:`SHORT_FLAGS` (:mod:`stacksync.cli.values`) is the one table; every other option has its long
+spelling only. A task runs with the garbage collector's thresholds of :data:`GC_THRESHOLDS`.
 """
 
 from __future__ import annotations
@@ -17,20 +17,10 @@ from invoke.context import Context
 from invoke.tasks import Task
 from invoke.tasks import task as _invoke_task
 
-from stacksync.cli.values import NOT_GIVEN, EmptyValue, given_values, option_spelling
+from stacksync.cli.values import GC_THRESHOLDS, NOT_GIVEN, SHORT_FLAGS, EmptyValue, given_values, option_spelling
 from stacksync.core import console
 
 __all__ = ["GC_THRESHOLDS", "SHORT_FLAGS", "ShortFlagTask", "task"]
-
-#: option -> its short flag, in every task that has the option (``-n`` as in pip-sync's --dry-run)
-SHORT_FLAGS = {"yes": "y", "profile": "p", "dry_run": "n", "verbose": "v", "quiet": "q", "out": "o"}
-
-#: the cyclic garbage collector's thresholds while a task runs. A sync builds many small objects that
-#: live until it ends (a lock's pins, a target's distributions: 800 packages are ~10^5 containers), and
-#: at CPython's default (700) the collector walks them again and again: ~0.03-0.05 s of a cold sync of
-#: 800 packages. Reference cycles are rare in this code, so collections can be rarer (mypy does the
-#: same); memory still returns through reference counting.
-GC_THRESHOLDS = (100_000, 50, 100)
 
 
 class ShortFlagTask(Task[Any]):

@@ -10,8 +10,11 @@ from pathlib import Path
 from stacksync.cli.edge import one_line_errors
 from stacksync.core import console
 
-__all__ = ["SYNC_HELP", "VARIANT_HELP", "run_steps", "sync"]
+__all__ = ["ITERABLE", "SYNC_HELP", "VARIANT_HELP", "run_steps", "sync"]
 
+
+#: the sync task's options that take a value each time they are given (``--rebuild A --rebuild B``)
+ITERABLE = ("rebuild",)
 
 SYNC_HELP = {
     "profile": "profile whose lock to sync to (default: STACKSYNC_PROFILE, else demo)",

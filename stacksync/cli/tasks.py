@@ -219,7 +219,7 @@ def export(c: Context, format: str = "pylock", out: str = "", profile: str = "",
 # --- sync: `invoke sync` runs plan, fetch, install-base, sync-rest, install-deferred, verify in order ------
 # (their shared body is stacksync.cli.syncing)
 
-@task(iterable=["rebuild"], help={**_SYNC_HELP,
+@task(iterable=list(syncing.ITERABLE), help={**_SYNC_HELP,
             "rebuild": "=NAME: build this deferred package again from its sdist, even when the plan keeps it "
                        "(repeat for more)",
             "no-wait": "another node is building a deferred package's key: fail at once instead of waiting for it",

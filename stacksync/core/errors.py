@@ -152,3 +152,11 @@ def _last_meaningful_line(output: str) -> str:
         if line and not line.startswith(("hint:", "note:")):
             return line[:300]
     return ""
+
+
+def close_matches(word: str, choices: list[str], n: int = 1, cutoff: float = 0.6) -> list[str]:
+    """difflib's ``get_close_matches``, for the "did you mean" of an error's fix (difflib is imported
+    when a mistake needs a suggestion, not by every run)."""
+    import difflib
+
+    return difflib.get_close_matches(word, choices, n=n, cutoff=cutoff)

@@ -14,7 +14,6 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from email.parser import HeaderParser
 from typing import Any
 
 from packaging.utils import NormalizedName, canonicalize_name
@@ -151,6 +150,8 @@ def read_name_version(folder: str) -> tuple[NormalizedName, str] | None:
     meta = read_file(folder, "PKG-INFO" if folder.endswith(".egg-info") else "METADATA")
     if meta is None:
         return None
+    from email.parser import HeaderParser  # lazy: ~8 ms of imports, for a folder a check found broken
+
     headers = HeaderParser().parsestr(meta)
     name, version = headers.get("Name"), headers.get("Version")
     if not name or not version:

@@ -48,7 +48,6 @@ One profile, every machine: ``provided`` and ``[variants.NAME]`` (stacksync.lock
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import sys
@@ -61,7 +60,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
 from stacksync.core import defaults
-from stacksync.core.errors import ProfileError
+from stacksync.core.errors import ProfileError, close_matches
 from stacksync.core.redact import MissingVariable, env_refs, expand, register_refs, register_url, strip_credentials
 from stacksync.lock.lockfile import LockProblems, parse
 from stacksync.lock.variants import BACKENDS, Variant, overridden, parse_provided, parse_variants
@@ -263,7 +262,7 @@ def load(name_or_path: str | os.PathLike[str], locks_dir: Path | None = None) ->
                            f"pick one of: {', '.join(available(root)) or '(none)'}") from None
     if not found:
         names = available(root)
-        hint = difflib.get_close_matches(str(name_or_path), names, n=1)
+        hint = close_matches(str(name_or_path), names, n=1)
         fix = f"did you mean {hint[0]!r}?" if hint else f"pick one of: {', '.join(names) or '(none)'}"
         raise ProfileError(toml_path, "", f"unknown profile {str(name_or_path)!r}", fix)
     try:
@@ -442,14 +441,14 @@ def _check_names(profile: Profile, wanted: set[NormalizedName]) -> None:
             continue
         # An import name stacksync does not know (a project whose module is named otherwise) is
         # accepted; one that is close to a known module is a typo (pytorch, troch, pyyaml).
-        close = difflib.get_close_matches(module, sorted(modules), n=1, cutoff=0.75)
+        close = close_matches(module, sorted(modules), n=1, cutoff=0.75)
         if close:
             raise ProfileError(profile.stack_toml, key, f"{module!r} is not the import name of a package in "
                                f"{defaults.REQUIREMENTS_IN} or the lock", f"did you mean {close[0]!r}?")
 
 
 def _did_you_mean(word: str, choices: set[str], otherwise: str) -> str:
-    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    close = close_matches(word, sorted(choices), n=1, cutoff=0.6)
     if not close:
         close = [c for c in sorted(choices) if word in c or c in word][:1]
     return f"did you mean {close[0]!r}?" if close else otherwise
@@ -473,7 +472,7 @@ def _check_url_credentials(path: Path, key: str, url: str) -> None:
 def _no_unknown(path: Path, where: str, table: dict[str, Any], allowed: set[str]) -> None:
     for key in table:
         if key not in allowed:
-            close = difflib.get_close_matches(key, sorted(allowed), n=1)
+            close = close_matches(key, sorted(allowed), n=1)
             fix = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(allowed))}"
             raise ProfileError(path, f"{where}.{key}" if where else key, "unknown key", fix)
 

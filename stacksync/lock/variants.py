@@ -30,7 +30,6 @@ the plain release, so a pin like ``torch==2.4.0`` locks the variant's build. ``i
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -39,7 +38,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from packaging.utils import NormalizedName, canonicalize_name
 
-from stacksync.core.errors import ProfileError
+from stacksync.core.errors import ProfileError, close_matches
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -214,7 +213,7 @@ def _variant(path: Path, name: str, table: Any, deferred_names: set[NormalizedNa
 def _no_unknown(path: Path, where: str, table: dict[str, Any], allowed: set[str]) -> None:
     for key in table:
         if key not in allowed:
-            close = difflib.get_close_matches(key, sorted(allowed), n=1)
+            close = close_matches(key, sorted(allowed), n=1)
             fix = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(allowed))}"
             raise ProfileError(path, f"{where}.{key}", "unknown key", fix)
 

@@ -75,8 +75,10 @@ BARE_PIP_COMPILE_SKIP = "skipped (24.5 GB per run; --with-bare-pip-compile)"
 # Reference rows without a goal: the least a contender of that case pays whatever stacksync does.
 LAUNCHER_FLOOR = "floor: invoke --version (Python + invoke start-up)"
 # The console script is invoke's Program over stacksync's tasks: Python plus importing invoke.program is
-# the least it can cost before a task runs (`invoke --version` also reads invoke's config files).
+# the least it can cost before a task runs (`invoke --version` also reads invoke's config files). A plain
+# `stacksync sync` no longer imports invoke (stacksync.cli.direct): PYTHON_FLOOR is what it starts on.
 SCRIPT_FLOOR = 'floor: python -c "import invoke.program" (what the console script starts on)'
+PYTHON_FLOOR = "floor: python -c pass (Python start-up alone: what a plain stacksync sync starts on)"
 NOOP_RATIO = 1.25  # issue 21: a no-op at most 1.25x the launcher it runs under (CPU medians)
 SMOKE_FLOOR = "floor: smoke imports alone (after bare uv pip sync)"
 BARE_UV_NEW = "bare uv venv && uv pip sync"
@@ -716,6 +718,7 @@ def noop_contenders(work: Path, backends: Sequence[str], count: int = NOOP_PACKA
                                                             env=env, cwd=REPO)))
     out.append(Contender(SCRIPT_FLOOR, lambda: runner.run([sys.executable, "-c", "import invoke.program"],
                                                           env=env, cwd=REPO)))
+    out.append(Contender(PYTHON_FLOOR, lambda: runner.run([sys.executable, "-c", "pass"], env=env, cwd=REPO)))
     if demo:
         out += demo_noop_contenders(work / "noop" / "demo", invoke_goal, script_goal)
     return out

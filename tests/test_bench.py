@@ -212,13 +212,14 @@ def test_noop_case_runs_for_real(tmp_path: Path) -> None:
     contenders = bench.noop_contenders(tmp_path, ("pip-tools", "uv"), count=8)
     rows = {r.tool: r for r in bench.measure("noop", contenders, 1, log=lambda _m: None)}
     for tool in ("stacksync sync.run (pip-tools)", "stacksync CLI: invoke sync (pip-tools)", "pip-sync",
-                 "uv pip sync", bench.LAUNCHER_FLOOR):
+                 "uv pip sync", bench.LAUNCHER_FLOOR, bench.PYTHON_FLOOR):
         assert rows[tool].status == "ok", rows[tool].status
         assert len(rows[tool].samples) == 1
     for tool in ("stacksync sync.run (uv)", "stacksync CLI: invoke sync (uv)"):
         assert rows[tool].status in ("ok", "backend not available"), rows[tool].status
     assert rows["stacksync sync.run (pip-tools)"].met is not None  # judged against both references
     assert rows[bench.LAUNCHER_FLOOR].goal is None  # a reference row, judged by nothing
+    assert rows[bench.PYTHON_FLOOR].goal is None
     text = bench.render_table(list(rows.values()))
     assert "pip-sync" in text and "uv pip sync" in text
 

@@ -41,7 +41,9 @@ def test_recording_keeps_reads_not_writes_nor_imports(tmp_path: Path) -> None:
     assert str(written) in rec.written and not rec.processes
     with stamp.recording() as rec:
         subprocess.run([sys.executable, "-c", "pass"], check=True)
+        read.read_text()
     assert rec.processes  # what a child read is not recorded: no stamp for such a run
+    assert ("f", str(read)) not in rec.paths  # so the recording stopped at the first process
     assert not rec.first  # a second run in one process: an in-memory cache may stand in for a read
 
 

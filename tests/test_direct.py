@@ -85,7 +85,7 @@ def test_the_taken_options_are_the_tasks_options() -> None:
     by_invoke = {}
     for arg in task.get_arguments():
         longs = sorted(n for n in arg.names if len(n) > 1)
-        by_invoke[longs[0]] = sorted(n for n in arg.names if len(n) == 1)
+        by_invoke[f"--{longs[0]}"] = sorted(n for n in arg.names if len(n) == 1)
     longs, shorts = direct._options()
     assert sorted(longs) == sorted(by_invoke)
     assert {name: sorted(s for s, p in shorts.items() if p is param) for name, param in longs.items()} == by_invoke

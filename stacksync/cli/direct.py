@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from stacksync.cli import syncing
-from stacksync.cli.values import GC_THRESHOLDS, SHORT_FLAGS
+from stacksync.cli.values import GC_THRESHOLDS, SHORT_FLAGS, option_spelling
 
 __all__ = ["parse", "run"]
 
@@ -32,9 +32,9 @@ TASK = "sync"
 
 
 def _options() -> tuple[dict[str, inspect.Parameter], dict[str, inspect.Parameter]]:
-    """The sync task's options by long spelling (``dry-run``, ``json``) and by short flag (``n``)."""
+    """The sync task's options by long spelling (``--dry-run``, ``--json``) and by short flag (``n``)."""
     params = inspect.signature(syncing.sync).parameters
-    longs = {name.rstrip("_").replace("_", "-"): p for name, p in params.items()}
+    longs = {option_spelling(name, positional=False): p for name, p in params.items()}
     shorts = {SHORT_FLAGS[name]: p for name, p in params.items() if name in SHORT_FLAGS}
     return longs, shorts
 
@@ -50,7 +50,7 @@ def parse(argv: Sequence[str]) -> dict[str, Any] | None:
     rest = iter(argv[1:])
     for arg in rest:
         if arg.startswith("--"):
-            spelled, eq, value = arg[2:].partition("=")
+            spelled, eq, value = arg.partition("=")
             param = longs.get(spelled)
         elif len(arg) == 2 and arg[0] == "-":
             param, eq, value = shorts.get(arg[1]), "", ""
